@@ -1,0 +1,76 @@
+//! The HTTP surface (DESIGN §1): Slack's endpoints, health, readiness, metrics.
+//!
+//! Every request gets a span (method, route, and the incident ref once a handler
+//! knows it) and is counted in `http_requests_total` and
+//! `http_request_duration_seconds`. Bodies over `http.max_body_bytes` get 413
+//! before any handler runs.
+
+pub mod health;
+pub mod signature;
+pub mod slack;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tracing::Instrument;
+
+use crate::app::App;
+use crate::telemetry::HttpLabels;
+
+/// The whole router, with its state.
+pub fn router(app: Arc<App>) -> Router {
+    let max_body = app.settings.http.max_body_bytes;
+    Router::new()
+        .route("/slack/commands", post(slack::commands))
+        .route("/slack/interactions", post(slack::interactions))
+        .route("/slack/events", post(slack::events))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .layer(middleware::from_fn_with_state(app.clone(), track))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(app)
+}
+
+/// One span per request, and the request metrics.
+async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        incident = tracing::field::Empty
+    );
+    let started = Instant::now();
+    let response = next.run(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let labels = HttpLabels {
+        route,
+        method,
+        status,
+    };
+    app.metrics.http_requests.get_or_create(&labels).inc();
+    app.metrics
+        .http_duration
+        .get_or_create(&labels)
+        .observe(elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::debug!(
+            status,
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            "answered"
+        );
+    });
+    response
+}

@@ -1,0 +1,337 @@
+//! `/slack/commands`, `/slack/interactions`, `/slack/events`.
+//!
+//! Each handler verifies the signature on the raw body (401), parses the form or
+//! JSON into typed values (400 with a one-line reason), asks the incident service
+//! to act (one transaction, messages enqueued), and answers at once. A person's
+//! mistake is a helpful ephemeral reply with HTTP 200, never an error page.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::signature;
+use crate::app::App;
+use crate::incident::command::{self, Command};
+use crate::incident::service::{Actor, Answer, ServiceError};
+use crate::incident::{ChannelId, IncidentRef, SlackUserId, UserText};
+use crate::slack::blocks;
+use crate::store::incidents::{self, Resolution};
+
+/// A refusal with a status and a one-line reason.
+fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
+    (status, reason.into()).into_response()
+}
+
+fn check_signature(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+    signature::verify(app.verifier.as_ref(), headers, body).map_err(|e| {
+        tracing::warn!(reason = %e, "refused a Slack request");
+        refuse(StatusCode::UNAUTHORIZED, e.to_string())
+    })
+}
+
+fn ephemeral(text: &str) -> Response {
+    Json(json!({"response_type": "ephemeral", "text": text})).into_response()
+}
+
+/// What a person sees when Klaxon itself failed (not their mistake).
+const FAULT_REPLY: &str = "⚠️ Klaxon could not do that just now: its database did not answer. \
+                           Nothing was changed; please try again in a moment.";
+
+fn log_fault(e: &ServiceError) {
+    tracing::error!(error = %e, "command failed");
+}
+
+/// The form Slack posts for a slash command (only the fields Klaxon uses).
+#[derive(Debug, Deserialize)]
+struct SlashCommand {
+    #[allow(dead_code)]
+    command: String,
+    #[serde(default)]
+    text: String,
+    user_id: String,
+    channel_id: String,
+}
+
+pub async fn commands(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = check_signature(&app, &headers, &body) {
+        return r;
+    }
+    let form: SlashCommand = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("malformed slash command form: {e}"),
+            );
+        }
+    };
+    let Some(user) = SlackUserId::parse(&form.user_id) else {
+        return refuse(StatusCode::BAD_REQUEST, "user_id is not a Slack user ID");
+    };
+    let Some(channel) = ChannelId::parse(&form.channel_id) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "channel_id is not a Slack channel ID",
+        );
+    };
+    let command = match command::parse(&form.text) {
+        Ok(c) => c,
+        Err(usage) => {
+            return ephemeral(&format!("⚠️ {}\nUsage: `{}`", usage.message, usage.usage));
+        }
+    };
+    if !matches!(command, Command::Help | Command::List) {
+        tracing::info!(user = %user, channel = %channel, "slash command");
+    }
+    match app.service.execute(&Actor { user, channel }, command).await {
+        Ok(answer) => ephemeral(answer.text()),
+        Err(e) => {
+            log_fault(&e);
+            ephemeral(FAULT_REPLY)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct InteractionForm {
+    payload: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct IdOnly {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ActionItem {
+    action_id: String,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InputValue {
+    #[serde(default)]
+    value: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ViewState {
+    #[serde(default)]
+    values: HashMap<String, HashMap<String, InputValue>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ViewPayload {
+    #[serde(default)]
+    callback_id: Option<String>,
+    #[serde(default)]
+    private_metadata: Option<String>,
+    #[serde(default)]
+    state: ViewState,
+}
+
+/// The parts of Slack's interaction payloads Klaxon uses.
+#[derive(Debug, Deserialize)]
+struct Interaction {
+    #[serde(rename = "type")]
+    kind: String,
+    user: IdOnly,
+    #[serde(default)]
+    channel: Option<IdOnly>,
+    #[serde(default)]
+    trigger_id: Option<String>,
+    #[serde(default)]
+    actions: Vec<ActionItem>,
+    #[serde(default)]
+    view: Option<ViewPayload>,
+}
+
+fn incident_ref(value: Option<&str>) -> Option<IncidentRef> {
+    value?.parse::<i64>().ok().and_then(IncidentRef::new)
+}
+
+pub async fn interactions(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = check_signature(&app, &headers, &body) {
+        return r;
+    }
+    let form: InteractionForm = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("malformed interaction form: {e}"),
+            );
+        }
+    };
+    let interaction: Interaction = match serde_json::from_str(&form.payload) {
+        Ok(i) => i,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("malformed interaction payload: {e}"),
+            );
+        }
+    };
+    let Some(user) = SlackUserId::parse(&interaction.user.id) else {
+        return refuse(StatusCode::BAD_REQUEST, "user.id is not a Slack user ID");
+    };
+    match interaction.kind.as_str() {
+        "block_actions" => block_actions(&app, user, interaction).await,
+        "view_submission" => view_submission(&app, user, interaction).await,
+        other => {
+            tracing::debug!(kind = other, "ignored interaction");
+            StatusCode::OK.into_response()
+        }
+    }
+}
+
+async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interaction) -> Response {
+    let channel = interaction
+        .channel
+        .as_ref()
+        .and_then(|c| ChannelId::parse(&c.id));
+    let Some(action) = interaction.actions.first() else {
+        return refuse(StatusCode::BAD_REQUEST, "block_actions without actions");
+    };
+    let Some(r) = incident_ref(action.value.as_deref()) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "action value is not an incident number",
+        );
+    };
+    let told = |answer: Answer| {
+        let app = app.clone();
+        let user = user.clone();
+        let channel = channel.clone();
+        async move {
+            if let (Answer::Refused(text), Some(channel)) = (answer, channel)
+                && let Err(e) = app.service.tell(&channel, &user, &text).await
+            {
+                log_fault(&e);
+            }
+        }
+    };
+    match action.action_id.as_str() {
+        blocks::ACTION_ACK => match app.service.acknowledge(&user, r).await {
+            Ok(answer) => told(answer).await,
+            Err(e) => log_fault(&e),
+        },
+        blocks::ACTION_RESOLVE => {
+            let incident = match incidents::get(app.store.pool(), r).await {
+                Ok(i) => i,
+                Err(e) => {
+                    log_fault(&e.into());
+                    return StatusCode::OK.into_response();
+                }
+            };
+            match incident {
+                None => told(Answer::Refused(format!("{r} does not exist."))).await,
+                Some(i) if i.is_resolved() => {
+                    told(Answer::Refused(format!("{r} is already resolved."))).await
+                }
+                Some(i) => {
+                    let Some(trigger) = interaction.trigger_id else {
+                        return refuse(StatusCode::BAD_REQUEST, "block_actions without trigger_id");
+                    };
+                    // trigger_id expires in 3 s, so this call cannot wait in the outbox;
+                    // it runs right after the answer, and a lost modal is simply reopened.
+                    let view = blocks::resolve_modal(&i);
+                    let slack = app.slack.clone();
+                    tokio::spawn(async move {
+                        let body = json!({"trigger_id": trigger, "view": view});
+                        if let Err(e) = slack.call("views.open", &body).await {
+                            tracing::warn!(error = ?e, "could not open the resolve modal");
+                        }
+                    });
+                }
+            }
+        }
+        other => tracing::debug!(action = other, "ignored action"),
+    }
+    StatusCode::OK.into_response()
+}
+
+async fn view_submission(app: &Arc<App>, user: SlackUserId, interaction: Interaction) -> Response {
+    let Some(view) = interaction.view else {
+        return refuse(StatusCode::BAD_REQUEST, "view_submission without view");
+    };
+    if view.callback_id.as_deref() != Some(blocks::CALLBACK_RESOLVE) {
+        return StatusCode::OK.into_response();
+    }
+    let Some(r) = incident_ref(view.private_metadata.as_deref()) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "private_metadata is not an incident number",
+        );
+    };
+    let field = |name: &str| -> Option<String> {
+        view.state
+            .values
+            .get(name)
+            .and_then(|m| m.get(name))
+            .and_then(|v| v.value.as_deref())
+            .and_then(|v| UserText::parse(v, name).ok())
+            .map(|t| t.as_str().to_string())
+    };
+    let modal_error = |block: &str, text: &str| {
+        Json(json!({"response_action": "errors", "errors": {block: text}})).into_response()
+    };
+    let resolution = Resolution {
+        root_cause: field(blocks::FIELD_ROOT_CAUSE),
+        resolution: field(blocks::FIELD_RESOLUTION),
+        follow_up: field(blocks::FIELD_FOLLOW_UP),
+    };
+    if resolution.resolution.is_none() {
+        return modal_error(
+            blocks::FIELD_RESOLUTION,
+            "Say what fixed it (up to 2,000 characters).",
+        );
+    }
+    match app.service.resolve(Some(&user), r, &resolution).await {
+        Ok(Answer::Done(_)) => StatusCode::OK.into_response(),
+        Ok(Answer::Refused(why)) => modal_error(blocks::FIELD_RESOLUTION, &why),
+        Err(e) => {
+            log_fault(&e);
+            modal_error(blocks::FIELD_RESOLUTION, FAULT_REPLY)
+        }
+    }
+}
+
+/// The Events API: answers `url_verification`; other events are acknowledged.
+pub async fn events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = check_signature(&app, &headers, &body) {
+        return r;
+    }
+    let event: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("malformed event JSON: {e}"),
+            );
+        }
+    };
+    match event.get("type").and_then(Value::as_str) {
+        Some("url_verification") => match event.get("challenge").and_then(Value::as_str) {
+            Some(c) => Json(json!({"challenge": c})).into_response(),
+            None => refuse(
+                StatusCode::BAD_REQUEST,
+                "url_verification without challenge",
+            ),
+        },
+        Some(_) => StatusCode::OK.into_response(),
+        None => refuse(StatusCode::BAD_REQUEST, "event without type"),
+    }
+}

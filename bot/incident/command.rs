@@ -1,0 +1,321 @@
+//! The `/incident` grammar (DESIGN §1): text typed in Slack → a [`Command`].
+//!
+//! Parsing is total: every input gives either a command or a [`UsageError`] that
+//! tells the person what was wrong and how the command is written. Nothing here
+//! touches the database.
+
+use super::{IncidentRef, Severity, SlackUserId, UserText};
+
+/// One `/incident …` request, fully validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Open {
+        severity: Option<Severity>,
+        title: UserText,
+    },
+    Ack {
+        target: Option<IncidentRef>,
+    },
+    Status {
+        target: Option<IncidentRef>,
+        text: UserText,
+    },
+    Sev {
+        target: Option<IncidentRef>,
+        severity: Severity,
+    },
+    Assign {
+        target: Option<IncidentRef>,
+        owner: SlackUserId,
+    },
+    Resolve {
+        target: Option<IncidentRef>,
+        summary: UserText,
+    },
+    List,
+    Help,
+    /// Part of the grammar, but its capability is not in this build yet.
+    NotAvailable {
+        subcommand: &'static str,
+    },
+}
+
+/// What went wrong, and how to write the command instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError {
+    pub message: String,
+    pub usage: &'static str,
+}
+
+impl UsageError {
+    fn new(message: impl Into<String>, usage: &'static str) -> Self {
+        UsageError {
+            message: message.into(),
+            usage,
+        }
+    }
+}
+
+pub const USAGE_OPEN: &str = "/incident open [P0|P1|P2|P3] <title>";
+pub const USAGE_ACK: &str = "/incident ack [INC-n]";
+pub const USAGE_STATUS: &str = "/incident status [INC-n] <text>";
+pub const USAGE_SEV: &str = "/incident sev [INC-n] P0|P1|P2|P3";
+pub const USAGE_ASSIGN: &str = "/incident assign [INC-n] @user";
+pub const USAGE_RESOLVE: &str = "/incident resolve [INC-n] <summary>";
+
+/// The text of `/incident help`.
+pub const HELP: &str = "\
+*Klaxon* — incident commands
+`/incident open [P0|P1|P2|P3] <title>` declare an incident; a thread opens in the incident channel
+`/incident ack [INC-n]` acknowledge: you are on it
+`/incident status [INC-n] <text>` post a status update in the thread
+`/incident sev [INC-n] P0|P1|P2|P3` change severity
+`/incident assign [INC-n] @user` set the incident owner
+`/incident resolve [INC-n] <summary>` resolve and post the resolution summary (the Resolve button asks for root cause and follow-up too)
+`/incident list` open incidents
+`/incident help` this text
+`INC-n` may be left out when the channel has exactly one open incident.
+Severities: P0 critical (respond in 15 min) · P1 high (1 h) · P2 medium (4 h) · P3 low (next business day).";
+
+/// Splits off the first whitespace-separated word; the rest keeps its inner spacing.
+fn first_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(i) => (&s[..i], s[i..].trim_start()),
+        None => (s, ""),
+    }
+}
+
+/// An optional leading `INC-n`. A word that looks like a ref but is malformed is an error,
+/// not text: `/incident status INC-1x fixed` should not post "INC-1x fixed" somewhere.
+fn optional_ref<'a>(
+    rest: &'a str,
+    usage: &'static str,
+) -> Result<(Option<IncidentRef>, &'a str), UsageError> {
+    let (word, after) = first_word(rest);
+    if IncidentRef::looks_like(word) {
+        let r = word
+            .parse::<IncidentRef>()
+            .map_err(|e| UsageError::new(e, usage))?;
+        Ok((Some(r), after))
+    } else {
+        Ok((None, rest.trim()))
+    }
+}
+
+/// Parses the text after `/incident`.
+pub fn parse(text: &str) -> Result<Command, UsageError> {
+    let (sub, rest) = first_word(text);
+    match sub.to_ascii_lowercase().as_str() {
+        "" | "help" => Ok(Command::Help),
+        "open" | "declare" => {
+            let (word, after) = first_word(rest);
+            let (severity, title) = match word.parse::<Severity>() {
+                Ok(sev) => (Some(sev), after),
+                Err(_) if looks_like_severity(word) => {
+                    return Err(UsageError::new(
+                        format!("`{word}` is not a severity; use P0, P1, P2 or P3"),
+                        USAGE_OPEN,
+                    ));
+                }
+                Err(_) => (None, rest),
+            };
+            let title = UserText::parse(title, "title")
+                .map_err(|e| UsageError::new(format!("{e}: say what is broken"), USAGE_OPEN))?;
+            Ok(Command::Open { severity, title })
+        }
+        "ack" | "acknowledge" => {
+            let (target, after) = optional_ref(rest, USAGE_ACK)?;
+            if !after.is_empty() {
+                return Err(UsageError::new(
+                    format!("`ack` takes only an incident ref, not `{after}`"),
+                    USAGE_ACK,
+                ));
+            }
+            Ok(Command::Ack { target })
+        }
+        "status" | "update" => {
+            let (target, after) = optional_ref(rest, USAGE_STATUS)?;
+            let text = UserText::parse(after, "status update")
+                .map_err(|e| UsageError::new(e, USAGE_STATUS))?;
+            Ok(Command::Status { target, text })
+        }
+        "sev" | "severity" => {
+            let (target, after) = optional_ref(rest, USAGE_SEV)?;
+            let (word, extra) = first_word(after);
+            if word.is_empty() {
+                return Err(UsageError::new("which severity?", USAGE_SEV));
+            }
+            let severity = word
+                .parse::<Severity>()
+                .map_err(|e| UsageError::new(e, USAGE_SEV))?;
+            if !extra.is_empty() {
+                return Err(UsageError::new(
+                    format!("unexpected `{extra}` after the severity"),
+                    USAGE_SEV,
+                ));
+            }
+            Ok(Command::Sev { target, severity })
+        }
+        "assign" => {
+            let (target, after) = optional_ref(rest, USAGE_ASSIGN)?;
+            let (word, extra) = first_word(after);
+            if word.is_empty() {
+                return Err(UsageError::new("assign to whom?", USAGE_ASSIGN));
+            }
+            let owner = SlackUserId::parse_mention(word).ok_or_else(|| {
+                UsageError::new(
+                    format!(
+                        "`{word}` is not a Slack user; pick the person from the @ autocomplete so Slack sends their ID"
+                    ),
+                    USAGE_ASSIGN,
+                )
+            })?;
+            if !extra.is_empty() {
+                return Err(UsageError::new(
+                    format!("unexpected `{extra}` after the user"),
+                    USAGE_ASSIGN,
+                ));
+            }
+            Ok(Command::Assign { target, owner })
+        }
+        "resolve" | "close" => {
+            let (target, after) = optional_ref(rest, USAGE_RESOLVE)?;
+            let summary = UserText::parse(after, "resolution summary").map_err(|e| {
+                UsageError::new(
+                    format!("{e}: say what fixed it (or use the Resolve button)"),
+                    USAGE_RESOLVE,
+                )
+            })?;
+            Ok(Command::Resolve { target, summary })
+        }
+        "list" | "ls" => Ok(Command::List),
+        "escalate" => Ok(Command::NotAvailable {
+            subcommand: "escalate",
+        }),
+        "run" | "actions" => Ok(Command::NotAvailable {
+            subcommand: "run / actions",
+        }),
+        "silence" => Ok(Command::NotAvailable {
+            subcommand: "silence",
+        }),
+        other => Err(UsageError::new(
+            format!("`{other}` is not an /incident command"),
+            "/incident help",
+        )),
+    }
+}
+
+/// `P4`, `p9`: meant as a severity, even though it is not one.
+fn looks_like_severity(word: &str) -> bool {
+    let b = word.as_bytes();
+    b.len() == 2 && (b[0] == b'P' || b[0] == b'p') && b[1].is_ascii_digit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> UserText {
+        UserText::parse(s, "t").expect("valid text")
+    }
+
+    #[test]
+    fn open_takes_an_optional_severity_then_the_title() {
+        assert_eq!(
+            parse("open P1 Checkout API returning 500s"),
+            Ok(Command::Open {
+                severity: Some(Severity::P1),
+                title: text("Checkout API returning 500s")
+            })
+        );
+        assert_eq!(
+            parse("open   Checkout   slow"),
+            Ok(Command::Open {
+                severity: None,
+                title: text("Checkout   slow")
+            })
+        );
+    }
+
+    #[test]
+    fn open_without_a_title_or_with_a_bad_severity_is_a_usage_error() {
+        assert!(parse("open").is_err());
+        assert!(parse("open P1").is_err());
+        let err = parse("open P7 db down").expect_err("P7 is not a severity");
+        assert!(err.message.contains("P7"));
+        assert_eq!(err.usage, USAGE_OPEN);
+    }
+
+    #[test]
+    fn refs_are_optional_and_must_be_well_formed_when_given() {
+        assert_eq!(
+            parse("status INC-3 rolled back"),
+            Ok(Command::Status {
+                target: IncidentRef::new(3),
+                text: text("rolled back")
+            })
+        );
+        assert_eq!(
+            parse("status rolled back"),
+            Ok(Command::Status {
+                target: None,
+                text: text("rolled back")
+            })
+        );
+        assert!(parse("status INC-3x rolled back").is_err());
+        assert!(parse("status INC-3").is_err(), "a status needs text");
+    }
+
+    #[test]
+    fn sev_accepts_exactly_one_severity() {
+        assert_eq!(
+            parse("sev INC-2 p0"),
+            Ok(Command::Sev {
+                target: IncidentRef::new(2),
+                severity: Severity::P0
+            })
+        );
+        assert!(parse("sev").is_err());
+        assert!(parse("sev INC-2 P9").is_err());
+        assert!(parse("sev P1 now").is_err());
+    }
+
+    #[test]
+    fn assign_needs_a_real_slack_mention() {
+        assert_eq!(
+            parse("assign <@U024BE7LH|bob>"),
+            Ok(Command::Assign {
+                target: None,
+                owner: SlackUserId::parse("U024BE7LH").expect("valid id")
+            })
+        );
+        assert!(parse("assign @bob").is_err());
+        assert!(parse("assign <!channel>").is_err());
+        assert!(parse("assign").is_err());
+    }
+
+    #[test]
+    fn resolve_needs_a_summary() {
+        assert!(matches!(
+            parse("resolve INC-9 rolled back the deploy"),
+            Ok(Command::Resolve { .. })
+        ));
+        assert!(parse("resolve INC-9").is_err());
+    }
+
+    #[test]
+    fn unknown_subcommands_point_to_help() {
+        let err = parse("reboot everything").expect_err("unknown");
+        assert!(err.message.contains("reboot"));
+        assert_eq!(parse(""), Ok(Command::Help));
+        assert_eq!(parse("HELP"), Ok(Command::Help));
+        assert_eq!(parse("list"), Ok(Command::List));
+    }
+
+    #[test]
+    fn ack_rejects_trailing_text() {
+        assert_eq!(parse("ack"), Ok(Command::Ack { target: None }));
+        assert!(parse("ack INC-1 now please").is_err());
+    }
+}

@@ -1,0 +1,405 @@
+//! The incident domain: what an incident is, the words people use for it, and
+//! the rules for changing it.
+//!
+//! Types here are parsed once at the edge and cannot hold invalid values: a
+//! [`Severity`] is one of P0–P3, an [`IncidentRef`] is always `INC-<n>` with
+//! n ≥ 1, a [`SlackUserId`] always looks like a Slack user ID (so rendering it
+//! as a mention can never inject `<!channel>`).
+
+pub mod command;
+pub mod service;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::time::Millis;
+
+/// How bad it is. The classes and response targets come from the runbooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    P0,
+    P1,
+    P2,
+    P3,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [Severity::P0, Severity::P1, Severity::P2, Severity::P3];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::P0 => "P0",
+            Severity::P1 => "P1",
+            Severity::P2 => "P2",
+            Severity::P3 => "P3",
+        }
+    }
+
+    /// The runbooks' one-line description, shown as the impact until someone says more.
+    pub fn description(self) -> &'static str {
+        match self {
+            Severity::P0 => "Critical: complete service unavailability, all users affected",
+            Severity::P1 => "High: major functionality down, significant user impact",
+            Severity::P2 => "Medium: partial functionality affected, limited user impact",
+            Severity::P3 => "Low: minor issue, minimal user impact",
+        }
+    }
+
+    /// How soon someone must respond (P3: the next business day).
+    pub fn response_target(self) -> &'static str {
+        match self {
+            Severity::P0 => "15 minutes",
+            Severity::P1 => "1 hour",
+            Severity::P2 => "4 hours",
+            Severity::P3 => "next business day",
+        }
+    }
+
+    /// The response target as a duration, where it is one.
+    pub fn response_within(self) -> Option<Duration> {
+        match self {
+            Severity::P0 => Some(Duration::from_secs(15 * 60)),
+            Severity::P1 => Some(Duration::from_secs(60 * 60)),
+            Severity::P2 => Some(Duration::from_secs(4 * 60 * 60)),
+            Severity::P3 => None,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "P0" => Ok(Severity::P0),
+            "P1" => Ok(Severity::P1),
+            "P2" => Ok(Severity::P2),
+            "P3" => Ok(Severity::P3),
+            other => Err(format!("`{other}` is not a severity; use P0, P1, P2 or P3")),
+        }
+    }
+}
+
+/// `INC-<n>`: how people name an incident. `n` is the incident's database id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IncidentRef(i64);
+
+impl IncidentRef {
+    pub fn new(number: i64) -> Option<Self> {
+        (number >= 1).then_some(IncidentRef(number))
+    }
+    pub fn number(self) -> i64 {
+        self.0
+    }
+    /// Whether a word looks like an incident ref (so the grammar can tell it from text).
+    pub fn looks_like(word: &str) -> bool {
+        word.len() > 4 && word[..4].eq_ignore_ascii_case("INC-")
+    }
+}
+
+impl fmt::Display for IncidentRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "INC-{}", self.0)
+    }
+}
+
+impl FromStr for IncidentRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{s}` is not an incident ref; refs look like INC-12");
+        if !Self::looks_like(s) {
+            return Err(bad());
+        }
+        let digits = &s[4..];
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 15 {
+            return Err(bad());
+        }
+        digits
+            .parse::<i64>()
+            .ok()
+            .and_then(IncidentRef::new)
+            .ok_or_else(bad)
+    }
+}
+
+/// Where an incident is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentState {
+    /// Declared, nobody has acknowledged it yet.
+    Open,
+    /// Somebody owns the response.
+    Acknowledged,
+    /// Over; the resolution summary has been posted.
+    Resolved,
+}
+
+impl IncidentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentState::Open => "open",
+            IncidentState::Acknowledged => "acknowledged",
+            IncidentState::Resolved => "resolved",
+        }
+    }
+    /// What the root message shows.
+    pub fn label(self) -> &'static str {
+        match self {
+            IncidentState::Open => "Investigating",
+            IncidentState::Acknowledged => "Acknowledged",
+            IncidentState::Resolved => "Resolved",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(IncidentState::Open),
+            "acknowledged" => Some(IncidentState::Acknowledged),
+            "resolved" => Some(IncidentState::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// Checks the shape of a Slack ID: a prefix letter and 2–20 upper-case letters or digits.
+fn slack_id_shape(s: &str, prefixes: &[u8]) -> bool {
+    let b = s.as_bytes();
+    (3..=21).contains(&b.len())
+        && prefixes.contains(&b[0])
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// A Slack user ID (`U…` or `W…`). Only IDs of this shape are ever rendered as mentions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SlackUserId(String);
+
+impl SlackUserId {
+    pub fn parse(s: &str) -> Option<Self> {
+        slack_id_shape(s, b"UW").then(|| SlackUserId(s.to_string()))
+    }
+    /// A user reference as Slack sends it in slash-command text: `<@U123>` or `<@U123|name>`.
+    pub fn parse_mention(s: &str) -> Option<Self> {
+        let inner = s.strip_prefix("<@")?.strip_suffix('>')?;
+        let id = inner.split('|').next()?;
+        Self::parse(id)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SlackUserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Slack conversation ID (`C…` public, `G…` private, `D…` direct message).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChannelId(String);
+
+impl ChannelId {
+    pub fn parse(s: &str) -> Option<Self> {
+        slack_id_shape(s, b"CGD").then(|| ChannelId(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ChannelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Free text typed by a person (a title, a status update): trimmed, non-empty, bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserText(String);
+
+impl UserText {
+    pub const MAX_CHARS: usize = 2_000;
+
+    pub fn parse(s: &str, what: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err(format!("the {what} is empty"));
+        }
+        let n = t.chars().count();
+        if n > Self::MAX_CHARS {
+            return Err(format!(
+                "the {what} is {n} characters long; keep it under {}",
+                Self::MAX_CHARS
+            ));
+        }
+        Ok(UserText(t.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An incident as stored.
+#[derive(Debug, Clone)]
+pub struct Incident {
+    pub reference: IncidentRef,
+    pub title: String,
+    pub severity: Severity,
+    pub state: IncidentState,
+    pub owner: Option<SlackUserId>,
+    pub channel: ChannelId,
+    pub thread_ts: Option<String>,
+    pub opened_by: Option<SlackUserId>,
+    pub opened_at: Millis,
+    pub acknowledged_at: Option<Millis>,
+    pub acknowledged_by: Option<SlackUserId>,
+    pub resolved_at: Option<Millis>,
+    pub resolved_by: Option<SlackUserId>,
+    pub root_cause: Option<String>,
+    pub resolution: Option<String>,
+    pub follow_up: Option<String>,
+}
+
+impl Incident {
+    pub fn is_resolved(&self) -> bool {
+        self.state == IncidentState::Resolved
+    }
+    /// Mean time to acknowledge, for this one incident.
+    pub fn time_to_acknowledge(&self) -> Option<Duration> {
+        self.acknowledged_at.map(|t| t.since(self.opened_at))
+    }
+    /// Mean time to resolve, for this one incident.
+    pub fn time_to_resolve(&self) -> Option<Duration> {
+        self.resolved_at.map(|t| t.since(self.opened_at))
+    }
+}
+
+/// What happened to an incident, in the order it happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Opened,
+    StatusUpdate,
+    SeverityChanged,
+    OwnerAssigned,
+    Acknowledged,
+    Resolved,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Opened => "opened",
+            EventKind::StatusUpdate => "status_update",
+            EventKind::SeverityChanged => "severity_changed",
+            EventKind::OwnerAssigned => "owner_assigned",
+            EventKind::Acknowledged => "acknowledged",
+            EventKind::Resolved => "resolved",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            EventKind::Opened,
+            EventKind::StatusUpdate,
+            EventKind::SeverityChanged,
+            EventKind::OwnerAssigned,
+            EventKind::Acknowledged,
+            EventKind::Resolved,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One line of an incident's timeline.
+#[derive(Debug, Clone)]
+pub struct TimelineEvent {
+    pub at: Millis,
+    pub kind: EventKind,
+    pub actor: Option<SlackUserId>,
+    /// Plain text (not yet escaped for Slack).
+    pub text: String,
+    /// The person the event is about (the new owner), shown as a mention after the text.
+    pub subject: Option<SlackUserId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severities_parse_case_insensitively_and_reject_anything_else() {
+        assert_eq!("p1".parse::<Severity>(), Ok(Severity::P1));
+        assert_eq!("P0".parse::<Severity>(), Ok(Severity::P0));
+        assert!("P4".parse::<Severity>().is_err());
+        assert!("critical".parse::<Severity>().is_err());
+    }
+
+    #[test]
+    fn severity_response_targets_follow_the_runbooks() {
+        assert_eq!(
+            Severity::P0.response_within(),
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(
+            Severity::P1.response_within(),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            Severity::P2.response_within(),
+            Some(Duration::from_secs(14_400))
+        );
+        assert_eq!(Severity::P3.response_within(), None);
+        assert_eq!(Severity::P3.response_target(), "next business day");
+    }
+
+    #[test]
+    fn incident_refs_round_trip_and_reject_malformed_ones() {
+        let r: IncidentRef = "inc-42".parse().expect("valid ref");
+        assert_eq!(r.to_string(), "INC-42");
+        for bad in [
+            "INC-",
+            "INC-0",
+            "INC-x1",
+            "INC-1;",
+            "INC-99999999999999999",
+            "12",
+            "INC--3",
+        ] {
+            assert!(
+                bad.parse::<IncidentRef>().is_err(),
+                "{bad} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn user_ids_accept_only_slack_shapes() {
+        assert!(SlackUserId::parse("U012ABCDEF").is_some());
+        assert!(SlackUserId::parse("W012ABCDEF").is_some());
+        assert!(SlackUserId::parse("!channel").is_none());
+        assert!(SlackUserId::parse("U12|x").is_none());
+        assert!(SlackUserId::parse("u012abc").is_none());
+        assert_eq!(
+            SlackUserId::parse_mention("<@U024BE7LH|bob>").map(|u| u.to_string()),
+            Some("U024BE7LH".to_string())
+        );
+        assert!(SlackUserId::parse_mention("<!channel>").is_none());
+        assert!(SlackUserId::parse_mention("@bob").is_none());
+    }
+
+    #[test]
+    fn user_text_is_trimmed_and_bounded() {
+        assert_eq!(
+            UserText::parse("  hi  ", "title").map(|t| t.0),
+            Ok("hi".into())
+        );
+        assert!(UserText::parse("   ", "title").is_err());
+        assert!(UserText::parse(&"x".repeat(UserText::MAX_CHARS + 1), "title").is_err());
+    }
+}

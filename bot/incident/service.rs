@@ -1,0 +1,583 @@
+//! Applying commands: one transaction per change, messages enqueued inside it.
+//!
+//! Each change follows the same steps: find the incident (the `INC-n` given, or
+//! the channel's only open one), open a transaction whose first statement is
+//! the conditional update, add the timeline event, enqueue the thread reply and
+//! the root message's refresh, commit, and wake the outbox sender. If the update
+//! does not apply (already resolved, same severity …) nothing is written and
+//! the person is told why.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use super::command::{Command, HELP};
+use super::{ChannelId, EventKind, Incident, IncidentRef, Severity, SlackUserId, TimelineEvent};
+use crate::slack::blocks;
+use crate::store::incidents::{self, NewIncident, Resolution};
+use crate::store::outbox::{self, MessageKind, NewMessage};
+use crate::store::{Store, StoreError, Tx};
+use crate::telemetry::{Metrics, SourceLabels};
+use crate::templates::{self, TemplateError, TemplateName, Templates, slack_escape};
+use crate::time::{Millis, human_duration};
+
+/// Who asked, and in which channel.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user: SlackUserId,
+    pub channel: ChannelId,
+}
+
+/// What to tell the person who asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// It happened; the text says what.
+    Done(String),
+    /// Nothing changed, and the text says why (a mistake, not a fault).
+    Refused(String),
+}
+
+impl Answer {
+    pub fn text(&self) -> &str {
+        match self {
+            Answer::Done(t) | Answer::Refused(t) => t,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+}
+
+impl From<sqlx::Error> for ServiceError {
+    fn from(e: sqlx::Error) -> Self {
+        ServiceError::Store(StoreError::Database(e))
+    }
+}
+
+type ServiceResult<T> = Result<T, ServiceError>;
+
+/// The incident operations behind slash commands and buttons.
+#[derive(Debug, Clone)]
+pub struct IncidentService {
+    store: Store,
+    templates: Arc<Templates>,
+    outbox_wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
+    incident_channel: Option<ChannelId>,
+    default_severity: Severity,
+}
+
+/// Notes the incident on the request's span, so its log lines carry the ref.
+fn note_incident(r: IncidentRef) {
+    tracing::Span::current().record("incident", tracing::field::display(r));
+}
+
+impl IncidentService {
+    pub fn new(
+        store: Store,
+        templates: Arc<Templates>,
+        outbox_wake: Arc<Notify>,
+        metrics: Arc<Metrics>,
+        incident_channel: Option<ChannelId>,
+        default_severity: Severity,
+    ) -> Self {
+        IncidentService {
+            store,
+            templates,
+            outbox_wake,
+            metrics,
+            incident_channel,
+            default_severity,
+        }
+    }
+
+    /// Runs a parsed `/incident` command for `actor`.
+    pub async fn execute(&self, actor: &Actor, command: Command) -> ServiceResult<Answer> {
+        match command {
+            Command::Help => Ok(Answer::Done(HELP.to_string())),
+            Command::List => self.list().await,
+            Command::Open { severity, title } => {
+                let severity = severity.unwrap_or(self.default_severity);
+                self.open(actor, severity, title.as_str()).await
+            }
+            Command::Ack { target } => match self.find(&actor.channel, target).await? {
+                Ok(i) => self.acknowledge(&actor.user, i.reference).await,
+                Err(why) => Ok(Answer::Refused(why)),
+            },
+            Command::Status { target, text } => match self.find(&actor.channel, target).await? {
+                Ok(i) => self.status(&actor.user, &i, text.as_str()).await,
+                Err(why) => Ok(Answer::Refused(why)),
+            },
+            Command::Sev { target, severity } => match self.find(&actor.channel, target).await? {
+                Ok(i) => self.set_severity(&actor.user, &i, severity).await,
+                Err(why) => Ok(Answer::Refused(why)),
+            },
+            Command::Assign { target, owner } => match self.find(&actor.channel, target).await? {
+                Ok(i) => self.assign(&actor.user, &i, &owner).await,
+                Err(why) => Ok(Answer::Refused(why)),
+            },
+            Command::Resolve { target, summary } => {
+                match self.find(&actor.channel, target).await? {
+                    Ok(i) => {
+                        let resolution = Resolution {
+                            root_cause: None,
+                            resolution: Some(summary.as_str().to_string()),
+                            follow_up: None,
+                        };
+                        self.resolve(Some(&actor.user), i.reference, &resolution)
+                            .await
+                    }
+                    Err(why) => Ok(Answer::Refused(why)),
+                }
+            }
+            Command::NotAvailable { subcommand } => Ok(Answer::Refused(format!(
+                "`/incident {subcommand}` is part of Klaxon's command set but not of this build yet. \
+                 See `/incident help` for what works today."
+            ))),
+        }
+    }
+
+    /// The incident named, or the channel's only open one; `Err` says why not.
+    pub async fn find(
+        &self,
+        channel: &ChannelId,
+        target: Option<IncidentRef>,
+    ) -> ServiceResult<Result<Incident, String>> {
+        if let Some(r) = target {
+            note_incident(r);
+            return Ok(incidents::get(self.store.pool(), r).await?.ok_or_else(|| {
+                format!("{r} does not exist. `/incident list` shows the open incidents.")
+            }));
+        }
+        let open = incidents::open_in_channel(self.store.pool(), channel, 10).await?;
+        Ok(match open.as_slice() {
+            [one] => {
+                note_incident(one.reference);
+                Ok(one.clone())
+            }
+            [] => Err("There is no open incident in this channel, so name one: \
+                       for example `/incident status INC-12 <text>`. `/incident list` shows the open incidents."
+                .to_string()),
+            many => Err(format!(
+                "This channel has {} open incidents ({}); name the one you mean, e.g. `/incident status {} <text>`.",
+                many.len(),
+                many.iter()
+                    .map(|i| i.reference.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                many[0].reference
+            )),
+        })
+    }
+
+    fn root_payload(&self, incident: &Incident) -> ServiceResult<Value> {
+        let text = self.templates.render(
+            TemplateName::IncidentOpened,
+            &templates::incident_data(incident),
+        )?;
+        Ok(blocks::root_message(incident, &text))
+    }
+
+    async fn enqueue(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        kind: MessageKind,
+        payload: Value,
+        now: Millis,
+    ) -> ServiceResult<()> {
+        outbox::enqueue(
+            &mut **tx,
+            &NewMessage {
+                incident: Some(incident.reference),
+                kind,
+                channel: &incident.channel,
+                user: None,
+                payload,
+            },
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Enqueues a reply in the thread and a refresh of the root message.
+    async fn reply_and_refresh(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        reply: &str,
+        now: Millis,
+    ) -> ServiceResult<()> {
+        self.enqueue(
+            tx,
+            incident,
+            MessageKind::Reply,
+            blocks::text_message(reply),
+            now,
+        )
+        .await?;
+        let root = self.root_payload(incident)?;
+        self.enqueue(tx, incident, MessageKind::UpdateRoot, root, now)
+            .await
+    }
+
+    async fn commit(&self, tx: Tx) -> ServiceResult<()> {
+        tx.commit().await?;
+        self.outbox_wake.notify_one();
+        Ok(())
+    }
+
+    /// Declares an incident: the row, its first timeline event and the root message.
+    pub async fn open(
+        &self,
+        actor: &Actor,
+        severity: Severity,
+        title: &str,
+    ) -> ServiceResult<Answer> {
+        let channel = self
+            .incident_channel
+            .clone()
+            .unwrap_or_else(|| actor.channel.clone());
+        let now = Millis::now();
+        let mut tx = self.store.begin().await?;
+        let incident = incidents::insert(
+            &mut *tx,
+            &NewIncident {
+                title,
+                severity,
+                channel: &channel,
+                opened_by: Some(&actor.user),
+                source: "slack",
+                opened_at: now,
+            },
+        )
+        .await?;
+        note_incident(incident.reference);
+        incidents::add_event(
+            &mut *tx,
+            incident.reference,
+            &TimelineEvent {
+                at: now,
+                kind: EventKind::Opened,
+                actor: Some(actor.user.clone()),
+                text: format!("declared the incident ({severity}): {title}"),
+                subject: None,
+            },
+        )
+        .await?;
+        let root = self.root_payload(&incident)?;
+        self.enqueue(&mut tx, &incident, MessageKind::Root, root, now)
+            .await?;
+        self.commit(tx).await?;
+        self.metrics
+            .incidents_opened
+            .get_or_create(&SourceLabels {
+                source: "slack".into(),
+            })
+            .inc();
+        tracing::info!(incident = %incident.reference, %severity, "incident opened");
+        Ok(Answer::Done(format!(
+            "🚨 *{}* declared ({severity}, respond within {}). The thread is in <#{}>. \
+             Run `/incident ack {}` when you are on it.",
+            incident.reference,
+            severity.response_target(),
+            channel,
+            incident.reference
+        )))
+    }
+
+    /// Explains why a conditional update did not apply.
+    async fn why_not(&self, r: IncidentRef, verb: &str) -> ServiceResult<Answer> {
+        Ok(Answer::Refused(
+            match incidents::get(self.store.pool(), r).await? {
+                None => format!("{r} does not exist."),
+                Some(i) if i.is_resolved() => {
+                    format!("{r} is already resolved, so it cannot {verb}.")
+                }
+                Some(_) => format!("{r} did not change."),
+            },
+        ))
+    }
+
+    pub async fn status(
+        &self,
+        actor: &SlackUserId,
+        incident: &Incident,
+        text: &str,
+    ) -> ServiceResult<Answer> {
+        let now = Millis::now();
+        let mut tx = self.store.begin().await?;
+        let Some(current) = incidents::touch_open(&mut *tx, incident.reference, now).await? else {
+            tx.rollback().await?;
+            return self
+                .why_not(incident.reference, "take status updates")
+                .await;
+        };
+        incidents::add_event(
+            &mut *tx,
+            current.reference,
+            &TimelineEvent {
+                at: now,
+                kind: EventKind::StatusUpdate,
+                actor: Some(actor.clone()),
+                text: format!("status update: {text}"),
+                subject: None,
+            },
+        )
+        .await?;
+        let reply = self.templates.render(
+            TemplateName::StatusUpdate,
+            &templates::status_data(&current, Some(actor), text, now),
+        )?;
+        self.enqueue(
+            &mut tx,
+            &current,
+            MessageKind::Reply,
+            blocks::text_message(&reply),
+            now,
+        )
+        .await?;
+        self.commit(tx).await?;
+        Ok(Answer::Done(format!(
+            "Status update posted in the {} thread.",
+            current.reference
+        )))
+    }
+
+    pub async fn set_severity(
+        &self,
+        actor: &SlackUserId,
+        incident: &Incident,
+        severity: Severity,
+    ) -> ServiceResult<Answer> {
+        if incident.severity == severity && !incident.is_resolved() {
+            return Ok(Answer::Refused(format!(
+                "{} is already {severity}.",
+                incident.reference
+            )));
+        }
+        let now = Millis::now();
+        let mut tx = self.store.begin().await?;
+        let Some(current) =
+            incidents::set_severity(&mut *tx, incident.reference, severity, now).await?
+        else {
+            tx.rollback().await?;
+            return self.why_not(incident.reference, "change severity").await;
+        };
+        let previous = incident.severity;
+        incidents::add_event(
+            &mut *tx,
+            current.reference,
+            &TimelineEvent {
+                at: now,
+                kind: EventKind::SeverityChanged,
+                actor: Some(actor.clone()),
+                text: format!("changed severity from {previous} to {severity}"),
+                subject: None,
+            },
+        )
+        .await?;
+        let reply = self.templates.render(
+            TemplateName::SeverityChanged,
+            &templates::change_data(&current, Some(actor), Some(previous)),
+        )?;
+        self.reply_and_refresh(&mut tx, &current, &reply, now)
+            .await?;
+        self.commit(tx).await?;
+        Ok(Answer::Done(format!(
+            "{} is now {severity} (was {previous}).",
+            current.reference
+        )))
+    }
+
+    pub async fn assign(
+        &self,
+        actor: &SlackUserId,
+        incident: &Incident,
+        owner: &SlackUserId,
+    ) -> ServiceResult<Answer> {
+        let now = Millis::now();
+        let mut tx = self.store.begin().await?;
+        let Some(current) = incidents::set_owner(&mut *tx, incident.reference, owner, now).await?
+        else {
+            tx.rollback().await?;
+            return self.why_not(incident.reference, "be assigned").await;
+        };
+        incidents::add_event(
+            &mut *tx,
+            current.reference,
+            &TimelineEvent {
+                at: now,
+                kind: EventKind::OwnerAssigned,
+                actor: Some(actor.clone()),
+                text: "assigned the incident to".into(),
+                subject: Some(owner.clone()),
+            },
+        )
+        .await?;
+        let reply = self.templates.render(
+            TemplateName::OwnerAssigned,
+            &templates::change_data(&current, Some(actor), None),
+        )?;
+        self.reply_and_refresh(&mut tx, &current, &reply, now)
+            .await?;
+        self.commit(tx).await?;
+        Ok(Answer::Done(format!(
+            "<@{owner}> now owns {}.",
+            current.reference
+        )))
+    }
+
+    pub async fn acknowledge(&self, actor: &SlackUserId, r: IncidentRef) -> ServiceResult<Answer> {
+        note_incident(r);
+        let now = Millis::now();
+        let mut tx = self.store.begin().await?;
+        let Some(current) = incidents::acknowledge(&mut *tx, r, actor, now).await? else {
+            tx.rollback().await?;
+            return Ok(Answer::Refused(
+                match incidents::get(self.store.pool(), r).await? {
+                    None => format!("{r} does not exist."),
+                    Some(i) if i.is_resolved() => format!("{r} is already resolved."),
+                    Some(i) => format!(
+                        "{r} was already acknowledged{}{}.",
+                        i.acknowledged_by
+                            .map(|u| format!(" by <@{u}>"))
+                            .unwrap_or_default(),
+                        i.acknowledged_at
+                            .map(|t| format!(" at {}", t.time_utc()))
+                            .unwrap_or_default()
+                    ),
+                },
+            ));
+        };
+        let mtta = current.time_to_acknowledge().unwrap_or_default();
+        incidents::add_event(
+            &mut *tx,
+            r,
+            &TimelineEvent {
+                at: now,
+                kind: EventKind::Acknowledged,
+                actor: Some(actor.clone()),
+                text: format!("acknowledged after {}", human_duration(mtta)),
+                subject: None,
+            },
+        )
+        .await?;
+        let reply = self.templates.render(
+            TemplateName::Acknowledged,
+            &templates::change_data(&current, Some(actor), None),
+        )?;
+        self.reply_and_refresh(&mut tx, &current, &reply, now)
+            .await?;
+        self.commit(tx).await?;
+        Ok(Answer::Done(format!(
+            "You acknowledged {r} ({} after it opened).",
+            human_duration(mtta)
+        )))
+    }
+
+    /// Resolves and posts the resolution summary with the whole timeline.
+    pub async fn resolve(
+        &self,
+        actor: Option<&SlackUserId>,
+        r: IncidentRef,
+        resolution: &Resolution,
+    ) -> ServiceResult<Answer> {
+        note_incident(r);
+        let now = Millis::now();
+        let mut tx = self.store.begin().await?;
+        let Some(current) = incidents::resolve(&mut *tx, r, actor, now, resolution).await? else {
+            tx.rollback().await?;
+            return self.why_not(r, "be resolved again").await;
+        };
+        let summary = resolution.resolution.clone().unwrap_or_default();
+        incidents::add_event(
+            &mut *tx,
+            r,
+            &TimelineEvent {
+                at: now,
+                kind: EventKind::Resolved,
+                actor: actor.cloned(),
+                text: if summary.is_empty() {
+                    "resolved the incident".into()
+                } else {
+                    format!("resolved the incident: {summary}")
+                },
+                subject: None,
+            },
+        )
+        .await?;
+        let timeline = incidents::timeline(&mut *tx, r).await?;
+        let reply = self.templates.render(
+            TemplateName::ResolutionSummary,
+            &templates::resolution_data(&current, &timeline),
+        )?;
+        self.reply_and_refresh(&mut tx, &current, &reply, now)
+            .await?;
+        self.commit(tx).await?;
+        tracing::info!(incident = %r, "incident resolved");
+        Ok(Answer::Done(format!(
+            "✅ {r} resolved after {}. The summary is in the thread.",
+            current
+                .time_to_resolve()
+                .map(human_duration)
+                .unwrap_or_default()
+        )))
+    }
+
+    /// Tells one person something only they see (through the outbox, like every message).
+    pub async fn tell(
+        &self,
+        channel: &ChannelId,
+        user: &SlackUserId,
+        text: &str,
+    ) -> ServiceResult<()> {
+        let now = Millis::now();
+        outbox::enqueue(
+            self.store.pool(),
+            &NewMessage {
+                incident: None,
+                kind: MessageKind::Ephemeral,
+                channel,
+                user: Some(user),
+                payload: blocks::text_message(text),
+            },
+            now,
+        )
+        .await?;
+        self.outbox_wake.notify_one();
+        Ok(())
+    }
+
+    pub async fn list(&self) -> ServiceResult<Answer> {
+        let open = incidents::list_open(self.store.pool(), 50).await?;
+        if open.is_empty() {
+            return Ok(Answer::Done("No open incidents. 🎉".into()));
+        }
+        let now = Millis::now();
+        let mut lines = vec![format!("*{} open incident(s)*", open.len())];
+        for i in &open {
+            lines.push(format!(
+                "• *{}* [{}] {} — {}, {}, open {} (<#{}>)",
+                i.reference,
+                i.severity,
+                slack_escape(&i.title),
+                i.state.label(),
+                i.owner
+                    .as_ref()
+                    .map(|u| format!("owner <@{u}>"))
+                    .unwrap_or_else(|| "no owner".into()),
+                human_duration(now.since(i.opened_at)),
+                i.channel
+            ));
+        }
+        Ok(Answer::Done(lines.join("\n")))
+    }
+}

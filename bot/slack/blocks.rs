@@ -1,0 +1,184 @@
+//! Block Kit payloads, built in Rust around rendered (already escaped) text.
+//!
+//! Slack limits a section's text to 3,000 characters and a message's `text` to
+//! 40,000; longer text is cut at a safe place (never inside an `&amp;` entity or
+//! a `<@U…>` mention) and marked as truncated, so Slack never rejects a message
+//! for its length.
+
+use serde_json::{Value, json};
+
+use crate::incident::{Incident, IncidentState};
+
+/// `action_id` of the Acknowledge button; its `value` is the incident's number.
+pub const ACTION_ACK: &str = "incident_ack";
+/// `action_id` of the Resolve button, which opens [`resolve_modal`].
+pub const ACTION_RESOLVE: &str = "incident_resolve";
+/// `callback_id` of the resolve modal; `private_metadata` is the incident's number.
+pub const CALLBACK_RESOLVE: &str = "incident_resolve_modal";
+/// Block and action ids of the resolve modal's inputs.
+pub const FIELD_ROOT_CAUSE: &str = "root_cause";
+pub const FIELD_RESOLUTION: &str = "resolution";
+pub const FIELD_FOLLOW_UP: &str = "follow_up";
+
+const SECTION_MAX: usize = 3_000;
+const TEXT_MAX: usize = 39_000;
+const TRUNCATED: &str = "… _(truncated)_";
+
+/// Cuts mrkdwn to at most `max` characters without splitting an entity or a `<…>` token.
+pub fn truncate_mrkdwn(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let keep = max.saturating_sub(TRUNCATED.chars().count());
+    let mut cut: String = text.chars().take(keep).collect();
+    // Back off to before an unfinished `&…;` or `<…>`.
+    let last_amp = cut.rfind('&');
+    let last_lt = cut.rfind('<');
+    if let Some(i) = last_amp
+        && !cut[i..].contains(';')
+    {
+        cut.truncate(i);
+    }
+    if let Some(i) = last_lt
+        && i < cut.len()
+        && !cut[i..].contains('>')
+    {
+        cut.truncate(i);
+    }
+    cut.push_str(TRUNCATED);
+    cut
+}
+
+/// The first line, as the notification text Slack shows in alerts and previews.
+fn fallback(text: &str) -> String {
+    truncate_mrkdwn(text.lines().next().unwrap_or_default(), 300)
+}
+
+fn button(text: &str, action_id: &str, value: &str, style: Option<&str>) -> Value {
+    let mut b = json!({
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": action_id,
+        "value": value,
+    });
+    if let (Some(style), Some(obj)) = (style, b.as_object_mut()) {
+        obj.insert("style".into(), json!(style));
+    }
+    b
+}
+
+/// The thread's root message: the rendered post and the buttons that still make sense.
+pub fn root_message(incident: &Incident, text: &str) -> Value {
+    let value = incident.reference.number().to_string();
+    let mut buttons = Vec::new();
+    if incident.state == IncidentState::Open {
+        buttons.push(button("Acknowledge", ACTION_ACK, &value, Some("primary")));
+    }
+    if incident.state != IncidentState::Resolved {
+        buttons.push(button("Resolve", ACTION_RESOLVE, &value, None));
+    }
+    let mut blocks = vec![json!({
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": truncate_mrkdwn(text, SECTION_MAX)},
+    })];
+    if !buttons.is_empty() {
+        blocks.push(json!({
+            "type": "actions",
+            "block_id": "incident_actions",
+            "elements": buttons,
+        }));
+    }
+    json!({
+        "text": fallback(text),
+        "blocks": blocks,
+        "unfurl_links": false,
+        "unfurl_media": false,
+    })
+}
+
+/// A plain mrkdwn message (thread replies, ephemerals, DMs).
+pub fn text_message(text: &str) -> Value {
+    json!({
+        "text": truncate_mrkdwn(text, TEXT_MAX),
+        "unfurl_links": false,
+        "unfurl_media": false,
+    })
+}
+
+fn text_input(block_id: &str, label: &str, placeholder: &str, optional: bool) -> Value {
+    json!({
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": {"type": "plain_text", "text": label},
+        "element": {
+            "type": "plain_text_input",
+            "action_id": block_id,
+            "multiline": true,
+            "max_length": 2000,
+            "placeholder": {"type": "plain_text", "text": placeholder},
+        },
+    })
+}
+
+/// The modal the Resolve button opens: root cause, resolution, follow-up.
+pub fn resolve_modal(incident: &Incident) -> Value {
+    let title: String = incident.title.chars().take(140).collect();
+    json!({
+        "type": "modal",
+        "callback_id": CALLBACK_RESOLVE,
+        "private_metadata": incident.reference.number().to_string(),
+        "title": {"type": "plain_text", "text": format!("Resolve {}", incident.reference)},
+        "submit": {"type": "plain_text", "text": "Resolve"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {"type": "context", "elements": [{"type": "plain_text", "text": title}]},
+            text_input(FIELD_ROOT_CAUSE, "Root cause", "One or two sentences: what broke and why", false),
+            text_input(FIELD_RESOLUTION, "Resolution", "What was done to fix it", false),
+            text_input(FIELD_FOLLOW_UP, "Follow-up", "Ticket for the post-mortem, e.g. OPS-123", true),
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_cut_without_breaking_entities_or_mentions() {
+        let text = format!("{}&amp;<@U123456>", "a".repeat(2_990));
+        let cut = truncate_mrkdwn(&text, 3_000);
+        assert!(cut.chars().count() <= 3_000);
+        assert!(cut.ends_with(TRUNCATED));
+        let body = cut.trim_end_matches(TRUNCATED);
+        assert!(!body.contains('&') && !body.contains('<'), "{body}");
+        assert_eq!(truncate_mrkdwn("short", 3_000), "short");
+    }
+
+    #[test]
+    fn the_root_message_offers_only_the_buttons_that_still_apply() {
+        let mut i = crate::templates::sample_incident();
+        i.state = IncidentState::Open;
+        let ids = |v: &Value| -> Vec<String> {
+            v.pointer("/blocks/1/elements")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|b| {
+                            b.get("action_id").and_then(Value::as_str).map(String::from)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            ids(&root_message(&i, "x")),
+            vec![ACTION_ACK, ACTION_RESOLVE]
+        );
+        i.state = IncidentState::Acknowledged;
+        assert_eq!(ids(&root_message(&i, "x")), vec![ACTION_RESOLVE]);
+        i.state = IncidentState::Resolved;
+        let resolved = root_message(&i, "x");
+        assert!(resolved.pointer("/blocks/1").is_none());
+    }
+}

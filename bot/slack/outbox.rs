@@ -1,0 +1,350 @@
+//! The outbox sender: delivers queued messages to Slack, in order, at Slack's pace.
+//!
+//! It sleeps until the earliest pending message is due or until someone enqueues
+//! one (a [`Notify`]), then delivers the oldest pending message of every incident
+//! ("head"), one channel at a time per task and channels in parallel. A thread
+//! reply waits for its root's `ts`, because the root is older in the same order.
+//!
+//! - 429: wait `Retry-After`, for that message and its channel.
+//! - 5xx, timeouts, bad tokens: retry with exponential backoff, forever. A Slack
+//!   outage delays messages; it never drops them.
+//! - `channel_not_found` and other permanent errors: the row is marked `failed`
+//!   with the error (log and metric), and the incident's later messages go on.
+//!
+//! Each message is claimed with a short lease first, so several senders (several
+//! replicas) never deliver the same row.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, Notify, watch};
+use tokio::time::Instant;
+
+use super::api::{CallError, SlackApi};
+use crate::config::OutboxSettings;
+use crate::store::outbox::{self, MessageKind, Pending};
+use crate::store::{Store, StoreResult, incidents};
+use crate::telemetry::{MethodLabels, Metrics, SlackErrorLabels};
+use crate::time::Millis;
+
+/// How many heads one pass looks at.
+const BATCH: i64 = 256;
+/// The longest the sender sleeps with nothing due (a safety net for rows other
+/// replicas enqueue; within one process the [`Notify`] wakes it at once).
+const MAX_IDLE: Duration = Duration::from_secs(30);
+
+/// A per-channel token bucket: `burst` messages at once, then `rate` per second.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+    blocked_until: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub struct OutboxSender {
+    store: Store,
+    api: Arc<SlackApi>,
+    settings: OutboxSettings,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    owner: String,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl OutboxSender {
+    pub fn new(
+        store: Store,
+        api: Arc<SlackApi>,
+        settings: OutboxSettings,
+        metrics: Arc<Metrics>,
+        wake: Arc<Notify>,
+    ) -> OutboxSender {
+        let owner = format!("{}-{}", std::process::id(), rand::random::<u32>());
+        OutboxSender {
+            store,
+            api,
+            settings,
+            metrics,
+            wake,
+            owner,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs until `shutdown` turns true; the delivery in flight then finishes first.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut failures = 0u32;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let sleep_for = match self.drain(&shutdown).await {
+                Ok(next_due) => {
+                    failures = 0;
+                    next_due
+                        .map(|due| due.since(Millis::now()))
+                        .unwrap_or(MAX_IDLE)
+                        .min(MAX_IDLE)
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let wait = backoff(failures, self.settings.max_backoff.min(MAX_IDLE));
+                    tracing::warn!(error = %e, retry_in = ?wait, "outbox: database unavailable");
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep_for) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        tracing::debug!("outbox sender stopped");
+    }
+
+    /// Delivers everything due; returns when the next pending message falls due.
+    pub async fn drain(&self, shutdown: &watch::Receiver<bool>) -> StoreResult<Option<Millis>> {
+        loop {
+            let now = Millis::now();
+            let heads = outbox::heads(self.store.pool(), BATCH).await?;
+            let (due, later): (Vec<Pending>, Vec<Pending>) =
+                heads.into_iter().partition(|p| p.next_attempt_at <= now);
+            if due.is_empty() || *shutdown.borrow() {
+                return Ok(later.iter().map(|p| p.next_attempt_at).min());
+            }
+            let mut by_channel: HashMap<String, Vec<Pending>> = HashMap::new();
+            for p in due {
+                by_channel.entry(p.channel.clone()).or_default().push(p);
+            }
+            let results =
+                futures_util::future::join_all(by_channel.into_values().map(|rows| async move {
+                    for row in rows {
+                        self.deliver(row).await?;
+                    }
+                    StoreResult::Ok(())
+                }))
+                .await;
+            for r in results {
+                r?;
+            }
+        }
+    }
+
+    async fn deliver(&self, row: Pending) -> StoreResult<()> {
+        let now = Millis::now();
+        let lease = (self.settings.request_timeout * 2).max(Duration::from_secs(30));
+        if !outbox::claim(self.store.pool(), row.id, &self.owner, now, now.plus(lease)).await? {
+            return Ok(());
+        }
+        let mut body: Value = match serde_json::from_str(&row.payload) {
+            Ok(v) => v,
+            Err(e) => {
+                return self
+                    .give_up(&row, "chat.postMessage", &format!("invalid_payload: {e}"))
+                    .await;
+            }
+        };
+        let thread_kind = matches!(row.kind, MessageKind::Reply | MessageKind::UpdateRoot);
+        if thread_kind && row.thread_ts.is_none() {
+            if row.root_failed {
+                return self
+                    .give_up(&row, "chat.postMessage", "thread_root_never_posted")
+                    .await;
+            }
+            // The root is not out yet (it is older in the same order, so this is a
+            // race with another sender): look again shortly.
+            return outbox::retry_later(
+                self.store.pool(),
+                row.id,
+                now.plus(Duration::from_secs(1)),
+                "waiting_for_thread_root",
+                false,
+            )
+            .await;
+        }
+        let set = |body: &mut Value, k: &str, v: &str| {
+            if let Some(o) = body.as_object_mut() {
+                o.insert(k.to_string(), json!(v));
+            }
+        };
+        let method = match row.kind {
+            MessageKind::Root => "chat.postMessage",
+            MessageKind::Reply => "chat.postMessage",
+            MessageKind::UpdateRoot => "chat.update",
+            MessageKind::Ephemeral => "chat.postEphemeral",
+            MessageKind::Direct => "chat.postMessage",
+        };
+        set(&mut body, "channel", &row.channel);
+        match row.kind {
+            MessageKind::Reply => set(
+                &mut body,
+                "thread_ts",
+                row.thread_ts.as_deref().unwrap_or(""),
+            ),
+            MessageKind::UpdateRoot => set(&mut body, "ts", row.thread_ts.as_deref().unwrap_or("")),
+            MessageKind::Ephemeral => set(&mut body, "user", row.user.as_deref().unwrap_or("")),
+            MessageKind::Direct => {
+                let user = row.user.clone().unwrap_or_default();
+                match self
+                    .api
+                    .call("conversations.open", &json!({"users": user}))
+                    .await
+                {
+                    Ok(answer) => {
+                        let dm = answer
+                            .pointer("/channel/id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string();
+                        set(&mut body, "channel", &dm);
+                    }
+                    Err(e) => return self.handle_error(&row, "conversations.open", e).await,
+                }
+            }
+            MessageKind::Root => {}
+        }
+        if row.kind != MessageKind::Ephemeral {
+            self.take_token(&row.channel).await;
+        }
+        match self.api.call(method, &body).await {
+            Ok(answer) => {
+                self.metrics
+                    .slack_messages_sent
+                    .get_or_create(&MethodLabels {
+                        method: method.into(),
+                    })
+                    .inc();
+                let ts = answer
+                    .get("ts")
+                    .or_else(|| answer.get("message_ts"))
+                    .and_then(Value::as_str);
+                let mut tx = self.store.begin().await?;
+                outbox::mark_sent(&mut *tx, row.id, ts, Millis::now()).await?;
+                if row.kind == MessageKind::Root
+                    && let (Some(r), Some(ts)) = (row.incident, ts)
+                {
+                    incidents::set_thread_ts(&mut *tx, r, ts).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+            Err(e) => self.handle_error(&row, method, e).await,
+        }
+    }
+
+    async fn handle_error(&self, row: &Pending, method: &str, e: CallError) -> StoreResult<()> {
+        self.metrics
+            .slack_api_errors
+            .get_or_create(&SlackErrorLabels {
+                method: method.into(),
+                error: e.code(),
+            })
+            .inc();
+        let now = Millis::now();
+        match &e {
+            CallError::RateLimited(wait) => {
+                tracing::info!(method, channel = %row.channel, wait = ?wait, "slack rate limit; waiting");
+                self.block_channel(&row.channel, *wait).await;
+                outbox::retry_later(
+                    self.store.pool(),
+                    row.id,
+                    now.plus(*wait),
+                    "ratelimited",
+                    false,
+                )
+                .await
+            }
+            CallError::Transient(code) | CallError::Auth(code) => {
+                let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
+                let wait = backoff(attempts, self.settings.max_backoff);
+                if matches!(e, CallError::Auth(_)) {
+                    tracing::error!(method, error = %code, retry_in = ?wait, "slack rejected the bot token; check KLAXON_SLACK_BOT_TOKEN");
+                } else {
+                    tracing::warn!(method, error = %code, attempts, retry_in = ?wait, "slack call failed; will retry");
+                }
+                outbox::retry_later(self.store.pool(), row.id, now.plus(wait), code, true).await
+            }
+            CallError::Permanent(code) => self.give_up(row, method, code).await,
+        }
+    }
+
+    async fn give_up(&self, row: &Pending, method: &str, error: &str) -> StoreResult<()> {
+        tracing::error!(
+            method,
+            channel = %row.channel,
+            incident = row.incident.map(|r| r.to_string()).unwrap_or_default(),
+            error,
+            "slack will not accept this message; marked failed"
+        );
+        self.metrics.slack_permanent_failures.inc();
+        outbox::mark_failed(self.store.pool(), row.id, error).await
+    }
+
+    /// Waits for the channel's next send slot.
+    async fn take_token(&self, channel: &str) {
+        let rate = self.settings.channel_rate;
+        let burst = f64::from(self.settings.channel_burst);
+        loop {
+            let wait = {
+                let mut buckets = self.buckets.lock().await;
+                let now = Instant::now();
+                let b = buckets.entry(channel.to_string()).or_insert(Bucket {
+                    tokens: burst,
+                    refilled: now,
+                    blocked_until: None,
+                });
+                b.tokens =
+                    (b.tokens + now.duration_since(b.refilled).as_secs_f64() * rate).min(burst);
+                b.refilled = now;
+                match b.blocked_until {
+                    Some(until) if until > now => until - now,
+                    _ if b.tokens >= 1.0 => {
+                        b.tokens -= 1.0;
+                        return;
+                    }
+                    _ => Duration::from_secs_f64(((1.0 - b.tokens) / rate).max(0.001)),
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn block_channel(&self, channel: &str, wait: Duration) {
+        let mut buckets = self.buckets.lock().await;
+        let now = Instant::now();
+        let b = buckets.entry(channel.to_string()).or_insert(Bucket {
+            tokens: 0.0,
+            refilled: now,
+            blocked_until: None,
+        });
+        b.tokens = 0.0;
+        b.blocked_until = Some(now + wait);
+    }
+}
+
+/// 1 s, 2 s, 4 s … up to `max`, with up to 20% jitter so retries do not march in step.
+pub fn backoff(attempts: u32, max: Duration) -> Duration {
+    let base = Duration::from_secs(1u64 << attempts.saturating_sub(1).min(20));
+    let capped = base.min(max);
+    let jitter = capped.mul_f64(rand::random::<f64>() * 0.2);
+    (capped + jitter).min(max.max(Duration::from_secs(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_stays_under_the_cap() {
+        let max = Duration::from_secs(60);
+        assert!(
+            backoff(1, max) >= Duration::from_secs(1)
+                && backoff(1, max) <= Duration::from_millis(1_200)
+        );
+        assert!(backoff(3, max) >= Duration::from_secs(4));
+        assert_eq!(backoff(30, max), max);
+    }
+}

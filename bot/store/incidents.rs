@@ -1,0 +1,317 @@
+//! Queries on incidents and their timelines.
+//!
+//! Every change is one conditional `UPDATE … RETURNING`: it changes the row only
+//! if the change still makes sense (you cannot resolve a resolved incident), so
+//! two people pressing Resolve at once give one resolution, not two.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor};
+
+use super::{StoreError, StoreResult, col};
+use crate::incident::{
+    ChannelId, EventKind, Incident, IncidentRef, IncidentState, Severity, SlackUserId,
+    TimelineEvent,
+};
+use crate::time::Millis;
+
+/// The columns every incident query returns, in one place.
+macro_rules! incident_columns {
+    () => {
+        "id, title, severity, state, owner, channel, thread_ts, opened_by, opened_at, \
+         acknowledged_at, acknowledged_by, resolved_at, resolved_by, root_cause, resolution, follow_up"
+    };
+}
+
+fn user(v: Option<String>) -> Option<SlackUserId> {
+    v.as_deref().and_then(SlackUserId::parse)
+}
+
+fn incident_from_row(row: &AnyRow) -> StoreResult<Incident> {
+    let id: i64 = col(row, "id")?;
+    let severity: String = col(row, "severity")?;
+    let state: String = col(row, "state")?;
+    let channel: String = col(row, "channel")?;
+    Ok(Incident {
+        reference: IncidentRef::new(id)
+            .ok_or_else(|| StoreError::Corrupt(format!("incident id {id}")))?,
+        title: col(row, "title")?,
+        severity: severity.parse::<Severity>().map_err(StoreError::Corrupt)?,
+        state: IncidentState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("incident state {state}")))?,
+        owner: user(col(row, "owner")?),
+        channel: ChannelId::parse(&channel)
+            .ok_or_else(|| StoreError::Corrupt(format!("channel {channel}")))?,
+        thread_ts: col(row, "thread_ts")?,
+        opened_by: user(col(row, "opened_by")?),
+        opened_at: Millis(col(row, "opened_at")?),
+        acknowledged_at: col::<Option<i64>>(row, "acknowledged_at")?.map(Millis),
+        acknowledged_by: user(col(row, "acknowledged_by")?),
+        resolved_at: col::<Option<i64>>(row, "resolved_at")?.map(Millis),
+        resolved_by: user(col(row, "resolved_by")?),
+        root_cause: col(row, "root_cause")?,
+        resolution: col(row, "resolution")?,
+        follow_up: col(row, "follow_up")?,
+    })
+}
+
+fn one(row: Option<AnyRow>) -> StoreResult<Option<Incident>> {
+    row.as_ref().map(incident_from_row).transpose()
+}
+
+fn many(rows: Vec<AnyRow>) -> StoreResult<Vec<Incident>> {
+    rows.iter().map(incident_from_row).collect()
+}
+
+/// What a new incident starts with.
+#[derive(Debug, Clone)]
+pub struct NewIncident<'a> {
+    pub title: &'a str,
+    pub severity: Severity,
+    pub channel: &'a ChannelId,
+    pub opened_by: Option<&'a SlackUserId>,
+    pub source: &'a str,
+    pub opened_at: Millis,
+}
+
+pub async fn insert<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    new: &NewIncident<'_>,
+) -> StoreResult<Incident> {
+    let row = sqlx::query(concat!(
+        "INSERT INTO incidents (title, severity, state, channel, source, opened_by, opened_at, updated_at) \
+         VALUES ($1, $2, 'open', $3, $4, $5, $6, $6) RETURNING ",
+        incident_columns!()
+    ))
+    .bind(new.title)
+    .bind(new.severity.as_str())
+    .bind(new.channel.as_str())
+    .bind(new.source)
+    .bind(new.opened_by.map(|u| u.as_str().to_string()))
+    .bind(new.opened_at.0)
+    .fetch_one(ex)
+    .await?;
+    incident_from_row(&row)
+}
+
+pub async fn get<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+) -> StoreResult<Option<Incident>> {
+    one(sqlx::query(concat!(
+        "SELECT ",
+        incident_columns!(),
+        " FROM incidents WHERE id = $1"
+    ))
+    .bind(r.number())
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// Open incidents whose thread lives in `channel` (at most `limit`).
+pub async fn open_in_channel<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    channel: &ChannelId,
+    limit: i64,
+) -> StoreResult<Vec<Incident>> {
+    many(
+        sqlx::query(concat!(
+            "SELECT ",
+            incident_columns!(),
+            " FROM incidents WHERE channel = $1 AND state <> 'resolved' ORDER BY id LIMIT $2"
+        ))
+        .bind(channel.as_str())
+        .bind(limit)
+        .fetch_all(ex)
+        .await?,
+    )
+}
+
+/// Every open incident, most severe first, then oldest first.
+pub async fn list_open<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    limit: i64,
+) -> StoreResult<Vec<Incident>> {
+    many(
+        sqlx::query(concat!(
+            "SELECT ",
+            incident_columns!(),
+            " FROM incidents WHERE state <> 'resolved' ORDER BY severity, id LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(ex)
+        .await?,
+    )
+}
+
+pub async fn count_open<'c, E: Executor<'c, Database = Any>>(ex: E) -> StoreResult<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM incidents WHERE state <> 'resolved'")
+        .fetch_one(ex)
+        .await?;
+    col(&row, "n")
+}
+
+/// Marks the incident as touched (the write that opens a transaction for a status
+/// update); `None` when it is resolved or does not exist.
+pub async fn touch_open<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+    now: Millis,
+) -> StoreResult<Option<Incident>> {
+    one(sqlx::query(concat!(
+        "UPDATE incidents SET updated_at = $2 WHERE id = $1 AND state <> 'resolved' RETURNING ",
+        incident_columns!()
+    ))
+    .bind(r.number())
+    .bind(now.0)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// `None` when the incident is resolved, missing, or already at that severity.
+pub async fn set_severity<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+    severity: Severity,
+    now: Millis,
+) -> StoreResult<Option<Incident>> {
+    one(sqlx::query(concat!(
+        "UPDATE incidents SET severity = $2, updated_at = $3 \
+         WHERE id = $1 AND state <> 'resolved' AND severity <> $2 RETURNING ",
+        incident_columns!()
+    ))
+    .bind(r.number())
+    .bind(severity.as_str())
+    .bind(now.0)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// `None` when the incident is resolved or missing.
+pub async fn set_owner<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+    owner: &SlackUserId,
+    now: Millis,
+) -> StoreResult<Option<Incident>> {
+    one(sqlx::query(concat!(
+        "UPDATE incidents SET owner = $2, updated_at = $3 \
+         WHERE id = $1 AND state <> 'resolved' RETURNING ",
+        incident_columns!()
+    ))
+    .bind(r.number())
+    .bind(owner.as_str())
+    .bind(now.0)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// `None` unless the incident was open and unacknowledged. The acknowledger becomes
+/// the owner if there was none.
+pub async fn acknowledge<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+    by: &SlackUserId,
+    now: Millis,
+) -> StoreResult<Option<Incident>> {
+    one(sqlx::query(concat!(
+        "UPDATE incidents SET state = 'acknowledged', acknowledged_at = $3, acknowledged_by = $2, \
+         owner = COALESCE(owner, $2), updated_at = $3 \
+         WHERE id = $1 AND state = 'open' RETURNING ",
+        incident_columns!()
+    ))
+    .bind(r.number())
+    .bind(by.as_str())
+    .bind(now.0)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// What the person resolving says about it.
+#[derive(Debug, Clone, Default)]
+pub struct Resolution {
+    pub root_cause: Option<String>,
+    pub resolution: Option<String>,
+    pub follow_up: Option<String>,
+}
+
+/// `None` when the incident is already resolved or missing.
+pub async fn resolve<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+    by: Option<&SlackUserId>,
+    now: Millis,
+    resolution: &Resolution,
+) -> StoreResult<Option<Incident>> {
+    one(sqlx::query(concat!(
+        "UPDATE incidents SET state = 'resolved', resolved_at = $3, resolved_by = $2, \
+         root_cause = $4, resolution = $5, follow_up = $6, updated_at = $3 \
+         WHERE id = $1 AND state <> 'resolved' RETURNING ",
+        incident_columns!()
+    ))
+    .bind(r.number())
+    .bind(by.map(|u| u.as_str().to_string()))
+    .bind(now.0)
+    .bind(resolution.root_cause.clone())
+    .bind(resolution.resolution.clone())
+    .bind(resolution.follow_up.clone())
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// Records the `ts` of the thread's root message once Slack has it.
+pub async fn set_thread_ts<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+    ts: &str,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE incidents SET thread_ts = $2 WHERE id = $1")
+        .bind(r.number())
+        .bind(ts)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn add_event<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+    event: &TimelineEvent,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO timeline_events (incident_id, at, kind, actor, text, subject) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(r.number())
+    .bind(event.at.0)
+    .bind(event.kind.as_str())
+    .bind(event.actor.as_ref().map(|u| u.as_str().to_string()))
+    .bind(event.text.as_str())
+    .bind(event.subject.as_ref().map(|u| u.as_str().to_string()))
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn timeline<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+) -> StoreResult<Vec<TimelineEvent>> {
+    let rows = sqlx::query(
+        "SELECT at, kind, actor, text, subject FROM timeline_events WHERE incident_id = $1 ORDER BY id",
+    )
+    .bind(r.number())
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let kind: String = col(row, "kind")?;
+            Ok(TimelineEvent {
+                at: Millis(col(row, "at")?),
+                kind: EventKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind}")))?,
+                actor: user(col(row, "actor")?),
+                text: col(row, "text")?,
+                subject: user(col(row, "subject")?),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,179 @@
+//! The database: one code base for SQLite (the embedded default) and PostgreSQL.
+//!
+//! Everything goes through sqlx's `Any` driver with `$1` placeholders, which
+//! both back ends accept; instants are integer epoch milliseconds. Where the two
+//! differ (claims with `SKIP LOCKED`, pragmas) the code asks [`Store::backend`].
+//!
+//! Write transactions start with a write statement. On SQLite this takes the
+//! write lock at once (waiting on the busy timeout) instead of failing later
+//! when a read transaction tries to upgrade.
+
+pub mod incidents;
+pub mod outbox;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, ConnectOptions, Connection};
+
+/// A transaction on either back end.
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+/// Which database the URL named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A pool of connections and the knowledge of which back end it talks to.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects (creating the SQLite file if it is missing). Does not migrate.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if url.starts_with("sqlite:") {
+            (Backend::Sqlite, sqlite_url_with_create(url))
+        } else {
+            (Backend::Postgres, url.to_string())
+        };
+        let options = AnyConnectOptions::from_str(&url)?
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+
+        let pool_options = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(5))
+            .min_connections(0);
+        let pool = match backend {
+            Backend::Sqlite => {
+                // WAL lets readers run beside the one writer; it is a property of the
+                // file, so one connection sets it before the pool opens others.
+                let mut first = sqlx::AnyConnection::connect_with(&options).await?;
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&mut first)
+                    .await?;
+                first.close().await?;
+                pool_options
+                    .max_connections(8)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            sqlx::query("PRAGMA synchronous = NORMAL")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA foreign_keys = ON")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA busy_timeout = 10000")
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => {
+                pool_options
+                    .max_connections(16)
+                    .connect_with(options)
+                    .await?
+            }
+        };
+        Ok(Store { pool, backend })
+    }
+
+    /// Applies the migrations of this back end that have not run yet.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Answers whether the database responds (for `/readyz`).
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection (at shutdown, so SQLite checkpoints its WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `sqlite://klaxon.db` → `sqlite://klaxon.db?mode=rwc`, so a first start creates the file.
+fn sqlite_url_with_create(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// Reads a required column, naming it when the row does not fit.
+pub(crate) fn col<T>(row: &sqlx::any::AnyRow, name: &str) -> StoreResult<T>
+where
+    T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    use sqlx::Row;
+    row.try_get::<T, _>(name)
+        .map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_the_file_unless_a_mode_is_given() {
+        assert_eq!(
+            sqlite_url_with_create("sqlite://k.db"),
+            "sqlite://k.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url_with_create("sqlite://k.db?mode=ro"),
+            "sqlite://k.db?mode=ro"
+        );
+        assert_eq!(
+            sqlite_url_with_create("sqlite://k.db?cache=shared"),
+            "sqlite://k.db?cache=shared&mode=rwc"
+        );
+    }
+}

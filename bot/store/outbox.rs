@@ -1,0 +1,225 @@
+//! The Slack outbox: messages wait here until Slack has them.
+//!
+//! A message is enqueued in the same transaction as the state change it reports.
+//! Rows sharing an `ordering_key` (one incident's messages) are delivered strictly
+//! in id order: only the oldest pending row of each key is ever a candidate
+//! ([`heads`]), and a sender must [`claim`] it (a short lease) before calling
+//! Slack, so two senders never deliver the same row.
+
+use sqlx::{Any, Executor};
+
+use super::{StoreResult, col};
+use crate::incident::{ChannelId, IncidentRef, SlackUserId};
+use crate::time::Millis;
+
+/// How a message relates to its incident's thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// The thread's root; its `ts` becomes the incident's `thread_ts`.
+    Root,
+    /// A reply in the incident's thread.
+    Reply,
+    /// A `chat.update` of the root message.
+    UpdateRoot,
+    /// A `chat.postEphemeral` to one user.
+    Ephemeral,
+    /// A direct message to one user (`conversations.open` first).
+    Direct,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Root => "root",
+            MessageKind::Reply => "reply",
+            MessageKind::UpdateRoot => "update_root",
+            MessageKind::Ephemeral => "ephemeral",
+            MessageKind::Direct => "direct",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            MessageKind::Root,
+            MessageKind::Reply,
+            MessageKind::UpdateRoot,
+            MessageKind::Ephemeral,
+            MessageKind::Direct,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// A message to enqueue. `payload` is the Slack body without `channel`/`ts`/`thread_ts`
+/// (the sender adds those when it knows them).
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub incident: Option<IncidentRef>,
+    pub kind: MessageKind,
+    pub channel: &'a ChannelId,
+    pub user: Option<&'a SlackUserId>,
+    pub payload: serde_json::Value,
+}
+
+pub async fn enqueue<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    msg: &NewMessage<'_>,
+    now: Millis,
+) -> StoreResult<()> {
+    let ordering_key = match msg.incident {
+        Some(r) => format!("incident:{}", r.number()),
+        None => format!("channel:{}", msg.channel),
+    };
+    sqlx::query(
+        "INSERT INTO outbox (incident_id, ordering_key, kind, channel, user_id, payload, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+    )
+    .bind(msg.incident.map(|r| r.number()))
+    .bind(ordering_key)
+    .bind(msg.kind.as_str())
+    .bind(msg.channel.as_str())
+    .bind(msg.user.map(|u| u.as_str().to_string()))
+    .bind(msg.payload.to_string())
+    .bind(now.0)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// A pending message, with what the sender needs to deliver it.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub id: i64,
+    pub incident: Option<IncidentRef>,
+    pub kind: MessageKind,
+    pub channel: String,
+    pub user: Option<String>,
+    pub payload: String,
+    pub attempts: i64,
+    pub next_attempt_at: Millis,
+    /// The incident's thread root, once posted.
+    pub thread_ts: Option<String>,
+    /// Whether the incident's root message failed for good (replies cannot thread then).
+    pub root_failed: bool,
+}
+
+/// The oldest pending message of every ordering key, soonest due first.
+pub async fn heads<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    limit: i64,
+) -> StoreResult<Vec<Pending>> {
+    let rows = sqlx::query(
+        "SELECT o.id, o.incident_id, o.kind, o.channel, o.user_id, o.payload, o.attempts, o.next_attempt_at, \
+                i.thread_ts, \
+                (SELECT COUNT(*) FROM outbox f WHERE f.incident_id = o.incident_id AND f.kind = 'root' AND f.state = 'failed') AS root_failed \
+         FROM outbox o LEFT JOIN incidents i ON i.id = o.incident_id \
+         WHERE o.state = 'pending' \
+           AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.state = 'pending' AND p.ordering_key = o.ordering_key) \
+         ORDER BY o.next_attempt_at, o.id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let kind: String = col(row, "kind")?;
+            Ok(Pending {
+                id: col(row, "id")?,
+                incident: col::<Option<i64>>(row, "incident_id")?.and_then(IncidentRef::new),
+                kind: MessageKind::parse(&kind)
+                    .ok_or_else(|| super::StoreError::Corrupt(format!("outbox kind {kind}")))?,
+                channel: col(row, "channel")?,
+                user: col(row, "user_id")?,
+                payload: col(row, "payload")?,
+                attempts: col(row, "attempts")?,
+                next_attempt_at: Millis(col(row, "next_attempt_at")?),
+                thread_ts: col(row, "thread_ts")?,
+                root_failed: col::<i64>(row, "root_failed")? > 0,
+            })
+        })
+        .collect()
+}
+
+/// Takes a lease on a pending message; `false` if another sender holds it.
+pub async fn claim<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    id: i64,
+    owner: &str,
+    now: Millis,
+    lease_until: Millis,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE outbox SET lease_owner = $2, lease_expires_at = $4 \
+         WHERE id = $1 AND state = 'pending' AND (lease_expires_at IS NULL OR lease_expires_at < $3 OR lease_owner = $2)",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(now.0)
+    .bind(lease_until.0)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn mark_sent<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    id: i64,
+    slack_ts: Option<&str>,
+    now: Millis,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE outbox SET state = 'sent', slack_ts = $2, sent_at = $3, attempts = attempts + 1, \
+         lease_owner = NULL, lease_expires_at = NULL, last_error = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .bind(slack_ts)
+    .bind(now.0)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Puts a message back for a later attempt.
+pub async fn retry_later<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    id: i64,
+    at: Millis,
+    error: &str,
+    counts_as_attempt: bool,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE outbox SET next_attempt_at = $2, last_error = $3, attempts = attempts + $4, \
+         lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .bind(at.0)
+    .bind(error)
+    .bind(i64::from(counts_as_attempt))
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Gives up on a message that Slack will never accept (recorded, not deleted).
+pub async fn mark_failed<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    id: i64,
+    error: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE outbox SET state = 'failed', last_error = $2, attempts = attempts + 1, \
+         lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn pending_count<'c, E: Executor<'c, Database = Any>>(ex: E) -> StoreResult<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE state = 'pending'")
+        .fetch_one(ex)
+        .await?;
+    col(&row, "n")
+}

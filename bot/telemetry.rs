@@ -1,0 +1,164 @@
+//! Logs and metrics: how operators see what Klaxon is doing.
+//!
+//! Logs go through `tracing`, as JSON when stdout is not a terminal (or when
+//! `KLAXON_LOG_FORMAT=json`). Metrics are Prometheus families kept in one
+//! [`Metrics`] value; the gauges that describe the database (open incidents,
+//! pending messages) are read from it at scrape time, so every replica reports
+//! the same truth.
+
+use std::io::IsTerminal;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Starts logging. `RUST_LOG` filters (default `info`). Safe to call twice.
+pub fn init_logging(format: Option<LogFormat>) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let format = format.unwrap_or(if std::io::stdout().is_terminal() {
+        LogFormat::Pretty
+    } else {
+        LogFormat::Json
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SlackErrorLabels {
+    pub method: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    pub method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms … ~8 s
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+/// Every metric Klaxon exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: Family<HttpLabels, Histogram, fn() -> Histogram>,
+    pub incidents_open: Gauge,
+    pub outbox_pending: Gauge,
+    pub incidents_opened: Family<SourceLabels, Counter>,
+    pub slack_messages_sent: Family<MethodLabels, Counter>,
+    pub slack_api_errors: Family<SlackErrorLabels, Counter>,
+    pub slack_permanent_failures: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route, method and status",
+            http_requests.clone(),
+        );
+        let http_duration =
+            Family::<HttpLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time to answer an HTTP request",
+            Unit::Seconds,
+            http_duration.clone(),
+        );
+        let incidents_open = Gauge::default();
+        registry.register(
+            "klaxon_incidents_open",
+            "Incidents not yet resolved",
+            incidents_open.clone(),
+        );
+        let outbox_pending = Gauge::default();
+        registry.register(
+            "klaxon_outbox_pending",
+            "Slack messages waiting in the outbox",
+            outbox_pending.clone(),
+        );
+        let incidents_opened = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "klaxon_incidents_opened",
+            "Incidents opened by this process, by source",
+            incidents_opened.clone(),
+        );
+        let slack_messages_sent = Family::<MethodLabels, Counter>::default();
+        registry.register(
+            "klaxon_slack_messages_sent",
+            "Slack Web API calls that succeeded, by method",
+            slack_messages_sent.clone(),
+        );
+        let slack_api_errors = Family::<SlackErrorLabels, Counter>::default();
+        registry.register(
+            "klaxon_slack_api_errors",
+            "Slack Web API calls that failed, by method and error",
+            slack_api_errors.clone(),
+        );
+        let slack_permanent_failures = Counter::default();
+        registry.register(
+            "klaxon_slack_permanent_failures",
+            "Outbox messages given up on because Slack will never accept them",
+            slack_permanent_failures.clone(),
+        );
+        Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            incidents_open,
+            outbox_pending,
+            incidents_opened,
+            slack_messages_sent,
+            slack_api_errors,
+            slack_permanent_failures,
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

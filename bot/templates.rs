@@ -1,0 +1,414 @@
+//! Communication templates: the words Klaxon posts, in handlebars.
+//!
+//! Defaults are embedded in the binary (from `templates/*.hbs`); a configured
+//! directory may override any of them by file name. Rendering is strict (a typo
+//! in a field name is an error, not an empty string) and escapes with Slack's
+//! rules (`&`, `<`, `>` only), so user text can never become `<!channel>` or a
+//! mention. The only way to produce a mention is the `mention` helper, which
+//! accepts nothing but a well-formed Slack user ID. Block Kit JSON is built in
+//! Rust around the rendered text (see [`crate::slack::blocks`]), never by a template.
+
+use std::path::Path;
+
+use handlebars::{
+    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
+};
+use serde_json::{Value, json};
+
+use crate::incident::{Incident, SlackUserId, TimelineEvent};
+use crate::time::{Millis, human_duration};
+
+/// The templates Klaxon knows, each a file `<name>.hbs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateName {
+    /// The thread's root message ("Initial Incident Post"), re-rendered on every change.
+    IncidentOpened,
+    StatusUpdate,
+    SeverityChanged,
+    OwnerAssigned,
+    Acknowledged,
+    /// The "Resolution Post": duration, root cause, resolution, follow-up, MTTA/MTTR, timeline.
+    ResolutionSummary,
+}
+
+impl TemplateName {
+    pub const ALL: [TemplateName; 6] = [
+        TemplateName::IncidentOpened,
+        TemplateName::StatusUpdate,
+        TemplateName::SeverityChanged,
+        TemplateName::OwnerAssigned,
+        TemplateName::Acknowledged,
+        TemplateName::ResolutionSummary,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TemplateName::IncidentOpened => "incident_opened",
+            TemplateName::StatusUpdate => "status_update",
+            TemplateName::SeverityChanged => "severity_changed",
+            TemplateName::OwnerAssigned => "owner_assigned",
+            TemplateName::Acknowledged => "acknowledged",
+            TemplateName::ResolutionSummary => "resolution_summary",
+        }
+    }
+
+    fn default_source(self) -> &'static str {
+        match self {
+            TemplateName::IncidentOpened => include_str!("../templates/incident_opened.hbs"),
+            TemplateName::StatusUpdate => include_str!("../templates/status_update.hbs"),
+            TemplateName::SeverityChanged => include_str!("../templates/severity_changed.hbs"),
+            TemplateName::OwnerAssigned => include_str!("../templates/owner_assigned.hbs"),
+            TemplateName::Acknowledged => include_str!("../templates/acknowledged.hbs"),
+            TemplateName::ResolutionSummary => {
+                include_str!("../templates/resolution_summary.hbs")
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("template {name}: {message}")]
+pub struct TemplateError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+/// The registry, ready to render.
+#[derive(Debug)]
+pub struct Templates {
+    hb: Handlebars<'static>,
+}
+
+/// Escapes text for Slack mrkdwn: `&`, `<` and `>` and nothing else (Slack shows
+/// HTML entities such as `&#x27;` literally).
+pub fn slack_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `{{mention user}}`: `<@U…>` for a well-formed user ID, the escaped text otherwise.
+fn mention_helper(
+    h: &Helper,
+    _: &Handlebars,
+    _: &Context,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let param = h
+        .param(0)
+        .ok_or(RenderErrorReason::ParamNotFoundForIndex("mention", 0))?;
+    let text = match param.value() {
+        Value::String(s) => match SlackUserId::parse(s) {
+            Some(id) => format!("<@{id}>"),
+            None => slack_escape(s),
+        },
+        Value::Null => "someone".to_string(),
+        other => slack_escape(&other.to_string()),
+    };
+    out.write(&text)?;
+    Ok(())
+}
+
+impl Templates {
+    /// The embedded defaults, overridden by `<dir>/<name>.hbs` where such a file exists.
+    /// Returns every problem found, not just the first.
+    pub fn load(dir: Option<&Path>) -> Result<Templates, Vec<TemplateError>> {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        hb.register_escape_fn(slack_escape);
+        hb.register_helper("mention", Box::new(mention_helper));
+        let mut problems = Vec::new();
+        for t in TemplateName::ALL {
+            let source = match dir.map(|d| d.join(format!("{}.hbs", t.name()))) {
+                Some(path) if path.exists() => match std::fs::read_to_string(&path) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        problems.push(TemplateError {
+                            name: t.name(),
+                            message: format!("cannot read {}: {e}", path.display()),
+                        });
+                        continue;
+                    }
+                },
+                _ => t.default_source().to_string(),
+            };
+            if source.contains("{{{") || source.contains("{{&") {
+                problems.push(TemplateError {
+                    name: t.name(),
+                    message: "uses unescaped output ({{{…}}} or {{&…}}); user text could then \
+                              mention @channel. Use {{…}}, and {{mention field}} for people"
+                        .into(),
+                });
+                continue;
+            }
+            if let Err(e) = hb.register_template_string(t.name(), source) {
+                problems.push(TemplateError {
+                    name: t.name(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(Templates { hb })
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn render(&self, t: TemplateName, data: &Value) -> Result<String, TemplateError> {
+        self.hb
+            .render(t.name(), data)
+            .map(|s| s.trim_end().to_string())
+            .map_err(|e| TemplateError {
+                name: t.name(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Renders every template against a sample incident: what `check-config` runs.
+    pub fn check(&self) -> Vec<TemplateError> {
+        let sample = sample_incident();
+        let timeline = vec![TimelineEvent {
+            at: sample.opened_at,
+            kind: crate::incident::EventKind::Opened,
+            actor: sample.opened_by.clone(),
+            text: "declared the incident".into(),
+            subject: None,
+        }];
+        TemplateName::ALL
+            .into_iter()
+            .filter_map(|t| {
+                let data = match t {
+                    TemplateName::IncidentOpened => incident_data(&sample),
+                    TemplateName::StatusUpdate => status_data(
+                        &sample,
+                        sample.opened_by.as_ref(),
+                        "Rolled back; watching error rates",
+                        sample.opened_at,
+                    ),
+                    TemplateName::SeverityChanged => change_data(
+                        &sample,
+                        sample.opened_by.as_ref(),
+                        Some(crate::incident::Severity::P2),
+                    ),
+                    TemplateName::OwnerAssigned | TemplateName::Acknowledged => {
+                        change_data(&sample, sample.opened_by.as_ref(), None)
+                    }
+                    TemplateName::ResolutionSummary => resolution_data(&sample, &timeline),
+                };
+                self.render(t, &data).err()
+            })
+            .collect()
+    }
+}
+
+/// The fields every incident template may use.
+pub fn incident_data(i: &Incident) -> Value {
+    let none = "—".to_string();
+    json!({
+        "ref": i.reference.to_string(),
+        "title": i.title,
+        "severity": i.severity.as_str(),
+        "severity_description": i.severity.description(),
+        "impact": i.severity.description(),
+        "response_target": i.severity.response_target(),
+        "state": i.state.as_str(),
+        "status": i.state.label(),
+        "resolved": i.is_resolved(),
+        "owner": i.owner.as_ref().map(|u| u.as_str()),
+        "opened_by": i.opened_by.as_ref().map(|u| u.as_str()),
+        "opened_at": i.opened_at.date_time_utc(),
+        "acknowledged_by": i.acknowledged_by.as_ref().map(|u| u.as_str()),
+        "mtta": i.time_to_acknowledge().map(human_duration).unwrap_or_else(|| "not acknowledged".into()),
+        "mttr": i.time_to_resolve().map(human_duration).unwrap_or_else(|| none.clone()),
+        "duration": i.time_to_resolve().map(human_duration).unwrap_or_else(|| none.clone()),
+        "root_cause": i.root_cause.clone().unwrap_or_else(|| none.clone()),
+        "resolution": i.resolution.clone().unwrap_or_else(|| none.clone()),
+        "follow_up": i.follow_up.clone().unwrap_or_else(|| none.clone()),
+    })
+}
+
+fn with(mut base: Value, extra: Value) -> Value {
+    if let (Value::Object(b), Value::Object(e)) = (&mut base, extra) {
+        b.extend(e);
+    }
+    base
+}
+
+/// Data for a status update.
+pub fn status_data(i: &Incident, actor: Option<&SlackUserId>, text: &str, at: Millis) -> Value {
+    with(
+        incident_data(i),
+        json!({ "text": text, "actor": actor.map(|u| u.as_str()), "time": at.time_utc() }),
+    )
+}
+
+/// Data for a change made by someone (severity, owner, acknowledgement).
+pub fn change_data(
+    i: &Incident,
+    actor: Option<&SlackUserId>,
+    previous_severity: Option<crate::incident::Severity>,
+) -> Value {
+    with(
+        incident_data(i),
+        json!({
+            "actor": actor.map(|u| u.as_str()),
+            "previous_severity": previous_severity.map(|s| s.as_str()),
+        }),
+    )
+}
+
+/// Data for the resolution summary, timeline included.
+pub fn resolution_data(i: &Incident, timeline: &[TimelineEvent]) -> Value {
+    let events: Vec<Value> = timeline
+        .iter()
+        .map(|e| {
+            json!({
+                "time": e.at.clock(),
+                "actor": e.actor.as_ref().map(|u| u.as_str()),
+                "text": e.text,
+                "subject": e.subject.as_ref().map(|u| u.as_str()),
+                "kind": e.kind.as_str(),
+            })
+        })
+        .collect();
+    with(incident_data(i), json!({ "timeline": events }))
+}
+
+/// A realistic incident for checking templates.
+pub fn sample_incident() -> Incident {
+    use crate::incident::*;
+    let opened = Millis(1_795_367_049_000);
+    Incident {
+        reference: IncidentRef::new(42).unwrap_or_else(|| unreachable!("42 is a valid ref")),
+        title: "Checkout API returning 500s".into(),
+        severity: Severity::P1,
+        state: IncidentState::Resolved,
+        owner: SlackUserId::parse("U0ONCALL1"),
+        channel: ChannelId::parse("C0INCIDENT").unwrap_or_else(|| unreachable!("valid id")),
+        thread_ts: Some("1795367049.000100".into()),
+        opened_by: SlackUserId::parse("U0ONCALL1"),
+        opened_at: opened,
+        acknowledged_at: Some(opened.plus(std::time::Duration::from_secs(240))),
+        acknowledged_by: SlackUserId::parse("U0ONCALL1"),
+        resolved_at: Some(opened.plus(std::time::Duration::from_secs(2_820))),
+        resolved_by: SlackUserId::parse("U0ONCALL1"),
+        root_cause: Some("A config push removed the payment provider's key".into()),
+        resolution: Some("Rolled back the config".into()),
+        follow_up: Some("OPS-123".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_neutralises_mentions_and_links() {
+        assert_eq!(
+            slack_escape("<!channel> & <@U123> <http://x|y>"),
+            "&lt;!channel&gt; &amp; &lt;@U123&gt; &lt;http://x|y&gt;"
+        );
+        assert_eq!(slack_escape("it's \"fine\""), "it's \"fine\"");
+    }
+
+    #[test]
+    fn the_default_templates_render_against_a_sample_incident() {
+        let t = Templates::load(None).expect("defaults load");
+        assert!(t.check().is_empty(), "{:?}", t.check());
+    }
+
+    #[test]
+    fn user_text_in_a_template_cannot_ping_the_channel() {
+        let t = Templates::load(None).expect("defaults load");
+        let mut i = sample_incident();
+        i.title = "<!channel> <@U999> it's & broken".into();
+        let text = t
+            .render(TemplateName::IncidentOpened, &incident_data(&i))
+            .expect("renders");
+        assert!(!text.contains("<!channel>"), "{text}");
+        assert!(!text.contains("<@U999>"), "{text}");
+        assert!(
+            text.contains("&lt;!channel&gt; &lt;@U999&gt; it's &amp; broken"),
+            "{text}"
+        );
+        assert!(
+            text.contains("<@U0ONCALL1>"),
+            "the owner is a real mention: {text}"
+        );
+    }
+
+    #[test]
+    fn the_resolution_summary_lists_every_runbook_field_and_the_timeline() {
+        let t = Templates::load(None).expect("defaults load");
+        let i = sample_incident();
+        let timeline = vec![TimelineEvent {
+            at: i.opened_at,
+            kind: crate::incident::EventKind::Opened,
+            actor: i.opened_by.clone(),
+            text: "declared the incident".into(),
+            subject: None,
+        }];
+        let text = t
+            .render(
+                TemplateName::ResolutionSummary,
+                &resolution_data(&i, &timeline),
+            )
+            .expect("renders");
+        for needle in [
+            "RESOLVED: INC-42",
+            "*Duration:* 47m",
+            "*Root cause:* A config push",
+            "*Resolution:* Rolled back the config",
+            "*Follow-up:* OPS-123",
+            "*MTTA:* 4m",
+            "*MTTR:* 47m",
+            "`17:04:09` <@U0ONCALL1> declared the incident",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn an_override_directory_replaces_a_template_and_a_broken_one_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("status_update.hbs"),
+            "UPDATE {{ref}}: {{text}}",
+        )
+        .expect("write");
+        let t = Templates::load(Some(dir.path())).expect("loads");
+        let i = sample_incident();
+        let out = t
+            .render(
+                TemplateName::StatusUpdate,
+                &status_data(&i, None, "a < b", i.opened_at),
+            )
+            .expect("renders");
+        assert_eq!(out, "UPDATE INC-42: a &lt; b");
+
+        std::fs::write(dir.path().join("acknowledged.hbs"), "{{#if}}").expect("write");
+        std::fs::write(dir.path().join("owner_assigned.hbs"), "{{{title}}}").expect("write");
+        let problems = Templates::load(Some(dir.path())).expect_err("broken");
+        let names: Vec<&str> = problems.iter().map(|p| p.name).collect();
+        assert_eq!(names, vec!["owner_assigned", "acknowledged"]);
+    }
+
+    #[test]
+    fn strict_mode_reports_a_misspelt_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("status_update.hbs"), "{{txet}}").expect("write");
+        let t = Templates::load(Some(dir.path())).expect("parses");
+        let problems = t.check();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].name, "status_update");
+    }
+}
