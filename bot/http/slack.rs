@@ -29,11 +29,11 @@ fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
     (status, reason.into()).into_response()
 }
 
-fn check_signature(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
-    signature::verify(app.verifier.as_ref(), headers, body).map_err(|e| {
-        tracing::warn!(reason = %e, "refused a Slack request");
-        refuse(StatusCode::UNAUTHORIZED, e.to_string())
-    })
+/// The 401 for a request Slack did not sign, or `None` when the signature holds.
+fn unverified(app: &App, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+    let e = signature::verify(app.verifier.as_ref(), headers, body).err()?;
+    tracing::warn!(reason = %e, "refused a Slack request");
+    Some(refuse(StatusCode::UNAUTHORIZED, e.to_string()))
 }
 
 fn ephemeral(text: &str) -> Response {
@@ -60,8 +60,8 @@ struct SlashCommand {
 }
 
 pub async fn commands(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = check_signature(&app, &headers, &body) {
-        return r;
+    if let Some(refusal) = unverified(&app, &headers, &body) {
+        return refusal;
     }
     let form: SlashCommand = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
@@ -163,8 +163,8 @@ pub async fn interactions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = check_signature(&app, &headers, &body) {
-        return r;
+    if let Some(refusal) = unverified(&app, &headers, &body) {
+        return refusal;
     }
     let form: InteractionForm = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
@@ -311,8 +311,8 @@ async fn view_submission(app: &Arc<App>, user: SlackUserId, interaction: Interac
 
 /// The Events API: answers `url_verification`; other events are acknowledged.
 pub async fn events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = check_signature(&app, &headers, &body) {
-        return r;
+    if let Some(refusal) = unverified(&app, &headers, &body) {
+        return refusal;
     }
     let event: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,

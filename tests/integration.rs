@@ -1,0 +1,11 @@
+//! Klaxon's integration tests: a real Klaxon on 127.0.0.1, real SQLite and
+//! PostgreSQL, and the fake Slack of `support`. Run them with `tests/run.sh`,
+//! which starts the services they need.
+
+mod support;
+
+mod bad_input;
+mod binary;
+mod incident_flow;
+mod restart;
+mod slack_faults;

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Brings up the real services Klaxon's tests use, on 127.0.0.1 only, and
+# exports where they are. Sourced by tests/run.sh; safe to run again (a service
+# that already answers is reused). Installs Debian packages when missing.
+
+KLAXON_SERVICES_DIR=${KLAXON_SERVICES_DIR:-${TMPDIR:-/tmp}/klaxon-test-services}
+KLAXON_PG_PORT=${KLAXON_PG_PORT:-54329}
+mkdir -p "$KLAXON_SERVICES_DIR"
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    log "need root to install: $*"; return 1
+  fi
+  if [ ! -f "$KLAXON_SERVICES_DIR/.apt-updated" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 && touch "$KLAXON_SERVICES_DIR/.apt-updated"
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+pg_bin() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/pg_ctl" ] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+ensure_postgres() {
+  local bin data as
+  if [ -n "${KLAXON_TEST_POSTGRES_URL:-}" ]; then
+    log "using PostgreSQL at $KLAXON_TEST_POSTGRES_URL"; return 0
+  fi
+  export KLAXON_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$KLAXON_PG_PORT"
+  bin=$(pg_bin) || { apt_install postgresql && bin=$(pg_bin); } || { log "PostgreSQL is not installed and cannot be"; return 1; }
+  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$KLAXON_PG_PORT"; then
+    log "PostgreSQL already answers on 127.0.0.1:$KLAXON_PG_PORT"; return 0
+  fi
+  data="$KLAXON_SERVICES_DIR/pg"
+  as=()
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir "$KLAXON_SERVICES_DIR" postgres
+    as=(runuser -u postgres --)
+  fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    rm -rf "$data"; mkdir -p "$data"
+    [ "$(id -u)" = 0 ] && chown -R postgres "$data"
+    "${as[@]}" "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >"$KLAXON_SERVICES_DIR/initdb.log" 2>&1 \
+      || { cat "$KLAXON_SERVICES_DIR/initdb.log" >&2; return 1; }
+  fi
+  [ "$(id -u)" = 0 ] && chown -R postgres "$data"
+  "${as[@]}" "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start \
+    -o "-h 127.0.0.1 -p $KLAXON_PG_PORT -k $data -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" >&2 \
+    || { cat "$data/server.log" >&2; return 1; }
+  log "PostgreSQL started on 127.0.0.1:$KLAXON_PG_PORT"
+}

@@ -1,0 +1,282 @@
+//! Test fixtures: databases, a fake Slack, a Klaxon started on port 0, and
+//! helpers that sign requests the way Slack does.
+
+#![allow(dead_code)]
+
+pub mod fake_slack;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use klaxon::app::{self, App};
+use klaxon::config;
+use klaxon::store::Store;
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use fake_slack::{FakeSlack, Fault};
+
+pub const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+pub const INCIDENT_CHANNEL: &str = "C0INCIDENTS";
+pub const ALICE: &str = "U0ALICE";
+pub const BOB: &str = "U0BOB";
+
+/// A database for one test: a SQLite file in a temp dir, or a fresh PostgreSQL database.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("klaxon.db").display());
+        TestDb {
+            url,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A new, empty database on the PostgreSQL that `tests/run.sh` started.
+    pub async fn postgres() -> TestDb {
+        let base = std::env::var("KLAXON_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!(
+                "KLAXON_TEST_POSTGRES_URL is not set. Run the tests with tests/run.sh, \
+                 which starts PostgreSQL on 127.0.0.1 (e.g. postgres://postgres@127.0.0.1:54329)"
+            )
+        });
+        let base = base.trim_end_matches('/').to_string();
+        sqlx::any::install_default_drivers();
+        let mut admin = sqlx::AnyConnection::connect(&format!("{base}/postgres"))
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {base} does not answer: {e}"));
+        let name = format!("klaxon_test_{:016x}", rand::random::<u64>());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let _ = admin.close().await;
+        TestDb {
+            url: format!("{base}/{name}"),
+            _dir: None,
+        }
+    }
+
+    pub async fn of(kind: Backend) -> TestDb {
+        match kind {
+            Backend::Sqlite => TestDb::sqlite(),
+            Backend::Postgres => TestDb::postgres().await,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Options for [`TestApp::start`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub incident_channel: Option<&'static str>,
+    pub signing_secret: Option<&'static str>,
+    pub extra_toml: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            incident_channel: Some(INCIDENT_CHANNEL),
+            signing_secret: Some(SECRET),
+            extra_toml: String::new(),
+        }
+    }
+}
+
+/// A Klaxon running in this process against a fake Slack.
+pub struct TestApp {
+    pub base: String,
+    pub app: Arc<App>,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings for a test: fast outbox pacing and short timeouts.
+pub fn test_settings(db_url: &str, slack: &FakeSlack, opts: &Options) -> config::Settings {
+    let mut env: HashMap<&str, String> = HashMap::new();
+    env.insert("KLAXON_DATABASE_URL", db_url.to_string());
+    env.insert("KLAXON_SLACK_BOT_TOKEN", fake_slack::TOKEN.to_string());
+    env.insert("KLAXON_SLACK_API_URL", slack.api_url.clone());
+    if let Some(s) = opts.signing_secret {
+        env.insert("KLAXON_SLACK_SIGNING_SECRET", s.to_string());
+    }
+    if let Some(c) = opts.incident_channel {
+        env.insert("KLAXON_INCIDENT_CHANNEL", c.to_string());
+    }
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\n{}\n[outbox]\nchannel_rate = 500.0\nchannel_burst = 500\nrequest_timeout = \"2s\"\nmax_backoff = \"1s\"\n",
+        opts.extra_toml
+    );
+    config::from_toml(&toml, "test", &|k| env.get(k).cloned())
+        .unwrap_or_else(|e| panic!("test settings are invalid: {e}"))
+}
+
+impl TestApp {
+    pub async fn start(db: &TestDb, slack: &FakeSlack) -> TestApp {
+        Self::start_with(db, slack, Options::default()).await
+    }
+
+    pub async fn start_with(db: &TestDb, slack: &FakeSlack, opts: Options) -> TestApp {
+        let settings = test_settings(&db.url, slack, &opts);
+        let app = App::build(settings, None).await.expect("klaxon starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app::run(app.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            base,
+            app,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Shuts down cleanly (as on SIGTERM) and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("join").expect("clean shutdown");
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.app.store
+    }
+
+    /// Posts `body` to `path` with Slack's signature headers made from `secret` at `ts`.
+    pub async fn post_signed_with(
+        &self,
+        path: &str,
+        body: &str,
+        secret: &str,
+        ts: i64,
+    ) -> reqwest::Response {
+        let ts = ts.to_string();
+        let sig = klaxon::http::signature::sign(secret, &ts, body.as_bytes());
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", ts)
+            .header("x-slack-signature", sig)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_signed(&self, path: &str, body: &str) -> reqwest::Response {
+        self.post_signed_with(path, body, SECRET, now_secs()).await
+    }
+
+    /// `/incident <text>` typed by `user` in `channel`; returns the ephemeral text.
+    pub async fn command_in(&self, user: &str, channel: &str, text: &str) -> String {
+        let body = command_form(user, channel, text);
+        let response = self.post_signed("/slack/commands", &body).await;
+        assert_eq!(response.status(), 200, "slash command answered non-200");
+        let v: Value = response.json().await.expect("JSON answer");
+        assert_eq!(v["response_type"], "ephemeral");
+        v["text"].as_str().expect("text").to_string()
+    }
+
+    pub async fn command(&self, user: &str, text: &str) -> String {
+        self.command_in(user, INCIDENT_CHANNEL, text).await
+    }
+
+    /// Posts an interaction payload (buttons, modals).
+    pub async fn interact(&self, payload: &Value) -> reqwest::Response {
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).expect("form");
+        self.post_signed("/slack/interactions", &body).await
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Rows in a table (to prove nothing was stored).
+    pub async fn count(&self, table: &str) -> i64 {
+        count_rows(self.store(), table).await
+    }
+
+    /// Waits until the outbox has nothing pending.
+    pub async fn outbox_drained(&self) {
+        for _ in 0..500 {
+            if klaxon::store::outbox::pending_count(self.store().pool())
+                .await
+                .expect("count")
+                == 0
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the outbox did not drain");
+    }
+}
+
+pub async fn count_rows(store: &Store, table: &str) -> i64 {
+    use sqlx::Row;
+    let sql = match table {
+        "incidents" => "SELECT COUNT(*) AS n FROM incidents",
+        "outbox" => "SELECT COUNT(*) AS n FROM outbox",
+        "timeline_events" => "SELECT COUNT(*) AS n FROM timeline_events",
+        other => panic!("no count query for {other}"),
+    };
+    sqlx::query(sql)
+        .fetch_one(store.pool())
+        .await
+        .expect("count")
+        .get::<i64, _>("n")
+}
+
+pub fn now_secs() -> i64 {
+    klaxon::time::Millis::now().0 / 1000
+}
+
+/// The form Slack posts for `/incident <text>`.
+pub fn command_form(user: &str, channel: &str, text: &str) -> String {
+    serde_urlencoded::to_string([
+        ("token", "deprecated-verification-token"),
+        ("team_id", "T0001"),
+        ("team_domain", "example"),
+        ("channel_id", channel),
+        ("channel_name", "incidents"),
+        ("user_id", user),
+        ("user_name", "someone"),
+        ("command", "/incident"),
+        ("text", text),
+        ("api_app_id", "A0KLAXON"),
+        ("is_enterprise_install", "false"),
+        (
+            "response_url",
+            "https://hooks.slack.com/commands/T0001/1/abc",
+        ),
+        ("trigger_id", "13345224609.738474920.8088930838d88f008e0"),
+    ])
+    .expect("form")
+}
