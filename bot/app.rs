@@ -18,6 +18,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::config::Settings;
 use crate::incident::service::IncidentService;
+use crate::scheduler::Scheduler;
 use crate::slack::api::{ConsoleMessage, SlackApi};
 use crate::slack::outbox::OutboxSender;
 use crate::store::Store;
@@ -33,6 +34,7 @@ pub struct App {
     pub slack: Arc<SlackApi>,
     pub verifier: Option<SlackEventSignatureVerifier>,
     pub outbox_wake: Arc<Notify>,
+    pub jobs_wake: Arc<Notify>,
 }
 
 /// Installs the one TLS crypto provider the process uses (two are linked in).
@@ -88,13 +90,16 @@ impl App {
         }
         let metrics = Arc::new(Metrics::new());
         let outbox_wake = Arc::new(Notify::new());
+        let jobs_wake = Arc::new(Notify::new());
         let service = IncidentService::new(
             store.clone(),
             Arc::new(templates),
             outbox_wake.clone(),
+            jobs_wake.clone(),
             metrics.clone(),
             settings.slack.incident_channel.clone(),
             settings.incidents.default_severity,
+            Arc::new(settings.escalation.clone()),
         );
         Ok(Arc::new(App {
             settings,
@@ -104,6 +109,7 @@ impl App {
             slack,
             verifier,
             outbox_wake,
+            jobs_wake,
         }))
     }
 }
@@ -122,7 +128,15 @@ pub async fn run(
         app.metrics.clone(),
         app.outbox_wake.clone(),
     ));
-    let sender_task = tokio::spawn(sender.run(stop_rx));
+    let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
+    let scheduler = Arc::new(Scheduler::new(
+        app.store.clone(),
+        app.service.clone(),
+        app.metrics.clone(),
+        app.jobs_wake.clone(),
+        app.outbox_wake.clone(),
+    ));
+    let scheduler_task = tokio::spawn(scheduler.run(stop_rx));
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "klaxon listening");
@@ -131,8 +145,9 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await;
 
-    tracing::info!("shutting down: waiting for the outbox sender");
+    tracing::info!("shutting down: waiting for the scheduler and the outbox sender");
     let _ = stop_tx.send(true);
+    let _ = scheduler_task.await;
     let _ = sender_task.await;
     app.store.close().await;
     served.context("the HTTP server failed")

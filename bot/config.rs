@@ -13,6 +13,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::escalation::{EscalationSettings, RawEscalation};
 use crate::incident::{ChannelId, Severity};
 
 /// Where the settings came from, for messages.
@@ -34,6 +35,7 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     pub http: HttpSettings,
     pub log_format: Option<LogFormat>,
+    pub escalation: EscalationSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +129,8 @@ struct RawFile {
     outbox: RawOutbox,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    escalation: RawEscalation,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -449,6 +453,13 @@ fn from_raw(
         );
     }
 
+    let escalation = raw.escalation.validate().unwrap_or_else(|problems| {
+        for (key, message) in problems {
+            p.problem(source.to_string(), key, message);
+        }
+        EscalationSettings::default()
+    });
+
     match (listen, p.problems.is_empty()) {
         (Some(listen), true) => Ok(Settings {
             listen,
@@ -470,6 +481,7 @@ fn from_raw(
             },
             http: HttpSettings { max_body_bytes },
             log_format,
+            escalation,
         }),
         _ => Err(ConfigErrors(p.problems)),
     }

@@ -10,6 +10,9 @@
 //! - [`incident`]: the domain. Severities, incident refs (`INC-n`), states, the
 //!   timeline, the `/incident` command grammar, and the service that applies a
 //!   command to the database.
+//! - [`escalation`]: ladders, on-call schedules, and the job that pages one
+//!   level and schedules the next, until somebody acknowledges.
+//! - [`scheduler`]: runs durable jobs (escalation steps) when they fall due.
 //! - [`store`]: the database. One code base for SQLite (the default) and
 //!   PostgreSQL through sqlx's `Any` driver; migrations; the queries.
 //! - [`slack`]: talking to Slack. Block Kit rendering, the Web API client (or the
@@ -28,8 +31,10 @@
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod escalation;
 pub mod http;
 pub mod incident;
+pub mod scheduler;
 pub mod slack;
 pub mod store;
 pub mod telemetry;

@@ -56,6 +56,11 @@ pub struct MethodLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LevelLabels {
+    pub level: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
     pub source: String,
 }
@@ -77,6 +82,9 @@ pub struct Metrics {
     pub slack_messages_sent: Family<MethodLabels, Counter>,
     pub slack_api_errors: Family<SlackErrorLabels, Counter>,
     pub slack_permanent_failures: Counter,
+    pub jobs_pending: Gauge,
+    pub job_lateness: Histogram,
+    pub pages_sent: Family<LevelLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -140,8 +148,31 @@ impl Metrics {
             "Outbox messages given up on because Slack will never accept them",
             slack_permanent_failures.clone(),
         );
+        let jobs_pending = Gauge::default();
+        registry.register(
+            "klaxon_jobs_pending",
+            "Durable jobs waiting (escalation steps and other timers)",
+            jobs_pending.clone(),
+        );
+        // 1 ms … ~65 s
+        let job_lateness = Histogram::new(exponential_buckets(0.001, 2.0, 17));
+        registry.register_with_unit(
+            "klaxon_job_lateness",
+            "How late a job started: actual start minus due time",
+            Unit::Seconds,
+            job_lateness.clone(),
+        );
+        let pages_sent = Family::<LevelLabels, Counter>::default();
+        registry.register(
+            "klaxon_pages_sent",
+            "People and groups paged, by ladder level",
+            pages_sent.clone(),
+        );
         Metrics {
             registry,
+            jobs_pending,
+            job_lateness,
+            pages_sent,
             http_requests,
             http_duration,
             incidents_open,

@@ -29,16 +29,22 @@ pub enum TemplateName {
     Acknowledged,
     /// The "Resolution Post": duration, root cause, resolution, follow-up, MTTA/MTTR, timeline.
     ResolutionSummary,
+    /// The thread reply when a ladder level is paged.
+    EscalationPage,
+    /// The direct message each paged person receives.
+    PageDm,
 }
 
 impl TemplateName {
-    pub const ALL: [TemplateName; 6] = [
+    pub const ALL: [TemplateName; 8] = [
         TemplateName::IncidentOpened,
         TemplateName::StatusUpdate,
         TemplateName::SeverityChanged,
         TemplateName::OwnerAssigned,
         TemplateName::Acknowledged,
         TemplateName::ResolutionSummary,
+        TemplateName::EscalationPage,
+        TemplateName::PageDm,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +55,8 @@ impl TemplateName {
             TemplateName::OwnerAssigned => "owner_assigned",
             TemplateName::Acknowledged => "acknowledged",
             TemplateName::ResolutionSummary => "resolution_summary",
+            TemplateName::EscalationPage => "escalation_page",
+            TemplateName::PageDm => "page_dm",
         }
     }
 
@@ -62,6 +70,8 @@ impl TemplateName {
             TemplateName::ResolutionSummary => {
                 include_str!("../templates/resolution_summary.hbs")
             }
+            TemplateName::EscalationPage => include_str!("../templates/escalation_page.hbs"),
+            TemplateName::PageDm => include_str!("../templates/page_dm.hbs"),
         }
     }
 }
@@ -117,6 +127,53 @@ fn mention_helper(
     Ok(())
 }
 
+/// `{{mention_group id}}`: `<!subteam^S…>` for a well-formed user group ID, escaped text otherwise.
+fn group_helper(
+    h: &Helper,
+    _: &Handlebars,
+    _: &Context,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let param = h
+        .param(0)
+        .ok_or(RenderErrorReason::ParamNotFoundForIndex("mention_group", 0))?;
+    let text = match param.value().as_str() {
+        Some(s)
+            if s.len() >= 3
+                && s.starts_with('S')
+                && s.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) =>
+        {
+            format!("<!subteam^{s}>")
+        }
+        Some(s) => slack_escape(s),
+        None => slack_escape(&param.value().to_string()),
+    };
+    out.write(&text)?;
+    Ok(())
+}
+
+/// `{{channel_link id}}`: `<#C…>` for a well-formed channel ID, escaped text otherwise.
+fn channel_helper(
+    h: &Helper,
+    _: &Handlebars,
+    _: &Context,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let param = h
+        .param(0)
+        .ok_or(RenderErrorReason::ParamNotFoundForIndex("channel_link", 0))?;
+    let raw = param.value().as_str().unwrap_or_default();
+    let text = match crate::incident::ChannelId::parse(raw) {
+        Some(c) => format!("<#{c}>"),
+        None => slack_escape(raw),
+    };
+    out.write(&text)?;
+    Ok(())
+}
+
 impl Templates {
     /// The embedded defaults, overridden by `<dir>/<name>.hbs` where such a file exists.
     /// Returns every problem found, not just the first.
@@ -125,6 +182,8 @@ impl Templates {
         hb.set_strict_mode(true);
         hb.register_escape_fn(slack_escape);
         hb.register_helper("mention", Box::new(mention_helper));
+        hb.register_helper("mention_group", Box::new(group_helper));
+        hb.register_helper("channel_link", Box::new(channel_helper));
         let mut problems = Vec::new();
         for t in TemplateName::ALL {
             let source = match dir.map(|d| d.join(format!("{}.hbs", t.name()))) {
@@ -203,6 +262,18 @@ impl Templates {
                         change_data(&sample, sample.opened_by.as_ref(), None)
                     }
                     TemplateName::ResolutionSummary => resolution_data(&sample, &timeline),
+                    TemplateName::EscalationPage | TemplateName::PageDm => page_data(
+                        &sample,
+                        &PageFacts {
+                            level: "team lead",
+                            users: sample.owner.iter().cloned().collect(),
+                            groups: vec!["S0MANAGERS".into()],
+                            first: false,
+                            unacknowledged_for: std::time::Duration::from_secs(1_800),
+                            wait: std::time::Duration::from_secs(1_800),
+                            next_level: Some("engineering manager"),
+                        },
+                    ),
                 };
                 self.render(t, &data).err()
             })
@@ -283,6 +354,37 @@ pub fn resolution_data(i: &Incident, timeline: &[TimelineEvent]) -> Value {
     with(incident_data(i), json!({ "timeline": events }))
 }
 
+/// What a page says beyond the incident itself.
+#[derive(Debug, Clone)]
+pub struct PageFacts<'a> {
+    pub level: &'a str,
+    pub users: Vec<SlackUserId>,
+    pub groups: Vec<String>,
+    /// The first level (nobody has been paged before).
+    pub first: bool,
+    pub unacknowledged_for: std::time::Duration,
+    /// How long this level has to acknowledge.
+    pub wait: std::time::Duration,
+    pub next_level: Option<&'a str>,
+}
+
+/// Data for the escalation page and the page's direct message.
+pub fn page_data(i: &Incident, page: &PageFacts<'_>) -> Value {
+    with(
+        incident_data(i),
+        json!({
+            "level": page.level,
+            "users": page.users.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+            "groups": page.groups,
+            "first": page.first,
+            "unacknowledged_for": human_duration(page.unacknowledged_for),
+            "wait": human_duration(page.wait),
+            "next_level": page.next_level,
+            "channel": i.channel.as_str(),
+        }),
+    )
+}
+
 /// A realistic incident for checking templates.
 pub fn sample_incident() -> Incident {
     use crate::incident::*;
@@ -304,6 +406,8 @@ pub fn sample_incident() -> Incident {
         root_cause: Some("A config push removed the payment provider's key".into()),
         resolution: Some("Rolled back the config".into()),
         follow_up: Some("OPS-123".into()),
+        ladder: Some("default".into()),
+        escalation_step: Some(1),
     }
 }
 

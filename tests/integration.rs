@@ -6,6 +6,7 @@ mod support;
 
 mod bad_input;
 mod binary;
+mod escalation;
 mod incident_flow;
 mod restart;
 mod slack_faults;

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::App;
-use crate::store::{incidents, outbox};
+use crate::store::{incidents, jobs, outbox};
 
 /// How long readiness and metrics wait for the database.
 const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -40,6 +40,9 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     }
     if let Ok(Ok(n)) = tokio::time::timeout(DB_CHECK_TIMEOUT, outbox::pending_count(pool)).await {
         app.metrics.outbox_pending.set(n);
+    }
+    if let Ok(Ok(n)) = tokio::time::timeout(DB_CHECK_TIMEOUT, jobs::pending_count(pool)).await {
+        app.metrics.jobs_pending.set(n);
     }
     (
         [(

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::signature;
 use crate::app::App;
@@ -23,6 +23,8 @@ use crate::incident::service::{Actor, Answer, ServiceError};
 use crate::incident::{ChannelId, IncidentRef, SlackUserId, UserText};
 use crate::slack::blocks;
 use crate::store::incidents::{self, Resolution};
+use crate::store::pages;
+use crate::time::Millis;
 
 /// A refusal with a status and a one-line reason.
 fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
@@ -309,12 +311,45 @@ async fn view_submission(app: &Arc<App>, user: SlackUserId, interaction: Interac
     }
 }
 
-/// The Events API: answers `url_verification`; other events are acknowledged.
+/// The Events API envelope (only the fields Klaxon uses).
+#[derive(Debug, Deserialize)]
+struct EventEnvelope {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    challenge: Option<String>,
+    #[serde(default)]
+    event_id: Option<String>,
+    #[serde(default)]
+    event: Option<MessageEvent>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MessageEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    channel_type: Option<String>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    bot_id: Option<String>,
+    #[serde(default)]
+    subtype: Option<String>,
+}
+
+/// The Events API: answers `url_verification`; `ack` typed in a direct message
+/// acknowledges the incident that paged its author. Each `event_id` is handled
+/// once, however often Slack retries it.
 pub async fn events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(refusal) = unverified(&app, &headers, &body) {
         return refusal;
     }
-    let event: Value = match serde_json::from_slice(&body) {
+    let envelope: EventEnvelope = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
             return refuse(
@@ -323,15 +358,86 @@ pub async fn events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
             );
         }
     };
-    match event.get("type").and_then(Value::as_str) {
-        Some("url_verification") => match event.get("challenge").and_then(Value::as_str) {
+    match envelope.kind.as_str() {
+        "url_verification" => match envelope.challenge {
             Some(c) => Json(json!({"challenge": c})).into_response(),
             None => refuse(
                 StatusCode::BAD_REQUEST,
                 "url_verification without challenge",
             ),
         },
-        Some(_) => StatusCode::OK.into_response(),
-        None => refuse(StatusCode::BAD_REQUEST, "event without type"),
+        "event_callback" => {
+            let Some(event_id) = envelope.event_id else {
+                return refuse(StatusCode::BAD_REQUEST, "event_callback without event_id");
+            };
+            match pages::first_delivery(app.store.pool(), &event_id, Millis::now()).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(event_id, "duplicate event ignored");
+                    return StatusCode::OK.into_response();
+                }
+                Err(e) => {
+                    // Slack retries on 5xx, so nothing is lost.
+                    tracing::error!(error = %e, "cannot record event");
+                    return refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
+                }
+            }
+            if let Some(event) = envelope.event {
+                direct_message(&app, event).await;
+            }
+            StatusCode::OK.into_response()
+        }
+        _ => StatusCode::OK.into_response(),
+    }
+}
+
+/// `ack` or `ack INC-n` in a direct message to Klaxon.
+async fn direct_message(app: &Arc<App>, event: MessageEvent) {
+    if event.kind != "message"
+        || event.channel_type.as_deref() != Some("im")
+        || event.bot_id.is_some()
+        || event.subtype.is_some()
+    {
+        return;
+    }
+    let (Some(user), Some(channel)) = (
+        event.user.as_deref().and_then(SlackUserId::parse),
+        event.channel.as_deref().and_then(ChannelId::parse),
+    ) else {
+        return;
+    };
+    let text = event.text.unwrap_or_default();
+    let mut words = text.split_whitespace();
+    if !words
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case("ack") || w.eq_ignore_ascii_case("acknowledge"))
+    {
+        return;
+    }
+    let target = match words.next().map(str::parse::<IncidentRef>) {
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            let _ = app.service.direct_message(&channel, &user, &e).await;
+            return;
+        }
+        None => pages::latest_open_for(app.store.pool(), &user)
+            .await
+            .ok()
+            .flatten(),
+    };
+    let answer = match target {
+        Some(r) => match app.service.acknowledge(&user, r).await {
+            Ok(a) => a.text().to_string(),
+            Err(e) => {
+                log_fault(&e);
+                FAULT_REPLY.to_string()
+            }
+        },
+        None => {
+            "Nothing waits for your acknowledgement. Name the incident: `ack INC-12`.".to_string()
+        }
+    };
+    if let Err(e) = app.service.direct_message(&channel, &user, &answer).await {
+        log_fault(&e);
     }
 }

@@ -32,6 +32,11 @@ pub enum Command {
         target: Option<IncidentRef>,
         summary: UserText,
     },
+    Escalate {
+        target: Option<IncidentRef>,
+    },
+    /// Who is on call now, per schedule.
+    OnCall,
     List,
     Help,
     /// Part of the grammar, but its capability is not in this build yet.
@@ -62,6 +67,7 @@ pub const USAGE_STATUS: &str = "/incident status [INC-n] <text>";
 pub const USAGE_SEV: &str = "/incident sev [INC-n] P0|P1|P2|P3";
 pub const USAGE_ASSIGN: &str = "/incident assign [INC-n] @user";
 pub const USAGE_RESOLVE: &str = "/incident resolve [INC-n] <summary>";
+pub const USAGE_ESCALATE: &str = "/incident escalate [INC-n]";
 
 /// The text of `/incident help`.
 pub const HELP: &str = "\
@@ -72,6 +78,8 @@ pub const HELP: &str = "\
 `/incident sev [INC-n] P0|P1|P2|P3` change severity
 `/incident assign [INC-n] @user` set the incident owner
 `/incident resolve [INC-n] <summary>` resolve and post the resolution summary (the Resolve button asks for root cause and follow-up too)
+`/incident escalate [INC-n]` page the next level of the escalation ladder now
+`/incident oncall` who is on call now (also `/incident who`)
 `/incident list` open incidents
 `/incident help` this text
 `INC-n` may be left out when the channel has exactly one open incident.
@@ -190,9 +198,17 @@ pub fn parse(text: &str) -> Result<Command, UsageError> {
             Ok(Command::Resolve { target, summary })
         }
         "list" | "ls" => Ok(Command::List),
-        "escalate" => Ok(Command::NotAvailable {
-            subcommand: "escalate",
-        }),
+        "escalate" => {
+            let (target, after) = optional_ref(rest, USAGE_ESCALATE)?;
+            if !after.is_empty() {
+                return Err(UsageError::new(
+                    format!("`escalate` takes only an incident ref, not `{after}`"),
+                    USAGE_ESCALATE,
+                ));
+            }
+            Ok(Command::Escalate { target })
+        }
+        "oncall" | "on-call" | "who" => Ok(Command::OnCall),
         "run" | "actions" => Ok(Command::NotAvailable {
             subcommand: "run / actions",
         }),

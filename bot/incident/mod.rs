@@ -176,7 +176,7 @@ fn slack_id_shape(s: &str, prefixes: &[u8]) -> bool {
 }
 
 /// A Slack user ID (`U…` or `W…`). Only IDs of this shape are ever rendered as mentions.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SlackUserId(String);
 
 impl SlackUserId {
@@ -264,6 +264,10 @@ pub struct Incident {
     pub root_cause: Option<String>,
     pub resolution: Option<String>,
     pub follow_up: Option<String>,
+    /// The escalation ladder paging for this incident, if any.
+    pub ladder: Option<String>,
+    /// The last ladder step paged (0-based), if any.
+    pub escalation_step: Option<u32>,
 }
 
 impl Incident {
@@ -289,6 +293,8 @@ pub enum EventKind {
     OwnerAssigned,
     Acknowledged,
     Resolved,
+    /// A ladder level was paged (or had nobody to page).
+    Escalated,
 }
 
 impl EventKind {
@@ -300,6 +306,7 @@ impl EventKind {
             EventKind::OwnerAssigned => "owner_assigned",
             EventKind::Acknowledged => "acknowledged",
             EventKind::Resolved => "resolved",
+            EventKind::Escalated => "escalated",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -310,6 +317,7 @@ impl EventKind {
             EventKind::OwnerAssigned,
             EventKind::Acknowledged,
             EventKind::Resolved,
+            EventKind::Escalated,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -14,10 +14,11 @@ use tokio::sync::Notify;
 
 use super::command::{Command, HELP};
 use super::{ChannelId, EventKind, Incident, IncidentRef, Severity, SlackUserId, TimelineEvent};
+use crate::escalation::{EscalationSettings, engine};
 use crate::slack::blocks;
 use crate::store::incidents::{self, NewIncident, Resolution};
 use crate::store::outbox::{self, MessageKind, NewMessage};
-use crate::store::{Store, StoreError, Tx};
+use crate::store::{Store, StoreError, Tx, jobs};
 use crate::telemetry::{Metrics, SourceLabels};
 use crate::templates::{self, TemplateError, TemplateName, Templates, slack_escape};
 use crate::time::{Millis, human_duration};
@@ -68,9 +69,11 @@ pub struct IncidentService {
     store: Store,
     templates: Arc<Templates>,
     outbox_wake: Arc<Notify>,
+    jobs_wake: Arc<Notify>,
     metrics: Arc<Metrics>,
     incident_channel: Option<ChannelId>,
     default_severity: Severity,
+    escalation: Arc<EscalationSettings>,
 }
 
 /// Notes the incident on the request's span, so its log lines carry the ref.
@@ -79,22 +82,69 @@ fn note_incident(r: IncidentRef) {
 }
 
 impl IncidentService {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         templates: Arc<Templates>,
         outbox_wake: Arc<Notify>,
+        jobs_wake: Arc<Notify>,
         metrics: Arc<Metrics>,
         incident_channel: Option<ChannelId>,
         default_severity: Severity,
+        escalation: Arc<EscalationSettings>,
     ) -> Self {
         IncidentService {
             store,
             templates,
             outbox_wake,
+            jobs_wake,
             metrics,
             incident_channel,
             default_severity,
+            escalation,
         }
+    }
+
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
+    pub fn escalation(&self) -> &EscalationSettings {
+        &self.escalation
+    }
+
+    /// Appends a system event to the timeline and posts `reply` in the thread.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn post_event(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        kind: EventKind,
+        subject: Option<&SlackUserId>,
+        timeline_text: &str,
+        reply: &str,
+        now: Millis,
+    ) -> ServiceResult<()> {
+        incidents::add_event(
+            &mut **tx,
+            incident.reference,
+            &TimelineEvent {
+                at: now,
+                kind,
+                actor: None,
+                text: timeline_text.to_string(),
+                subject: subject.cloned(),
+            },
+        )
+        .await?;
+        self.enqueue(
+            tx,
+            incident,
+            MessageKind::Reply,
+            blocks::text_message(reply),
+            now,
+        )
+        .await
     }
 
     /// Runs a parsed `/incident` command for `actor`.
@@ -136,6 +186,11 @@ impl IncidentService {
                     Err(why) => Ok(Answer::Refused(why)),
                 }
             }
+            Command::Escalate { target } => match self.find(&actor.channel, target).await? {
+                Ok(i) => self.escalate(&actor.user, &i).await,
+                Err(why) => Ok(Answer::Refused(why)),
+            },
+            Command::OnCall => Ok(self.on_call()),
             Command::NotAvailable { subcommand } => Ok(Answer::Refused(format!(
                 "`/incident {subcommand}` is part of Klaxon's command set but not of this build yet. \
                  See `/incident help` for what works today."
@@ -231,6 +286,7 @@ impl IncidentService {
     async fn commit(&self, tx: Tx) -> ServiceResult<()> {
         tx.commit().await?;
         self.outbox_wake.notify_one();
+        self.jobs_wake.notify_one();
         Ok(())
     }
 
@@ -246,6 +302,7 @@ impl IncidentService {
             .clone()
             .unwrap_or_else(|| actor.channel.clone());
         let now = Millis::now();
+        let ladder = self.escalation.ladder_for(severity).map(|l| l.name.clone());
         let mut tx = self.store.begin().await?;
         let incident = incidents::insert(
             &mut *tx,
@@ -256,6 +313,7 @@ impl IncidentService {
                 opened_by: Some(&actor.user),
                 source: "slack",
                 opened_at: now,
+                ladder: ladder.as_deref(),
             },
         )
         .await?;
@@ -275,6 +333,9 @@ impl IncidentService {
         let root = self.root_payload(&incident)?;
         self.enqueue(&mut tx, &incident, MessageKind::Root, root, now)
             .await?;
+        if ladder.is_some() {
+            jobs::enqueue(&mut *tx, &engine::job(incident.reference, 0, now), now).await?;
+        }
         self.commit(tx).await?;
         self.metrics
             .incidents_opened
@@ -390,6 +451,19 @@ impl IncidentService {
         )?;
         self.reply_and_refresh(&mut tx, &current, &reply, now)
             .await?;
+        let ladder = self.escalation.ladder_for(severity).map(|l| l.name.clone());
+        if ladder != current.ladder && current.state == super::IncidentState::Open {
+            match &ladder {
+                Some(name) => {
+                    incidents::set_escalation(&mut *tx, current.reference, Some(name), None)
+                        .await?;
+                    engine::start(&mut tx, current.reference, 0, now).await?;
+                }
+                None => {
+                    jobs::cancel_for_incident(&mut *tx, current.reference, engine::KIND).await?;
+                }
+            }
+        }
         self.commit(tx).await?;
         Ok(Answer::Done(format!(
             "{} is now {severity} (was {previous}).",
@@ -457,6 +531,7 @@ impl IncidentService {
                 },
             ));
         };
+        jobs::cancel_for_incident(&mut *tx, r, engine::KIND).await?;
         let mtta = current.time_to_acknowledge().unwrap_or_default();
         incidents::add_event(
             &mut *tx,
@@ -497,6 +572,7 @@ impl IncidentService {
             tx.rollback().await?;
             return self.why_not(r, "be resolved again").await;
         };
+        jobs::cancel_for_incident(&mut *tx, r, engine::KIND).await?;
         let summary = resolution.resolution.clone().unwrap_or_default();
         incidents::add_event(
             &mut *tx,
@@ -550,6 +626,110 @@ impl IncidentService {
                 payload: blocks::text_message(text),
             },
             now,
+        )
+        .await?;
+        self.outbox_wake.notify_one();
+        Ok(())
+    }
+
+    /// Pages the next level of the ladder now.
+    pub async fn escalate(
+        &self,
+        actor: &SlackUserId,
+        incident: &Incident,
+    ) -> ServiceResult<Answer> {
+        let r = incident.reference;
+        let Some(ladder) = incident
+            .ladder
+            .as_deref()
+            .and_then(|n| self.escalation.ladder(n))
+            .or_else(|| self.escalation.ladder_for(incident.severity))
+            .cloned()
+        else {
+            return Ok(Answer::Refused(format!(
+                "{r} has no escalation ladder: none is configured for {}.",
+                incident.severity
+            )));
+        };
+        let next = incident
+            .escalation_step
+            .map(|s| s + 1)
+            .filter(|s| ladder.position(*s).is_some())
+            .unwrap_or(0);
+        let now = Millis::now();
+        let mut tx = self.store.begin().await?;
+        let Some(current) = incidents::touch_open(&mut *tx, r, now).await? else {
+            tx.rollback().await?;
+            return self.why_not(r, "be escalated").await;
+        };
+        let level = ladder
+            .level(next)
+            .map(|l| l.name.clone())
+            .unwrap_or_default();
+        incidents::add_event(
+            &mut *tx,
+            r,
+            &TimelineEvent {
+                at: now,
+                kind: EventKind::Escalated,
+                actor: Some(actor.clone()),
+                text: format!("escalated to {level} by hand"),
+                subject: None,
+            },
+        )
+        .await?;
+        // The step before `next` counts as done, so the job pages `next` even after an ack.
+        incidents::set_escalation(&mut *tx, r, Some(&ladder.name), next.checked_sub(1)).await?;
+        if current.state == super::IncidentState::Acknowledged {
+            jobs::enqueue(&mut *tx, &engine::job_forced(r, next, now), now).await?;
+        } else {
+            engine::start(&mut tx, r, next, now).await?;
+        }
+        self.commit(tx).await?;
+        Ok(Answer::Done(format!("Paging {level} for {r} now.")))
+    }
+
+    /// Who is on call now in every schedule.
+    pub fn on_call(&self) -> Answer {
+        let schedules = &self.escalation.schedules;
+        if schedules.is_empty() {
+            return Answer::Done("No on-call schedules are configured.".into());
+        }
+        let now = jiff::Timestamp::now();
+        let mut lines = vec!["*On call now*".to_string()];
+        for (name, s) in schedules {
+            lines.push(match s.on_call(now) {
+                Some(o) => format!(
+                    "• *{}*: <@{}>{} until {} ({})",
+                    slack_escape(name),
+                    o.user,
+                    if o.covering { " (covering)" } else { "" },
+                    o.until.to_zoned(s.tz.clone()).strftime("%a %d %b %H:%M %Z"),
+                    s.tz.iana_name().unwrap_or("UTC")
+                ),
+                None => format!("• *{}*: nobody (the rotation is empty)", slack_escape(name)),
+            });
+        }
+        Answer::Done(lines.join("\n"))
+    }
+
+    /// Sends `text` to `user` in a direct message.
+    pub async fn direct_message(
+        &self,
+        channel: &ChannelId,
+        user: &SlackUserId,
+        text: &str,
+    ) -> ServiceResult<()> {
+        outbox::enqueue(
+            self.store.pool(),
+            &NewMessage {
+                incident: None,
+                kind: MessageKind::Direct,
+                channel,
+                user: Some(user),
+                payload: blocks::text_message(text),
+            },
+            Millis::now(),
         )
         .await?;
         self.outbox_wake.notify_one();

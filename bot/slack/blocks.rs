@@ -96,6 +96,21 @@ pub fn root_message(incident: &Incident, text: &str) -> Value {
     })
 }
 
+/// A page's direct message: the text and an Acknowledge button.
+pub fn page_dm(incident: &Incident, text: &str) -> Value {
+    json!({
+        "text": fallback(text),
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": truncate_mrkdwn(text, SECTION_MAX)}},
+            {"type": "actions", "block_id": "page_actions", "elements": [
+                button("Acknowledge", ACTION_ACK, &incident.reference.number().to_string(), Some("primary"))
+            ]},
+        ],
+        "unfurl_links": false,
+        "unfurl_media": false,
+    })
+}
+
 /// A plain mrkdwn message (thread replies, ephemerals, DMs).
 pub fn text_message(text: &str) -> Value {
     json!({

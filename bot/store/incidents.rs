@@ -18,7 +18,8 @@ use crate::time::Millis;
 macro_rules! incident_columns {
     () => {
         "id, title, severity, state, owner, channel, thread_ts, opened_by, opened_at, \
-         acknowledged_at, acknowledged_by, resolved_at, resolved_by, root_cause, resolution, follow_up"
+         acknowledged_at, acknowledged_by, resolved_at, resolved_by, root_cause, resolution, follow_up, \
+         ladder, escalation_step"
     };
 }
 
@@ -51,6 +52,9 @@ fn incident_from_row(row: &AnyRow) -> StoreResult<Incident> {
         root_cause: col(row, "root_cause")?,
         resolution: col(row, "resolution")?,
         follow_up: col(row, "follow_up")?,
+        ladder: col(row, "ladder")?,
+        escalation_step: col::<Option<i64>>(row, "escalation_step")?
+            .and_then(|s| u32::try_from(s).ok()),
     })
 }
 
@@ -71,6 +75,8 @@ pub struct NewIncident<'a> {
     pub opened_by: Option<&'a SlackUserId>,
     pub source: &'a str,
     pub opened_at: Millis,
+    /// The escalation ladder that will page for it.
+    pub ladder: Option<&'a str>,
 }
 
 pub async fn insert<'c, E: Executor<'c, Database = Any>>(
@@ -78,8 +84,8 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(
     new: &NewIncident<'_>,
 ) -> StoreResult<Incident> {
     let row = sqlx::query(concat!(
-        "INSERT INTO incidents (title, severity, state, channel, source, opened_by, opened_at, updated_at) \
-         VALUES ($1, $2, 'open', $3, $4, $5, $6, $6) RETURNING ",
+        "INSERT INTO incidents (title, severity, state, channel, source, opened_by, opened_at, updated_at, ladder) \
+         VALUES ($1, $2, 'open', $3, $4, $5, $6, $6, $7) RETURNING ",
         incident_columns!()
     ))
     .bind(new.title)
@@ -88,6 +94,7 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(
     .bind(new.source)
     .bind(new.opened_by.map(|u| u.as_str().to_string()))
     .bind(new.opened_at.0)
+    .bind(new.ladder)
     .fetch_one(ex)
     .await?;
     incident_from_row(&row)
@@ -256,6 +263,24 @@ pub async fn resolve<'c, E: Executor<'c, Database = Any>>(
     .bind(resolution.follow_up.clone())
     .fetch_optional(ex)
     .await?)
+}
+
+/// Records how far the ladder got (and which ladder, when it starts).
+pub async fn set_escalation<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+    ladder: Option<&str>,
+    step: Option<u32>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE incidents SET ladder = COALESCE($2, ladder), escalation_step = $3 WHERE id = $1",
+    )
+    .bind(r.number())
+    .bind(ladder)
+    .bind(step.map(i64::from))
+    .execute(ex)
+    .await?;
+    Ok(())
 }
 
 /// Records the `ts` of the thread's root message once Slack has it.

@@ -9,7 +9,9 @@
 //! when a read transaction tries to upgrade.
 
 pub mod incidents;
+pub mod jobs;
 pub mod outbox;
+pub mod pages;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -43,6 +43,8 @@ pub struct Call {
     pub ok: bool,
     /// The `ts` Slack assigned, for posts.
     pub ts: Option<String>,
+    /// When the fake answered.
+    pub at: std::time::Instant,
 }
 
 impl Call {
@@ -210,6 +212,7 @@ async fn handle(
                 .or_else(|| answer.get("message_ts"))
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            at: std::time::Instant::now(),
         });
     };
     match fault {

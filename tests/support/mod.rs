@@ -254,6 +254,102 @@ pub async fn count_rows(store: &Store, table: &str) -> i64 {
         .get::<i64, _>("n")
 }
 
+/// A `klaxon serve` child process.
+pub struct Served {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Served {
+    /// Starts the binary with `config` (TOML text) and waits for `/readyz`.
+    pub async fn start(
+        dir: &std::path::Path,
+        db_url: &str,
+        slack: &FakeSlack,
+        config: &str,
+    ) -> Served {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let file = dir.join(format!("klaxon-{port}.toml"));
+        std::fs::write(&file, config).expect("write config");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_klaxon"))
+            .args(["serve", "--config"])
+            .arg(&file)
+            .current_dir(dir)
+            .env_clear()
+            .env("KLAXON_LISTEN", format!("127.0.0.1:{port}"))
+            .env("KLAXON_DATABASE_URL", db_url)
+            .env("KLAXON_SLACK_BOT_TOKEN", fake_slack::TOKEN)
+            .env("KLAXON_SLACK_SIGNING_SECRET", SECRET)
+            .env("KLAXON_SLACK_API_URL", &slack.api_url)
+            .env("KLAXON_INCIDENT_CHANNEL", INCIDENT_CHANNEL)
+            .env("KLAXON_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("klaxon serve starts");
+        // From here on, Drop kills and reaps the child whatever happens.
+        let served = Served {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..400 {
+            if let Ok(r) = client.get(format!("{}/readyz", served.base)).send().await
+                && r.status() == 200
+            {
+                return served;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("klaxon serve did not become ready at {}", served.base);
+    }
+
+    /// `/incident <text>` typed by `user`; returns the ephemeral text.
+    pub async fn command(&self, user: &str, text: &str) -> String {
+        let body = command_form(user, INCIDENT_CHANNEL, text);
+        let ts = now_secs().to_string();
+        let response = reqwest::Client::new()
+            .post(format!("{}/slack/commands", self.base))
+            .header("x-slack-request-timestamp", &ts)
+            .header(
+                "x-slack-signature",
+                klaxon::http::signature::sign(SECRET, &ts, body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200);
+        let v: Value = response.json().await.expect("json");
+        v["text"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// SIGKILL: no shutdown, no cleanup.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("exit")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn now_secs() -> i64 {
     klaxon::time::Millis::now().0 / 1000
 }

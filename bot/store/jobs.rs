@@ -1,0 +1,171 @@
+//! The durable job queue: timers and slow work that must survive restarts.
+//!
+//! A job is a row with a kind, a JSON payload and the instant it falls due.
+//! Workers [`claim_due`] jobs with a lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`,
+//! so replicas never take the same row; SQLite: one atomic `UPDATE … RETURNING`).
+//! A job's effects commit in one transaction that starts by deleting the job
+//! while still holding its lease ([`finish`]); if the lease was lost, the delete
+//! finds nothing and the effects roll back, so a step is never done twice.
+
+use sqlx::{Any, Executor};
+
+use super::{Backend, Store, StoreResult, col};
+use crate::incident::IncidentRef;
+use crate::time::Millis;
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    pub kind: &'a str,
+    pub payload: serde_json::Value,
+    pub incident: Option<IncidentRef>,
+    /// Jobs with the same key are one job: enqueueing it again does nothing.
+    pub dedupe_key: Option<String>,
+    pub run_at: Millis,
+}
+
+/// Enqueues a job; `false` when a job with the same dedupe key already waits.
+pub async fn enqueue<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    job: &NewJob<'_>,
+    now: Millis,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO jobs (kind, payload, incident_id, dedupe_key, run_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(job.kind)
+    .bind(job.payload.to_string())
+    .bind(job.incident.map(|r| r.number()))
+    .bind(job.dedupe_key.clone())
+    .bind(job.run_at.0)
+    .bind(now.0)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A job this worker holds the lease on.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub kind: String,
+    pub payload: String,
+    pub run_at: Millis,
+    pub attempts: i64,
+}
+
+/// Claims up to `limit` due jobs whose lease is free or expired.
+pub async fn claim_due(
+    store: &Store,
+    owner: &str,
+    now: Millis,
+    lease_until: Millis,
+    limit: i64,
+) -> StoreResult<Vec<Claimed>> {
+    let sql = match store.backend() {
+        Backend::Postgres => {
+            "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM jobs \
+                          WHERE run_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
+                          ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, kind, payload, run_at, attempts"
+        }
+        Backend::Sqlite => {
+            "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM jobs \
+                          WHERE run_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
+                          ORDER BY run_at LIMIT $4) \
+             RETURNING id, kind, payload, run_at, attempts"
+        }
+    };
+    let rows = sqlx::query(sql)
+        .bind(owner)
+        .bind(lease_until.0)
+        .bind(now.0)
+        .bind(limit)
+        .fetch_all(store.pool())
+        .await?;
+    let mut jobs: Vec<Claimed> = rows
+        .iter()
+        .map(|row| {
+            Ok(Claimed {
+                id: col(row, "id")?,
+                kind: col(row, "kind")?,
+                payload: col(row, "payload")?,
+                run_at: Millis(col(row, "run_at")?),
+                attempts: col(row, "attempts")?,
+            })
+        })
+        .collect::<StoreResult<_>>()?;
+    jobs.sort_by_key(|j| (j.run_at, j.id));
+    Ok(jobs)
+}
+
+/// Deletes a finished job if this worker still holds its lease; call it first in
+/// the transaction that commits the job's effects. `false`: the lease was lost.
+pub async fn finish<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    id: i64,
+    owner: &str,
+) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM jobs WHERE id = $1 AND lease_owner = $2")
+        .bind(id)
+        .bind(owner)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Releases a failed job for another attempt at `run_at`.
+pub async fn retry_later<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    id: i64,
+    owner: &str,
+    run_at: Millis,
+    error: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL, run_at = $3, last_error = $4 \
+         WHERE id = $1 AND lease_owner = $2",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(run_at.0)
+    .bind(error)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// When the next job falls due (or its lease expires), if any job waits.
+pub async fn next_due<'c, E: Executor<'c, Database = Any>>(ex: E) -> StoreResult<Option<Millis>> {
+    let row = sqlx::query(
+        "SELECT MIN(CASE WHEN lease_expires_at IS NOT NULL AND lease_expires_at > run_at \
+                         THEN lease_expires_at ELSE run_at END) AS due FROM jobs",
+    )
+    .fetch_one(ex)
+    .await?;
+    Ok(col::<Option<i64>>(&row, "due")?.map(Millis))
+}
+
+/// Drops the waiting jobs of one kind for an incident (e.g. escalation after an ack).
+pub async fn cancel_for_incident<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    incident: IncidentRef,
+    kind: &str,
+) -> StoreResult<u64> {
+    let done = sqlx::query("DELETE FROM jobs WHERE incident_id = $1 AND kind = $2")
+        .bind(incident.number())
+        .bind(kind)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+pub async fn pending_count<'c, E: Executor<'c, Database = Any>>(ex: E) -> StoreResult<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs")
+        .fetch_one(ex)
+        .await?;
+    col(&row, "n")
+}

@@ -1,0 +1,77 @@
+//! Pages sent along an escalation ladder, and Slack event ids already handled.
+//!
+//! A page row lets an `ack` typed in a direct message find the incident it
+//! answers: the latest open incident that paged that person.
+
+use sqlx::{Any, Executor};
+
+use super::{StoreResult, col};
+use crate::incident::{IncidentRef, SlackUserId};
+use crate::time::Millis;
+
+pub async fn record<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    incident: IncidentRef,
+    step: u32,
+    level_name: &str,
+    user: &SlackUserId,
+    at: Millis,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO pages (incident_id, step, level_name, user_id, at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(incident.number())
+    .bind(i64::from(step))
+    .bind(level_name)
+    .bind(user.as_str())
+    .bind(at.0)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// The most recent incident, still open and unacknowledged, that paged `user`.
+pub async fn latest_open_for<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    user: &SlackUserId,
+) -> StoreResult<Option<IncidentRef>> {
+    let row = sqlx::query(
+        "SELECT p.incident_id AS id FROM pages p JOIN incidents i ON i.id = p.incident_id \
+         WHERE p.user_id = $1 AND i.state = 'open' ORDER BY p.id DESC LIMIT 1",
+    )
+    .bind(user.as_str())
+    .fetch_optional(ex)
+    .await?;
+    Ok(match row {
+        Some(r) => IncidentRef::new(col(&r, "id")?),
+        None => None,
+    })
+}
+
+/// How many pages an incident has sent (for tests and the summary).
+pub async fn count_for<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    incident: IncidentRef,
+) -> StoreResult<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM pages WHERE incident_id = $1")
+        .bind(incident.number())
+        .fetch_one(ex)
+        .await?;
+    col(&row, "n")
+}
+
+/// Remembers a Slack event id; `false` if it was seen before (a retry or duplicate).
+pub async fn first_delivery<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    event_id: &str,
+    now: Millis,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO slack_events (event_id, received_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(now.0)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,472 @@
+//! Escalation along the ladder, on durable timers: through acknowledgements,
+//! crashes and several replicas, every page is sent exactly once.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn ladder(wait: &str) -> String {
+    format!(
+        r#"
+[[escalation.ladders]]
+name = "default"
+levels = [
+  {{ name = "on-call engineer", notify = ["user:U0ALICE"], wait = "{wait}" }},
+  {{ name = "team lead", notify = ["user:U0LEAD"], wait = "{wait}" }},
+  {{ name = "engineering manager", notify = ["user:U0BOSS", "group:S0MANAGERS"], wait = "{wait}" }},
+]
+"#
+    )
+}
+
+fn paging(calls: &[fake_slack::Call], level: &str) -> Vec<fake_slack::Call> {
+    calls
+        .iter()
+        .filter(|c| {
+            c.method == "chat.postMessage" && c.text().contains(&format!("*Paging {level}*"))
+        })
+        .cloned()
+        .collect()
+}
+
+fn with_ladder(wait: &str) -> Options {
+    Options {
+        extra_toml: ladder(wait),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn an_unacknowledged_incident_pages_each_level_in_turn_then_says_the_ladder_ran_out() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, with_ladder("1s")).await;
+    app.command(BOB, "open P1 Checkout API returning 500s")
+        .await;
+
+    let calls = slack
+        .wait_for(WAIT, "the ladder to run out", |c| {
+            c.iter()
+                .any(|c| c.text().contains("Nobody has acknowledged INC-1"))
+        })
+        .await;
+    let l1 = paging(&calls, "on-call engineer");
+    let l2 = paging(&calls, "team lead");
+    let l3 = paging(&calls, "engineering manager");
+    assert_eq!(
+        (l1.len(), l2.len(), l3.len()),
+        (1, 1, 1),
+        "each level paged once"
+    );
+    let root_ts = calls[0].ts.clone().expect("root ts");
+    for page in [&l1[0], &l2[0], &l3[0]] {
+        assert_eq!(
+            page.str("thread_ts"),
+            Some(root_ts.as_str()),
+            "pages are thread replies"
+        );
+    }
+    assert!(l1[0].text().contains("<@U0ALICE>"));
+    assert!(l2[0].text().contains("<@U0LEAD>"));
+    assert!(l3[0].text().contains("<@U0BOSS>") && l3[0].text().contains("<!subteam^S0MANAGERS>"));
+    // Levels wait for their turn (lower bounds only: a slow machine may be late, never early).
+    assert!(l2[0].at.duration_since(l1[0].at) >= Duration::from_millis(900));
+    assert!(l3[0].at.duration_since(l2[0].at) >= Duration::from_millis(900));
+
+    // Each paged person gets a direct message with an Acknowledge button.
+    for user in ["U0ALICE", "U0LEAD", "U0BOSS"] {
+        let dm: Vec<_> = calls
+            .iter()
+            .filter(|c| {
+                c.method == "chat.postMessage" && c.str("channel") == Some(&format!("D{user}"))
+            })
+            .collect();
+        assert_eq!(dm.len(), 1, "one DM for {user}");
+        assert!(dm[0].text().contains("You are being paged"));
+        assert_eq!(
+            dm[0].body["blocks"][1]["elements"][0]["action_id"],
+            "incident_ack"
+        );
+    }
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        metrics.contains(r#"klaxon_pages_sent_total{level="team lead"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"klaxon_pages_sent_total{level="engineering manager"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("klaxon_job_lateness_seconds_count 4"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("klaxon_jobs_pending 0"), "{metrics}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_acknowledgement_between_levels_stops_the_rest_and_records_mtta() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, with_ladder("1s")).await;
+    app.command(BOB, "open P0 Database primary down").await;
+    slack
+        .wait_for(WAIT, "level 2", |c| !paging(c, "team lead").is_empty())
+        .await;
+    let answer = app.command("U0LEAD", "ack").await;
+    assert!(answer.contains("You acknowledged INC-1"), "{answer}");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let calls = slack.delivered();
+    assert!(
+        paging(&calls, "engineering manager").is_empty(),
+        "no level 3 after the ack"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.text().contains("Nobody has acknowledged"))
+    );
+    let r = klaxon::incident::IncidentRef::new(1).expect("ref");
+    let incident = klaxon::store::incidents::get(app.store().pool(), r)
+        .await
+        .expect("query")
+        .expect("incident");
+    assert_eq!(
+        incident.acknowledged_by.as_ref().map(|u| u.to_string()),
+        Some("U0LEAD".into())
+    );
+    assert!(incident.time_to_acknowledge().is_some());
+    assert_eq!(
+        klaxon::store::jobs::pending_count(app.store().pool())
+            .await
+            .expect("count"),
+        0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn escalate_pages_the_next_level_now_even_after_an_acknowledgement() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, with_ladder("1h")).await;
+    app.command(BOB, "open P1 Search down").await;
+    slack
+        .wait_for(WAIT, "level 1", |c| {
+            !paging(c, "on-call engineer").is_empty()
+        })
+        .await;
+    let answer = app.command(ALICE, "escalate").await;
+    assert!(
+        answer.contains("Paging team lead for INC-1 now"),
+        "{answer}"
+    );
+    slack
+        .wait_for(WAIT, "level 2", |c| !paging(c, "team lead").is_empty())
+        .await;
+
+    app.command(ALICE, "ack").await;
+    app.command(ALICE, "escalate").await;
+    let calls = slack
+        .wait_for(WAIT, "level 3", |c| {
+            !paging(c, "engineering manager").is_empty()
+        })
+        .await;
+    assert_eq!(paging(&calls, "engineering manager").len(), 1);
+    assert_eq!(
+        klaxon::store::jobs::pending_count(app.store().pool())
+            .await
+            .expect("count"),
+        0,
+        "an acknowledged incident keeps no timers"
+    );
+    let p3 = app.command(ALICE, "open P3 Typo on the status page").await;
+    assert!(p3.contains("INC-2"));
+    let refused = app.command(ALICE, "escalate INC-2").await;
+    assert!(refused.contains("no escalation ladder"), "{refused}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_level_with_nobody_on_call_escalates_at_once_and_says_why() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let extra = r#"
+[[escalation.schedules]]
+name = "primary"
+timezone = "Europe/Berlin"
+rotation = []
+handoff = "2026-01-05T09:00"
+
+[[escalation.ladders]]
+name = "default"
+levels = [
+  { name = "on-call engineer", notify = ["schedule:primary"], wait = "1h" },
+  { name = "team lead", notify = ["user:U0LEAD"], wait = "1h" },
+]
+"#;
+    let opts = Options {
+        extra_toml: extra.into(),
+        ..Options::default()
+    };
+    let app = TestApp::start_with(&db, &slack, opts).await;
+    app.command(BOB, "open P1 Queue stuck").await;
+    let calls = slack
+        .wait_for(WAIT, "level 2", |c| !paging(c, "team lead").is_empty())
+        .await;
+    let notice = calls
+        .iter()
+        .find(|c| c.text().contains("has nobody to page"))
+        .expect("the thread says why level 1 was skipped");
+    assert!(
+        notice
+            .text()
+            .contains("schedule `primary` has nobody on call"),
+        "{}",
+        notice.text()
+    );
+    assert!(paging(&calls, "on-call engineer").is_empty());
+    let who = app.command(ALICE, "oncall").await;
+    assert!(who.contains("*primary*: nobody"), "{who}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ack_in_a_direct_message_acknowledges_the_incident_that_paged_you_once() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, with_ladder("1h")).await;
+    app.command(BOB, "open P1 Payments failing").await;
+    slack
+        .wait_for(WAIT, "level 1", |c| {
+            !paging(c, "on-call engineer").is_empty()
+        })
+        .await;
+    let event = json!({
+        "token": "x", "team_id": "T0001", "api_app_id": "A0KLAXON", "type": "event_callback",
+        "event_id": "Ev0ACK1", "event_time": now_secs(),
+        "event": {"type": "message", "channel_type": "im", "channel": "D0ALICEDM", "user": "U0ALICE",
+                  "text": "ack", "ts": "1795367100.000100"}
+    })
+    .to_string();
+    for _ in 0..3 {
+        // Slack retries deliveries; the event id makes them one.
+        let r = app.post_signed("/slack/events", &event).await;
+        assert_eq!(r.status(), 200);
+    }
+    let calls = slack
+        .wait_for(WAIT, "the acknowledgement", |c| {
+            c.iter()
+                .any(|c| c.text().contains("<@U0ALICE> acknowledged INC-1"))
+        })
+        .await;
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.text().contains("You acknowledged INC-1"))
+            .count(),
+        1,
+        "one answer in the DM"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.text().contains("acknowledged INC-1 after"))
+            .count(),
+        1,
+        "one acknowledgement in the thread"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn oncall_names_who_is_on_call_in_each_schedule() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let extra = r#"
+[[escalation.schedules]]
+name = "primary"
+timezone = "UTC"
+rotation = ["U0ALICE"]
+period = "1d"
+handoff = "2026-01-01T09:00"
+"#;
+    let opts = Options {
+        extra_toml: extra.into(),
+        ..Options::default()
+    };
+    let app = TestApp::start_with(&db, &slack, opts).await;
+    let who = app.command(BOB, "who").await;
+    assert!(who.contains("*primary*: <@U0ALICE> until"), "{who}");
+    app.stop().await;
+}
+
+fn served_config(wait: &str) -> String {
+    format!(
+        "[outbox]\nchannel_rate = 1000.0\nchannel_burst = 1000\nrequest_timeout = \"2s\"\nmax_backoff = \"1s\"\n{}",
+        ladder(wait)
+    )
+}
+
+async fn crash_between_levels(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("k.db").display()),
+        Backend::Postgres => db.url.clone(),
+    };
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let config = served_config("2s");
+    let first = Served::start(dir.path(), &url, &slack, &config).await;
+    first
+        .command(BOB, "open P1 Checkout API returning 500s")
+        .await;
+    slack
+        .wait_for(WAIT, "level 1 and its DM", |c| {
+            !paging(c, "on-call engineer").is_empty()
+                && c.iter().any(|c| c.str("channel") == Some("DU0ALICE"))
+        })
+        .await;
+    first.kill();
+    // Levels 2 (due at 2 s) and 3 (due at 4 s) fall due while Klaxon is down.
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    assert!(paging(&slack.delivered(), "team lead").is_empty());
+
+    let second = Served::start(dir.path(), &url, &slack, &config).await;
+    slack
+        .wait_for(WAIT, "the ladder to finish after the restart", |c| {
+            c.iter()
+                .any(|c| c.text().contains("Nobody has acknowledged INC-1"))
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let calls = slack.delivered();
+    for level in ["on-call engineer", "team lead", "engineering manager"] {
+        assert_eq!(paging(&calls, level).len(), 1, "{level} paged exactly once");
+    }
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.text().contains("Nobody has acknowledged"))
+            .count(),
+        1
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.text().contains("INCIDENT INC-1"))
+            .count(),
+        1,
+        "one root"
+    );
+    assert!(second.terminate().success());
+}
+
+#[tokio::test]
+async fn a_sigkill_between_levels_loses_and_doubles_no_page_on_sqlite() {
+    crash_between_levels(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_sigkill_between_levels_loses_and_doubles_no_page_on_postgres() {
+    crash_between_levels(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn three_replicas_on_one_postgres_page_every_level_of_two_hundred_incidents_exactly_once() {
+    let db = TestDb::postgres().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let config = format!(
+        "[outbox]\nchannel_rate = 5000.0\nchannel_burst = 5000\nrequest_timeout = \"5s\"\nmax_backoff = \"1s\"\n{}",
+        r#"
+[[escalation.ladders]]
+name = "default"
+levels = [
+  { name = "on-call engineer", notify = ["user:U0ALICE"], wait = "1s" },
+  { name = "team lead", notify = ["user:U0LEAD"], wait = "1s" },
+]
+"#
+    );
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(Served::start(dir.path(), &db.url, &slack, &config).await);
+    }
+    const N: usize = 200;
+    let mut tasks = Vec::new();
+    let bases: Vec<String> = replicas.iter().map(|r| r.base.clone()).collect();
+    for n in 0..N {
+        let base = bases[n % 3].clone();
+        tasks.push(tokio::spawn(async move {
+            let body = command_form(BOB, INCIDENT_CHANNEL, &format!("open P1 Service {n} down"));
+            let ts = now_secs().to_string();
+            let r = reqwest::Client::new()
+                .post(format!("{base}/slack/commands"))
+                .header("x-slack-request-timestamp", &ts)
+                .header(
+                    "x-slack-signature",
+                    klaxon::http::signature::sign(SECRET, &ts, body.as_bytes()),
+                )
+                .body(body)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(r.status(), 200);
+        }));
+    }
+    for t in tasks {
+        t.await.expect("open");
+    }
+    let calls = slack
+        .wait_for(Duration::from_secs(90), "every ladder to run out", |c| {
+            c.iter()
+                .filter(|c| c.text().contains("Nobody has acknowledged"))
+                .count()
+                >= N
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let calls = if calls.len() < slack.delivered().len() {
+        slack.delivered()
+    } else {
+        calls
+    };
+    for level in ["on-call engineer", "team lead"] {
+        let pages = paging(&calls, level);
+        assert_eq!(pages.len(), N, "{level}: one page per incident");
+        let mut incidents: Vec<String> = pages
+            .iter()
+            .filter_map(|c| {
+                c.text()
+                    .split(" for ")
+                    .nth(1)
+                    .map(|s| s.split(' ').next().unwrap_or("").to_string())
+            })
+            .collect();
+        incidents.sort();
+        incidents.dedup();
+        assert_eq!(
+            incidents.len(),
+            N,
+            "{level}: every incident paged, none twice"
+        );
+    }
+    let dms = calls
+        .iter()
+        .filter(|c| c.str("channel").is_some_and(|ch| ch.starts_with('D')))
+        .count();
+    assert_eq!(dms, 2 * N, "one DM per page");
+    let exhausted = calls
+        .iter()
+        .filter(|c| c.text().contains("Nobody has acknowledged"))
+        .count();
+    assert_eq!(exhausted, N);
+    for r in replicas {
+        assert!(r.terminate().success());
+    }
+}
