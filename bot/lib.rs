@@ -10,6 +10,8 @@
 //! - [`incident`]: the domain. Severities, incident refs (`INC-n`), states, the
 //!   timeline, the `/incident` command grammar, and the service that applies a
 //!   command to the database.
+//! - [`alerts`]: alert notifications from Alertmanager and Grafana webhooks,
+//!   parsed into alert batches, and the routes that decide where they go.
 //! - [`store`]: the database. One code base for SQLite (the default) and
 //!   PostgreSQL through sqlx's `Any` driver; migrations; the queries.
 //! - [`slack`]: talking to Slack. Block Kit rendering, the Web API client (or the
@@ -25,6 +27,7 @@
 //! - [`demo`]: `klaxon demo`, the whole lifecycle locally, no Slack account.
 //! - [`time`]: epoch-millisecond timestamps and human durations.
 
+pub mod alerts;
 pub mod app;
 pub mod config;
 pub mod demo;
