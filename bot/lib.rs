@@ -13,6 +13,8 @@
 //! - [`escalation`]: ladders, on-call schedules, and the job that pages one
 //!   level and schedules the next, until somebody acknowledges.
 //! - [`scheduler`]: runs durable jobs (escalation steps) when they fall due.
+//! - [`alerts`]: alert notifications from Alertmanager and Grafana webhooks,
+//!   parsed into alert batches, and the routes that decide where they go.
 //! - [`store`]: the database. One code base for SQLite (the default) and
 //!   PostgreSQL through sqlx's `Any` driver; migrations; the queries.
 //! - [`slack`]: talking to Slack. Block Kit rendering, the Web API client (or the
@@ -28,6 +30,7 @@
 //! - [`demo`]: `klaxon demo`, the whole lifecycle locally, no Slack account.
 //! - [`time`]: epoch-millisecond timestamps and human durations.
 
+pub mod alerts;
 pub mod app;
 pub mod config;
 pub mod demo;
