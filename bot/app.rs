@@ -16,6 +16,7 @@ use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 
+use crate::alerts::silence::AlertmanagerApi;
 use crate::config::Settings;
 use crate::incident::service::IncidentService;
 use crate::scheduler::Scheduler;
@@ -27,7 +28,7 @@ use crate::templates::Templates;
 
 /// Everything a request handler may need.
 pub struct App {
-    pub settings: Settings,
+    pub settings: Arc<Settings>,
     pub store: Store,
     pub service: IncidentService,
     pub metrics: Arc<Metrics>,
@@ -35,6 +36,8 @@ pub struct App {
     pub verifier: Option<SlackEventSignatureVerifier>,
     pub outbox_wake: Arc<Notify>,
     pub jobs_wake: Arc<Notify>,
+    /// Alertmanager's API, when `alerts.alertmanager_url` is set (silences).
+    pub alertmanager: Option<AlertmanagerApi>,
 }
 
 /// Installs the one TLS crypto provider the process uses (two are linked in).
@@ -50,6 +53,7 @@ impl App {
         transcript: Option<mpsc::UnboundedSender<ConsoleMessage>>,
     ) -> anyhow::Result<Arc<App>> {
         install_crypto_provider();
+        let settings = Arc::new(settings);
         let store = Store::connect(settings.database_url.expose_secret())
             .await
             .context("cannot connect to the database")?;
@@ -97,11 +101,16 @@ impl App {
             outbox_wake.clone(),
             jobs_wake.clone(),
             metrics.clone(),
-            settings.slack.incident_channel.clone(),
-            settings.incidents.default_severity,
-            Arc::new(settings.escalation.clone()),
+            settings.clone(),
         );
+        let alertmanager = settings
+            .alerts
+            .alertmanager_url
+            .as_deref()
+            .map(AlertmanagerApi::new)
+            .transpose()?;
         Ok(Arc::new(App {
+            alertmanager,
             settings,
             store,
             service,
@@ -135,6 +144,7 @@ pub async fn run(
         app.metrics.clone(),
         app.jobs_wake.clone(),
         app.outbox_wake.clone(),
+        app.alertmanager.clone(),
     ));
     let scheduler_task = tokio::spawn(scheduler.run(stop_rx));
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::alerts::{RawRoute, Routes};
 use crate::escalation::{EscalationSettings, RawEscalation};
 use crate::incident::{ChannelId, Severity};
 
@@ -36,6 +37,21 @@ pub struct Settings {
     pub http: HttpSettings,
     pub log_format: Option<LogFormat>,
     pub escalation: EscalationSettings,
+    pub alerts: AlertSettings,
+}
+
+/// Alert webhooks: routes, Alertmanager's API for silences, body limits.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    pub routes: Routes,
+    /// Alertmanager's base URL (`http://alertmanager:9093`), for silences from Slack.
+    pub alertmanager_url: Option<String>,
+    /// Expire the silences an incident created when it resolves.
+    pub expire_silences_on_resolve: bool,
+    /// The longest silence `/incident silence` may create.
+    pub max_silence: Duration,
+    /// Largest alert notification accepted (Alertmanager batches can be big).
+    pub max_body_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +147,19 @@ struct RawFile {
     http: RawHttp,
     #[serde(default)]
     escalation: RawEscalation,
+    #[serde(default)]
+    alerts: RawAlerts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    alertmanager_url: Option<String>,
+    expire_silences_on_resolve: Option<bool>,
+    max_silence: Option<String>,
+    max_body_bytes: Option<usize>,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -460,6 +489,50 @@ fn from_raw(
         EscalationSettings::default()
     });
 
+    let routes = Routes::from_raw(raw.alerts.routes).unwrap_or_else(|problems| {
+        for (key, message) in problems {
+            p.problem(source.to_string(), key, message);
+        }
+        Routes::default_only()
+    });
+    for (i, route) in routes.routes().iter().enumerate() {
+        if let Some(ladder) = &route.ladder
+            && escalation.ladder(ladder).is_none()
+        {
+            p.problem(
+                source.to_string(),
+                format!("alerts.routes[{i}].ladder"),
+                format!("no escalation ladder is named `{ladder}`"),
+            );
+        }
+    }
+    let alertmanager_url =
+        match p.pick(None, "alerts.alertmanager_url", raw.alerts.alertmanager_url) {
+            None => None,
+            Some((v, src, key)) => {
+                if !(v.starts_with("http://") || v.starts_with("https://")) {
+                    p.problem(src, key, format!("`{v}` is not an http(s) URL"));
+                }
+                Some(v.trim_end_matches('/').to_string())
+            }
+        };
+    let max_silence = p.duration(
+        "alerts.max_silence",
+        raw.alerts.max_silence,
+        Duration::from_secs(7 * 24 * 3600),
+    );
+    let alerts = AlertSettings {
+        routes,
+        alertmanager_url,
+        expire_silences_on_resolve: raw.alerts.expire_silences_on_resolve.unwrap_or(true),
+        max_silence,
+        max_body_bytes: raw
+            .alerts
+            .max_body_bytes
+            .unwrap_or(4 * 1024 * 1024)
+            .max(64 * 1024),
+    };
+
     match (listen, p.problems.is_empty()) {
         (Some(listen), true) => Ok(Settings {
             listen,
@@ -482,6 +555,7 @@ fn from_raw(
             http: HttpSettings { max_body_bytes },
             log_format,
             escalation,
+            alerts,
         }),
         _ => Err(ConfigErrors(p.problems)),
     }

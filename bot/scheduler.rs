@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
+use crate::alerts::ingest;
+use crate::alerts::silence::{self, AlertmanagerApi};
 use crate::escalation::engine;
 use crate::incident::service::{IncidentService, ServiceError};
 use crate::slack::outbox::backoff;
@@ -33,6 +35,7 @@ pub struct Scheduler {
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
     outbox_wake: Arc<Notify>,
+    alertmanager: Option<AlertmanagerApi>,
     owner: String,
 }
 
@@ -43,6 +46,7 @@ impl Scheduler {
         metrics: Arc<Metrics>,
         wake: Arc<Notify>,
         outbox_wake: Arc<Notify>,
+        alertmanager: Option<AlertmanagerApi>,
     ) -> Scheduler {
         Scheduler {
             store,
@@ -50,6 +54,7 @@ impl Scheduler {
             metrics,
             wake,
             outbox_wake,
+            alertmanager,
             owner: format!("jobs-{}-{:08x}", std::process::id(), rand::random::<u32>()),
         }
     }
@@ -147,6 +152,39 @@ impl Scheduler {
     }
 
     async fn execute(&self, job: &Claimed, now: Millis) -> Result<(), ServiceError> {
+        // Calls to other systems happen before the transaction, so no lock waits on them.
+        let external = match job.kind.as_str() {
+            silence::CREATE_KIND | silence::EXPIRE_KIND => {
+                match silence::prepare(
+                    &self.service,
+                    self.alertmanager.as_ref(),
+                    &job.kind,
+                    &job.payload,
+                    job.attempts,
+                )
+                .await
+                {
+                    Ok(outcome) => Some(outcome),
+                    Err(reason) => {
+                        let wait = backoff(
+                            u32::try_from(job.attempts).unwrap_or(u32::MAX),
+                            Duration::from_secs(60),
+                        );
+                        tracing::warn!(job = job.id, kind = %job.kind, reason, retry_in = ?wait, "job will retry");
+                        jobs::retry_later(
+                            self.store.pool(),
+                            job.id,
+                            &self.owner,
+                            Millis::now().plus(wait),
+                            &reason,
+                        )
+                        .await?;
+                        return Ok(());
+                    }
+                }
+            }
+            _ => None,
+        };
         let mut tx = self.store.begin().await?;
         if !jobs::finish(&mut *tx, job.id, &self.owner).await? {
             tracing::warn!(
@@ -159,6 +197,16 @@ impl Scheduler {
         let paged = match job.kind.as_str() {
             engine::KIND => {
                 engine::run(&self.service, &mut tx, &job.payload, job.run_at, now).await?
+            }
+            ingest::DIGEST_KIND => {
+                ingest::run_digest(&self.service, &mut tx, &job.payload, now).await?;
+                None
+            }
+            silence::CREATE_KIND | silence::EXPIRE_KIND => {
+                if let Some(outcome) = external {
+                    silence::apply(&self.service, &mut tx, outcome, now).await?;
+                }
+                None
             }
             other => {
                 tracing::error!(job = job.id, kind = other, "unknown job kind; dropped");

@@ -56,6 +56,12 @@ pub struct MethodLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    pub source: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LevelLabels {
     pub level: String,
 }
@@ -85,6 +91,8 @@ pub struct Metrics {
     pub jobs_pending: Gauge,
     pub job_lateness: Histogram,
     pub pages_sent: Family<LevelLabels, Counter>,
+    pub alerts_received: Family<AlertLabels, Counter>,
+    pub notifications_deduplicated: Counter,
 }
 
 impl Default for Metrics {
@@ -168,8 +176,22 @@ impl Metrics {
             "People and groups paged, by ladder level",
             pages_sent.clone(),
         );
+        let alerts_received = Family::<AlertLabels, Counter>::default();
+        registry.register(
+            "klaxon_alerts_received",
+            "Alerts received in webhook notifications, by source and status",
+            alerts_received.clone(),
+        );
+        let notifications_deduplicated = Counter::default();
+        registry.register(
+            "klaxon_alert_notifications_deduplicated",
+            "Alert notifications delivered again (HA peers, retries) and ignored",
+            notifications_deduplicated.clone(),
+        );
         Metrics {
             registry,
+            alerts_received,
+            notifications_deduplicated,
             jobs_pending,
             job_lateness,
             pages_sent,

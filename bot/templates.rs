@@ -33,10 +33,14 @@ pub enum TemplateName {
     EscalationPage,
     /// The direct message each paged person receives.
     PageDm,
+    /// A thread reply listing alerts that started firing.
+    AlertFiring,
+    /// A thread reply listing alerts that resolved.
+    AlertResolved,
 }
 
 impl TemplateName {
-    pub const ALL: [TemplateName; 8] = [
+    pub const ALL: [TemplateName; 10] = [
         TemplateName::IncidentOpened,
         TemplateName::StatusUpdate,
         TemplateName::SeverityChanged,
@@ -45,6 +49,8 @@ impl TemplateName {
         TemplateName::ResolutionSummary,
         TemplateName::EscalationPage,
         TemplateName::PageDm,
+        TemplateName::AlertFiring,
+        TemplateName::AlertResolved,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +63,8 @@ impl TemplateName {
             TemplateName::ResolutionSummary => "resolution_summary",
             TemplateName::EscalationPage => "escalation_page",
             TemplateName::PageDm => "page_dm",
+            TemplateName::AlertFiring => "alert_firing",
+            TemplateName::AlertResolved => "alert_resolved",
         }
     }
 
@@ -72,6 +80,8 @@ impl TemplateName {
             }
             TemplateName::EscalationPage => include_str!("../templates/escalation_page.hbs"),
             TemplateName::PageDm => include_str!("../templates/page_dm.hbs"),
+            TemplateName::AlertFiring => include_str!("../templates/alert_firing.hbs"),
+            TemplateName::AlertResolved => include_str!("../templates/alert_resolved.hbs"),
         }
     }
 }
@@ -174,6 +184,38 @@ fn channel_helper(
     Ok(())
 }
 
+/// Whether a URL from an alert can be a Slack link: http(s), nothing that ends the link early.
+pub fn linkable(url: &str) -> bool {
+    (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() <= 2_000
+        && !url
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '<' | '>' | '|'))
+}
+
+/// `{{link url label}}`: `<url|label>` for a safe http(s) URL, the escaped label otherwise.
+fn link_helper(
+    h: &Helper,
+    _: &Handlebars,
+    _: &Context,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let url = h
+        .param(0)
+        .and_then(|p| p.value().as_str())
+        .unwrap_or_default();
+    let label = h.param(1).and_then(|p| p.value().as_str()).unwrap_or(url);
+    let label = slack_escape(&label.replace(['|', '\n'], " "));
+    let text = if linkable(url) {
+        format!("<{}|{label}>", url.replace('&', "&amp;"))
+    } else {
+        label
+    };
+    out.write(&text)?;
+    Ok(())
+}
+
 impl Templates {
     /// The embedded defaults, overridden by `<dir>/<name>.hbs` where such a file exists.
     /// Returns every problem found, not just the first.
@@ -184,6 +226,7 @@ impl Templates {
         hb.register_helper("mention", Box::new(mention_helper));
         hb.register_helper("mention_group", Box::new(group_helper));
         hb.register_helper("channel_link", Box::new(channel_helper));
+        hb.register_helper("link", Box::new(link_helper));
         let mut problems = Vec::new();
         for t in TemplateName::ALL {
             let source = match dir.map(|d| d.join(format!("{}.hbs", t.name()))) {
@@ -262,6 +305,19 @@ impl Templates {
                         change_data(&sample, sample.opened_by.as_ref(), None)
                     }
                     TemplateName::ResolutionSummary => resolution_data(&sample, &timeline),
+                    TemplateName::AlertFiring | TemplateName::AlertResolved => alerts_data(
+                        &sample,
+                        "Alertmanager",
+                        &[json!({
+                            "name": "HighErrorRate",
+                            "summary": "5xx ratio above 5% on checkout",
+                            "description": "rate(http_requests_total{status=~\"5..\"}[5m]) is 0.07",
+                            "since": "2026-11-22 17:04 UTC",
+                            "labels": "service=checkout severity=critical",
+                            "links": [{"url": "http://prometheus:9090/graph?g0.expr=x", "label": "source"}],
+                        })],
+                        1,
+                    ),
                     TemplateName::EscalationPage | TemplateName::PageDm => page_data(
                         &sample,
                         &PageFacts {
@@ -304,6 +360,9 @@ pub fn incident_data(i: &Incident) -> Value {
         "root_cause": i.root_cause.clone().unwrap_or_else(|| none.clone()),
         "resolution": i.resolution.clone().unwrap_or_else(|| none.clone()),
         "follow_up": i.follow_up.clone().unwrap_or_else(|| none.clone()),
+        "source": i.source.label(),
+        "from_alerts": i.source != crate::incident::IncidentSource::Slack,
+        "previous": i.previous.map(|r| r.to_string()),
     })
 }
 
@@ -385,6 +444,19 @@ pub fn page_data(i: &Incident, page: &PageFacts<'_>) -> Value {
     )
 }
 
+/// Data for alert replies: the alerts (see `crate::alerts::ingest::alert_view`).
+pub fn alerts_data(i: &Incident, source: &str, alerts: &[Value], still_firing: i64) -> Value {
+    with(
+        incident_data(i),
+        json!({
+            "source": source,
+            "count": alerts.len(),
+            "alerts": alerts,
+            "still_firing": still_firing,
+        }),
+    )
+}
+
 /// A realistic incident for checking templates.
 pub fn sample_incident() -> Incident {
     use crate::incident::*;
@@ -408,6 +480,8 @@ pub fn sample_incident() -> Incident {
         follow_up: Some("OPS-123".into()),
         ladder: Some("default".into()),
         escalation_step: Some(1),
+        source: IncidentSource::Alertmanager,
+        previous: IncidentRef::new(41),
     }
 }
 

@@ -28,6 +28,14 @@ impl Millis {
         )
     }
 
+    /// This instant moved back by `d` (saturating).
+    pub fn minus(self, d: Duration) -> Self {
+        Millis(
+            self.0
+                .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
+    }
+
     /// The time from `earlier` to `self`, zero if `earlier` is later.
     pub fn since(self, earlier: Millis) -> Duration {
         Duration::from_millis(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))

@@ -115,6 +115,7 @@ async fn mistakes_in_a_slash_command_get_a_helpful_ephemeral_reply_and_change_no
         ),
         ("ack INC-5", "INC-5 does not exist"),
         ("run restart-web", "not of this build yet"),
+        ("silence INC-1 forever", "`forever` is not a duration"),
         ("escalate INC-3 now", "takes only an incident ref"),
     ] {
         let reply = app.command(ALICE, text).await;

@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 # shellcheck source=tests/services.sh
 source tests/services.sh
 ensure_postgres
+ensure_alertmanager
 exec cargo test --locked --all-targets "$@"

@@ -55,3 +55,14 @@ ensure_postgres() {
     || { cat "$data/server.log" >&2; return 1; }
   log "PostgreSQL started on 127.0.0.1:$KLAXON_PG_PORT"
 }
+
+ensure_alertmanager() {
+  local bin
+  bin=$(command -v prometheus-alertmanager || command -v alertmanager || true)
+  if [ -z "$bin" ]; then
+    apt_install prometheus-alertmanager || { log "Alertmanager is not installed and cannot be"; return 1; }
+    bin=$(command -v prometheus-alertmanager)
+  fi
+  export KLAXON_TEST_ALERTMANAGER_BIN="$bin"
+  log "Alertmanager: $bin ($("$bin" --version 2>&1 | head -n 1))"
+}

@@ -11,8 +11,10 @@
 //! a non-empty fingerprint and a real start time, an [`AlertBatch`] always has a
 //! group key and at least one alert, and times are [`Millis`].
 
+pub mod ingest;
 pub mod payload;
 pub mod routing;
+pub mod silence;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -132,24 +134,26 @@ pub struct AlertBatch {
 
 impl AlertBatch {
     /// A key identifying this notification's content for idempotency: the
-    /// source, the group key and each alert's fingerprint and status, sorted
-    /// (so order does not matter), hashed with SHA-256 and hex-encoded.
+    /// source, the group key and each alert's fingerprint, status and start,
+    /// sorted (so order does not matter), hashed with SHA-256 and hex-encoded.
     ///
     /// The same content delivered twice gives the same key; an alert that
-    /// resolves (or a new alert joining the group) gives a different one.
+    /// resolves, a new alert joining the group, or an alert that fires again
+    /// later (a new `startsAt`) gives a different one.
     pub fn dedupe_key(&self) -> String {
-        let mut parts: Vec<(&str, &str)> = self
+        let mut parts: Vec<(&str, &str, i64)> = self
             .alerts
             .iter()
-            .map(|a| (a.fingerprint.as_str(), a.status.as_str()))
+            .map(|a| (a.fingerprint.as_str(), a.status.as_str(), a.starts_at.0))
             .collect();
         parts.sort_unstable();
         let mut h = Sha256::new();
         hash_field(&mut h, self.source.as_str());
         hash_field(&mut h, &self.group_key);
-        for (fingerprint, status) in parts {
+        for (fingerprint, status, starts_at) in parts {
             hash_field(&mut h, fingerprint);
             hash_field(&mut h, status);
+            hash_field(&mut h, &starts_at.to_string());
         }
         hex::encode(h.finalize())
     }
@@ -336,6 +340,14 @@ mod tests {
             alert("bbbb", AlertStatus::Resolved),
         ]);
         assert_ne!(firing.dedupe_key(), one_resolved.dedupe_key());
+    }
+
+    #[test]
+    fn the_dedupe_key_changes_when_an_alert_fires_again_later() {
+        let first = batch(vec![alert("aaaa", AlertStatus::Firing)]);
+        let mut again = first.clone();
+        again.alerts[0].starts_at = crate::time::Millis(first.alerts[0].starts_at.0 + 60_000);
+        assert_ne!(first.dedupe_key(), again.dedupe_key());
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub const DEFAULT_SERVICE_LABEL: &str = "service";
 /// The severity of an alert whose severity label is absent or not in the map.
 pub const DEFAULT_SEVERITY: Severity = Severity::P2;
 /// The alert-storm cap, unless a route says otherwise.
-pub const DEFAULT_MAX_NEW_INCIDENTS_PER_MINUTE: u32 = 10;
+pub const DEFAULT_MAX_NEW_INCIDENTS_PER_MINUTE: u32 = 60;
 /// The name of the route taken when no configured route matches.
 pub const DEFAULT_ROUTE_NAME: &str = "default";
 
@@ -583,7 +583,7 @@ max_new_incidents_per_minute = 3
         assert_eq!(second.max_new_incidents_per_minute.get(), 3);
         assert_eq!(r.default_route().name, "default");
         assert!(r.default_route().auto_resolve);
-        assert_eq!(r.default_route().max_new_incidents_per_minute.get(), 10);
+        assert_eq!(r.default_route().max_new_incidents_per_minute.get(), 60);
     }
 
     #[test]

@@ -134,16 +134,15 @@ pub async fn run(
         tracing::info!(incident = %r, step, "not paging: this step was already paged");
         return Ok(None);
     }
-    let Some(ladder) = current
+    let ladder: Option<&Ladder> = current
         .ladder
         .as_deref()
-        .and_then(|name| service.escalation().ladder(name))
-        .cloned()
-    else {
+        .and_then(|name| service.escalation().ladder(name));
+    let Some(ladder) = ladder else {
         tracing::warn!(incident = %r, ladder = ?current.ladder, "not paging: the ladder is not configured any more");
         return Ok(None);
     };
-    page_from(service, tx, &current, &ladder, step, due, now).await
+    page_from(service, tx, &current, ladder, step, due, now).await
 }
 
 /// Pages `step`, or the first later step that has somebody to page.

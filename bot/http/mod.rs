@@ -1,10 +1,12 @@
-//! The HTTP surface (DESIGN §1): Slack's endpoints, health, readiness, metrics.
+//! The HTTP surface (DESIGN §1): Slack's endpoints, alert webhooks, health,
+//! readiness, metrics.
 //!
 //! Every request gets a span (method, route, and the incident ref once a handler
 //! knows it) and is counted in `http_requests_total` and
 //! `http_request_duration_seconds`. Bodies over `http.max_body_bytes` get 413
 //! before any handler runs.
 
+pub mod alerts;
 pub mod health;
 pub mod signature;
 pub mod slack;
@@ -25,7 +27,16 @@ use crate::telemetry::HttpLabels;
 /// The whole router, with its state.
 pub fn router(app: Arc<App>) -> Router {
     let max_body = app.settings.http.max_body_bytes;
+    let max_alert_body = app.settings.alerts.max_body_bytes;
     Router::new()
+        .route(
+            "/alerts/alertmanager",
+            post(alerts::alertmanager).layer(DefaultBodyLimit::max(max_alert_body)),
+        )
+        .route(
+            "/alerts/grafana",
+            post(alerts::grafana).layer(DefaultBodyLimit::max(max_alert_body)),
+        )
         .route("/slack/commands", post(slack::commands))
         .route("/slack/interactions", post(slack::interactions))
         .route("/slack/events", post(slack::events))

@@ -260,6 +260,18 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
                 }
             }
         }
+        blocks::ACTION_SILENCE => match incidents::get(app.store.pool(), r).await {
+            Ok(Some(i)) => match app
+                .service
+                .silence(&user, &i, std::time::Duration::from_secs(3600))
+                .await
+            {
+                Ok(answer) => told(answer).await,
+                Err(e) => log_fault(&e),
+            },
+            Ok(None) => told(Answer::Refused(format!("{r} does not exist."))).await,
+            Err(e) => log_fault(&e.into()),
+        },
         other => tracing::debug!(action = other, "ignored action"),
     }
     StatusCode::OK.into_response()

@@ -37,6 +37,10 @@ pub enum Command {
     },
     /// Who is on call now, per schedule.
     OnCall,
+    Silence {
+        target: Option<IncidentRef>,
+        duration: std::time::Duration,
+    },
     List,
     Help,
     /// Part of the grammar, but its capability is not in this build yet.
@@ -68,6 +72,7 @@ pub const USAGE_SEV: &str = "/incident sev [INC-n] P0|P1|P2|P3";
 pub const USAGE_ASSIGN: &str = "/incident assign [INC-n] @user";
 pub const USAGE_RESOLVE: &str = "/incident resolve [INC-n] <summary>";
 pub const USAGE_ESCALATE: &str = "/incident escalate [INC-n]";
+pub const USAGE_SILENCE: &str = "/incident silence [INC-n] <duration, e.g. 2h>";
 
 /// The text of `/incident help`.
 pub const HELP: &str = "\
@@ -80,6 +85,7 @@ pub const HELP: &str = "\
 `/incident resolve [INC-n] <summary>` resolve and post the resolution summary (the Resolve button asks for root cause and follow-up too)
 `/incident escalate [INC-n]` page the next level of the escalation ladder now
 `/incident oncall` who is on call now (also `/incident who`)
+`/incident silence [INC-n] <duration>` silence the incident's alerts in Alertmanager (e.g. `2h`)
 `/incident list` open incidents
 `/incident help` this text
 `INC-n` may be left out when the channel has exactly one open incident.
@@ -212,9 +218,19 @@ pub fn parse(text: &str) -> Result<Command, UsageError> {
         "run" | "actions" => Ok(Command::NotAvailable {
             subcommand: "run / actions",
         }),
-        "silence" => Ok(Command::NotAvailable {
-            subcommand: "silence",
-        }),
+        "silence" => {
+            let (target, after) = optional_ref(rest, USAGE_SILENCE)?;
+            if after.is_empty() {
+                return Err(UsageError::new("for how long?", USAGE_SILENCE));
+            }
+            let duration = humantime::parse_duration(after)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    UsageError::new(format!("`{after}` is not a duration"), USAGE_SILENCE)
+                })?;
+            Ok(Command::Silence { target, duration })
+        }
         other => Err(UsageError::new(
             format!("`{other}` is not an /incident command"),
             "/incident help",
@@ -327,6 +343,20 @@ mod tests {
         assert_eq!(parse(""), Ok(Command::Help));
         assert_eq!(parse("HELP"), Ok(Command::Help));
         assert_eq!(parse("list"), Ok(Command::List));
+    }
+
+    #[test]
+    fn silence_takes_a_human_duration() {
+        assert_eq!(
+            parse("silence INC-4 2h"),
+            Ok(Command::Silence {
+                target: IncidentRef::new(4),
+                duration: std::time::Duration::from_secs(7200)
+            })
+        );
+        assert!(parse("silence").is_err());
+        assert!(parse("silence INC-4 forever").is_err());
+        assert!(parse("silence 0s").is_err());
     }
 
     #[test]

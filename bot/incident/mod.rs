@@ -245,6 +245,40 @@ impl UserText {
     }
 }
 
+/// What declared an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentSource {
+    /// A person, with `/incident open`.
+    Slack,
+    Alertmanager,
+    Grafana,
+}
+
+impl IncidentSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentSource::Slack => "slack",
+            IncidentSource::Alertmanager => "alertmanager",
+            IncidentSource::Grafana => "grafana",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            IncidentSource::Slack => "Slack",
+            IncidentSource::Alertmanager => "Alertmanager",
+            IncidentSource::Grafana => "Grafana",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "slack" => Some(IncidentSource::Slack),
+            "alertmanager" => Some(IncidentSource::Alertmanager),
+            "grafana" => Some(IncidentSource::Grafana),
+            _ => None,
+        }
+    }
+}
+
 /// An incident as stored.
 #[derive(Debug, Clone)]
 pub struct Incident {
@@ -268,6 +302,9 @@ pub struct Incident {
     pub ladder: Option<String>,
     /// The last ladder step paged (0-based), if any.
     pub escalation_step: Option<u32>,
+    pub source: IncidentSource,
+    /// The incident the same alert group fed before this one.
+    pub previous: Option<IncidentRef>,
 }
 
 impl Incident {
@@ -289,6 +326,9 @@ impl Incident {
 pub enum EventKind {
     Opened,
     StatusUpdate,
+    AlertFired,
+    AlertResolved,
+    Silenced,
     SeverityChanged,
     OwnerAssigned,
     Acknowledged,
@@ -302,6 +342,9 @@ impl EventKind {
         match self {
             EventKind::Opened => "opened",
             EventKind::StatusUpdate => "status_update",
+            EventKind::AlertFired => "alert_fired",
+            EventKind::AlertResolved => "alert_resolved",
+            EventKind::Silenced => "silenced",
             EventKind::SeverityChanged => "severity_changed",
             EventKind::OwnerAssigned => "owner_assigned",
             EventKind::Acknowledged => "acknowledged",
@@ -313,6 +356,9 @@ impl EventKind {
         [
             EventKind::Opened,
             EventKind::StatusUpdate,
+            EventKind::AlertFired,
+            EventKind::AlertResolved,
+            EventKind::Silenced,
             EventKind::SeverityChanged,
             EventKind::OwnerAssigned,
             EventKind::Acknowledged,

@@ -13,7 +13,11 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use super::command::{Command, HELP};
-use super::{ChannelId, EventKind, Incident, IncidentRef, Severity, SlackUserId, TimelineEvent};
+use super::{
+    ChannelId, EventKind, Incident, IncidentRef, IncidentSource, Severity, SlackUserId,
+    TimelineEvent,
+};
+use crate::config::Settings;
 use crate::escalation::{EscalationSettings, engine};
 use crate::slack::blocks;
 use crate::store::incidents::{self, NewIncident, Resolution};
@@ -53,6 +57,10 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Template(#[from] TemplateError),
+    #[error(
+        "no Slack channel for alerts of route {0}: set slack.incident_channel or the route's channel"
+    )]
+    NoChannel(String),
 }
 
 impl From<sqlx::Error> for ServiceError {
@@ -71,9 +79,7 @@ pub struct IncidentService {
     outbox_wake: Arc<Notify>,
     jobs_wake: Arc<Notify>,
     metrics: Arc<Metrics>,
-    incident_channel: Option<ChannelId>,
-    default_severity: Severity,
-    escalation: Arc<EscalationSettings>,
+    settings: Arc<Settings>,
 }
 
 /// Notes the incident on the request's span, so its log lines carry the ref.
@@ -82,16 +88,13 @@ fn note_incident(r: IncidentRef) {
 }
 
 impl IncidentService {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         templates: Arc<Templates>,
         outbox_wake: Arc<Notify>,
         jobs_wake: Arc<Notify>,
         metrics: Arc<Metrics>,
-        incident_channel: Option<ChannelId>,
-        default_severity: Severity,
-        escalation: Arc<EscalationSettings>,
+        settings: Arc<Settings>,
     ) -> Self {
         IncidentService {
             store,
@@ -99,9 +102,7 @@ impl IncidentService {
             outbox_wake,
             jobs_wake,
             metrics,
-            incident_channel,
-            default_severity,
-            escalation,
+            settings,
         }
     }
 
@@ -110,7 +111,15 @@ impl IncidentService {
     }
 
     pub fn escalation(&self) -> &EscalationSettings {
-        &self.escalation
+        &self.settings.escalation
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Appends a system event to the timeline and posts `reply` in the thread.
@@ -153,7 +162,7 @@ impl IncidentService {
             Command::Help => Ok(Answer::Done(HELP.to_string())),
             Command::List => self.list().await,
             Command::Open { severity, title } => {
-                let severity = severity.unwrap_or(self.default_severity);
+                let severity = severity.unwrap_or(self.settings.incidents.default_severity);
                 self.open(actor, severity, title.as_str()).await
             }
             Command::Ack { target } => match self.find(&actor.channel, target).await? {
@@ -191,6 +200,12 @@ impl IncidentService {
                 Err(why) => Ok(Answer::Refused(why)),
             },
             Command::OnCall => Ok(self.on_call()),
+            Command::Silence { target, duration } => {
+                match self.find(&actor.channel, target).await? {
+                    Ok(i) => self.silence(&actor.user, &i, duration).await,
+                    Err(why) => Ok(Answer::Refused(why)),
+                }
+            }
             Command::NotAvailable { subcommand } => Ok(Answer::Refused(format!(
                 "`/incident {subcommand}` is part of Klaxon's command set but not of this build yet. \
                  See `/incident help` for what works today."
@@ -239,7 +254,7 @@ impl IncidentService {
         Ok(blocks::root_message(incident, &text))
     }
 
-    async fn enqueue(
+    pub(crate) async fn enqueue(
         &self,
         tx: &mut Tx,
         incident: &Incident,
@@ -285,9 +300,14 @@ impl IncidentService {
 
     async fn commit(&self, tx: Tx) -> ServiceResult<()> {
         tx.commit().await?;
+        self.wake_workers();
+        Ok(())
+    }
+
+    /// Tells the outbox sender and the scheduler that new work may wait.
+    pub(crate) fn wake_workers(&self) {
         self.outbox_wake.notify_one();
         self.jobs_wake.notify_one();
-        Ok(())
     }
 
     /// Declares an incident: the row, its first timeline event and the root message.
@@ -298,52 +318,37 @@ impl IncidentService {
         title: &str,
     ) -> ServiceResult<Answer> {
         let channel = self
+            .settings
+            .slack
             .incident_channel
             .clone()
             .unwrap_or_else(|| actor.channel.clone());
         let now = Millis::now();
-        let ladder = self.escalation.ladder_for(severity).map(|l| l.name.clone());
+        let ladder = self
+            .settings
+            .escalation
+            .ladder_for(severity)
+            .map(|l| l.name.clone());
         let mut tx = self.store.begin().await?;
-        let incident = incidents::insert(
-            &mut *tx,
-            &NewIncident {
-                title,
-                severity,
-                channel: &channel,
-                opened_by: Some(&actor.user),
-                source: "slack",
-                opened_at: now,
-                ladder: ladder.as_deref(),
-            },
-        )
-        .await?;
-        note_incident(incident.reference);
-        incidents::add_event(
-            &mut *tx,
-            incident.reference,
-            &TimelineEvent {
-                at: now,
-                kind: EventKind::Opened,
-                actor: Some(actor.user.clone()),
-                text: format!("declared the incident ({severity}): {title}"),
-                subject: None,
-            },
-        )
-        .await?;
-        let root = self.root_payload(&incident)?;
-        self.enqueue(&mut tx, &incident, MessageKind::Root, root, now)
+        let incident = self
+            .open_in(
+                &mut tx,
+                &NewIncident {
+                    title,
+                    severity,
+                    channel: &channel,
+                    opened_by: Some(&actor.user),
+                    source: IncidentSource::Slack,
+                    opened_at: now,
+                    ladder: ladder.as_deref(),
+                    previous: None,
+                },
+                &format!("declared the incident ({severity}): {title}"),
+                now,
+            )
             .await?;
-        if ladder.is_some() {
-            jobs::enqueue(&mut *tx, &engine::job(incident.reference, 0, now), now).await?;
-        }
         self.commit(tx).await?;
-        self.metrics
-            .incidents_opened
-            .get_or_create(&SourceLabels {
-                source: "slack".into(),
-            })
-            .inc();
-        tracing::info!(incident = %incident.reference, %severity, "incident opened");
+        self.count_opened(IncidentSource::Slack);
         Ok(Answer::Done(format!(
             "🚨 *{}* declared ({severity}, respond within {}). The thread is in <#{}>. \
              Run `/incident ack {}` when you are on it.",
@@ -352,6 +357,49 @@ impl IncidentService {
             channel,
             incident.reference
         )))
+    }
+
+    /// Inserts an incident with its first timeline event, its root message and
+    /// (when a ladder pages for it) the first escalation step, inside `tx`.
+    pub(crate) async fn open_in(
+        &self,
+        tx: &mut Tx,
+        new: &NewIncident<'_>,
+        opened_text: &str,
+        now: Millis,
+    ) -> ServiceResult<Incident> {
+        let incident = incidents::insert(&mut **tx, new).await?;
+        note_incident(incident.reference);
+        incidents::add_event(
+            &mut **tx,
+            incident.reference,
+            &TimelineEvent {
+                at: now,
+                kind: EventKind::Opened,
+                actor: new.opened_by.cloned(),
+                text: opened_text.to_string(),
+                subject: None,
+            },
+        )
+        .await?;
+        let root = self.root_payload(&incident)?;
+        self.enqueue(tx, &incident, MessageKind::Root, root, now)
+            .await?;
+        if new.ladder.is_some() {
+            jobs::enqueue(&mut **tx, &engine::job(incident.reference, 0, now), now).await?;
+        }
+        tracing::info!(incident = %incident.reference, severity = %incident.severity, source = incident.source.as_str(), "incident opened");
+        Ok(incident)
+    }
+
+    /// Counts an incident opened (call after the commit).
+    pub(crate) fn count_opened(&self, source: IncidentSource) {
+        self.metrics
+            .incidents_opened
+            .get_or_create(&SourceLabels {
+                source: source.as_str().into(),
+            })
+            .inc();
     }
 
     /// Explains why a conditional update did not apply.
@@ -451,7 +499,11 @@ impl IncidentService {
         )?;
         self.reply_and_refresh(&mut tx, &current, &reply, now)
             .await?;
-        let ladder = self.escalation.ladder_for(severity).map(|l| l.name.clone());
+        let ladder = self
+            .settings
+            .escalation
+            .ladder_for(severity)
+            .map(|l| l.name.clone());
         if ladder != current.ladder && current.state == super::IncidentState::Open {
             match &ladder {
                 Some(name) => {
@@ -568,14 +620,37 @@ impl IncidentService {
         note_incident(r);
         let now = Millis::now();
         let mut tx = self.store.begin().await?;
-        let Some(current) = incidents::resolve(&mut *tx, r, actor, now, resolution).await? else {
+        let Some(current) = self.resolve_in(&mut tx, actor, r, resolution, now).await? else {
             tx.rollback().await?;
             return self.why_not(r, "be resolved again").await;
         };
-        jobs::cancel_for_incident(&mut *tx, r, engine::KIND).await?;
+        self.commit(tx).await?;
+        Ok(Answer::Done(format!(
+            "✅ {r} resolved after {}. The summary is in the thread.",
+            current
+                .time_to_resolve()
+                .map(human_duration)
+                .unwrap_or_default()
+        )))
+    }
+
+    /// Resolves inside `tx`: stops escalation, posts the summary, refreshes the root,
+    /// and schedules the expiry of the incident's silences. `None`: already resolved.
+    pub(crate) async fn resolve_in(
+        &self,
+        tx: &mut Tx,
+        actor: Option<&SlackUserId>,
+        r: IncidentRef,
+        resolution: &Resolution,
+        now: Millis,
+    ) -> ServiceResult<Option<Incident>> {
+        let Some(current) = incidents::resolve(&mut **tx, r, actor, now, resolution).await? else {
+            return Ok(None);
+        };
+        jobs::cancel_for_incident(&mut **tx, r, engine::KIND).await?;
         let summary = resolution.resolution.clone().unwrap_or_default();
         incidents::add_event(
-            &mut *tx,
+            &mut **tx,
             r,
             &TimelineEvent {
                 at: now,
@@ -590,22 +665,21 @@ impl IncidentService {
             },
         )
         .await?;
-        let timeline = incidents::timeline(&mut *tx, r).await?;
+        let timeline = incidents::timeline(&mut **tx, r).await?;
         let reply = self.templates.render(
             TemplateName::ResolutionSummary,
             &templates::resolution_data(&current, &timeline),
         )?;
-        self.reply_and_refresh(&mut tx, &current, &reply, now)
-            .await?;
-        self.commit(tx).await?;
+        self.reply_and_refresh(tx, &current, &reply, now).await?;
+        if self.settings.alerts.expire_silences_on_resolve
+            && !crate::store::alerts::active_silences(&mut **tx, r, now)
+                .await?
+                .is_empty()
+        {
+            jobs::enqueue(&mut **tx, &crate::alerts::silence::expire_job(r, now), now).await?;
+        }
         tracing::info!(incident = %r, "incident resolved");
-        Ok(Answer::Done(format!(
-            "✅ {r} resolved after {}. The summary is in the thread.",
-            current
-                .time_to_resolve()
-                .map(human_duration)
-                .unwrap_or_default()
-        )))
+        Ok(Some(current))
     }
 
     /// Tells one person something only they see (through the outbox, like every message).
@@ -642,8 +716,8 @@ impl IncidentService {
         let Some(ladder) = incident
             .ladder
             .as_deref()
-            .and_then(|n| self.escalation.ladder(n))
-            .or_else(|| self.escalation.ladder_for(incident.severity))
+            .and_then(|n| self.settings.escalation.ladder(n))
+            .or_else(|| self.settings.escalation.ladder_for(incident.severity))
             .cloned()
         else {
             return Ok(Answer::Refused(format!(
@@ -689,9 +763,53 @@ impl IncidentService {
         Ok(Answer::Done(format!("Paging {level} for {r} now.")))
     }
 
+    /// Asks Alertmanager (through a job) to silence the incident's alert groups.
+    pub async fn silence(
+        &self,
+        actor: &SlackUserId,
+        incident: &Incident,
+        duration: std::time::Duration,
+    ) -> ServiceResult<Answer> {
+        let r = incident.reference;
+        let alerts = &self.settings.alerts;
+        if alerts.alertmanager_url.is_none() {
+            return Ok(Answer::Refused(
+                "Klaxon does not know where Alertmanager is: set `alerts.alertmanager_url`.".into(),
+            ));
+        }
+        if incident.source != IncidentSource::Alertmanager {
+            return Ok(Answer::Refused(format!(
+                "{r} did not come from Alertmanager, so there is nothing to silence there."
+            )));
+        }
+        if duration > alerts.max_silence {
+            return Ok(Answer::Refused(format!(
+                "Silences are limited to {} (`alerts.max_silence`).",
+                human_duration(alerts.max_silence)
+            )));
+        }
+        let now = Millis::now();
+        let mut tx = self.store.begin().await?;
+        if incidents::touch_open(&mut *tx, r, now).await?.is_none() {
+            tx.rollback().await?;
+            return self.why_not(r, "be silenced").await;
+        }
+        jobs::enqueue(
+            &mut *tx,
+            &crate::alerts::silence::create_job(r, duration, actor, now),
+            now,
+        )
+        .await?;
+        self.commit(tx).await?;
+        Ok(Answer::Done(format!(
+            "Asking Alertmanager to silence {r} for {}; the thread will say when it is in place.",
+            human_duration(duration)
+        )))
+    }
+
     /// Who is on call now in every schedule.
     pub fn on_call(&self) -> Answer {
-        let schedules = &self.escalation.schedules;
+        let schedules = &self.settings.escalation.schedules;
         if schedules.is_empty() {
             return Answer::Done("No on-call schedules are configured.".into());
         }

@@ -13,6 +13,8 @@ use crate::incident::{Incident, IncidentState};
 pub const ACTION_ACK: &str = "incident_ack";
 /// `action_id` of the Resolve button, which opens [`resolve_modal`].
 pub const ACTION_RESOLVE: &str = "incident_resolve";
+/// `action_id` of the Silence button on alert incidents (silences for one hour).
+pub const ACTION_SILENCE: &str = "incident_silence";
 /// `callback_id` of the resolve modal; `private_metadata` is the incident's number.
 pub const CALLBACK_RESOLVE: &str = "incident_resolve_modal";
 /// Block and action ids of the resolve modal's inputs.
@@ -76,6 +78,9 @@ pub fn root_message(incident: &Incident, text: &str) -> Value {
     }
     if incident.state != IncidentState::Resolved {
         buttons.push(button("Resolve", ACTION_RESOLVE, &value, None));
+        if incident.source == crate::incident::IncidentSource::Alertmanager {
+            buttons.push(button("Silence 1h", ACTION_SILENCE, &value, None));
+        }
     }
     let mut blocks = vec![json!({
         "type": "section",
@@ -174,6 +179,7 @@ mod tests {
     fn the_root_message_offers_only_the_buttons_that_still_apply() {
         let mut i = crate::templates::sample_incident();
         i.state = IncidentState::Open;
+        i.source = crate::incident::IncidentSource::Slack;
         let ids = |v: &Value| -> Vec<String> {
             v.pointer("/blocks/1/elements")
                 .and_then(Value::as_array)
@@ -192,6 +198,11 @@ mod tests {
         );
         i.state = IncidentState::Acknowledged;
         assert_eq!(ids(&root_message(&i, "x")), vec![ACTION_RESOLVE]);
+        i.source = crate::incident::IncidentSource::Alertmanager;
+        assert_eq!(
+            ids(&root_message(&i, "x")),
+            vec![ACTION_RESOLVE, ACTION_SILENCE]
+        );
         i.state = IncidentState::Resolved;
         let resolved = root_message(&i, "x");
         assert!(resolved.pointer("/blocks/1").is_none());

@@ -9,8 +9,8 @@ use sqlx::{Any, Executor};
 
 use super::{StoreError, StoreResult, col};
 use crate::incident::{
-    ChannelId, EventKind, Incident, IncidentRef, IncidentState, Severity, SlackUserId,
-    TimelineEvent,
+    ChannelId, EventKind, Incident, IncidentRef, IncidentSource, IncidentState, Severity,
+    SlackUserId, TimelineEvent,
 };
 use crate::time::Millis;
 
@@ -19,7 +19,7 @@ macro_rules! incident_columns {
     () => {
         "id, title, severity, state, owner, channel, thread_ts, opened_by, opened_at, \
          acknowledged_at, acknowledged_by, resolved_at, resolved_by, root_cause, resolution, follow_up, \
-         ladder, escalation_step"
+         ladder, escalation_step, source, previous_incident_id"
     };
 }
 
@@ -55,6 +55,11 @@ fn incident_from_row(row: &AnyRow) -> StoreResult<Incident> {
         ladder: col(row, "ladder")?,
         escalation_step: col::<Option<i64>>(row, "escalation_step")?
             .and_then(|s| u32::try_from(s).ok()),
+        source: {
+            let s: String = col(row, "source")?;
+            IncidentSource::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("source {s}")))?
+        },
+        previous: col::<Option<i64>>(row, "previous_incident_id")?.and_then(IncidentRef::new),
     })
 }
 
@@ -73,10 +78,12 @@ pub struct NewIncident<'a> {
     pub severity: Severity,
     pub channel: &'a ChannelId,
     pub opened_by: Option<&'a SlackUserId>,
-    pub source: &'a str,
+    pub source: IncidentSource,
     pub opened_at: Millis,
     /// The escalation ladder that will page for it.
     pub ladder: Option<&'a str>,
+    /// The incident the same alert group fed before.
+    pub previous: Option<IncidentRef>,
 }
 
 pub async fn insert<'c, E: Executor<'c, Database = Any>>(
@@ -84,17 +91,18 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(
     new: &NewIncident<'_>,
 ) -> StoreResult<Incident> {
     let row = sqlx::query(concat!(
-        "INSERT INTO incidents (title, severity, state, channel, source, opened_by, opened_at, updated_at, ladder) \
-         VALUES ($1, $2, 'open', $3, $4, $5, $6, $6, $7) RETURNING ",
+        "INSERT INTO incidents (title, severity, state, channel, source, opened_by, opened_at, updated_at, ladder, previous_incident_id) \
+         VALUES ($1, $2, 'open', $3, $4, $5, $6, $6, $7, $8) RETURNING ",
         incident_columns!()
     ))
     .bind(new.title)
     .bind(new.severity.as_str())
     .bind(new.channel.as_str())
-    .bind(new.source)
+    .bind(new.source.as_str())
     .bind(new.opened_by.map(|u| u.as_str().to_string()))
     .bind(new.opened_at.0)
     .bind(new.ladder)
+    .bind(new.previous.map(|r| r.number()))
     .fetch_one(ex)
     .await?;
     incident_from_row(&row)

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod fake_slack;
 
 use std::collections::HashMap;

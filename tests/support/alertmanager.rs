@@ -1,0 +1,124 @@
+//! A real Prometheus Alertmanager on 127.0.0.1, clustering off, whose webhook
+//! receiver points at the Klaxon under test.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub struct Alertmanager {
+    pub base: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    /// Starts Alertmanager on `port` with a 1-second group wait and interval, sending to `webhook`.
+    pub async fn start_on(port: u16, webhook: &str, token: &str) -> Alertmanager {
+        let bin = std::env::var("KLAXON_TEST_ALERTMANAGER_BIN").unwrap_or_else(|_| {
+            panic!(
+                "KLAXON_TEST_ALERTMANAGER_BIN is not set. Run the tests with tests/run.sh, \
+                 which installs Debian's prometheus-alertmanager"
+            )
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = format!(
+            r#"route:
+  receiver: klaxon
+  group_by: ['alertname', 'service']
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: klaxon
+    webhook_configs:
+      - url: {webhook}
+        send_resolved: true
+        http_config:
+          authorization:
+            credentials: {token}
+"#
+        );
+        let file = dir.path().join("alertmanager.yml");
+        std::fs::write(&file, config).expect("write config");
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", file.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Alertmanager starts");
+        let am = Alertmanager {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..400 {
+            if let Ok(r) = client.get(format!("{}/-/ready", am.base)).send().await
+                && r.status() == 200
+            {
+                return am;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("Alertmanager did not become ready at {}", am.base);
+    }
+
+    /// Posts alerts through Alertmanager's API v2.
+    pub async fn post_alerts(&self, alerts: &Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v2/alerts", self.base))
+            .json(alerts)
+            .send()
+            .await
+            .expect("post alerts");
+        assert!(
+            r.status().is_success(),
+            "Alertmanager refused the alerts: {}",
+            r.status()
+        );
+    }
+
+    /// An alert as Prometheus would post it; `resolved` sets endsAt to now.
+    pub fn alert(alertname: &str, service: &str, resolved: bool) -> Value {
+        let now = jiff::Timestamp::now();
+        let mut a = json!({
+            "labels": {"alertname": alertname, "service": service, "severity": "critical"},
+            "annotations": {
+                "summary": format!("{alertname} on {service}"),
+                "description": "5xx ratio is above 5% for 5 minutes",
+                "runbook_url": "https://runbooks.example.com/high-error-rate"
+            },
+            "generatorURL": "http://prometheus.example.com/graph?g0.expr=up&g0.tab=1",
+        });
+        if resolved {
+            a["endsAt"] = json!(now.to_string());
+        }
+        a
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json")
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
