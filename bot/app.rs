@@ -21,6 +21,7 @@ use crate::config::Settings;
 use crate::incident::service::IncidentService;
 use crate::scheduler::Scheduler;
 use crate::slack::api::{ConsoleMessage, SlackApi};
+use crate::slack::groups::GroupDirectory;
 use crate::slack::outbox::OutboxSender;
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -38,6 +39,8 @@ pub struct App {
     pub jobs_wake: Arc<Notify>,
     /// Alertmanager's API, when `alerts.alertmanager_url` is set (silences).
     pub alertmanager: Option<AlertmanagerApi>,
+    /// Slack user group members, for action permissions.
+    pub groups: GroupDirectory,
 }
 
 /// Installs the one TLS crypto provider the process uses (two are linked in).
@@ -109,7 +112,9 @@ impl App {
             .as_deref()
             .map(AlertmanagerApi::new)
             .transpose()?;
+        let groups = GroupDirectory::new(slack.clone());
         Ok(Arc::new(App {
+            groups,
             alertmanager,
             settings,
             store,

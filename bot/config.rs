@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::alerts::{RawRoute, Routes};
 use crate::escalation::{EscalationSettings, RawEscalation};
+use crate::executor::catalog::{Catalog, RawAction};
 use crate::incident::{ChannelId, Severity};
 
 /// Where the settings came from, for messages.
@@ -38,6 +39,8 @@ pub struct Settings {
     pub log_format: Option<LogFormat>,
     pub escalation: EscalationSettings,
     pub alerts: AlertSettings,
+    /// The approved actions.
+    pub actions: Catalog,
 }
 
 /// Alert webhooks: routes, Alertmanager's API for silences, body limits.
@@ -149,6 +152,8 @@ struct RawFile {
     escalation: RawEscalation,
     #[serde(default)]
     alerts: RawAlerts,
+    #[serde(default)]
+    actions: Vec<RawAction>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -533,6 +538,26 @@ fn from_raw(
             .max(64 * 1024),
     };
 
+    let actions = Catalog::from_raw(raw.actions).unwrap_or_else(|problems| {
+        for (key, message) in problems {
+            p.problem(source.to_string(), key, message);
+        }
+        Catalog::default()
+    });
+    for (name, action) in &actions.actions {
+        for t in action.allowed.iter().chain(&action.approvers) {
+            if let crate::escalation::Target::Schedule(s) = t
+                && !escalation.schedules.contains_key(s)
+            {
+                p.problem(
+                    source.to_string(),
+                    format!("actions.{name}"),
+                    format!("no schedule is named `{s}`"),
+                );
+            }
+        }
+    }
+
     match (listen, p.problems.is_empty()) {
         (Some(listen), true) => Ok(Settings {
             listen,
@@ -556,6 +581,7 @@ fn from_raw(
             log_format,
             escalation,
             alerts,
+            actions,
         }),
         _ => Err(ConfigErrors(p.problems)),
     }

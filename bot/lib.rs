@@ -12,7 +12,10 @@
 //!   command to the database.
 //! - [`escalation`]: ladders, on-call schedules, and the job that pages one
 //!   level and schedules the next, until somebody acknowledges.
-//! - [`scheduler`]: runs durable jobs (escalation steps) when they fall due.
+//! - [`scheduler`]: runs durable jobs (escalation steps, action runs, silences)
+//!   when they fall due.
+//! - [`executor`]: approved checks and restarts (HTTP, Docker, commands) with
+//!   permissions, approvals and an append-only audit log.
 //! - [`alerts`]: alert notifications from Alertmanager and Grafana webhooks,
 //!   parsed into alert batches, and the routes that decide where they go.
 //! - [`store`]: the database. One code base for SQLite (the default) and
@@ -35,6 +38,7 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod escalation;
+pub mod executor;
 pub mod http;
 pub mod incident;
 pub mod scheduler;

@@ -15,6 +15,7 @@ use tokio::sync::{Notify, watch};
 use crate::alerts::ingest;
 use crate::alerts::silence::{self, AlertmanagerApi};
 use crate::escalation::engine;
+use crate::executor::flow;
 use crate::incident::service::{IncidentService, ServiceError};
 use crate::slack::outbox::backoff;
 use crate::store::Store;
@@ -152,6 +153,16 @@ impl Scheduler {
     }
 
     async fn execute(&self, job: &Claimed, now: Millis) -> Result<(), ServiceError> {
+        if job.kind == flow::RUN_KIND {
+            // Runs between two transactions of its own (the step must not hold a lock).
+            return flow::run_job(
+                &self.service,
+                &self.service.settings().actions,
+                job,
+                &self.owner,
+            )
+            .await;
+        }
         // Calls to other systems happen before the transaction, so no lock waits on them.
         let external = match job.kind.as_str() {
             silence::CREATE_KIND | silence::EXPIRE_KIND => {
@@ -197,6 +208,14 @@ impl Scheduler {
         let paged = match job.kind.as_str() {
             engine::KIND => {
                 engine::run(&self.service, &mut tx, &job.payload, job.run_at, now).await?
+            }
+            flow::EXPIRE_KIND => {
+                flow::expire_job(&self.service, &mut tx, &job.payload, now).await?;
+                None
+            }
+            flow::WATCHDOG_KIND => {
+                flow::watchdog_job(&self.service, &mut tx, &job.payload, now).await?;
+                None
             }
             ingest::DIGEST_KIND => {
                 ingest::run_digest(&self.service, &mut tx, &job.payload, now).await?;

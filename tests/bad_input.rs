@@ -114,7 +114,7 @@ async fn mistakes_in_a_slash_command_get_a_helpful_ephemeral_reply_and_change_no
             "no open incident in this channel",
         ),
         ("ack INC-5", "INC-5 does not exist"),
-        ("run restart-web", "not of this build yet"),
+        ("run restart-web", "no open incident in this channel"),
         ("silence INC-1 forever", "`forever` is not a duration"),
         ("escalate INC-3 now", "takes only an incident ref"),
     ] {

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod actions;
 mod alerts;
 mod bad_input;
 mod binary;

@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 source tests/services.sh
 ensure_postgres
 ensure_alertmanager
+ensure_docker
 exec cargo test --locked --all-targets "$@"

@@ -66,3 +66,36 @@ ensure_alertmanager() {
   export KLAXON_TEST_ALERTMANAGER_BIN="$bin"
   log "Alertmanager: $bin ($("$bin" --version 2>&1 | head -n 1))"
 }
+
+docker_cli() {
+  if [ -x /usr/bin/docker ]; then echo /usr/bin/docker; else command -v docker; fi
+}
+
+ensure_docker() {
+  local docker i
+  command -v dockerd >/dev/null 2>&1 || apt_install docker.io || { log "Docker is not installed and cannot be"; return 1; }
+  [ -x /bin/busybox ] || apt_install busybox-static || { log "busybox-static is not installed and cannot be"; return 1; }
+  docker=$(docker_cli)
+  if ! "$docker" info >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || { log "need root to start dockerd"; return 1; }
+    mkdir -p "$KLAXON_SERVICES_DIR/docker"
+    nohup dockerd --storage-driver=vfs --iptables=false --bridge=none \
+      --data-root "$KLAXON_SERVICES_DIR/docker/data" --exec-root "$KLAXON_SERVICES_DIR/docker/exec" \
+      --pidfile "$KLAXON_SERVICES_DIR/docker/dockerd.pid" >"$KLAXON_SERVICES_DIR/docker/dockerd.log" 2>&1 &
+    for i in $(seq 1 60); do
+      "$docker" info >/dev/null 2>&1 && break
+      sleep 0.5
+    done
+    "$docker" info >/dev/null 2>&1 || { tail -n 20 "$KLAXON_SERVICES_DIR/docker/dockerd.log" >&2; return 1; }
+    log "dockerd started"
+  fi
+  if ! "$docker" image inspect klaxon-test-busybox >/dev/null 2>&1; then
+    # Nothing can be pulled here: the test image is busybox on an empty base.
+    local ctx="$KLAXON_SERVICES_DIR/busybox-image"
+    mkdir -p "$ctx" && cp /bin/busybox "$ctx/busybox"
+    printf 'FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT ["/bin/busybox"]\n' >"$ctx/Dockerfile"
+    DOCKER_BUILDKIT=0 "$docker" build -q -t klaxon-test-busybox "$ctx" >&2
+  fi
+  export KLAXON_TEST_DOCKER_CLI="$docker"
+  log "Docker engine answers ($("$docker" version --format '{{.Server.Version}}' 2>/dev/null))"
+}

@@ -246,6 +246,7 @@ async fn page_from(
                     channel: &incident.channel,
                     user: Some(user),
                     payload: blocks::page_dm(incident, &dm_text),
+                    updates: None,
                 },
                 now,
             )

@@ -18,6 +18,7 @@ use serde_json::json;
 
 use super::signature;
 use crate::app::App;
+use crate::executor::flow;
 use crate::incident::command::{self, Command};
 use crate::incident::service::{Actor, Answer, ServiceError};
 use crate::incident::{ChannelId, IncidentRef, SlackUserId, UserText};
@@ -86,13 +87,33 @@ pub async fn commands(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
     let command = match command::parse(&form.text) {
         Ok(c) => c,
         Err(usage) => {
+            if usage.usage == command::USAGE_RUN {
+                // A malformed request to run something is audited like any refusal.
+                flow::audit_refusal(&app, &user, &form.text, &usage.message).await;
+            }
             return ephemeral(&format!("⚠️ {}\nUsage: `{}`", usage.message, usage.usage));
         }
     };
     if !matches!(command, Command::Help | Command::List) {
         tracing::info!(user = %user, channel = %channel, "slash command");
     }
-    match app.service.execute(&Actor { user, channel }, command).await {
+    let answer = match command {
+        Command::Actions => Ok(flow::list(&app)),
+        Command::Run {
+            action,
+            target,
+            params,
+            dry_run,
+        } => match app.service.find(&channel, target).await {
+            Ok(Ok(incident)) => {
+                flow::request(&app, &user, &incident, &action, &params, dry_run).await
+            }
+            Ok(Err(why)) => Ok(Answer::Refused(why)),
+            Err(e) => Err(e),
+        },
+        other => app.service.execute(&Actor { user, channel }, other).await,
+    };
+    match answer {
         Ok(answer) => ephemeral(answer.text()),
         Err(e) => {
             log_fault(&e);
@@ -116,6 +137,16 @@ struct ActionItem {
     action_id: String,
     #[serde(default)]
     value: Option<String>,
+    #[serde(default)]
+    block_id: Option<String>,
+    /// Set by select menus (the Run check menu).
+    #[serde(default)]
+    selected_option: Option<SelectedOption>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SelectedOption {
+    value: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +238,55 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
     let Some(action) = interaction.actions.first() else {
         return refuse(StatusCode::BAD_REQUEST, "block_actions without actions");
     };
+    let tell = |text: String| {
+        let app = app.clone();
+        let user = user.clone();
+        let channel = channel.clone();
+        async move {
+            if let Some(channel) = channel
+                && let Err(e) = app.service.tell(&channel, &user, &text).await
+            {
+                log_fault(&e);
+            }
+        }
+    };
+    if action.action_id == flow::ACTION_APPROVE || action.action_id == flow::ACTION_DENY {
+        let Some(id) = action.value.as_deref().and_then(|v| v.parse::<i64>().ok()) else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "action value is not a request number",
+            );
+        };
+        let approve = action.action_id == flow::ACTION_APPROVE;
+        match flow::decide(app, &user, id, approve).await {
+            Ok(Answer::Refused(text)) => tell(text).await,
+            Ok(Answer::Done(_)) => {}
+            Err(e) => log_fault(&e),
+        }
+        return StatusCode::OK.into_response();
+    }
+    if action.action_id == flow::ACTION_RUN_MENU {
+        // The menu's block_id carries the incident number; the option, the action.
+        let (Some(r), Some(choice)) = (
+            incident_ref(action.block_id.as_deref()),
+            action.selected_option.as_ref(),
+        ) else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "run menu without an incident or a choice",
+            );
+        };
+        let answer = match incidents::get(app.store.pool(), r).await {
+            Ok(Some(i)) => flow::request(app, &user, &i, &choice.value, &[], false).await,
+            Ok(None) => Ok(Answer::Refused(format!("{r} does not exist."))),
+            Err(e) => Err(e.into()),
+        };
+        match answer {
+            Ok(a) => tell(a.text().to_string()).await,
+            Err(e) => log_fault(&e),
+        }
+        return StatusCode::OK.into_response();
+    }
     let Some(r) = incident_ref(action.value.as_deref()) else {
         return refuse(
             StatusCode::BAD_REQUEST,

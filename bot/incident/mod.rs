@@ -335,6 +335,8 @@ pub enum EventKind {
     Resolved,
     /// A ladder level was paged (or had nobody to page).
     Escalated,
+    /// An approved action was requested, decided, run.
+    Action,
 }
 
 impl EventKind {
@@ -350,6 +352,7 @@ impl EventKind {
             EventKind::Acknowledged => "acknowledged",
             EventKind::Resolved => "resolved",
             EventKind::Escalated => "escalated",
+            EventKind::Action => "action",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -364,6 +367,7 @@ impl EventKind {
             EventKind::Acknowledged,
             EventKind::Resolved,
             EventKind::Escalated,
+            EventKind::Action,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -206,6 +206,10 @@ impl IncidentService {
                     Err(why) => Ok(Answer::Refused(why)),
                 }
             }
+            // Actions need the whole app (permissions, the catalog): see http::slack.
+            Command::Run { .. } | Command::Actions => Ok(Answer::Refused(
+                "Actions are handled by the Slack endpoint.".into(),
+            )),
             Command::NotAvailable { subcommand } => Ok(Answer::Refused(format!(
                 "`/incident {subcommand}` is part of Klaxon's command set but not of this build yet. \
                  See `/incident help` for what works today."
@@ -251,7 +255,16 @@ impl IncidentService {
             TemplateName::IncidentOpened,
             &templates::incident_data(incident),
         )?;
-        Ok(blocks::root_message(incident, &text))
+        // The Run check menu offers read-only actions that need no parameters.
+        let checks: Vec<(String, String)> = self
+            .settings
+            .actions
+            .actions
+            .values()
+            .filter(|a| a.read_only && a.params.iter().all(|p| p.default.is_some()))
+            .map(|a| (a.name.clone(), a.description.clone()))
+            .collect();
+        Ok(blocks::root_message(incident, &text, &checks))
     }
 
     pub(crate) async fn enqueue(
@@ -262,7 +275,23 @@ impl IncidentService {
         payload: Value,
         now: Millis,
     ) -> ServiceResult<()> {
-        outbox::enqueue(
+        self.enqueue_tracked(tx, incident, kind, payload, None, now)
+            .await
+            .map(|_| ())
+    }
+
+    /// Enqueues a message of the incident; returns its outbox id so a later
+    /// [`MessageKind::Update`] (naming it in `updates`) can change it.
+    pub(crate) async fn enqueue_tracked(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        kind: MessageKind,
+        payload: Value,
+        updates: Option<i64>,
+        now: Millis,
+    ) -> ServiceResult<i64> {
+        Ok(outbox::enqueue(
             &mut **tx,
             &NewMessage {
                 incident: Some(incident.reference),
@@ -270,11 +299,11 @@ impl IncidentService {
                 channel: &incident.channel,
                 user: None,
                 payload,
+                updates,
             },
             now,
         )
-        .await?;
-        Ok(())
+        .await?)
     }
 
     /// Enqueues a reply in the thread and a refresh of the root message.
@@ -698,6 +727,7 @@ impl IncidentService {
                 channel,
                 user: Some(user),
                 payload: blocks::text_message(text),
+                updates: None,
             },
             now,
         )
@@ -846,6 +876,7 @@ impl IncidentService {
                 channel,
                 user: Some(user),
                 payload: blocks::text_message(text),
+                updates: None,
             },
             Millis::now(),
         )

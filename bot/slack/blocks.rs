@@ -69,8 +69,9 @@ fn button(text: &str, action_id: &str, value: &str, style: Option<&str>) -> Valu
     b
 }
 
-/// The thread's root message: the rendered post and the buttons that still make sense.
-pub fn root_message(incident: &Incident, text: &str) -> Value {
+/// The thread's root message: the rendered post, the buttons that still make
+/// sense, and a "Run check" menu of `checks` (name, description) while it is open.
+pub fn root_message(incident: &Incident, text: &str, checks: &[(String, String)]) -> Value {
     let value = incident.reference.number().to_string();
     let mut buttons = Vec::new();
     if incident.state == IncidentState::Open {
@@ -91,6 +92,37 @@ pub fn root_message(incident: &Incident, text: &str) -> Value {
             "type": "actions",
             "block_id": "incident_actions",
             "elements": buttons,
+        }));
+    }
+    if incident.state != IncidentState::Resolved && !checks.is_empty() {
+        let options: Vec<Value> = checks
+            .iter()
+            .take(100)
+            .map(|(name, description)| {
+                let label: String = name.chars().take(75).collect();
+                let mut o = json!({"text": {"type": "plain_text", "text": label}, "value": name});
+                if !description.is_empty()
+                    && let Some(obj) = o.as_object_mut()
+                {
+                    let d: String = description.chars().take(75).collect();
+                    obj.insert(
+                        "description".into(),
+                        json!({"type": "plain_text", "text": d}),
+                    );
+                }
+                o
+            })
+            .collect();
+        blocks.push(json!({
+            "type": "actions",
+            // The menu's block_id carries the incident number.
+            "block_id": value,
+            "elements": [{
+                "type": "static_select",
+                "action_id": crate::executor::flow::ACTION_RUN_MENU,
+                "placeholder": {"type": "plain_text", "text": "Run check"},
+                "options": options,
+            }],
         }));
     }
     json!({
@@ -193,18 +225,24 @@ mod tests {
                 .unwrap_or_default()
         };
         assert_eq!(
-            ids(&root_message(&i, "x")),
+            ids(&root_message(&i, "x", &[])),
             vec![ACTION_ACK, ACTION_RESOLVE]
         );
         i.state = IncidentState::Acknowledged;
-        assert_eq!(ids(&root_message(&i, "x")), vec![ACTION_RESOLVE]);
+        assert_eq!(ids(&root_message(&i, "x", &[])), vec![ACTION_RESOLVE]);
         i.source = crate::incident::IncidentSource::Alertmanager;
         assert_eq!(
-            ids(&root_message(&i, "x")),
+            ids(&root_message(&i, "x", &[])),
             vec![ACTION_RESOLVE, ACTION_SILENCE]
         );
+        let with_menu = root_message(&i, "x", &[("check-api".into(), "API health".into())]);
+        assert_eq!(
+            with_menu["blocks"][2]["elements"][0]["options"][0]["value"],
+            "check-api"
+        );
+        assert_eq!(with_menu["blocks"][2]["block_id"], "42");
         i.state = IncidentState::Resolved;
-        let resolved = root_message(&i, "x");
+        let resolved = root_message(&i, "x", &[("check-api".into(), String::new())]);
         assert!(resolved.pointer("/blocks/1").is_none());
     }
 }

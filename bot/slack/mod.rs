@@ -9,4 +9,5 @@
 
 pub mod api;
 pub mod blocks;
+pub mod groups;
 pub mod outbox;

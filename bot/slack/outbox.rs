@@ -147,6 +147,21 @@ impl OutboxSender {
                     .await;
             }
         };
+        if row.kind == MessageKind::Update && row.ref_ts.is_none() {
+            if row.ref_failed {
+                return self
+                    .give_up(&row, "chat.update", "updated_message_never_posted")
+                    .await;
+            }
+            return outbox::retry_later(
+                self.store.pool(),
+                row.id,
+                now.plus(Duration::from_secs(1)),
+                "waiting_for_updated_message",
+                false,
+            )
+            .await;
+        }
         let thread_kind = matches!(row.kind, MessageKind::Reply | MessageKind::UpdateRoot);
         if thread_kind && row.thread_ts.is_none() {
             if row.root_failed {
@@ -173,7 +188,7 @@ impl OutboxSender {
         let method = match row.kind {
             MessageKind::Root => "chat.postMessage",
             MessageKind::Reply => "chat.postMessage",
-            MessageKind::UpdateRoot => "chat.update",
+            MessageKind::UpdateRoot | MessageKind::Update => "chat.update",
             MessageKind::Ephemeral => "chat.postEphemeral",
             MessageKind::Direct => "chat.postMessage",
         };
@@ -185,6 +200,7 @@ impl OutboxSender {
                 row.thread_ts.as_deref().unwrap_or(""),
             ),
             MessageKind::UpdateRoot => set(&mut body, "ts", row.thread_ts.as_deref().unwrap_or("")),
+            MessageKind::Update => set(&mut body, "ts", row.ref_ts.as_deref().unwrap_or("")),
             MessageKind::Ephemeral => set(&mut body, "user", row.user.as_deref().unwrap_or("")),
             MessageKind::Direct => {
                 let user = row.user.clone().unwrap_or_default();

@@ -163,6 +163,18 @@ pub async fn cancel_for_incident<'c, E: Executor<'c, Database = Any>>(
     Ok(done.rows_affected())
 }
 
+/// Drops the waiting job with this dedupe key, if any.
+pub async fn cancel<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    dedupe_key: &str,
+) -> StoreResult<u64> {
+    let done = sqlx::query("DELETE FROM jobs WHERE dedupe_key = $1")
+        .bind(dedupe_key)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 pub async fn pending_count<'c, E: Executor<'c, Database = Any>>(ex: E) -> StoreResult<i64> {
     let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs")
         .fetch_one(ex)

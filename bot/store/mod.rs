@@ -8,6 +8,7 @@
 //! write lock at once (waiting on the busy timeout) instead of failing later
 //! when a read transaction tries to upgrade.
 
+pub mod actions;
 pub mod alerts;
 pub mod incidents;
 pub mod jobs;

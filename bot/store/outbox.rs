@@ -25,6 +25,8 @@ pub enum MessageKind {
     Ephemeral,
     /// A direct message to one user (`conversations.open` first).
     Direct,
+    /// A `chat.update` of an earlier message of this outbox (`ref_outbox_id`).
+    Update,
 }
 
 impl MessageKind {
@@ -35,6 +37,7 @@ impl MessageKind {
             MessageKind::UpdateRoot => "update_root",
             MessageKind::Ephemeral => "ephemeral",
             MessageKind::Direct => "direct",
+            MessageKind::Update => "update",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -44,6 +47,7 @@ impl MessageKind {
             MessageKind::UpdateRoot,
             MessageKind::Ephemeral,
             MessageKind::Direct,
+            MessageKind::Update,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -59,20 +63,23 @@ pub struct NewMessage<'a> {
     pub channel: &'a ChannelId,
     pub user: Option<&'a SlackUserId>,
     pub payload: serde_json::Value,
+    /// For [`MessageKind::Update`]: the outbox row of the message to update.
+    pub updates: Option<i64>,
 }
 
+/// Enqueues a message; returns its outbox id (for a later [`MessageKind::Update`]).
 pub async fn enqueue<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     msg: &NewMessage<'_>,
     now: Millis,
-) -> StoreResult<()> {
+) -> StoreResult<i64> {
     let ordering_key = match msg.incident {
         Some(r) => format!("incident:{}", r.number()),
         None => format!("channel:{}", msg.channel),
     };
-    sqlx::query(
-        "INSERT INTO outbox (incident_id, ordering_key, kind, channel, user_id, payload, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+    let row = sqlx::query(
+        "INSERT INTO outbox (incident_id, ordering_key, kind, channel, user_id, payload, next_attempt_at, created_at, ref_outbox_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING id",
     )
     .bind(msg.incident.map(|r| r.number()))
     .bind(ordering_key)
@@ -81,9 +88,10 @@ pub async fn enqueue<'c, E: Executor<'c, Database = Any>>(
     .bind(msg.user.map(|u| u.as_str().to_string()))
     .bind(msg.payload.to_string())
     .bind(now.0)
-    .execute(ex)
+    .bind(msg.updates)
+    .fetch_one(ex)
     .await?;
-    Ok(())
+    col(&row, "id")
 }
 
 /// A pending message, with what the sender needs to deliver it.
@@ -101,6 +109,10 @@ pub struct Pending {
     pub thread_ts: Option<String>,
     /// Whether the incident's root message failed for good (replies cannot thread then).
     pub root_failed: bool,
+    /// For an update: the `ts` of the message it updates, once posted.
+    pub ref_ts: Option<String>,
+    /// For an update: whether the message it updates failed for good.
+    pub ref_failed: bool,
 }
 
 /// The oldest pending message of every ordering key, soonest due first.
@@ -111,8 +123,9 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
     let rows = sqlx::query(
         "SELECT o.id, o.incident_id, o.kind, o.channel, o.user_id, o.payload, o.attempts, o.next_attempt_at, \
                 i.thread_ts, \
-                (SELECT COUNT(*) FROM outbox f WHERE f.incident_id = o.incident_id AND f.kind = 'root' AND f.state = 'failed') AS root_failed \
-         FROM outbox o LEFT JOIN incidents i ON i.id = o.incident_id \
+                (SELECT COUNT(*) FROM outbox f WHERE f.incident_id = o.incident_id AND f.kind = 'root' AND f.state = 'failed') AS root_failed, \
+                r.slack_ts AS ref_ts, r.state AS ref_state \
+         FROM outbox o LEFT JOIN incidents i ON i.id = o.incident_id LEFT JOIN outbox r ON r.id = o.ref_outbox_id \
          WHERE o.state = 'pending' \
            AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.state = 'pending' AND p.ordering_key = o.ordering_key) \
          ORDER BY o.next_attempt_at, o.id LIMIT $1",
@@ -135,6 +148,8 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
                 next_attempt_at: Millis(col(row, "next_attempt_at")?),
                 thread_ts: col(row, "thread_ts")?,
                 root_failed: col::<i64>(row, "root_failed")? > 0,
+                ref_ts: col(row, "ref_ts")?,
+                ref_failed: col::<Option<String>>(row, "ref_state")?.as_deref() == Some("failed"),
             })
         })
         .collect()

@@ -64,6 +64,8 @@ struct Inner {
     channels: HashSet<String>,
     /// (channel, ts) of every message posted.
     messages: HashMap<(String, String), Value>,
+    /// User group id → member user ids.
+    groups: HashMap<String, Vec<String>>,
     counter: u64,
 }
 
@@ -109,6 +111,14 @@ impl FakeSlack {
     /// Every call suffers this fault until [`FakeSlack::heal`].
     pub fn fail_always(&self, fault: Fault) {
         self.lock().always = Some(fault);
+    }
+
+    /// Makes a user group with these members exist.
+    pub fn set_group(&self, group: &str, members: &[&str]) {
+        self.lock().groups.insert(
+            group.to_string(),
+            members.iter().map(|m| m.to_string()).collect(),
+        );
     }
 
     pub fn heal(&self) {
@@ -317,6 +327,13 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
         "conversations.open" => match s("users") {
             Some(u) => json!({"ok": true, "channel": {"id": format!("D{u}")}}),
             None => slack_error("users_list_not_supplied"),
+        },
+        "usergroups.users.list" => match s("usergroup") {
+            Some(group) => match g.groups.get(&group) {
+                Some(members) => json!({"ok": true, "users": members}),
+                None => slack_error("no_such_subteam"),
+            },
+            None => slack_error("invalid_arguments"),
         },
         "auth.test" => json!({"ok": true, "team": "Fake", "user": "klaxon", "user_id": "U0KLAXON"}),
         _ => slack_error("unknown_method"),

@@ -1,0 +1,245 @@
+//! `kind = "docker"`: restart a container, inspect its state and health, or tail
+//! its logs, through the Docker Engine API (bollard; `DOCKER_HOST` honoured).
+//!
+//! Settings: `operation` (`restart`, `inspect` or `logs`), `container` (may hold
+//! placeholders), `stop_timeout` for restarts (default 10s), `tail` lines for
+//! logs (default 50), `timeout` for the whole call (default 60s). Only
+//! `restart` changes anything.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::query_parameters::{
+    InspectContainerOptions, LogsOptionsBuilder, RestartContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use super::{Backend, Outcome, Step, Values, fill, placeholders};
+
+#[derive(Debug)]
+pub struct DockerBackend;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    operation: String,
+    container: String,
+    #[serde(default)]
+    stop_timeout: Option<String>,
+    #[serde(default)]
+    tail: Option<u32>,
+    #[serde(default)]
+    timeout: Option<String>,
+}
+
+fn settings(table: &toml::Table) -> Result<Settings, String> {
+    toml::Value::Table(table.clone())
+        .try_into::<Settings>()
+        .map_err(|e| e.to_string().replace('\n', " "))
+}
+
+fn duration(s: Option<&str>, default: u64) -> Duration {
+    s.and_then(|t| humantime::parse_duration(t).ok())
+        .unwrap_or(Duration::from_secs(default))
+}
+
+impl Backend for DockerBackend {
+    fn kind(&self) -> &'static str {
+        "docker"
+    }
+
+    fn check(&self, table: &toml::Table, params: &[String]) -> Vec<(String, String)> {
+        let s = match settings(table) {
+            Ok(s) => s,
+            Err(e) => return vec![("settings".into(), e)],
+        };
+        let mut problems = Vec::new();
+        if !["restart", "inspect", "logs"].contains(&s.operation.as_str()) {
+            problems.push((
+                "operation".into(),
+                format!("`{}` must be restart, inspect or logs", s.operation),
+            ));
+        }
+        if s.container.is_empty() {
+            problems.push(("container".into(), "name the container".into()));
+        }
+        for p in placeholders(&s.container) {
+            if !params.contains(&p) {
+                problems.push(("container".into(), format!("`{{{p}}}` names no parameter")));
+            }
+        }
+        for (key, value) in [("stop_timeout", &s.stop_timeout), ("timeout", &s.timeout)] {
+            if value
+                .as_deref()
+                .is_some_and(|t| humantime::parse_duration(t).is_err())
+            {
+                problems.push((key.into(), "not a duration; write it like \"10s\"".into()));
+            }
+        }
+        problems
+    }
+
+    fn read_only(&self, table: &toml::Table) -> bool {
+        settings(table).is_ok_and(|s| s.operation != "restart")
+    }
+
+    fn prepare(&self, table: &toml::Table, values: &Values) -> Result<Box<dyn Step>, String> {
+        let s = settings(table)?;
+        let container = fill(&s.container, values)?;
+        let op = match s.operation.as_str() {
+            "restart" => Operation::Restart {
+                stop_timeout: duration(s.stop_timeout.as_deref(), 10),
+            },
+            "inspect" => Operation::Inspect,
+            "logs" => Operation::Logs {
+                tail: s.tail.unwrap_or(50).clamp(1, 1000),
+            },
+            other => return Err(format!("unknown operation {other}")),
+        };
+        Ok(Box::new(DockerStep {
+            container,
+            op,
+            timeout: duration(s.timeout.as_deref(), 60),
+        }))
+    }
+}
+
+enum Operation {
+    Restart { stop_timeout: Duration },
+    Inspect,
+    Logs { tail: u32 },
+}
+
+struct DockerStep {
+    container: String,
+    op: Operation,
+    timeout: Duration,
+}
+
+/// The container's state in one line: `running (healthy), started 2026-11-22T17:40:16Z`.
+async fn state(docker: &Docker, container: &str) -> Result<(String, String), String> {
+    let info = docker
+        .inspect_container(container, None::<InspectContainerOptions>)
+        .await
+        .map_err(explain)?;
+    let st = info.state.unwrap_or_default();
+    let status = st
+        .status
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let health = st
+        .health
+        .and_then(|h| h.status)
+        .map(|h| format!(" ({h})"))
+        .unwrap_or_default();
+    let started = st.started_at.unwrap_or_default();
+    let details = format!(
+        "status: {status}{health}\nstarted: {started}\nrestarts: {}\nexit code: {}",
+        info.restart_count.unwrap_or(0),
+        st.exit_code.unwrap_or(0)
+    );
+    Ok((format!("{status}{health}, started {started}"), details))
+}
+
+/// A Docker error as an on-call engineer needs to read it.
+fn explain(e: bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => format!("Docker answered {status_code}: {message}"),
+        other => format!("Docker engine unreachable: {other}"),
+    }
+}
+
+impl DockerStep {
+    async fn execute(&self) -> Result<(String, String), String> {
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| format!("cannot reach the Docker engine: {e}"))?
+            .with_timeout(self.timeout);
+        match &self.op {
+            Operation::Restart { stop_timeout } => {
+                let t = i32::try_from(stop_timeout.as_secs()).unwrap_or(i32::MAX);
+                docker
+                    .restart_container(
+                        &self.container,
+                        Some(RestartContainerOptionsBuilder::new().t(t).build()),
+                    )
+                    .await
+                    .map_err(explain)?;
+                let (line, details) = state(&docker, &self.container).await?;
+                Ok((format!("restarted; now {line}"), details))
+            }
+            Operation::Inspect => state(&docker, &self.container).await,
+            Operation::Logs { tail } => {
+                let options = LogsOptionsBuilder::new()
+                    .stdout(true)
+                    .stderr(true)
+                    .tail(&tail.to_string())
+                    .build();
+                let mut stream = docker.logs(&self.container, Some(options));
+                let mut out = String::new();
+                while let Some(chunk) = stream.next().await {
+                    match chunk {
+                        Ok(c) => out.push_str(&String::from_utf8_lossy(&c.into_bytes())),
+                        Err(e) => return Err(explain(e)),
+                    }
+                }
+                let lines = out.lines().count();
+                Ok((format!("last {lines} log line(s)"), out))
+            }
+        }
+    }
+}
+
+impl Step for DockerStep {
+    fn describe(&self) -> String {
+        match &self.op {
+            Operation::Restart { stop_timeout } => format!(
+                "docker restart {} (stop timeout {})",
+                self.container,
+                humantime::format_duration(*stop_timeout)
+            ),
+            Operation::Inspect => format!("docker inspect {} (state and health)", self.container),
+            Operation::Logs { tail } => format!("docker logs --tail {tail} {}", self.container),
+        }
+    }
+
+    fn target(&self) -> String {
+        format!("docker:{}", self.container)
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout + Duration::from_secs(1)
+    }
+
+    fn run(&self) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            // The client's own timeout covers each call; this one bounds the whole step.
+            let result =
+                tokio::time::timeout(self.timeout + Duration::from_secs(1), self.execute()).await;
+            let (success, summary, output) = match result {
+                Err(_) => (
+                    false,
+                    format!(
+                        "timed out after {}",
+                        humantime::format_duration(self.timeout)
+                    ),
+                    String::new(),
+                ),
+                Ok(Err(e)) => (false, e, String::new()),
+                Ok(Ok((summary, output))) => (true, summary, output),
+            };
+            Outcome {
+                success,
+                summary,
+                output,
+                duration: started.elapsed(),
+            }
+        })
+    }
+}

@@ -1,0 +1,218 @@
+//! Approved actions: the checks and restarts the runbooks have engineers type
+//! by hand, run from the incident thread instead.
+//!
+//! Only actions in the configured catalog can run. Each names a back end
+//! ([`Backend`]: `http`, `docker`, `command`), its fixed settings, and the
+//! parameters a person may fill in — each an enum of allowed values or a strict
+//! anchored pattern, checked before anything reaches a back end. A back end
+//! turns an action and validated values into a [`Step`]: the exact thing that
+//! will run, which `--dry-run`, approval requests and the audit log describe.
+//!
+//! Adding a back end (Kubernetes rollout restart, systemd …) means one new
+//! module implementing [`Backend`] and one line in [`backends`].
+//!
+//! - [`catalog`]: the `[[actions]]` config and its validation.
+//! - [`flow`]: requests, approvals, runs and the audit log.
+//! - [`http`], [`docker`], [`command`]: the back ends.
+
+pub mod catalog;
+pub mod command;
+pub mod docker;
+pub mod flow;
+pub mod http;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use regex::Regex;
+
+/// Validated parameter values, by name.
+pub type Values = BTreeMap<String, String>;
+
+/// What a run produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub success: bool,
+    /// One line: `exit 0`, `HTTP 200`, `restarted; running since 17:40:16 UTC`.
+    pub summary: String,
+    /// The last lines of output (already capped; redacted later).
+    pub output: String,
+    pub duration: Duration,
+}
+
+/// The exact thing that will run, parameters filled in.
+pub trait Step: Send + Sync {
+    /// For people: `docker restart codexos-web (stop timeout 10s)`.
+    fn describe(&self) -> String;
+    /// What the concurrency limit counts: runs on the same target wait for each other.
+    fn target(&self) -> String;
+    /// The longest it may take.
+    fn timeout(&self) -> Duration;
+    /// Runs it; never panics, never exceeds its own timeout by much.
+    fn run(&self) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>>;
+}
+
+/// A kind of action (`http`, `docker`, `command`).
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    fn kind(&self) -> &'static str;
+    /// Every problem with an action's back-end settings, as (key, message).
+    /// `params` are the parameter names the action declares.
+    fn check(&self, settings: &toml::Table, params: &[String]) -> Vec<(String, String)>;
+    /// Whether the action changes nothing (checks may run without approval).
+    fn read_only(&self, settings: &toml::Table) -> bool;
+    /// The step for these (already validated) values.
+    fn prepare(&self, settings: &toml::Table, values: &Values) -> Result<Box<dyn Step>, String>;
+}
+
+/// Every back end Klaxon knows.
+pub fn backends() -> Vec<Arc<dyn Backend>> {
+    vec![
+        Arc::new(http::HttpBackend),
+        Arc::new(docker::DockerBackend),
+        Arc::new(command::CommandBackend),
+    ]
+}
+
+/// Replaces `{name}` with the value of parameter `name`; unknown names are errors.
+pub fn fill(template: &str, values: &Values) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed `{{` in `{template}`"))?;
+        let name = &after[..end];
+        let value = values
+            .get(name)
+            .ok_or_else(|| format!("`{{{name}}}` names no parameter"))?;
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The parameter names a template uses.
+pub fn placeholders(template: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        match after.find('}') {
+            Some(end) => {
+                names.push(after[..end].to_string());
+                rest = &after[end + 1..];
+            }
+            None => break,
+        }
+    }
+    names
+}
+
+/// Token shapes that are redacted from any output, whatever the configuration.
+static TOKEN_SHAPES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    [
+        r"xox[abposr]-[0-9A-Za-z-]{8,}",
+        r"xapp-[0-9A-Za-z-]{8,}",
+        r"AKIA[0-9A-Z]{16}",
+        r"gh[pousr]_[0-9A-Za-z]{20,}",
+        r"eyJ[0-9A-Za-z_-]{8,}\.[0-9A-Za-z_-]{8,}\.[0-9A-Za-z_-]{8,}",
+        r"(?i)bearer\s+[0-9A-Za-z._~+/=-]{8,}",
+        r"(?i)(password|passwd|secret|token|api[_-]?key)\s*[=:]\s*\S+",
+        r"://[^\s:/@]+:[^\s@/]+@",
+    ]
+    .iter()
+    .filter_map(|p| Regex::new(p).ok())
+    .collect()
+});
+
+/// Replaces secrets in `text`: the built-in token shapes and the configured patterns.
+pub fn redact(text: &str, extra: &[Regex]) -> String {
+    let mut out = text.to_string();
+    for re in TOKEN_SHAPES.iter().chain(extra) {
+        out = re.replace_all(&out, "[REDACTED]").into_owned();
+    }
+    out
+}
+
+/// Keeps the last `lines` lines and at most `bytes` bytes of `text`, saying how much was cut.
+pub fn tail(text: &str, lines: usize, bytes: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    let skipped_lines = all.len().saturating_sub(lines);
+    let mut kept = all[skipped_lines..].join("\n");
+    let mut note = if skipped_lines > 0 {
+        format!("… {skipped_lines} earlier line(s) not shown\n")
+    } else {
+        String::new()
+    };
+    if kept.len() > bytes {
+        let mut cut = kept.len() - bytes;
+        while !kept.is_char_boundary(cut) {
+            cut += 1;
+        }
+        kept = kept[cut..].to_string();
+        note = format!("… {cut} earlier byte(s) not shown\n");
+    }
+    format!("{note}{kept}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(pairs: &[(&str, &str)]) -> Values {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn placeholders_are_filled_only_from_known_parameters() {
+        let v = values(&[("service", "web")]);
+        assert_eq!(fill("codexos-{service}", &v), Ok("codexos-web".into()));
+        assert!(fill("codexos-{other}", &v).is_err());
+        assert!(fill("codexos-{service", &v).is_err());
+        assert_eq!(placeholders("http://{host}:{port}/x"), vec!["host", "port"]);
+    }
+
+    #[test]
+    fn secrets_and_token_shapes_are_redacted() {
+        let out = redact(
+            "token=abc123 xoxb-1111-2222-abcdefgh Bearer eyJhbGciOi.x postgres://app:hunter2@db/x AKIAABCDEFGHIJKLMNOP mine:s3cr3t-value",
+            &[Regex::new("s3cr3t-[a-z]+").expect("regex")],
+        );
+        for secret in [
+            "abc123",
+            "xoxb-1111",
+            "eyJhbGciOi",
+            "hunter2",
+            "AKIAABCDEFGHIJKLMNOP",
+            "s3cr3t-value",
+        ] {
+            assert!(!out.contains(secret), "{secret} leaked: {out}");
+        }
+        assert!(out.contains("[REDACTED]"));
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines_and_says_what_it_cut() {
+        let text = (1..=100)
+            .map(|n| format!("line {n}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let t = tail(&text, 3, 10_000);
+        assert_eq!(
+            t,
+            "… 97 earlier line(s) not shown\nline 98\nline 99\nline 100"
+        );
+        let t = tail(&"x".repeat(5_000), 10, 100);
+        assert!(t.starts_with("… 4900 earlier byte(s) not shown"));
+        assert!(t.ends_with(&"x".repeat(100)));
+    }
+}
