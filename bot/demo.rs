@@ -1,12 +1,18 @@
-//! `klaxon demo`: an incident from declaration to resolution summary, locally.
+//! `klaxon demo`: an incident from the first alert to the resolution summary,
+//! locally, in well under a minute.
 //!
-//! It starts a real Klaxon (HTTP server, SQLite in a temporary directory, the
-//! outbox sender) in console mode, then plays three engineers who type signed
-//! slash commands and press buttons over HTTP exactly as Slack would send them.
-//! What Klaxon posts is printed as a Slack-like transcript.
+//! It starts a real Klaxon — HTTP server, SQLite in a temporary directory, the
+//! scheduler and the outbox sender — in console mode, plus a small "checkout"
+//! service whose health endpoint fails until the fix is deployed. Then it plays
+//! the incident through the same doors production uses: an Alertmanager
+//! notification, escalation on (short) durable timers, a check through the
+//! executor, signed slash commands and button presses from three engineers.
+//! What Klaxon posts to Slack is printed as a transcript.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,9 +25,9 @@ use crate::config;
 use crate::http::signature;
 use crate::slack::api::ConsoleMessage;
 use crate::slack::blocks;
-use crate::store::outbox;
 
 const CHANNEL: &str = "C0INCIDENTS";
+const ALERT_TOKEN: &str = "demo-alert-token";
 const PEOPLE: [(&str, &str); 3] = [("U0ALICE", "alice"), ("U0BOB", "bob"), ("U0CAROL", "carol")];
 
 /// Turns Slack mrkdwn into what a terminal should show.
@@ -30,28 +36,55 @@ fn for_terminal(text: &str, names: &HashMap<&str, &str>) -> String {
     for (id, name) in names {
         out = out.replace(&format!("<@{id}>"), &format!("@{name}"));
     }
-    out.replace(&format!("<#{CHANNEL}>"), "#incidents")
+    // <url|label> → label (url)
+    let mut shown = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(start) = rest.find("<http") {
+        shown.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('>') {
+            Some(end) => {
+                let inner = &after[..end];
+                match inner.split_once('|') {
+                    Some((url, label)) => shown.push_str(&format!("{label} ({url})")),
+                    None => shown.push_str(inner),
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                shown.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    shown.push_str(rest);
+    shown
+        .replace(&format!("<#{CHANNEL}>"), "#incidents")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
 }
 
+/// The demo's engineers and their Slack client.
 struct Player {
     client: reqwest::Client,
     base: String,
     secret: String,
     names: HashMap<&'static str, &'static str>,
-    trigger: u32,
 }
 
 impl Player {
-    async fn post(&self, path: &str, body: String) -> anyhow::Result<String> {
+    fn name<'a>(&self, user: &'a str) -> &'a str {
+        self.names.get(user).copied().unwrap_or(user)
+    }
+
+    async fn post(&self, path: &str, body: String, content_type: &str) -> anyhow::Result<String> {
         let ts = (crate::time::Millis::now().0 / 1000).to_string();
         let sig = signature::sign(&self.secret, &ts, body.as_bytes());
         let response = self
             .client
             .post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-type", content_type)
             .header("x-slack-request-timestamp", ts)
             .header("x-slack-signature", sig)
             .body(body)
@@ -65,7 +98,7 @@ impl Player {
 
     /// Types `/incident <text>` as `user` and prints the ephemeral answer.
     async fn command(&self, user: &str, text: &str) -> anyhow::Result<()> {
-        let name = self.names.get(user).copied().unwrap_or(user);
+        let name = self.name(user);
         println!(
             "\n  @{name} types: /incident {}",
             for_terminal(text, &self.names)
@@ -80,7 +113,11 @@ impl Player {
             ("trigger_id", "demo"),
             ("response_url", "http://127.0.0.1/unused"),
         ])?;
-        let answer: Value = serde_json::from_str(&self.post("/slack/commands", body).await?)?;
+        let answer: Value = serde_json::from_str(
+            &self
+                .post("/slack/commands", body, "application/x-www-form-urlencoded")
+                .await?,
+        )?;
         let reply = answer
             .get("text")
             .and_then(Value::as_str)
@@ -91,96 +128,184 @@ impl Player {
         Ok(())
     }
 
-    async fn interaction(&mut self, payload: Value) -> anyhow::Result<()> {
-        self.trigger += 1;
+    async fn interaction(&self, payload: Value) -> anyhow::Result<()> {
         let body = serde_urlencoded::to_string([("payload", payload.to_string())])?;
-        self.post("/slack/interactions", body).await.map(|_| ())
+        self.post(
+            "/slack/interactions",
+            body,
+            "application/x-www-form-urlencoded",
+        )
+        .await
+        .map(|_| ())
     }
 
-    async fn press(&mut self, user: &str, action: &str, incident: i64) -> anyhow::Result<()> {
-        let name = self.names.get(user).copied().unwrap_or(user);
-        println!(
-            "\n  @{name} presses [{}]",
-            if action == blocks::ACTION_ACK {
-                "Acknowledge"
-            } else {
-                "Resolve"
-            }
-        );
-        let trigger = format!("demo-trigger-{}", self.trigger);
+    async fn press(
+        &self,
+        user: &str,
+        label: &str,
+        action: &str,
+        incident: i64,
+    ) -> anyhow::Result<()> {
+        println!("\n  @{} presses [{label}]", self.name(user));
         self.interaction(json!({
             "type": "block_actions",
-            "user": {"id": user, "username": name},
+            "user": {"id": user, "username": self.name(user)},
             "channel": {"id": CHANNEL},
-            "trigger_id": trigger,
+            "trigger_id": format!("demo-trigger-{action}"),
             "actions": [{"action_id": action, "value": incident.to_string(), "type": "button"}],
         }))
         .await
     }
+
+    /// What Alertmanager would POST for the checkout error-rate alert.
+    async fn alertmanager(&self, status: &str) -> anyhow::Result<()> {
+        let ends = if status == "firing" {
+            "0001-01-01T00:00:00Z".to_string()
+        } else {
+            jiff::Timestamp::now().to_string()
+        };
+        let started = "2026-11-22T03:12:09.428719133Z";
+        let alert = |instance: &str, fp: &str| {
+            json!({
+                "status": status,
+                "labels": {"alertname": "HighErrorRate", "service": "checkout", "severity": "critical", "instance": instance},
+                "annotations": {
+                    "summary": "Checkout API is returning 5xx",
+                    "description": "More than 5% of checkout requests failed over the last 5 minutes.",
+                    "runbook_url": "https://runbooks.example.com/checkout#high-error-rate"
+                },
+                "startsAt": started, "endsAt": ends,
+                "generatorURL": "http://prometheus.example.com:9090/graph?g0.expr=job%3Acheckout_errors%3Aratio5m",
+                "fingerprint": fp,
+            })
+        };
+        let body = json!({
+            "version": "4", "groupKey": "{}:{alertname=\"HighErrorRate\", service=\"checkout\"}",
+            "truncatedAlerts": 0, "status": status, "receiver": "klaxon",
+            "groupLabels": {"alertname": "HighErrorRate", "service": "checkout"},
+            "commonLabels": {"alertname": "HighErrorRate", "service": "checkout", "severity": "critical"},
+            "commonAnnotations": {"summary": "Checkout API is returning 5xx"},
+            "externalURL": "http://alertmanager.example.com:9093",
+            "alerts": [alert("checkout-1:8080", "8b1c7f3e2a9d4c10"), alert("checkout-2:8080", "c4e9a0d17b3f5e22")],
+        });
+        println!("\n  Alertmanager posts a {status} notification to /alerts/alertmanager");
+        let response = self
+            .client
+            .post(format!("{}/alerts/alertmanager", self.base))
+            .bearer_auth(ALERT_TOKEN)
+            .json(&body)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "/alerts/alertmanager answered {}",
+            response.status()
+        );
+        Ok(())
+    }
 }
 
-fn print_messages(rx: &mut mpsc::UnboundedReceiver<ConsoleMessage>, names: &HashMap<&str, &str>) {
-    while let Ok(m) = rx.try_recv() {
-        let text = for_terminal(&m.text, names);
-        let (head, indent) = match (m.method.as_str(), &m.thread_ts) {
-            ("chat.postMessage", None) => ("#incidents · Klaxon".to_string(), "  │ "),
-            ("chat.postMessage", Some(_)) => {
-                ("    ↳ Klaxon, in the thread".to_string(), "      │ ")
-            }
-            ("chat.update", _) => (
-                "    ✎ Klaxon updated the thread's first message".to_string(),
-                "      │ ",
+/// Prints what Klaxon posted, as a person in Slack would see it.
+fn print_message(m: &ConsoleMessage, names: &HashMap<&str, &str>) {
+    let text = for_terminal(&m.text, names);
+    let who = |u: Option<&str>| u.and_then(|u| names.get(u).copied()).unwrap_or("someone");
+    let (head, indent) = match (m.method.as_str(), &m.thread_ts) {
+        ("chat.postMessage", _) if m.channel.starts_with('D') => (
+            format!(
+                "    ✉ Klaxon, in a direct message to @{}",
+                who(m.channel.get(1..))
             ),
-            ("chat.postEphemeral", _) => (
-                format!(
-                    "    Klaxon, only to @{}",
-                    m.user
-                        .as_deref()
-                        .and_then(|u| names.get(u).copied())
-                        .unwrap_or("someone")
-                ),
-                "      │ ",
-            ),
-            ("views.open", _) => (
-                "    ▣ A form opens: Resolve (Root cause · Resolution · Follow-up)".to_string(),
-                "",
-            ),
-            (other, _) => (format!("    Klaxon calls {other}"), "      │ "),
-        };
-        println!("\n{head}");
-        if !indent.is_empty() {
-            for line in text.lines() {
-                println!("{indent}{line}");
-            }
+            "      │ ",
+        ),
+        ("chat.postMessage", None) => ("#incidents · Klaxon".to_string(), "  │ "),
+        ("chat.postMessage", Some(_)) => ("    ↳ Klaxon, in the thread".to_string(), "      │ "),
+        ("chat.update", _) => ("    ✎ Klaxon updated a message".to_string(), "      │ "),
+        ("chat.postEphemeral", _) => (
+            format!("    Klaxon, only to @{}", who(m.user.as_deref())),
+            "      │ ",
+        ),
+        ("views.open", _) => (
+            "    ▣ A form opens: Resolve (Root cause · Resolution · Follow-up)".to_string(),
+            "",
+        ),
+        ("conversations.open", _) => return,
+        (other, _) => (format!("    Klaxon calls {other}"), "      │ "),
+    };
+    println!("\n{head}");
+    if !indent.is_empty() {
+        for line in text.lines() {
+            println!("{indent}{line}");
         }
     }
 }
 
-/// Waits until the outbox has delivered everything, showing a progress line.
-async fn settle(
-    app: &App,
+/// Prints messages as they arrive until one contains `needle`, with a progress line.
+async fn until(
     rx: &mut mpsc::UnboundedReceiver<ConsoleMessage>,
     names: &HashMap<&str, &str>,
+    needle: &str,
+    waiting_for: &str,
 ) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if outbox::pending_count(app.store.pool()).await? == 0 {
-            break;
+    let tty = std::io::stdout().is_terminal();
+    let started = tokio::time::Instant::now();
+    let mut announced = false;
+    loop {
+        match tokio::time::timeout(Duration::from_millis(250), rx.recv()).await {
+            Ok(Some(m)) => {
+                if tty {
+                    print!("\r{}\r", " ".repeat(70));
+                }
+                print_message(&m, names);
+                if m.text.contains(needle) || m.method == needle {
+                    // Let the messages that belong with it arrive too.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    while let Ok(m) = rx.try_recv() {
+                        print_message(&m, names);
+                    }
+                    return Ok(());
+                }
+            }
+            Ok(None) => anyhow::bail!("Klaxon stopped while the demo waited for {waiting_for}"),
+            Err(_) => {
+                let waited = started.elapsed().as_secs();
+                anyhow::ensure!(waited < 30, "gave up waiting for {waiting_for}");
+                if tty {
+                    print!("\r  ⏳ waiting for {waiting_for} ({waited}s) ");
+                    let _ = std::io::stdout().flush();
+                } else if !announced {
+                    println!("\n  ⏳ waiting for {waiting_for}…");
+                    announced = true;
+                }
+            }
         }
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    print_messages(rx, names);
-    Ok(())
 }
 
-async fn pause(what: &str, secs: u64) {
-    for left in (1..=secs).rev() {
-        print!("\r  ⏳ {what} ({left}s) ");
-        let _ = std::io::stdout().flush();
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    print!("\r{}\r", " ".repeat(60));
-    let _ = std::io::stdout().flush();
+/// A tiny "checkout" service whose /health fails until `fixed` is set.
+async fn checkout_service(fixed: Arc<AtomicBool>) -> anyhow::Result<String> {
+    use axum::http::StatusCode;
+    let app = axum::Router::new().route(
+        "/health",
+        axum::routing::get(move || {
+            let fixed = fixed.clone();
+            async move {
+                if fixed.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ok: payments provider reachable")
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "error: payments provider key missing",
+                    )
+                }
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{addr}"))
 }
 
 /// Plays the demo; the temporary database is removed afterwards.
@@ -192,7 +317,45 @@ pub async fn run() -> anyhow::Result<()> {
     result
 }
 
+fn demo_config(checkout: &str) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+alert_token = "{ALERT_TOKEN}"
+
+[outbox]
+channel_rate = 20.0
+channel_burst = 20
+
+[[escalation.schedules]]
+name = "primary"
+timezone = "UTC"
+rotation = ["U0ALICE"]
+period = "1w"
+handoff = "2026-01-05T09:00"
+
+[[escalation.ladders]]
+name = "default"
+levels = [
+  {{ name = "on-call engineer", notify = ["schedule:primary"], wait = "4s" }},
+  {{ name = "team lead", notify = ["user:U0BOB"], wait = "4s" }},
+  {{ name = "engineering manager", notify = ["user:U0CAROL"], wait = "4s" }},
+]
+
+[[actions]]
+name = "check-checkout"
+description = "Checkout health check (curl -f …/health)"
+kind = "http"
+url = "{checkout}/health"
+timeout = "2s"
+allowed = ["schedule:primary", "user:U0BOB"]
+"#
+    )
+}
+
 async fn play(dir: &std::path::Path) -> anyhow::Result<()> {
+    let fixed = Arc::new(AtomicBool::new(false));
+    let checkout = checkout_service(fixed.clone()).await?;
     let secret = format!("demo-{:016x}", rand::random::<u64>());
     let db = format!("sqlite://{}", dir.join("klaxon.db").display());
     let env = |k: &str| match k {
@@ -201,11 +364,7 @@ async fn play(dir: &std::path::Path) -> anyhow::Result<()> {
         "KLAXON_INCIDENT_CHANNEL" => Some(CHANNEL.to_string()),
         _ => None,
     };
-    let settings = config::from_toml(
-        "listen = \"127.0.0.1:0\"\n[outbox]\nchannel_rate = 20.0\nchannel_burst = 20\n",
-        "demo",
-        &env,
-    )?;
+    let settings = config::from_toml(&demo_config(&checkout), "demo", &env)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let app = App::build(settings, Some(tx)).await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -215,62 +374,91 @@ async fn play(dir: &std::path::Path) -> anyhow::Result<()> {
         let _ = stop_rx.await;
     }));
     let names: HashMap<&'static str, &'static str> = PEOPLE.into_iter().collect();
-    let mut p = Player {
+    let p = Player {
         client: reqwest::Client::new(),
         base: base.clone(),
         secret,
         names: names.clone(),
-        trigger: 0,
     };
 
     println!(
-        "Klaxon demo: a real Klaxon at {base}, SQLite in {}, Slack replaced by this transcript.",
+        "Klaxon demo — a real Klaxon at {base} on SQLite in {}",
         dir.display()
     );
-    println!("Three engineers: @alice (on call), @bob (team lead), @carol (payments).");
+    println!(
+        "Slack is replaced by this transcript. On call this week: @alice; team lead: @bob; manager: @carol."
+    );
+    println!("The escalation ladder uses 4-second levels here (the runbooks' are 30 minutes).");
 
-    p.command("U0ALICE", "open P1 Checkout API returning 500s")
-        .await?;
-    settle(&app, &mut rx, &names).await?;
-    pause("alice opens the dashboards", 2).await;
-    p.press("U0ALICE", blocks::ACTION_ACK, 1).await?;
-    settle(&app, &mut rx, &names).await?;
-    pause("alice rolls back the last deploy", 2).await;
-    p.command(
-        "U0ALICE",
-        "status Rolled back deploy 2026.11.22-3; 5xx rate falling from 38% to 2%",
+    p.alertmanager("firing").await?;
+    until(
+        &mut rx,
+        &names,
+        "Paging on-call engineer",
+        "the thread and the first page",
     )
     .await?;
-    settle(&app, &mut rx, &names).await?;
-    p.command("U0BOB", "sev INC-1 P2").await?;
-    settle(&app, &mut rx, &names).await?;
-    p.command("U0BOB", "assign <@U0CAROL|carol>").await?;
-    settle(&app, &mut rx, &names).await?;
-    pause("carol confirms payments are healthy", 2).await;
-    p.press("U0CAROL", blocks::ACTION_RESOLVE, 1).await?;
-    settle(&app, &mut rx, &names).await?;
-    println!("\n  @carol fills in the form and presses [Resolve]");
+    until(
+        &mut rx,
+        &names,
+        "Paging team lead",
+        "nobody acknowledges: the next level",
+    )
+    .await?;
+    p.command("U0BOB", "run check-checkout").await?;
+    until(
+        &mut rx,
+        &names,
+        "check-checkout* failed",
+        "the health check",
+    )
+    .await?;
+    p.press("U0ALICE", "Acknowledge", blocks::ACTION_ACK, 1)
+        .await?;
+    until(&mut rx, &names, "acknowledged INC-1", "the acknowledgement").await?;
+    p.command(
+        "U0ALICE",
+        "status Payments provider key missing since deploy 2026.11.22-3; rolling back",
+    )
+    .await?;
+    until(&mut rx, &names, "Status update", "the status update").await?;
+    fixed.store(true, Ordering::Relaxed);
+    println!("\n  (the rollback finishes: checkout is healthy again)");
+    p.command("U0ALICE", "run check-checkout").await?;
+    until(
+        &mut rx,
+        &names,
+        "check-checkout* succeeded",
+        "the health check",
+    )
+    .await?;
+    p.press("U0ALICE", "Resolve", blocks::ACTION_RESOLVE, 1)
+        .await?;
+    until(&mut rx, &names, "views.open", "the form").await?;
+    println!("\n  @alice fills in the form and presses [Resolve]");
     p.interaction(json!({
         "type": "view_submission",
-        "user": {"id": "U0CAROL", "username": "carol"},
+        "user": {"id": "U0ALICE", "username": "alice"},
         "view": {
             "callback_id": blocks::CALLBACK_RESOLVE,
             "private_metadata": "1",
             "state": {"values": {
-                "root_cause": {"root_cause": {"type": "plain_text_input", "value": "Deploy 2026.11.22-3 shipped a config without the payment provider's key"}},
+                "root_cause": {"root_cause": {"type": "plain_text_input", "value": "Deploy 2026.11.22-3 shipped a config without the payments provider's key"}},
                 "resolution": {"resolution": {"type": "plain_text_input", "value": "Rolled back to 2026.11.22-2"}},
                 "follow_up": {"follow_up": {"type": "plain_text_input", "value": "OPS-1234: validate provider keys in CI"}}
             }}
         }
     }))
     .await?;
-    settle(&app, &mut rx, &names).await?;
+    until(&mut rx, &names, "RESOLVED: INC-1", "the resolution summary").await?;
+    p.alertmanager("resolved").await?;
     p.command("U0ALICE", "list").await?;
 
     let _ = stop_tx.send(());
     server.await??;
     println!(
-        "\nDemo complete. Run `klaxon serve` with a Slack app to do this for real (see README)."
+        "\nDemo complete: alert → thread → pages → check → ack → status → check → resolution summary."
     );
+    println!("Run `klaxon serve` with a Slack app to do this for real (see README).");
     Ok(())
 }

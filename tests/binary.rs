@@ -170,3 +170,46 @@ fn migrate_creates_the_schema_and_is_idempotent() {
     }
     assert!(dir.path().join("k.db").exists());
 }
+
+#[test]
+fn klaxon_demo_shows_the_whole_incident_lifecycle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(BIN)
+        .arg("demo")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("TMPDIR", dir.path())
+        .output()
+        .expect("runs");
+    let transcript = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{transcript}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let milestones = [
+        "Alertmanager posts a firing notification",
+        "INCIDENT INC-1: [P0] Checkout API is returning 5xx",
+        "2 alert(s) firing",
+        "Paging on-call engineer",
+        "in a direct message to @alice",
+        "Paging team lead",
+        "check-checkout* failed",
+        "HTTP 503",
+        "@alice acknowledged INC-1",
+        "Status update — INC-1",
+        "check-checkout* succeeded",
+        "RESOLVED: INC-1 Checkout API is returning 5xx",
+        "*Root cause:* Deploy 2026.11.22-3",
+        "*MTTA:*",
+        "Demo complete",
+    ];
+    let mut at = 0;
+    for m in milestones {
+        let found = transcript[at..]
+            .find(m)
+            .unwrap_or_else(|| panic!("{m:?} missing (or out of order) in:\n{transcript}"));
+        at += found;
+    }
+    assert!(!transcript.contains("<@U0"), "mentions are shown as names");
+}

@@ -8,6 +8,7 @@ mod actions;
 mod alerts;
 mod bad_input;
 mod binary;
+mod deploy;
 mod escalation;
 mod incident_flow;
 mod restart;

@@ -201,7 +201,8 @@ pub async fn ingest(
             TemplateName::AlertFiring,
             &alerts_data(&incident, source_label, &views, 0),
         )?;
-        let names: Vec<String> = fired.iter().map(|a| name(a)).collect();
+        let mut names: Vec<String> = fired.iter().map(|a| name(a)).collect();
+        names.dedup();
         service
             .post_event(
                 &mut tx,
@@ -221,7 +222,8 @@ pub async fn ingest(
             TemplateName::AlertResolved,
             &alerts_data(&incident, source_label, &views, still_firing),
         )?;
-        let names: Vec<String> = resolved.iter().map(|a| name(a)).collect();
+        let mut names: Vec<String> = resolved.iter().map(|a| name(a)).collect();
+        names.dedup();
         service
             .post_event(
                 &mut tx,

@@ -228,11 +228,10 @@ async fn page_from(
                 incident,
                 EventKind::Escalated,
                 who.users.first(),
-                &format!(
-                    "paged {} ({} people)",
-                    level.name,
-                    who.users.len() + who.groups.len()
-                ),
+                &match who.users.len() + who.groups.len() {
+                    1 => format!("paged {}:", level.name),
+                    n => format!("paged {} ({n} in all):", level.name),
+                },
                 &thread_text,
                 now,
             )
