@@ -156,9 +156,7 @@ pub async fn run(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "klaxon listening");
     let router = crate::http::router(app.clone());
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = serve(listener, router, &app.settings.http, shutdown).await;
 
     tracing::info!("shutting down: waiting for the scheduler and the outbox sender");
     let _ = stop_tx.send(true);
@@ -166,6 +164,62 @@ pub async fn run(
     let _ = sender_task.await;
     app.store.close().await;
     served.context("the HTTP server failed")
+}
+
+/// Accepts connections until `shutdown`, then lets requests in flight finish.
+///
+/// Like `axum::serve`, plus a header read timeout, so a client that trickles
+/// its headers (slow-loris) is cut off instead of holding a connection forever.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    http: &crate::config::HttpSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(http.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = watched.await;
+        });
+    }
+    drop(listener);
+    // Requests in flight finish (bounded by the request timeout); idle connections close.
+    if tokio::time::timeout(http.request_timeout * 2, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections were still open at shutdown");
+    }
+    Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM.

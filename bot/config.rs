@@ -90,6 +90,12 @@ pub struct OutboxSettings {
 pub struct HttpSettings {
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// A client must send its request headers within this (slow-loris guard).
+    pub header_read_timeout: Duration,
+    /// A whole request (body included) must be read and answered within this; else 408.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more get 503 at once instead of queueing.
+    pub max_concurrent_requests: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,6 +201,9 @@ struct RawOutbox {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     max_body_bytes: Option<usize>,
+    header_read_timeout: Option<String>,
+    request_timeout: Option<String>,
+    max_concurrent_requests: Option<usize>,
 }
 
 /// Which file to read: the one named, else `klaxon.toml` if it exists, else none.
@@ -460,6 +469,25 @@ fn from_raw(
         );
     }
 
+    let header_read_timeout = p.duration(
+        "http.header_read_timeout",
+        raw.http.header_read_timeout,
+        Duration::from_secs(10),
+    );
+    let http_request_timeout = p.duration(
+        "http.request_timeout",
+        raw.http.request_timeout,
+        Duration::from_secs(15),
+    );
+    let max_concurrent_requests = raw.http.max_concurrent_requests.unwrap_or(512);
+    if max_concurrent_requests == 0 {
+        p.problem(
+            source.to_string(),
+            "http.max_concurrent_requests".into(),
+            "must be at least 1",
+        );
+    }
+
     let log_format = match p.pick(Some("KLAXON_LOG_FORMAT"), "log_format", raw.log_format) {
         None => None,
         Some((v, src, key)) => match v.as_str() {
@@ -577,7 +605,12 @@ fn from_raw(
                 request_timeout,
                 max_backoff,
             },
-            http: HttpSettings { max_body_bytes },
+            http: HttpSettings {
+                max_body_bytes,
+                header_read_timeout,
+                request_timeout: http_request_timeout,
+                max_concurrent_requests,
+            },
             log_format,
             escalation,
             alerts,

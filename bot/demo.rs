@@ -110,7 +110,10 @@ impl Player {
             ("user_name", name),
             ("channel_id", CHANNEL),
             ("team_id", "T0DEMO"),
-            ("trigger_id", "demo"),
+            (
+                "trigger_id",
+                &format!("demo.{:016x}", rand::random::<u64>()),
+            ),
             ("response_url", "http://127.0.0.1/unused"),
         ])?;
         let answer: Value = serde_json::from_str(

@@ -28,6 +28,19 @@ const MAX_IDLE: Duration = Duration::from_secs(30);
 /// How long a claimed job is ours before another worker may take it over.
 const LEASE: Duration = Duration::from_secs(30);
 const BATCH: i64 = 64;
+/// The housekeeping job: forgets duplicate guards older than any duplicate can be.
+const PRUNE_KIND: &str = "prune";
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+fn prune_job(run_at: Millis) -> jobs::NewJob<'static> {
+    jobs::NewJob {
+        kind: PRUNE_KIND,
+        payload: serde_json::json!({}),
+        incident: None,
+        dedupe_key: Some(PRUNE_KIND.into()),
+        run_at,
+    }
+}
 
 #[derive(Debug)]
 pub struct Scheduler {
@@ -62,6 +75,12 @@ impl Scheduler {
 
     /// Runs until `shutdown` turns true; the job in hand finishes first.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let now = Millis::now();
+        if let Err(e) =
+            jobs::enqueue(self.store.pool(), &prune_job(now.plus(PRUNE_EVERY)), now).await
+        {
+            tracing::warn!(error = %e, "could not schedule housekeeping");
+        }
         let mut failures = 0u32;
         loop {
             if *shutdown.borrow() {
@@ -215,6 +234,12 @@ impl Scheduler {
             }
             flow::WATCHDOG_KIND => {
                 flow::watchdog_job(&self.service, &mut tx, &job.payload, now).await?;
+                None
+            }
+            PRUNE_KIND => {
+                let removed = crate::store::pages::prune(&mut tx, now).await?;
+                tracing::debug!(removed, "pruned duplicate guards and old outbox rows");
+                jobs::enqueue(&mut *tx, &prune_job(now.plus(PRUNE_EVERY)), now).await?;
                 None
             }
             ingest::DIGEST_KIND => {

@@ -221,7 +221,14 @@ pub async fn prepare(
                     .await
                 {
                     Ok(id) => ids.push(id),
-                    Err(e) => return give_up(r, e),
+                    Err(e) => {
+                        // Undo this attempt's silences, so a retry does not leave duplicates
+                        // that nobody records (and so nobody expires).
+                        for id in &ids {
+                            let _ = api.expire_silence(id).await;
+                        }
+                        return give_up(r, e);
+                    }
                 }
             }
             if ids.is_empty() {

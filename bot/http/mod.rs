@@ -15,10 +15,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::{get, post};
+use tower::ServiceBuilder;
+use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
 use crate::app::App;
@@ -43,8 +48,25 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .layer(middleware::from_fn_with_state(app.clone(), track))
         .layer(DefaultBodyLimit::max(max_body))
+        // A request that takes too long (a slow body, a stuck database) gets 408.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            app.settings.http.request_timeout,
+        ))
+        // Past the concurrency bound, answer 503 at once rather than queue without limit.
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    (StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry shortly").into_response()
+                }))
+                .load_shed()
+                // One semaphore for the whole server (a plain concurrency limit would be per route).
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    app.settings.http.max_concurrent_requests,
+                )),
+        )
+        .layer(middleware::from_fn_with_state(app.clone(), track))
         .with_state(app)
 }
 

@@ -32,11 +32,29 @@ fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
     (status, reason.into()).into_response()
 }
 
-/// The 401 for a request Slack did not sign, or `None` when the signature holds.
-fn unverified(app: &App, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
-    let e = signature::verify(app.verifier.as_ref(), headers, body).err()?;
-    tracing::warn!(reason = %e, "refused a Slack request");
-    Some(refuse(StatusCode::UNAUTHORIZED, e.to_string()))
+/// The answer for a request that must not be handled: 401 when Slack did not
+/// sign it, 200 with nothing done when the same signed request came before (a
+/// replay within the 5-minute window). `None`: handle it.
+async fn unverified(app: &App, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+    if let Err(e) = signature::verify(app.verifier.as_ref(), headers, body) {
+        tracing::warn!(reason = %e, "refused a Slack request");
+        return Some(refuse(StatusCode::UNAUTHORIZED, e.to_string()));
+    }
+    let signature = headers
+        .get("x-slack-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match pages::first_request(app.store.pool(), signature, Millis::now()).await {
+        Ok(true) => None,
+        Ok(false) => {
+            tracing::warn!("ignored a replayed Slack request");
+            Some(ephemeral("This request was already handled."))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record a Slack request");
+            Some(ephemeral(FAULT_REPLY))
+        }
+    }
 }
 
 fn ephemeral(text: &str) -> Response {
@@ -63,7 +81,7 @@ struct SlashCommand {
 }
 
 pub async fn commands(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refusal) = unverified(&app, &headers, &body) {
+    if let Some(refusal) = unverified(&app, &headers, &body).await {
         return refusal;
     }
     let form: SlashCommand = match serde_urlencoded::from_bytes(&body) {
@@ -196,7 +214,7 @@ pub async fn interactions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(refusal) = unverified(&app, &headers, &body) {
+    if let Some(refusal) = unverified(&app, &headers, &body).await {
         return refusal;
     }
     let form: InteractionForm = match serde_urlencoded::from_bytes(&body) {
@@ -438,7 +456,7 @@ struct MessageEvent {
 /// acknowledges the incident that paged its author. Each `event_id` is handled
 /// once, however often Slack retries it.
 pub async fn events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refusal) = unverified(&app, &headers, &body) {
+    if let Some(refusal) = unverified(&app, &headers, &body).await {
         return refusal;
     }
     let envelope: EventEnvelope = match serde_json::from_slice(&body) {
@@ -474,8 +492,13 @@ pub async fn events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
                     return refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
                 }
             }
-            if let Some(event) = envelope.event {
-                direct_message(&app, event).await;
+            if let Some(event) = envelope.event
+                && let Err(e) = direct_message(&app, event).await
+            {
+                // Let Slack's retry try again: forget that this event was seen.
+                log_fault(&e);
+                let _ = pages::forget_delivery(app.store.pool(), &event_id).await;
+                return refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
             }
             StatusCode::OK.into_response()
         }
@@ -484,19 +507,19 @@ pub async fn events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
 }
 
 /// `ack` or `ack INC-n` in a direct message to Klaxon.
-async fn direct_message(app: &Arc<App>, event: MessageEvent) {
+async fn direct_message(app: &Arc<App>, event: MessageEvent) -> Result<(), ServiceError> {
     if event.kind != "message"
         || event.channel_type.as_deref() != Some("im")
         || event.bot_id.is_some()
         || event.subtype.is_some()
     {
-        return;
+        return Ok(());
     }
     let (Some(user), Some(channel)) = (
         event.user.as_deref().and_then(SlackUserId::parse),
         event.channel.as_deref().and_then(ChannelId::parse),
     ) else {
-        return;
+        return Ok(());
     };
     let text = event.text.unwrap_or_default();
     let mut words = text.split_whitespace();
@@ -504,32 +527,18 @@ async fn direct_message(app: &Arc<App>, event: MessageEvent) {
         .next()
         .is_some_and(|w| w.eq_ignore_ascii_case("ack") || w.eq_ignore_ascii_case("acknowledge"))
     {
-        return;
+        return Ok(());
     }
     let target = match words.next().map(str::parse::<IncidentRef>) {
         Some(Ok(r)) => Some(r),
-        Some(Err(e)) => {
-            let _ = app.service.direct_message(&channel, &user, &e).await;
-            return;
-        }
-        None => pages::latest_open_for(app.store.pool(), &user)
-            .await
-            .ok()
-            .flatten(),
+        Some(Err(e)) => return app.service.direct_message(&channel, &user, &e).await,
+        None => pages::latest_open_for(app.store.pool(), &user).await?,
     };
     let answer = match target {
-        Some(r) => match app.service.acknowledge(&user, r).await {
-            Ok(a) => a.text().to_string(),
-            Err(e) => {
-                log_fault(&e);
-                FAULT_REPLY.to_string()
-            }
-        },
+        Some(r) => app.service.acknowledge(&user, r).await?.text().to_string(),
         None => {
             "Nothing waits for your acknowledgement. Name the incident: `ack INC-12`.".to_string()
         }
     };
-    if let Err(e) = app.service.direct_message(&channel, &user, &answer).await {
-        log_fault(&e);
-    }
+    app.service.direct_message(&channel, &user, &answer).await
 }

@@ -1,4 +1,5 @@
-//! Pages sent along an escalation ladder, and Slack event ids already handled.
+//! Pages sent along an escalation ladder, and what guards against duplicates:
+//! Slack event ids and request signatures already handled.
 //!
 //! A page row lets an `ack` typed in a direct message find the incident it
 //! answers: the latest open incident that paged that person.
@@ -58,6 +59,62 @@ pub async fn count_for<'c, E: Executor<'c, Database = Any>>(
         .fetch_one(ex)
         .await?;
     col(&row, "n")
+}
+
+/// Forgets an event id, so Slack's retry of an event that failed is handled.
+pub async fn forget_delivery<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    event_id: &str,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM slack_events WHERE event_id = $1")
+        .bind(event_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Remembers a request signature; `false` if the same signed request came before (a replay).
+pub async fn first_request<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    signature: &str,
+    now: Millis,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO slack_requests (signature, received_at) VALUES ($1, $2) ON CONFLICT (signature) DO NOTHING",
+    )
+    .bind(signature)
+    .bind(now.0)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes what only guards against duplicates once it is older than any duplicate can be.
+pub async fn prune(conn: &mut sqlx::AnyConnection, now: Millis) -> StoreResult<u64> {
+    let day = 24 * 3600 * 1000;
+    let mut removed = 0;
+    for (sql, age) in [
+        (
+            "DELETE FROM slack_requests WHERE received_at < $1",
+            15 * 60 * 1000,
+        ),
+        ("DELETE FROM slack_events WHERE received_at < $1", 7 * day),
+        (
+            "DELETE FROM alert_notifications WHERE received_at < $1",
+            7 * day,
+        ),
+        (
+            "DELETE FROM outbox WHERE state = 'sent' AND sent_at < $1",
+            30 * day,
+        ),
+    ] {
+        removed += sqlx::query(sql)
+            .bind(now.0 - age)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(removed)
 }
 
 /// Remembers a Slack event id; `false` if it was seen before (a retry or duplicate).

@@ -373,7 +373,10 @@ pub fn command_form(user: &str, channel: &str, text: &str) -> String {
             "response_url",
             "https://hooks.slack.com/commands/T0001/1/abc",
         ),
-        ("trigger_id", "13345224609.738474920.8088930838d88f008e0"),
+        (
+            "trigger_id",
+            &format!("13345224609.738474920.{:016x}", rand::random::<u64>()),
+        ),
     ])
     .expect("form")
 }
