@@ -10,6 +10,7 @@ mod bad_input;
 mod binary;
 mod deploy;
 mod escalation;
+mod faults;
 mod hostile;
 mod incident_flow;
 mod restart;

@@ -30,10 +30,14 @@ pg_bin() {
 ensure_postgres() {
   local bin data as
   if [ -n "${KLAXON_TEST_POSTGRES_URL:-}" ]; then
-    log "using PostgreSQL at $KLAXON_TEST_POSTGRES_URL"; return 0
+    log "using PostgreSQL at $KLAXON_TEST_POSTGRES_URL"
+    export KLAXON_TEST_PG_BIN="${KLAXON_TEST_PG_BIN:-$(pg_bin)}"
+    return 0
   fi
   export KLAXON_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$KLAXON_PG_PORT"
   bin=$(pg_bin) || { apt_install postgresql && bin=$(pg_bin); } || { log "PostgreSQL is not installed and cannot be"; return 1; }
+  # Fault tests start (and stop) PostgreSQL clusters of their own with these.
+  export KLAXON_TEST_PG_BIN="$bin"
   if "$bin/pg_isready" -q -h 127.0.0.1 -p "$KLAXON_PG_PORT"; then
     log "PostgreSQL already answers on 127.0.0.1:$KLAXON_PG_PORT"; return 0
   fi

@@ -147,6 +147,9 @@ async fn state(docker: &Docker, container: &str) -> Result<(String, String), Str
 /// A Docker error as an on-call engineer needs to read it.
 fn explain(e: bollard::errors::Error) -> String {
     match e {
+        bollard::errors::Error::RequestTimeoutError => {
+            "timed out: the Docker engine did not answer".to_string()
+        }
         bollard::errors::Error::DockerResponseServerError {
             status_code,
             message,
@@ -158,7 +161,7 @@ fn explain(e: bollard::errors::Error) -> String {
 impl DockerStep {
     async fn execute(&self) -> Result<(String, String), String> {
         let docker = Docker::connect_with_defaults()
-            .map_err(|e| format!("cannot reach the Docker engine: {e}"))?
+            .map_err(|e| format!("Docker engine unreachable: {e}"))?
             .with_timeout(self.timeout);
         match &self.op {
             Operation::Restart { stop_timeout } => {

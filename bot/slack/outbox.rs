@@ -135,7 +135,9 @@ impl OutboxSender {
 
     async fn deliver(&self, row: Pending) -> StoreResult<()> {
         let now = Millis::now();
-        let lease = (self.settings.request_timeout * 2).max(Duration::from_secs(30));
+        // Long enough for the call and its answer; short enough that a crashed
+        // sender's messages go out soon after the next start.
+        let lease = self.settings.request_timeout * 2 + Duration::from_secs(5);
         if !outbox::claim(self.store.pool(), row.id, &self.owner, now, now.plus(lease)).await? {
             return Ok(());
         }

@@ -79,6 +79,9 @@ pub struct FakeSlack {
 impl FakeSlack {
     /// Starts the fake; `channels` are the conversations that exist.
     pub async fn start(channels: &[&str]) -> FakeSlack {
+        // Every test starts a fake Slack: the place to pick the TLS crypto
+        // provider before any HTTP client exists (as `klaxon serve` does at start).
+        klaxon::app::install_crypto_provider();
         let inner = Arc::new(Mutex::new(Inner {
             channels: channels.iter().map(|c| c.to_string()).collect(),
             ..Inner::default()

@@ -269,6 +269,19 @@ impl Served {
         slack: &FakeSlack,
         config: &str,
     ) -> Served {
+        Self::start_with(dir, db_url, slack, config, &[], None).await
+    }
+
+    /// Like [`Served::start`], with extra environment variables, and stdout and
+    /// stderr appended to `log` (else discarded).
+    pub async fn start_with(
+        dir: &std::path::Path,
+        db_url: &str,
+        slack: &FakeSlack,
+        config: &str,
+        env: &[(&str, &str)],
+        log: Option<&std::path::Path>,
+    ) -> Served {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -287,9 +300,10 @@ impl Served {
             .env("KLAXON_SLACK_API_URL", &slack.api_url)
             .env("KLAXON_INCIDENT_CHANNEL", INCIDENT_CHANNEL)
             .env("KLAXON_LOG_FORMAT", "json")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(output(log))
+            .stderr(output(log))
             .spawn()
             .expect("klaxon serve starts");
         // From here on, Drop kills and reaps the child whatever happens.
@@ -341,6 +355,19 @@ impl Served {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         self.child.wait().expect("exit")
+    }
+}
+
+fn output(log: Option<&std::path::Path>) -> std::process::Stdio {
+    match log.and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    }) {
+        Some(f) => std::process::Stdio::from(f),
+        None => std::process::Stdio::null(),
     }
 }
 
