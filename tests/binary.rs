@@ -14,7 +14,7 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn klaxon_serve_turns_a_signed_open_into_a_root_message_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;

@@ -383,17 +383,17 @@ async fn crash_between_levels(backend: Backend) {
     assert!(second.terminate().success());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkill_between_levels_loses_and_doubles_no_page_on_sqlite() {
     crash_between_levels(Backend::Sqlite).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkill_between_levels_loses_and_doubles_no_page_on_postgres() {
     crash_between_levels(Backend::Postgres).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_on_one_postgres_page_every_level_of_two_hundred_incidents_exactly_once() {
     let db = TestDb::postgres().await;
     let dir = tempfile::tempdir().expect("tempdir");

@@ -181,7 +181,7 @@ fn fast_outbox() -> String {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_for_thirty_seconds_under_load_loses_no_delivered_alert() {
     let pg = OwnPostgres::start_new();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -331,7 +331,7 @@ async fn slack_down_for_a_minute_then_rate_limiting_delays_every_message_but_los
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_keeps_every_acknowledged_request_and_resumes_messages() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("k.db").display());
@@ -564,7 +564,7 @@ async fn a_docker_engine_that_hangs_times_out_and_is_audited() {
     docker_fault(&format!("unix://{}", path.display()), "timed out").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_appear_in_logs_errors_metrics_or_slack_messages() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("klaxon.log");
@@ -640,4 +640,102 @@ async fn secrets_never_appear_in_logs_errors_metrics_or_slack_messages() {
         assert!(!metrics.contains(secret), "a secret is in the metrics");
         assert!(!slack_bodies.contains(secret), "a secret was sent to Slack");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_finishes_requests_in_flight_and_the_next_start_sends_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("k.db").display());
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    slack.fail_always(Fault::Status(503));
+    let config = fast_outbox();
+    let first = Served::start(dir.path(), &url, &slack, &config).await;
+    let base = first.base.clone();
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let base = base.clone();
+        workers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let (mut ok, mut refused, mut server_errors) = (Vec::new(), 0, 0);
+            for n in 0..400 {
+                let body = command_form(BOB, INCIDENT_CHANNEL, &format!("open P2 Term {w}-{n}"));
+                let ts = now_secs().to_string();
+                let sent = client
+                    .post(format!("{base}/slack/commands"))
+                    .header("x-slack-request-timestamp", &ts)
+                    .header(
+                        "x-slack-signature",
+                        klaxon::http::signature::sign(SECRET, &ts, body.as_bytes()),
+                    )
+                    .body(body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status().is_success() => {
+                        let v: Value = r.json().await.unwrap_or(Value::Null);
+                        if let Some(r) = v["text"].as_str().and_then(|t| t.split('*').nth(1)) {
+                            ok.push(r.to_string());
+                        }
+                    }
+                    Ok(r) if r.status().is_server_error() => server_errors += 1,
+                    // The server stopped accepting: connection refused or closed.
+                    _ => {
+                        refused += 1;
+                        break;
+                    }
+                }
+            }
+            (ok, refused, server_errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let started = std::time::Instant::now();
+    let status = first.terminate();
+    assert!(status.success(), "a clean exit on SIGTERM: {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown does not hang"
+    );
+    let mut answered = Vec::new();
+    let mut server_errors = 0;
+    for w in workers {
+        let (ok, _, errors) = w.await.expect("worker");
+        answered.extend(ok);
+        server_errors += errors;
+    }
+    assert_eq!(server_errors, 0, "no request failed half-way");
+    assert!(!answered.is_empty());
+    println!(
+        "sigterm: {} opens answered before the shutdown",
+        answered.len()
+    );
+
+    let store = klaxon::store::Store::connect(&url).await.expect("connect");
+    for r in &answered {
+        let number: i64 = r.trim_start_matches("INC-").parse().expect("ref");
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM outbox WHERE incident_id = $1 AND kind = 'root'",
+        )
+        .bind(number)
+        .fetch_one(store.pool())
+        .await
+        .expect("count")
+        .get("n");
+        assert_eq!(n, 1, "{r} was answered, so its root message is queued");
+    }
+    slack.heal();
+    let second = Served::start(dir.path(), &url, &slack, &config).await;
+    slack
+        .wait_for(
+            Duration::from_secs(60),
+            "every root after the restart",
+            |c| {
+                c.iter()
+                    .filter(|c| c.text().contains("INCIDENT INC-"))
+                    .count()
+                    >= answered.len()
+            },
+        )
+        .await;
+    drop(second);
 }

@@ -122,6 +122,10 @@ impl OutboxSender {
             let results =
                 futures_util::future::join_all(by_channel.into_values().map(|rows| async move {
                     for row in rows {
+                        // At shutdown: finish the call in flight, leave the rest for the next start.
+                        if *shutdown.borrow() {
+                            break;
+                        }
                         self.deliver(row).await?;
                     }
                     StoreResult::Ok(())
