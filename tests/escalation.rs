@@ -486,3 +486,43 @@ levels = [
         assert!(r.terminate().success());
     }
 }
+
+#[tokio::test]
+async fn reopening_an_incident_resumes_its_ladder_at_the_next_level() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, with_ladder("1h")).await;
+    app.command(BOB, "open P1 Queue stuck").await;
+    slack
+        .wait_for(WAIT, "level 1", |c| {
+            !paging(c, "on-call engineer").is_empty()
+        })
+        .await;
+    app.command(ALICE, "ack").await;
+    app.command(ALICE, "resolve drained the queue").await;
+    let answer = app.command(ALICE, "reopen INC-1").await;
+    assert_eq!(answer, "INC-1 is open again.");
+    let calls = slack
+        .wait_for(WAIT, "level 2 after the reopen", |c| {
+            !paging(c, "team lead").is_empty()
+        })
+        .await;
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.text().contains("<@U0ALICE> reopened INC-1"))
+    );
+    assert_eq!(
+        paging(&calls, "on-call engineer").len(),
+        1,
+        "level 1 is not paged again"
+    );
+    let again = app.command(ALICE, "reopen INC-1").await;
+    assert!(again.contains("open already"), "{again}");
+    let ack = app.command(ALICE, "ack").await;
+    assert!(
+        ack.contains("You acknowledged INC-1"),
+        "a new acknowledgement is needed: {ack}"
+    );
+    app.stop().await;
+}

@@ -41,6 +41,9 @@ pub enum Command {
         target: Option<IncidentRef>,
         duration: std::time::Duration,
     },
+    Reopen {
+        target: Option<IncidentRef>,
+    },
     /// Run an approved action.
     Run {
         action: String,
@@ -81,6 +84,7 @@ pub const USAGE_SEV: &str = "/incident sev [INC-n] P0|P1|P2|P3";
 pub const USAGE_ASSIGN: &str = "/incident assign [INC-n] @user";
 pub const USAGE_RESOLVE: &str = "/incident resolve [INC-n] <summary>";
 pub const USAGE_ESCALATE: &str = "/incident escalate [INC-n]";
+pub const USAGE_REOPEN: &str = "/incident reopen INC-n";
 pub const USAGE_RUN: &str = "/incident run <action> [INC-n] [key=value …] [--dry-run]";
 pub const USAGE_SILENCE: &str = "/incident silence [INC-n] <duration, e.g. 2h>";
 
@@ -94,6 +98,7 @@ pub const HELP: &str = "\
 `/incident assign [INC-n] @user` set the incident owner
 `/incident resolve [INC-n] <summary>` resolve and post the resolution summary (the Resolve button asks for root cause and follow-up too)
 `/incident escalate [INC-n]` page the next level of the escalation ladder now
+`/incident reopen INC-n` reopen a resolved or acknowledged incident; its ladder resumes
 `/incident oncall` who is on call now (also `/incident who`)
 `/incident silence [INC-n] <duration>` silence the incident's alerts in Alertmanager (e.g. `2h`)
 `/incident run <action> [INC-n] [key=value …] [--dry-run]` run an approved check or restart
@@ -227,6 +232,16 @@ pub fn parse(text: &str) -> Result<Command, UsageError> {
             Ok(Command::Escalate { target })
         }
         "oncall" | "on-call" | "who" => Ok(Command::OnCall),
+        "reopen" => {
+            let (target, after) = optional_ref(rest, USAGE_REOPEN)?;
+            if !after.is_empty() {
+                return Err(UsageError::new(
+                    format!("`reopen` takes only an incident ref, not `{after}`"),
+                    USAGE_REOPEN,
+                ));
+            }
+            Ok(Command::Reopen { target })
+        }
         "actions" => Ok(Command::Actions),
         "run" => parse_run(rest),
         "silence" => {

@@ -337,6 +337,7 @@ pub enum EventKind {
     Escalated,
     /// An approved action was requested, decided, run.
     Action,
+    Reopened,
 }
 
 impl EventKind {
@@ -353,6 +354,7 @@ impl EventKind {
             EventKind::Resolved => "resolved",
             EventKind::Escalated => "escalated",
             EventKind::Action => "action",
+            EventKind::Reopened => "reopened",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -368,6 +370,7 @@ impl EventKind {
             EventKind::Resolved,
             EventKind::Escalated,
             EventKind::Action,
+            EventKind::Reopened,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

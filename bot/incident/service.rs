@@ -200,6 +200,10 @@ impl IncidentService {
                 Err(why) => Ok(Answer::Refused(why)),
             },
             Command::OnCall => Ok(self.on_call()),
+            Command::Reopen { target: Some(r) } => self.reopen(&actor.user, r).await,
+            Command::Reopen { target: None } => Ok(Answer::Refused(
+                "Name the incident to reopen: `/incident reopen INC-12` (resolved incidents are not the channel's open one).".into(),
+            )),
             Command::Silence { target, duration } => {
                 match self.find(&actor.channel, target).await? {
                     Ok(i) => self.silence(&actor.user, &i, duration).await,
@@ -791,6 +795,53 @@ impl IncidentService {
         }
         self.commit(tx).await?;
         Ok(Answer::Done(format!("Paging {level} for {r} now.")))
+    }
+
+    /// Reopens an incident: a new acknowledgement is needed and its ladder resumes
+    /// at the level after the last one paged.
+    pub async fn reopen(&self, actor: &SlackUserId, r: IncidentRef) -> ServiceResult<Answer> {
+        note_incident(r);
+        let now = Millis::now();
+        let mut tx = self.store.begin().await?;
+        let Some(current) = incidents::reopen(&mut *tx, r, now).await? else {
+            tx.rollback().await?;
+            return Ok(Answer::Refused(
+                match incidents::get(self.store.pool(), r).await? {
+                    None => format!("{r} does not exist."),
+                    Some(_) => format!("{r} is open already."),
+                },
+            ));
+        };
+        incidents::add_event(
+            &mut *tx,
+            r,
+            &TimelineEvent {
+                at: now,
+                kind: EventKind::Reopened,
+                actor: Some(actor.clone()),
+                text: "reopened the incident".into(),
+                subject: None,
+            },
+        )
+        .await?;
+        let reply = format!("🔁 <@{actor}> reopened {r}; it needs a new acknowledgement.");
+        self.reply_and_refresh(&mut tx, &current, &reply, now)
+            .await?;
+        let ladder = current
+            .ladder
+            .as_deref()
+            .and_then(|n| self.settings.escalation.ladder(n));
+        if let Some(ladder) = ladder {
+            let next = current
+                .escalation_step
+                .map(|s| s + 1)
+                .filter(|s| ladder.position(*s).is_some())
+                .unwrap_or(0);
+            incidents::set_escalation(&mut *tx, r, None, next.checked_sub(1)).await?;
+            engine::start(&mut tx, r, next, now).await?;
+        }
+        self.commit(tx).await?;
+        Ok(Answer::Done(format!("{r} is open again.")))
     }
 
     /// Asks Alertmanager (through a job) to silence the incident's alert groups.

@@ -241,6 +241,25 @@ pub async fn acknowledge<'c, E: Executor<'c, Database = Any>>(
     .await?)
 }
 
+/// Back to open: a new acknowledgement is needed and the ladder may page again.
+/// `None` when the incident is missing or already open.
+pub async fn reopen<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+    now: Millis,
+) -> StoreResult<Option<Incident>> {
+    one(sqlx::query(concat!(
+        "UPDATE incidents SET state = 'open', acknowledged_at = NULL, acknowledged_by = NULL, \
+         resolved_at = NULL, resolved_by = NULL, updated_at = $2 \
+         WHERE id = $1 AND state <> 'open' RETURNING ",
+        incident_columns!()
+    ))
+    .bind(r.number())
+    .bind(now.0)
+    .fetch_optional(ex)
+    .await?)
+}
+
 /// What the person resolving says about it.
 #[derive(Debug, Clone, Default)]
 pub struct Resolution {
