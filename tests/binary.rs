@@ -52,21 +52,7 @@ async fn klaxon_serve_turns_a_signed_open_into_a_root_message_and_stops_cleanly_
         "the SQLite file is created on first start"
     );
 
-    let body = command_form(
-        ALICE,
-        INCIDENT_CHANNEL,
-        "open P1 Checkout API returning 500s",
-    );
-    let ts = now_secs().to_string();
-    let response = client
-        .post(format!("{base}/slack/commands"))
-        .header("x-slack-request-timestamp", &ts)
-        .header(
-            "x-slack-signature",
-            klaxon::http::signature::sign(SECRET, &ts, body.as_bytes()),
-        )
-        .body(body)
-        .send()
+    let response = send_command(&client, &base, ALICE, "open P1 Checkout API returning 500s")
         .await
         .expect("request");
     assert_eq!(response.status(), 200);

@@ -419,19 +419,14 @@ levels = [
     for n in 0..N {
         let base = bases[n % 3].clone();
         tasks.push(tokio::spawn(async move {
-            let body = command_form(BOB, INCIDENT_CHANNEL, &format!("open P1 Service {n} down"));
-            let ts = now_secs().to_string();
-            let r = reqwest::Client::new()
-                .post(format!("{base}/slack/commands"))
-                .header("x-slack-request-timestamp", &ts)
-                .header(
-                    "x-slack-signature",
-                    klaxon::http::signature::sign(SECRET, &ts, body.as_bytes()),
-                )
-                .body(body)
-                .send()
-                .await
-                .expect("request");
+            let r = send_command(
+                &reqwest::Client::new(),
+                &base,
+                BOB,
+                &format!("open P1 Service {n} down"),
+            )
+            .await
+            .expect("request");
             assert_eq!(r.status(), 200);
         }));
     }

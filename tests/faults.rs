@@ -352,19 +352,8 @@ async fn sigkill_under_load_keeps_every_acknowledged_request_and_resumes_message
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 500 {
                 n += 1;
                 if w % 2 == 0 {
-                    let body =
-                        command_form(BOB, INCIDENT_CHANNEL, &format!("open P2 Load {w}-{n}"));
-                    let ts = now_secs().to_string();
-                    let sent = client
-                        .post(format!("{base}/slack/commands"))
-                        .header("x-slack-request-timestamp", &ts)
-                        .header(
-                            "x-slack-signature",
-                            klaxon::http::signature::sign(SECRET, &ts, body.as_bytes()),
-                        )
-                        .body(body)
-                        .send()
-                        .await;
+                    let sent =
+                        send_command(&client, &base, BOB, &format!("open P2 Load {w}-{n}")).await;
                     match sent {
                         Ok(r) if r.status().is_success() => {
                             let v: Value = r.json().await.unwrap_or(Value::Null);
@@ -658,18 +647,8 @@ async fn sigterm_under_load_finishes_requests_in_flight_and_the_next_start_sends
             let client = reqwest::Client::new();
             let (mut ok, mut refused, mut server_errors) = (Vec::new(), 0, 0);
             for n in 0..400 {
-                let body = command_form(BOB, INCIDENT_CHANNEL, &format!("open P2 Term {w}-{n}"));
-                let ts = now_secs().to_string();
-                let sent = client
-                    .post(format!("{base}/slack/commands"))
-                    .header("x-slack-request-timestamp", &ts)
-                    .header(
-                        "x-slack-signature",
-                        klaxon::http::signature::sign(SECRET, &ts, body.as_bytes()),
-                    )
-                    .body(body)
-                    .send()
-                    .await;
+                let sent =
+                    send_command(&client, &base, BOB, &format!("open P2 Term {w}-{n}")).await;
                 match sent {
                     Ok(r) if r.status().is_success() => {
                         let v: Value = r.json().await.unwrap_or(Value::Null);

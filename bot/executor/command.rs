@@ -43,9 +43,7 @@ struct Settings {
 }
 
 fn settings(table: &toml::Table) -> Result<Settings, String> {
-    toml::Value::Table(table.clone())
-        .try_into::<Settings>()
-        .map_err(|e| e.to_string().replace('\n', " "))
+    super::settings_of(table)
 }
 
 fn program_name(argv0: &str) -> &str {

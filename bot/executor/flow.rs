@@ -337,6 +337,30 @@ fn approval_message(text: &str, request: i64) -> Value {
     })
 }
 
+/// Replaces the message that shows a request's state (approval, then outcome) with `text`.
+async fn show(
+    service: &IncidentService,
+    tx: &mut Tx,
+    incident: &Incident,
+    req: &Request,
+    text: &str,
+    now: Millis,
+) -> Result<(), ServiceError> {
+    if let Some(message) = req.message_outbox_id {
+        service
+            .enqueue_tracked(
+                tx,
+                incident,
+                MessageKind::Update,
+                blocks::text_message(text),
+                Some(message),
+                now,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 /// Appends an audit line and a timeline event in `tx`.
 #[allow(clippy::too_many_arguments)]
 async fn record(
@@ -543,18 +567,7 @@ pub async fn decide(
         slack_escape(&req.plan),
         now.time_utc()
     );
-    if let Some(message) = req.message_outbox_id {
-        service
-            .enqueue_tracked(
-                &mut tx,
-                &incident,
-                MessageKind::Update,
-                blocks::text_message(&text),
-                Some(message),
-                now,
-            )
-            .await?;
-    }
+    show(service, &mut tx, &incident, &req, &text, now).await?;
     jobs::cancel(&mut *tx, &format!("{EXPIRE_KIND}:{id}")).await?;
     if approve {
         start(
@@ -621,26 +634,15 @@ async fn close_expired(
         now,
     )
     .await?;
-    if let Some(message) = req.message_outbox_id {
-        let text = format!(
-            "🔐 <@{}> asked to run *{}* on {}: `{}`\n⌛ Expired at {} without approval; nothing ran.",
-            req.requested_by,
-            req.action,
-            req.incident,
-            slack_escape(&req.plan),
-            now.time_utc()
-        );
-        service
-            .enqueue_tracked(
-                tx,
-                &incident,
-                MessageKind::Update,
-                blocks::text_message(&text),
-                Some(message),
-                now,
-            )
-            .await?;
-    }
+    let text = format!(
+        "🔐 <@{}> asked to run *{}* on {}: `{}`\n⌛ Expired at {} without approval; nothing ran.",
+        req.requested_by,
+        req.action,
+        req.incident,
+        slack_escape(&req.plan),
+        now.time_utc()
+    );
+    show(service, tx, &incident, req, &text, now).await?;
     Ok(())
 }
 
@@ -705,23 +707,12 @@ pub async fn watchdog_job(
         now,
     )
     .await?;
-    if let Some(message) = req.message_outbox_id {
-        let text = format!(
-            "⚠️ *{}* was {why}.\n`{}`",
-            req.action,
-            slack_escape(&req.plan)
-        );
-        service
-            .enqueue_tracked(
-                tx,
-                &incident,
-                MessageKind::Update,
-                blocks::text_message(&text),
-                Some(message),
-                now,
-            )
-            .await?;
-    }
+    let text = format!(
+        "⚠️ *{}* was {why}.\n`{}`",
+        req.action,
+        slack_escape(&req.plan)
+    );
+    show(service, tx, &incident, &req, &text, now).await?;
     Ok(())
 }
 
@@ -879,19 +870,8 @@ pub async fn run_job(
         )
         .await?;
         jobs::cancel(&mut *tx, &format!("{WATCHDOG_KIND}:{id}")).await?;
-        if let Some(message) = req.message_outbox_id {
-            let text = outcome_text(&req, action, &outcome);
-            app_service
-                .enqueue_tracked(
-                    &mut tx,
-                    &incident,
-                    MessageKind::Update,
-                    blocks::text_message(&text),
-                    Some(message),
-                    now,
-                )
-                .await?;
-        }
+        let text = outcome_text(&req, action, &outcome);
+        show(app_service, &mut tx, &incident, &req, &text, now).await?;
     }
     tx.commit().await?;
     app_service.wake_workers();

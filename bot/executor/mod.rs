@@ -76,6 +76,16 @@ pub fn backends() -> Vec<Arc<dyn Backend>> {
     ]
 }
 
+/// A back end's settings from an action's table; unknown keys are refused by the
+/// back end's `deny_unknown_fields` struct, and the error is one line.
+pub(crate) fn settings_of<T: serde::de::DeserializeOwned>(
+    table: &toml::Table,
+) -> Result<T, String> {
+    toml::Value::Table(table.clone())
+        .try_into::<T>()
+        .map_err(|e| e.to_string().replace('\n', " "))
+}
+
 /// Replaces `{name}` with the value of parameter `name`; unknown names are errors.
 pub fn fill(template: &str, values: &Values) -> Result<String, String> {
     let mut out = String::with_capacity(template.len());

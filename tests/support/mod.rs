@@ -325,17 +325,7 @@ impl Served {
 
     /// `/incident <text>` typed by `user`; returns the ephemeral text.
     pub async fn command(&self, user: &str, text: &str) -> String {
-        let body = command_form(user, INCIDENT_CHANNEL, text);
-        let ts = now_secs().to_string();
-        let response = reqwest::Client::new()
-            .post(format!("{}/slack/commands", self.base))
-            .header("x-slack-request-timestamp", &ts)
-            .header(
-                "x-slack-signature",
-                klaxon::http::signature::sign(SECRET, &ts, body.as_bytes()),
-            )
-            .body(body)
-            .send()
+        let response = send_command(&reqwest::Client::new(), &self.base, user, text)
             .await
             .expect("request");
         assert_eq!(response.status(), 200);
@@ -376,6 +366,27 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends `/incident <text>` typed by `user` to the Klaxon at `base`, signed like Slack.
+pub async fn send_command(
+    client: &reqwest::Client,
+    base: &str,
+    user: &str,
+    text: &str,
+) -> reqwest::Result<reqwest::Response> {
+    let body = command_form(user, INCIDENT_CHANNEL, text);
+    let ts = now_secs().to_string();
+    client
+        .post(format!("{base}/slack/commands"))
+        .header("x-slack-request-timestamp", &ts)
+        .header(
+            "x-slack-signature",
+            klaxon::http::signature::sign(SECRET, &ts, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
 }
 
 pub fn now_secs() -> i64 {
