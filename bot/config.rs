@@ -72,6 +72,9 @@ pub struct SlackSettings {
 pub struct IncidentSettings {
     /// Severity of `/incident open <title>` when none is given.
     pub default_severity: Severity,
+    /// When not empty: only these people (and whoever opened or owns an
+    /// incident) may change an incident's severity.
+    pub severity_changers: Vec<crate::escalation::Target>,
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +189,8 @@ struct RawSlack {
 #[serde(deny_unknown_fields)]
 struct RawIncidents {
     default_severity: Option<String>,
+    #[serde(default)]
+    severity_changers: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -432,6 +437,17 @@ fn from_raw(
         },
     };
 
+    let mut severity_changers = Vec::new();
+    for (i, t) in raw.incidents.severity_changers.iter().enumerate() {
+        match crate::escalation::Target::parse(t) {
+            Ok(t) => severity_changers.push(t),
+            Err(e) => p.problem(
+                source.to_string(),
+                format!("incidents.severity_changers[{i}]"),
+                e,
+            ),
+        }
+    }
     let default_severity = match raw.incidents.default_severity {
         None => Severity::P2,
         Some(v) => v.parse().unwrap_or_else(|e: String| {
@@ -598,7 +614,10 @@ fn from_raw(
             },
             alert_token,
             templates_dir,
-            incidents: IncidentSettings { default_severity },
+            incidents: IncidentSettings {
+                default_severity,
+                severity_changers,
+            },
             outbox: OutboxSettings {
                 channel_rate,
                 channel_burst,

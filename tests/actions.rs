@@ -136,6 +136,13 @@ output_limit = 4096
 allowed = ["user:U0ALICE"]
 
 [[actions]]
+name = "nap"
+kind = "command"
+argv = ["/bin/sleep", "1"]
+read_only = true
+allowed = ["user:U0ALICE"]
+
+[[actions]]
 name = "hang"
 kind = "command"
 argv = ["/bin/sleep", "30"]
@@ -548,6 +555,37 @@ async fn actions_lists_the_catalog_and_who_may_run_each() {
     assert!(
         list.contains("*inspect-web*") && list.contains("<!subteam^S0ONCALL>"),
         "{list}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn runs_on_the_same_target_wait_for_each_other() {
+    let (_db, slack, app) = setup("unused").await;
+    app.command(ALICE, "run nap").await;
+    app.command(ALICE, "run nap").await;
+    slack
+        .wait_for(WAIT, "both naps", |c| {
+            c.iter()
+                .filter(|c| c.method == "chat.update" && c.text().contains("*nap* succeeded"))
+                .count()
+                >= 2
+        })
+        .await;
+    let events: Vec<String> = audit_events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.ends_with(":nap") && (e.starts_with("started") || e.starts_with("succeeded")))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            "started:nap",
+            "succeeded:nap",
+            "started:nap",
+            "succeeded:nap"
+        ],
+        "the concurrency limit (1 per target) kept the second run waiting"
     );
     app.stop().await;
 }

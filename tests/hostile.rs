@@ -264,3 +264,35 @@ proptest! {
         prop_assert!(!text.contains("<@"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn only_configured_people_may_change_the_severity_of_someone_elses_incident() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let opts = Options {
+        extra_toml: "[incidents]\nseverity_changers = [\"user:U0LEAD\"]\n".into(),
+        ..Options::default()
+    };
+    let app = TestApp::start_with(&db, &slack, opts).await;
+    app.command(ALICE, "open P2 Search slow").await;
+    let refused = app.command(BOB, "sev P0").await;
+    assert!(refused.starts_with('⛔'), "{refused}");
+    assert!(refused.contains("severity_changers"), "{refused}");
+    assert!(
+        app.command(ALICE, "sev P1").await.contains("now P1"),
+        "the opener may"
+    );
+    assert!(
+        app.command("U0LEAD", "sev INC-1 P0")
+            .await
+            .contains("now P0"),
+        "a configured changer may"
+    );
+    let audit = klaxon::store::actions::audit_log(app.store().pool())
+        .await
+        .expect("audit");
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].0, "refused");
+    assert_eq!(audit[0].1.as_deref(), Some(BOB));
+    app.stop().await;
+}

@@ -129,6 +129,17 @@ pub async fn commands(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
             Ok(Err(why)) => Ok(Answer::Refused(why)),
             Err(e) => Err(e),
         },
+        Command::Sev { target, severity } => {
+            match may_change_severity(&app, &user, &channel, target).await {
+                Ok(None) => {
+                    app.service
+                        .execute(&Actor { user, channel }, Command::Sev { target, severity })
+                        .await
+                }
+                Ok(Some(refusal)) => Ok(refusal),
+                Err(e) => Err(e),
+            }
+        }
         other => app.service.execute(&Actor { user, channel }, other).await,
     };
     match answer {
@@ -136,6 +147,50 @@ pub async fn commands(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
         Err(e) => {
             log_fault(&e);
             ephemeral(FAULT_REPLY)
+        }
+    }
+}
+
+/// When `incidents.severity_changers` is set, only those people, and whoever
+/// opened or owns the incident, may change its severity. `Some`: the refusal.
+async fn may_change_severity(
+    app: &App,
+    user: &SlackUserId,
+    channel: &ChannelId,
+    target: Option<IncidentRef>,
+) -> Result<Option<Answer>, ServiceError> {
+    let changers = &app.settings.incidents.severity_changers;
+    if changers.is_empty() {
+        return Ok(None);
+    }
+    let incident = match app.service.find(channel, target).await? {
+        Ok(i) => i,
+        Err(why) => return Ok(Some(Answer::Refused(why))),
+    };
+    if incident.opened_by.as_ref() == Some(user) || incident.owner.as_ref() == Some(user) {
+        return Ok(None);
+    }
+    match flow::permitted(app, user, changers).await {
+        Ok(true) => Ok(None),
+        Ok(false) | Err(_) => {
+            let why = format!(
+                "Only the people in `incidents.severity_changers`, or whoever opened or owns {}, may change its severity.",
+                incident.reference
+            );
+            crate::store::actions::audit(
+                app.store.pool(),
+                &crate::store::actions::AuditEntry {
+                    incident: Some(incident.reference),
+                    request: None,
+                    actor: Some(user.as_str()),
+                    event: "refused",
+                    action: Some("sev"),
+                    detail: &why,
+                },
+                Millis::now(),
+            )
+            .await?;
+            Ok(Some(Answer::Refused(format!("⛔ {why}"))))
         }
     }
 }
