@@ -170,7 +170,11 @@ impl OutboxSender {
         }
         let thread_kind = matches!(row.kind, MessageKind::Reply | MessageKind::UpdateRoot);
         if thread_kind && row.thread_ts.is_none() {
-            if row.root_failed {
+            let root_failed = match row.incident {
+                Some(r) => outbox::root_failed(self.store.pool(), r).await?,
+                None => true,
+            };
+            if root_failed {
                 return self
                     .give_up(&row, "chat.postMessage", "thread_root_never_posted")
                     .await;

@@ -107,8 +107,6 @@ pub struct Pending {
     pub next_attempt_at: Millis,
     /// The incident's thread root, once posted.
     pub thread_ts: Option<String>,
-    /// Whether the incident's root message failed for good (replies cannot thread then).
-    pub root_failed: bool,
     /// For an update: the `ts` of the message it updates, once posted.
     pub ref_ts: Option<String>,
     /// For an update: whether the message it updates failed for good.
@@ -120,14 +118,15 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     limit: i64,
 ) -> StoreResult<Vec<Pending>> {
+    // The heads come from the partial index (ordering_key, id) WHERE state = 'pending',
+    // so a backlog of thousands costs one index scan, not a query per row.
     let rows = sqlx::query(
         "SELECT o.id, o.incident_id, o.kind, o.channel, o.user_id, o.payload, o.attempts, o.next_attempt_at, \
-                i.thread_ts, \
-                (SELECT COUNT(*) FROM outbox f WHERE f.incident_id = o.incident_id AND f.kind = 'root' AND f.state = 'failed') AS root_failed, \
-                r.slack_ts AS ref_ts, r.state AS ref_state \
-         FROM outbox o LEFT JOIN incidents i ON i.id = o.incident_id LEFT JOIN outbox r ON r.id = o.ref_outbox_id \
-         WHERE o.state = 'pending' \
-           AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.state = 'pending' AND p.ordering_key = o.ordering_key) \
+                i.thread_ts, r.slack_ts AS ref_ts, r.state AS ref_state \
+         FROM (SELECT MIN(id) AS id FROM outbox WHERE state = 'pending' GROUP BY ordering_key) h \
+         JOIN outbox o ON o.id = h.id \
+         LEFT JOIN incidents i ON i.id = o.incident_id \
+         LEFT JOIN outbox r ON r.id = o.ref_outbox_id \
          ORDER BY o.next_attempt_at, o.id LIMIT $1",
     )
     .bind(limit)
@@ -147,12 +146,25 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
                 attempts: col(row, "attempts")?,
                 next_attempt_at: Millis(col(row, "next_attempt_at")?),
                 thread_ts: col(row, "thread_ts")?,
-                root_failed: col::<i64>(row, "root_failed")? > 0,
                 ref_ts: col(row, "ref_ts")?,
                 ref_failed: col::<Option<String>>(row, "ref_state")?.as_deref() == Some("failed"),
             })
         })
         .collect()
+}
+
+/// Whether the incident's thread root failed for good (its replies cannot thread then).
+pub async fn root_failed<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    incident: IncidentRef,
+) -> StoreResult<bool> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM outbox WHERE incident_id = $1 AND kind = 'root' AND state = 'failed'",
+    )
+    .bind(incident.number())
+    .fetch_one(ex)
+    .await?;
+    Ok(col::<i64>(&row, "n")? > 0)
 }
 
 /// Takes a lease on a pending message; `false` if another sender holds it.
