@@ -48,6 +48,8 @@ pub struct Report {
     pub elapsed: Duration,
     /// Count per outcome label (`200`, `200 duplicate`, `503`, `io: …`).
     pub outcomes: BTreeMap<String, u64>,
+    /// Where the CPU went meanwhile (filled in by the caller).
+    pub cpu: Option<crate::proc::CpuSplit>,
 }
 
 impl Report {
@@ -177,7 +179,8 @@ impl Partial {
         self.last = done;
         let label = match result {
             Ok((status, body)) => {
-                let micros = u64::try_from(done.duration_since(from).as_micros()).unwrap_or(u64::MAX);
+                let micros =
+                    u64::try_from(done.duration_since(from).as_micros()).unwrap_or(u64::MAX);
                 self.hist.saturating_record(micros.max(1));
                 match classify(status, &body) {
                     Ok(label) => {
@@ -203,6 +206,7 @@ async fn merge(
         sent: 0,
         elapsed: Duration::ZERO,
         outcomes: BTreeMap::new(),
+        cpu: None,
     };
     let mut last = start;
     for t in tasks {

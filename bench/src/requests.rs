@@ -13,6 +13,10 @@ use hyper::{Method, Request, StatusCode};
 use crate::load::Maker;
 
 pub const CHANNEL: &str = "C0BENCH";
+
+/// Numbers every slash command of the run: Klaxon ignores a signed request it
+/// has seen before (a replay), so no two may be byte-for-byte the same.
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 pub const USER: &str = "U0BENCH";
 
 /// `application/x-www-form-urlencoded` encoding of one value.
@@ -81,12 +85,16 @@ pub struct SlashCommand {
 
 impl Maker for SlashCommand {
     fn next(&mut self) -> Request<Full<Bytes>> {
-        self.seq += 1;
+        self.seq = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
         let text = match &self.text {
             Text::Fixed(t) => (*t).to_string(),
             Text::Numbered(prefix, n) => format!("{prefix}{}", n.fetch_add(1, Ordering::Relaxed)),
         };
-        let trigger = format!("1337.{}.{:032x}", self.seq, self.seq.wrapping_mul(0x9e37_79b9));
+        let trigger = format!(
+            "1337.{}.{:032x}",
+            self.seq,
+            self.seq.wrapping_mul(0x9e37_79b9)
+        );
         let response_url = format!(
             "{}/commands/T0BENCH/{}/{:024x}",
             self.fake_slack,
@@ -231,6 +239,9 @@ pub fn classify_slash(status: StatusCode, body: &[u8]) -> Result<&'static str, S
         return Err(format!("HTTP {}", status.as_u16()));
     }
     let text = String::from_utf8_lossy(body);
+    if text.contains("already handled") {
+        return Err("200 'already handled' (taken for a replay)".into());
+    }
     if text.contains("could not do that just now") {
         return Err("200 with the 'database did not answer' reply".into());
     }
@@ -281,13 +292,20 @@ mod tests {
         // The example in Slack's "Verifying requests from Slack" guide.
         let body = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
         assert_eq!(
-            slack_signature("8f742231b10e8888abcd99yyyzzz85a5", "1531420618", body.as_bytes()),
+            slack_signature(
+                "8f742231b10e8888abcd99yyyzzz85a5",
+                "1531420618",
+                body.as_bytes()
+            ),
             "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
         );
     }
 
     #[test]
     fn form_encoding() {
-        assert_eq!(form(&[("text", "open P2 bench 1"), ("c", "/incident")]), "text=open+P2+bench+1&c=%2Fincident");
+        assert_eq!(
+            form(&[("text", "open P2 bench 1"), ("c", "/incident")]),
+            "text=open+P2+bench+1&c=%2Fincident"
+        );
     }
 }

@@ -32,14 +32,16 @@ fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
     (status, reason.into()).into_response()
 }
 
-/// The answer for a request that must not be handled: 401 when Slack did not
-/// sign it, 200 with nothing done when the same signed request came before (a
-/// replay within the 5-minute window). `None`: handle it.
-async fn unverified(app: &App, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
-    if let Err(e) = signature::verify(app.verifier.as_ref(), headers, body) {
-        tracing::warn!(reason = %e, "refused a Slack request");
-        return Some(refuse(StatusCode::UNAUTHORIZED, e.to_string()));
-    }
+/// The 401 for a request Slack did not sign, or `None` when the signature holds.
+fn unsigned(app: &App, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+    let e = signature::verify(app.verifier.as_ref(), headers, body).err()?;
+    tracing::warn!(reason = %e, "refused a Slack request");
+    Some(refuse(StatusCode::UNAUTHORIZED, e.to_string()))
+}
+
+/// `Some` answer when the same signed request came before (a replay within the
+/// 5-minute window): it is answered and does nothing.
+async fn replayed(app: &App, headers: &HeaderMap) -> Option<Response> {
     let signature = headers
         .get("x-slack-signature")
         .and_then(|v| v.to_str().ok())
@@ -54,6 +56,14 @@ async fn unverified(app: &App, headers: &HeaderMap, body: &[u8]) -> Option<Respo
             tracing::error!(error = %e, "cannot record a Slack request");
             Some(ephemeral(FAULT_REPLY))
         }
+    }
+}
+
+/// Signed and not a replay: `None` means handle it.
+async fn unverified(app: &App, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+    match unsigned(app, headers, body) {
+        Some(refusal) => Some(refusal),
+        None => replayed(app, headers).await,
     }
 }
 
@@ -81,7 +91,7 @@ struct SlashCommand {
 }
 
 pub async fn commands(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refusal) = unverified(&app, &headers, &body).await {
+    if let Some(refusal) = unsigned(&app, &headers, &body) {
         return refusal;
     }
     let form: SlashCommand = match serde_urlencoded::from_bytes(&body) {
@@ -112,7 +122,15 @@ pub async fn commands(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
             return ephemeral(&format!("⚠️ {}\nUsage: `{}`", usage.message, usage.usage));
         }
     };
-    if !matches!(command, Command::Help | Command::List) {
+    // Reading commands change nothing, so a replay of one is harmless: only the
+    // others pay for the replay guard (a database write).
+    if !matches!(
+        command,
+        Command::Help | Command::List | Command::OnCall | Command::Actions
+    ) {
+        if let Some(answer) = replayed(&app, &headers).await {
+            return answer;
+        }
         tracing::info!(user = %user, channel = %channel, "slash command");
     }
     let answer = match command {

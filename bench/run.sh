@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# bench/run.sh: how fast and lean Klaxon is, in one Markdown table.
+#
+#   bench/run.sh                  # the full run: about 8 minutes once built
+#   bench/run.sh --quick          # shorter runs: about 4 minutes once built
+#   bench/run.sh --no-postgres    # SQLite only
+#   bench/run.sh --connections 64 # more load-generator connections (default 32)
+#
+# Steps:
+#   1. cargo build --release -p klaxon -p klaxon-bench (a clean build takes
+#      about 6 minutes on 2 cores; after that only what changed is rebuilt).
+#   2. PostgreSQL on 127.0.0.1:54329 via tests/services.sh (ensure_postgres,
+#      which installs it with apt when missing, or reuses one that answers).
+#   3. target/release/klaxon-bench, which starts a fake Slack Web API and a bare
+#      axum baseline server (each its own process), then for SQLite and then
+#      PostgreSQL, each on a fresh database and a fresh `klaxon serve`:
+#        1. signed `/incident list`: req/s and latency at saturation (closed
+#           loop, fixed number of keep-alive connections), and latency at a
+#           fixed 1,000 req/s (open loop: queueing counts), vs the baseline;
+#        2. signed `/incident open P2 …` (one write transaction each): req/s, p99;
+#        3. Alertmanager notifications (10 alerts each, new groups and repeats):
+#           notifications accepted per second;
+#        4. timers: with Klaxon stopped, 100,000 far-future jobs and 10,000 due
+#           evenly over 10 s go straight into the jobs table; Klaxon starts and
+#           the lateness comes from its klaxon_job_lateness_seconds histogram;
+#           then its CPU while idle holding the 100,000 timers (60 s; 20 s with
+#           --quick), from /proc/<pid>/stat;
+#        5. memory (VmRSS idle, VmHWM after runs 1–3) and time from spawn to
+#           the first 200 from /readyz.
+#      It prints the table (figure, SQLite, PostgreSQL, target, ratio to the
+#      baseline measured in the same run, met/missed) and, under it, every
+#      request Klaxon did not accept and every warning or error Klaxon logged.
+#
+# Klaxon runs with RUST_LOG=warn and JSON logs; its stdout and stderr, its
+# config and SQLite files and results.md are kept in the output directory
+# (/tmp/klaxon-bench-<time>/, or --out DIR). Other arguments go to
+# klaxon-bench as they are (see target/release/klaxon-bench --help).
+#
+# Everything listens on and is sent to 127.0.0.1 only; every load loop is
+# bounded in time and count; every child process is stopped at the end, also
+# on an error or Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+use_postgres=1
+for arg in "$@"; do
+  [ "$arg" = "--no-postgres" ] && use_postgres=0
+done
+
+out="${TMPDIR:-/tmp}/klaxon-bench-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$out"
+
+cleanup() {
+  # Only the processes the bench started (their pids are in children.pids).
+  local pid
+  [ -f "$out/children.pids" ] || return 0
+  while read -r pid; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null \
+      && grep -qa klaxon "/proc/$pid/cmdline" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done <"$out/children.pids"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "[bench] building Klaxon and klaxon-bench (release)…" >&2
+cargo build --release --locked -p klaxon -p klaxon-bench >&2
+
+if [ "$use_postgres" = 1 ]; then
+  # shellcheck source=tests/services.sh
+  source tests/services.sh
+  ensure_postgres
+fi
+
+echo "[bench] Klaxon $(git describe --always --dirty 2>/dev/null || echo '(no git)'), output in $out" >&2
+target/release/klaxon-bench --klaxon target/release/klaxon --out "$out" "$@"

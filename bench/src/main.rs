@@ -1,0 +1,822 @@
+//! `klaxon-bench`: measures how fast and lean Klaxon is, on SQLite and on
+//! PostgreSQL, and prints one Markdown table. Run it with `bench/run.sh`, which
+//! builds everything, starts PostgreSQL and documents the options.
+//!
+//! ```text
+//! klaxon-bench [--quick] [--klaxon PATH] [--postgres URL | --no-postgres]
+//!              [--out DIR] [--connections N]
+//! ```
+//!
+//! Everything it starts listens on 127.0.0.1 and every load loop is bounded in
+//! time and count. The PostgreSQL URL defaults to `$KLAXON_TEST_POSTGRES_URL`.
+
+mod db;
+mod load;
+mod proc;
+mod report;
+mod requests;
+mod servers;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use hyper::body::Bytes;
+
+use db::Backend;
+use load::Report;
+use proc::{BucketQuantiles, Klaxon, KlaxonSetup};
+use requests::{AlertNotification, SlashCommand, Text};
+
+/// How long each part runs; `--quick` shortens them.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub quick: bool,
+    pub conns: usize,
+    pub warmup: Duration,
+    pub saturation: Duration,
+    pub fixed: Duration,
+    pub fixed_rate: f64,
+    pub idle: Duration,
+    pub drain_max: Duration,
+    pub seed_incidents: u64,
+    pub far_jobs: usize,
+    pub due_jobs: usize,
+    pub due_window: Duration,
+    pub due_lead: Duration,
+    pub max_list: u64,
+    pub max_writes: u64,
+}
+
+impl Plan {
+    fn new(quick: bool, conns: usize) -> Plan {
+        let s = |full: u64, short: u64| Duration::from_secs(if quick { short } else { full });
+        Plan {
+            quick,
+            conns,
+            warmup: s(2, 1),
+            saturation: s(10, 5),
+            fixed: s(10, 5),
+            fixed_rate: 1_000.0,
+            idle: s(60, 20),
+            drain_max: s(30, 15),
+            seed_incidents: 10,
+            far_jobs: 100_000,
+            due_jobs: 10_000,
+            due_window: Duration::from_secs(10),
+            due_lead: Duration::from_secs(3),
+            max_list: 5_000_000,
+            max_writes: 200_000,
+        }
+    }
+}
+
+struct Opts {
+    plan: Plan,
+    klaxon: PathBuf,
+    postgres: Option<String>,
+    out: PathBuf,
+}
+
+fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
+    let mut quick = false;
+    let mut klaxon = None;
+    let mut postgres = std::env::var("KLAXON_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let mut out = None;
+    let mut conns = 32;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{a} needs a value"))
+        };
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--klaxon" => klaxon = Some(PathBuf::from(value()?)),
+            "--postgres" => postgres = Some(value()?),
+            "--no-postgres" => postgres = None,
+            "--out" => out = Some(PathBuf::from(value()?)),
+            "--connections" => conns = value()?.parse()?,
+            "-h" | "--help" => {
+                println!(
+                    "klaxon-bench [--quick] [--klaxon PATH] [--postgres URL | --no-postgres] [--out DIR] [--connections N]\n\
+                     Measures Klaxon on SQLite and PostgreSQL and prints one Markdown table. See bench/run.sh."
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other} (try --help)"),
+        }
+    }
+    let klaxon = match klaxon {
+        Some(k) => k,
+        None => {
+            // target/release/klaxon-bench → target/release/klaxon
+            let me = std::env::current_exe()?;
+            me.with_file_name("klaxon")
+        }
+    };
+    if !klaxon.is_file() {
+        bail!(
+            "no Klaxon binary at {} (build it with cargo build --release, or pass --klaxon)",
+            klaxon.display()
+        );
+    }
+    let out = match out {
+        Some(o) => o,
+        None => std::env::temp_dir().join(format!("klaxon-bench-{}", stamp())),
+    };
+    Ok(Opts {
+        plan: Plan::new(quick, conns.max(1)),
+        klaxon,
+        postgres,
+        out,
+    })
+}
+
+fn stamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{secs}_{}", std::process::id())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A random hex string from the kernel's generator.
+fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(hex::encode(buf))
+}
+
+fn progress(msg: impl AsRef<str>) {
+    eprintln!("[bench] {}", msg.as_ref());
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let helper = match args.first().map(String::as_str) {
+        Some("__fake-slack") => Some(servers::fake_slack_main()),
+        Some("__baseline") => Some(servers::baseline_main()),
+        _ => None,
+    };
+    if let Some(result) = helper {
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("klaxon-bench helper: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let opts = match parse_args(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("klaxon-bench: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("klaxon-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        // On Ctrl-C or SIGTERM the run is dropped, which kills every child.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = run(opts) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            _ = term.recv() => Err(anyhow::anyhow!("terminated")),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("klaxon-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the bench shares between back ends.
+struct Ctx {
+    plan: Plan,
+    setup: KlaxonSetup,
+    out: PathBuf,
+    postgres: Option<String>,
+    stamp: String,
+    secret: Arc<str>,
+    alert_token: Arc<str>,
+    fake_slack: SocketAddr,
+    slack_pid: u32,
+    /// PostgreSQL's port, to count its CPU.
+    pg_port: Option<u16>,
+    /// Makes incident titles unique across the whole run.
+    numbers: Arc<AtomicU64>,
+    groups: Arc<AtomicU64>,
+    pg_databases: std::sync::Mutex<Vec<String>>,
+}
+
+impl Ctx {
+    fn slash(&self, addr: SocketAddr, path: &'static str, text: Text) -> SlashCommand {
+        SlashCommand {
+            host: addr.to_string(),
+            path,
+            secret: self.secret.clone(),
+            text,
+            fake_slack: format!("http://{}", self.fake_slack),
+            seq: 0,
+        }
+    }
+    fn list(&self, addr: SocketAddr) -> SlashCommand {
+        self.slash(addr, "/slack/commands", Text::Fixed("list"))
+    }
+    fn open(&self, addr: SocketAddr, prefix: &'static str) -> SlashCommand {
+        self.slash(
+            addr,
+            "/slack/commands",
+            Text::Numbered(prefix, self.numbers.clone()),
+        )
+    }
+    fn alerts(&self, addr: SocketAddr) -> AlertNotification {
+        AlertNotification {
+            host: addr.to_string(),
+            token: self.alert_token.clone(),
+            groups: self.groups.clone(),
+            count: 0,
+            recent: [Bytes::new(), Bytes::new()],
+        }
+    }
+    async fn fresh_db(&self, backend: Backend, what: &str) -> anyhow::Result<String> {
+        let name = format!("klaxon_bench_{}_{what}", self.stamp);
+        if backend == Backend::Postgres
+            && let Ok(mut dbs) = self.pg_databases.lock()
+        {
+            dbs.push(name.clone());
+        }
+        db::fresh(backend, &self.out, self.postgres.as_deref(), &name).await
+    }
+}
+
+const KLAXON_CONFIG: &str = r#"# Written by klaxon-bench: the fake Slack never throttles, so the outbox's
+# own pacing does not hide how fast Klaxon is.
+[outbox]
+channel_rate = 100000.0
+channel_burst = 100000
+
+[[escalation.ladders]]
+name = "default"
+levels = [{ name = "on-call", notify = ["user:U0BENCH"], wait = "1h" }]
+"#;
+
+async fn run(opts: Opts) -> anyhow::Result<()> {
+    sqlx::any::install_default_drivers();
+    // Only plain HTTP to 127.0.0.1, but reqwest insists when rustls is compiled in.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let plan = opts.plan.clone();
+    std::fs::create_dir_all(&opts.out)?;
+    let out = opts.out.canonicalize()?;
+    let pid_file = out.join("children.pids");
+    progress(format!(
+        "output directory {} ({} mode, {} connections)",
+        out.display(),
+        if plan.quick { "quick" } else { "full" },
+        plan.conns
+    ));
+    let config = out.join("klaxon-bench.toml");
+    std::fs::write(&config, KLAXON_CONFIG)?;
+
+    let slack = proc::spawn_helper("__fake-slack", &pid_file).await?;
+    let baseline = proc::spawn_helper("__baseline", &pid_file).await?;
+    progress(format!(
+        "fake Slack on {}, baseline on {}",
+        slack.addr, baseline.addr
+    ));
+
+    let secret: Arc<str> = random_hex(16)?.into();
+    let alert_token: Arc<str> = random_hex(16)?.into();
+    let env = vec![
+        (
+            "RUST_LOG".into(),
+            std::env::var("KLAXON_BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        ),
+        ("KLAXON_LOG_FORMAT".into(), "json".into()),
+        ("KLAXON_SLACK_BOT_TOKEN".into(), "xoxb-bench".into()),
+        ("KLAXON_SLACK_SIGNING_SECRET".into(), secret.to_string()),
+        (
+            "KLAXON_SLACK_API_URL".into(),
+            format!("http://{}/api", slack.addr),
+        ),
+        ("KLAXON_INCIDENT_CHANNEL".into(), requests::CHANNEL.into()),
+        ("KLAXON_ALERT_TOKEN".into(), alert_token.to_string()),
+    ];
+    let ctx = Ctx {
+        plan: plan.clone(),
+        setup: KlaxonSetup {
+            bin: opts.klaxon.clone(),
+            config,
+            env,
+            pid_file,
+        },
+        out: out.clone(),
+        postgres: opts.postgres.clone(),
+        stamp: stamp(),
+        secret,
+        alert_token,
+        fake_slack: slack.addr,
+        slack_pid: slack.pid,
+        pg_port: opts.postgres.as_deref().and_then(db::port),
+        numbers: Arc::new(AtomicU64::new(1)),
+        groups: Arc::new(AtomicU64::new(1)),
+        pg_databases: std::sync::Mutex::new(Vec::new()),
+    };
+
+    // The baseline: the very same signed request, to a handler that does nothing.
+    progress("baseline: bare axum, POST /");
+    let b = baseline.addr;
+    load::closed(
+        b,
+        plan.conns,
+        plan.warmup,
+        plan.max_list,
+        |_| ctx.slash(b, "/", Text::Fixed("list")),
+        requests::classify_any_2xx,
+    )
+    .await?;
+    let base = measured(
+        (baseline.pid, slack.pid, ctx.pg_port),
+        load::closed(
+            b,
+            plan.conns,
+            plan.saturation,
+            plan.max_list,
+            |_| ctx.slash(b, "/", Text::Fixed("list")),
+            requests::classify_any_2xx,
+        ),
+    )
+    .await?;
+    progress(format!(
+        "baseline: {:.0} req/s, {}",
+        base.ok_per_sec(),
+        base.latency_line()
+    ));
+    drop(baseline);
+
+    let mut runs = Vec::new();
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        if backend == Backend::Postgres && ctx.postgres.is_none() {
+            runs.push(report::BackendRun::skipped(
+                backend,
+                "not run: no PostgreSQL URL (set KLAXON_TEST_POSTGRES_URL or use bench/run.sh)",
+            ));
+            continue;
+        }
+        progress(format!("=== {} ===", backend.name()));
+        let main = main_phase(&ctx, backend)
+            .await
+            .map_err(|e| format!("{e:#}"));
+        if let Err(e) = &main {
+            progress(format!("{}: load runs failed: {e}", backend.name()));
+        }
+        let timers = timer_phase(&ctx, backend)
+            .await
+            .map_err(|e| format!("{e:#}"));
+        if let Err(e) = &timers {
+            progress(format!("{}: timer run failed: {e}", backend.name()));
+        }
+        runs.push(report::BackendRun {
+            backend,
+            main,
+            timers,
+        });
+    }
+
+    let slack_calls = fake_slack_calls(slack.addr).await.unwrap_or_default();
+    drop(slack);
+
+    if let Some(pg) = &ctx.postgres {
+        let names = ctx
+            .pg_databases
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
+        if let Err(e) = db::drop_postgres(pg, &names).await {
+            progress(format!(
+                "could not drop the bench's PostgreSQL databases: {e:#}"
+            ));
+        }
+    }
+
+    let text = report::render(&report::Inputs {
+        plan: &plan,
+        baseline: &base,
+        runs: &runs,
+        slack_calls: &slack_calls,
+        out: &out,
+    });
+    println!("{text}");
+    std::fs::write(out.join("results.md"), &text)?;
+    progress(format!(
+        "table also in {}",
+        out.join("results.md").display()
+    ));
+    Ok(())
+}
+
+async fn fake_slack_calls(addr: SocketAddr) -> anyhow::Result<Vec<(String, u64)>> {
+    let v: serde_json::Value = proc::control_client()?
+        .get(format!("http://{addr}/stats"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(v.get("calls")
+        .and_then(|c| c.as_object())
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// The outbox backlog when a run ended, how long it took to empty, and how
+/// many Slack calls the fake Slack received meanwhile.
+#[derive(Debug, Clone)]
+pub struct Drain {
+    pub pending_at_end: Option<f64>,
+    pub drained_after: Option<Duration>,
+    pub left: Option<f64>,
+    pub slack_calls: u64,
+    pub waited: Duration,
+}
+
+async fn fake_slack_total(addr: SocketAddr) -> u64 {
+    fake_slack_calls(addr)
+        .await
+        .map(|c| c.iter().map(|(_, n)| n).sum())
+        .unwrap_or(0)
+}
+
+async fn drain(ctx: &Ctx, k: &Klaxon, max: Duration) -> Drain {
+    let started = Instant::now();
+    let calls0 = fake_slack_total(ctx.fake_slack).await;
+    let pending =
+        |m: anyhow::Result<proc::Metrics>| m.ok().and_then(|m| m.gauge("klaxon_outbox_pending"));
+    let first = pending(k.metrics().await);
+    let mut last = first;
+    let mut drained_after = None;
+    while started.elapsed() < max {
+        if last == Some(0.0) {
+            drained_after = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        last = pending(k.metrics().await);
+    }
+    Drain {
+        pending_at_end: first,
+        drained_after,
+        left: last,
+        slack_calls: fake_slack_total(ctx.fake_slack)
+            .await
+            .saturating_sub(calls0),
+        waited: started.elapsed(),
+    }
+}
+
+/// Runs `run` and notes where the CPU went meanwhile.
+async fn measured(
+    (server, slack, pg_port): (u32, u32, Option<u16>),
+    run: impl std::future::Future<Output = anyhow::Result<Report>>,
+) -> anyhow::Result<Report> {
+    let a = proc::cpu_snap(server, slack, pg_port);
+    let mut report = run.await?;
+    let b = proc::cpu_snap(server, slack, pg_port);
+    report.cpu = proc::cpu_split(&a, &b);
+    Ok(report)
+}
+
+/// Runs 1–3 and the memory figures on one fresh database and Klaxon process.
+pub struct MainPhase {
+    pub ready: Duration,
+    pub idle_rss_kb: Option<u64>,
+    pub list_warmup: Report,
+    pub list: Report,
+    pub list_fixed: Report,
+    pub alerts_warmup: Report,
+    pub alerts: Report,
+    pub alerts_drain: Drain,
+    pub open_warmup: Report,
+    pub open: Report,
+    pub open_drain: Drain,
+    pub peak_rss_kb: Option<u64>,
+    pub stopped: (Duration, String),
+    pub log: PathBuf,
+}
+
+async fn main_phase(ctx: &Ctx, backend: Backend) -> anyhow::Result<MainPhase> {
+    let plan = &ctx.plan;
+    let url = ctx.fresh_db(backend, "main").await?;
+    let log = ctx.out.join(format!("klaxon-{}-main", backend.slug()));
+    let (mut k, ready) = ctx.setup.start(&url, &log).await?;
+    progress(format!(
+        "{}: Klaxon ready {:.0} ms after spawn (fresh database)",
+        backend.name(),
+        ready.as_secs_f64() * 1000.0
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss_kb = proc::status_kb(k.pid, "VmRSS");
+    let a = k.addr;
+    let pids = (k.pid, ctx.slack_pid, ctx.pg_port);
+    let name = backend.name();
+
+    // A few open incidents, so `/incident list` has something to list.
+    let seeded = load::closed(
+        a,
+        1,
+        Duration::from_secs(30),
+        plan.seed_incidents,
+        |_| ctx.open(a, "open P1 seeded incident "),
+        requests::classify_slash,
+    )
+    .await?;
+    if seeded.ok != plan.seed_incidents {
+        bail!("seeding incidents failed: {:?}", seeded.outcomes);
+    }
+    let _ = drain(ctx, &k, plan.drain_max).await;
+
+    progress(format!("{name}: run 1, /incident list"));
+    let list = |_| ctx.list(a);
+    let list_warmup = load::closed(
+        a,
+        plan.conns,
+        plan.warmup,
+        plan.max_list,
+        list,
+        requests::classify_slash,
+    )
+    .await?;
+    let list_sat = measured(
+        pids,
+        load::closed(
+            a,
+            plan.conns,
+            plan.saturation,
+            plan.max_list,
+            list,
+            requests::classify_slash,
+        ),
+    )
+    .await?;
+    progress(format!(
+        "{name}: list {:.0} req/s, {}",
+        list_sat.ok_per_sec(),
+        list_sat.latency_line()
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let list_fixed = measured(
+        pids,
+        load::open(
+            a,
+            plan.conns,
+            plan.fixed_rate,
+            plan.fixed,
+            list,
+            requests::classify_slash,
+        ),
+    )
+    .await?;
+    progress(format!(
+        "{name}: list at {:.0}/s: {}",
+        plan.fixed_rate,
+        list_fixed.latency_line()
+    ));
+    check_alive(&mut k, &log)?;
+
+    // Alerts before opens: the opens leave an outbox backlog that would compete.
+    progress(format!("{name}: run 3, Alertmanager notifications"));
+    let alerts = |_| ctx.alerts(a);
+    let alerts_warmup = load::closed(
+        a,
+        plan.conns,
+        Duration::from_secs(1),
+        plan.max_writes,
+        alerts,
+        requests::classify_alert,
+    )
+    .await?;
+    let alerts_sat = measured(
+        pids,
+        load::closed(
+            a,
+            plan.conns,
+            plan.saturation,
+            plan.max_writes,
+            alerts,
+            requests::classify_alert,
+        ),
+    )
+    .await?;
+    progress(format!(
+        "{name}: alerts {:.0} notifications/s, {}",
+        alerts_sat.ok_per_sec(),
+        alerts_sat.latency_line()
+    ));
+    let alerts_drain = drain(ctx, &k, plan.drain_max).await;
+    check_alive(&mut k, &log)?;
+
+    progress(format!("{name}: run 2, /incident open"));
+    let open = |_| ctx.open(a, "open P2 bench ");
+    let open_warmup = load::closed(
+        a,
+        plan.conns,
+        Duration::from_secs(1),
+        plan.max_writes,
+        open,
+        requests::classify_slash,
+    )
+    .await?;
+    let open_sat = measured(
+        pids,
+        load::closed(
+            a,
+            plan.conns,
+            plan.saturation,
+            plan.max_writes,
+            open,
+            requests::classify_slash,
+        ),
+    )
+    .await?;
+    progress(format!(
+        "{name}: open {:.0} req/s, {}",
+        open_sat.ok_per_sec(),
+        open_sat.latency_line()
+    ));
+    let open_drain = drain(ctx, &k, plan.drain_max).await;
+    check_alive(&mut k, &log)?;
+
+    let peak_rss_kb = proc::status_kb(k.pid, "VmHWM");
+    let stopped = k.stop().await;
+    Ok(MainPhase {
+        ready,
+        idle_rss_kb,
+        list_warmup,
+        list: list_sat,
+        list_fixed,
+        alerts_warmup,
+        alerts: alerts_sat,
+        alerts_drain,
+        open_warmup,
+        open: open_sat,
+        open_drain,
+        peak_rss_kb,
+        stopped,
+        log,
+    })
+}
+
+fn check_alive(k: &mut Klaxon, log: &Path) -> anyhow::Result<()> {
+    match k.exited() {
+        Some(status) => bail!(
+            "Klaxon exited during the run ({status}); see {}",
+            log.display()
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Run 4: timers, on another fresh database.
+pub struct TimerPhase {
+    pub insert: Duration,
+    pub ready: Duration,
+    pub lateness: Option<BucketQuantiles>,
+    pub due_done: u64,
+    pub pending_after: Option<f64>,
+    pub idle: Duration,
+    pub cpu_percent: Option<f64>,
+    pub rss_kb: Option<u64>,
+    pub stopped: (Duration, String),
+    pub log: PathBuf,
+}
+
+async fn timer_phase(ctx: &Ctx, backend: Backend) -> anyhow::Result<TimerPhase> {
+    let plan = &ctx.plan;
+    progress(format!(
+        "{}: run 4, timers ({} far-future + {} due over {} s)",
+        backend.name(),
+        plan.far_jobs,
+        plan.due_jobs,
+        plan.due_window.as_secs()
+    ));
+    let url = ctx.fresh_db(backend, "timers").await?;
+    let log = ctx.out.join(format!("klaxon-{}-timers", backend.slug()));
+    ctx.setup
+        .migrate(
+            &url,
+            &ctx.out.join(format!("klaxon-{}-migrate", backend.slug())),
+        )
+        .await?;
+
+    let started = Instant::now();
+    let now = now_ms();
+    let month = 30 * 24 * 3_600 * 1_000;
+    let far: Vec<i64> = (0..plan.far_jobs as i64)
+        .map(|i| now + month + i * 10)
+        .collect();
+    db::insert_jobs(&url, &far, now).await?;
+    let first_due = now_ms() + plan.due_lead.as_millis() as i64;
+    let step = plan.due_window.as_millis() as f64 / plan.due_jobs as f64;
+    let due: Vec<i64> = (0..plan.due_jobs)
+        .map(|i| first_due + (i as f64 * step) as i64)
+        .collect();
+    db::insert_jobs(&url, &due, now_ms()).await?;
+    let insert = started.elapsed();
+
+    let (mut k, ready) = ctx.setup.start(&url, &log).await?;
+    progress(format!(
+        "{}: Klaxon ready {:.0} ms after spawn with {} jobs waiting (inserted in {:.1} s)",
+        backend.name(),
+        ready.as_secs_f64() * 1000.0,
+        plan.far_jobs + plan.due_jobs,
+        insert.as_secs_f64()
+    ));
+    if now_ms() >= first_due {
+        progress("warning: Klaxon was ready only after the first timers fell due");
+    }
+    let before = k.metrics().await?;
+    let last_due = first_due + plan.due_window.as_millis() as i64;
+    let wait = (last_due + 1_000 - now_ms()).max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut after = k.metrics().await?;
+    while after
+        .lateness_count()
+        .saturating_sub(before.lateness_count())
+        < plan.due_jobs as u64
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        after = k.metrics().await?;
+    }
+    let lateness = proc::bucket_quantiles(&before, &after);
+    let due_done = after
+        .lateness_count()
+        .saturating_sub(before.lateness_count());
+    let pending_after = after.gauge("klaxon_jobs_pending");
+    check_alive(&mut k, &log)?;
+
+    // Idle: nobody talks to Klaxon while it holds the far-future timers.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ticks = proc::clock_ticks_per_sec() as f64;
+    let t0 = proc::cpu_ticks(k.pid);
+    let i0 = Instant::now();
+    progress(format!(
+        "{}: idle CPU over {} s",
+        backend.name(),
+        plan.idle.as_secs()
+    ));
+    tokio::time::sleep(plan.idle).await;
+    let t1 = proc::cpu_ticks(k.pid);
+    let idle = i0.elapsed();
+    let cpu_percent = match (t0, t1) {
+        (Some(a), Some(b)) => Some((b - a) as f64 / ticks / idle.as_secs_f64() * 100.0),
+        _ => None,
+    };
+    let rss_kb = proc::status_kb(k.pid, "VmRSS");
+    check_alive(&mut k, &log)?;
+    let stopped = k.stop().await;
+    Ok(TimerPhase {
+        insert,
+        ready,
+        lateness,
+        due_done,
+        pending_after,
+        idle,
+        cpu_percent,
+        rss_kb,
+        stopped,
+        log,
+    })
+}
