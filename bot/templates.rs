@@ -115,40 +115,20 @@ pub fn slack_escape(s: &str) -> String {
 }
 
 /// `{{mention user}}`: `<@U…>` for a well-formed user ID, the escaped text otherwise.
-fn mention_helper(
-    h: &Helper,
-    _: &Handlebars,
-    _: &Context,
-    _: &mut RenderContext,
-    out: &mut dyn Output,
-) -> HelperResult {
-    let param = h
-        .param(0)
-        .ok_or(RenderErrorReason::ParamNotFoundForIndex("mention", 0))?;
-    let text = match param.value() {
+fn mention(v: &Value) -> String {
+    match v {
         Value::String(s) => match SlackUserId::parse(s) {
             Some(id) => format!("<@{id}>"),
             None => slack_escape(s),
         },
         Value::Null => "someone".to_string(),
         other => slack_escape(&other.to_string()),
-    };
-    out.write(&text)?;
-    Ok(())
+    }
 }
 
 /// `{{mention_group id}}`: `<!subteam^S…>` for a well-formed user group ID, escaped text otherwise.
-fn group_helper(
-    h: &Helper,
-    _: &Handlebars,
-    _: &Context,
-    _: &mut RenderContext,
-    out: &mut dyn Output,
-) -> HelperResult {
-    let param = h
-        .param(0)
-        .ok_or(RenderErrorReason::ParamNotFoundForIndex("mention_group", 0))?;
-    let text = match param.value().as_str() {
+fn mention_group(v: &Value) -> String {
+    match v.as_str() {
         Some(s)
             if s.len() >= 3
                 && s.starts_with('S')
@@ -158,30 +138,39 @@ fn group_helper(
             format!("<!subteam^{s}>")
         }
         Some(s) => slack_escape(s),
-        None => slack_escape(&param.value().to_string()),
-    };
-    out.write(&text)?;
-    Ok(())
+        None => slack_escape(&v.to_string()),
+    }
 }
 
 /// `{{channel_link id}}`: `<#C…>` for a well-formed channel ID, escaped text otherwise.
-fn channel_helper(
-    h: &Helper,
-    _: &Handlebars,
-    _: &Context,
-    _: &mut RenderContext,
-    out: &mut dyn Output,
-) -> HelperResult {
-    let param = h
-        .param(0)
-        .ok_or(RenderErrorReason::ParamNotFoundForIndex("channel_link", 0))?;
-    let raw = param.value().as_str().unwrap_or_default();
-    let text = match crate::incident::ChannelId::parse(raw) {
+fn channel_link(v: &Value) -> String {
+    let raw = v.as_str().unwrap_or_default();
+    match crate::incident::ChannelId::parse(raw) {
         Some(c) => format!("<#{c}>"),
         None => slack_escape(raw),
-    };
-    out.write(&text)?;
-    Ok(())
+    }
+}
+
+/// A helper that writes `render(first parameter)` unescaped: `render` must escape
+/// whatever it does not validate. These are the only ways to produce Slack markup.
+fn markup_helper(
+    name: &'static str,
+    render: fn(&Value) -> String,
+) -> Box<dyn handlebars::HelperDef + Send + Sync> {
+    Box::new(
+        move |h: &Helper<'_>,
+              _: &Handlebars<'_>,
+              _: &Context,
+              _: &mut RenderContext<'_, '_>,
+              out: &mut dyn Output|
+              -> HelperResult {
+            let param = h
+                .param(0)
+                .ok_or(RenderErrorReason::ParamNotFoundForIndex(name, 0))?;
+            out.write(&render(param.value()))?;
+            Ok(())
+        },
+    )
 }
 
 /// Whether a URL from an alert can be a Slack link: http(s), nothing that ends the link early.
@@ -223,9 +212,12 @@ impl Templates {
         let mut hb = Handlebars::new();
         hb.set_strict_mode(true);
         hb.register_escape_fn(slack_escape);
-        hb.register_helper("mention", Box::new(mention_helper));
-        hb.register_helper("mention_group", Box::new(group_helper));
-        hb.register_helper("channel_link", Box::new(channel_helper));
+        hb.register_helper("mention", markup_helper("mention", mention));
+        hb.register_helper(
+            "mention_group",
+            markup_helper("mention_group", mention_group),
+        );
+        hb.register_helper("channel_link", markup_helper("channel_link", channel_link));
         hb.register_helper("link", Box::new(link_helper));
         let mut problems = Vec::new();
         for t in TemplateName::ALL {

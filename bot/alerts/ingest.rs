@@ -255,16 +255,19 @@ pub async fn ingest(
     Ok(outcome)
 }
 
-/// Opens the incident for a new alert group.
-async fn open_for_group(
+/// Where a route's new incident goes: its channel, severity and ladder.
+fn placement(
     service: &IncidentService,
-    tx: &mut Tx,
-    batch: &AlertBatch,
     route: &Route,
-    group_id: &str,
     labels: &std::collections::BTreeMap<String, String>,
-    now: Millis,
-) -> Result<Incident, ServiceError> {
+) -> Result<
+    (
+        crate::incident::ChannelId,
+        crate::incident::Severity,
+        Option<String>,
+    ),
+    ServiceError,
+> {
     let settings = service.settings();
     let channel = route
         .channel
@@ -278,6 +281,20 @@ async fn open_for_group(
             .ladder_for(severity)
             .map(|l| l.name.clone())
     });
+    Ok((channel, severity, ladder))
+}
+
+/// Opens the incident for a new alert group.
+async fn open_for_group(
+    service: &IncidentService,
+    tx: &mut Tx,
+    batch: &AlertBatch,
+    route: &Route,
+    group_id: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+    now: Millis,
+) -> Result<Incident, ServiceError> {
+    let (channel, severity, ladder) = placement(service, route, labels)?;
     let previous = store::last_incident_for_group(&mut **tx, group_id).await?;
     let title = batch.title();
     let source = IncidentSource::from_alerts(batch.source);
@@ -320,19 +337,7 @@ async fn storm_incident(
     {
         return Ok(i);
     }
-    let settings = service.settings();
-    let channel = route
-        .channel
-        .clone()
-        .or_else(|| settings.slack.incident_channel.clone())
-        .ok_or_else(|| ServiceError::NoChannel(route.name.clone()))?;
-    let severity = route.severity_for(labels);
-    let ladder = route.ladder.clone().or_else(|| {
-        settings
-            .escalation
-            .ladder_for(severity)
-            .map(|l| l.name.clone())
-    });
+    let (channel, severity, ladder) = placement(service, route, labels)?;
     let title = format!(
         "Alert storm on route {}: more than {} new alert groups a minute",
         route.name, route.max_new_incidents_per_minute
