@@ -63,14 +63,7 @@ async fn klaxon_serve_turns_a_signed_open_into_a_root_message_and_stops_cleanly_
             .contains("INCIDENT INC-1: [P1] Checkout API returning 500s")
     );
 
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_of(&base).await;
     for name in [
         r#"http_requests_total{route="/slack/commands",method="POST",status="200"} 1"#,
         "http_request_duration_seconds_bucket",

@@ -262,15 +262,11 @@ async fn postgres_stopped_for_thirty_seconds_under_load_loses_no_delivered_alert
     .expect("count")
     .get("n");
     assert_eq!(groups, N as i64, "every delivered notification is stored");
-    let half: i64 = sqlx::query(
-        "SELECT COUNT(*) AS n FROM incidents i WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.incident_id = i.id AND o.kind = 'root') \
-         OR NOT EXISTS (SELECT 1 FROM timeline_events t WHERE t.incident_id = i.id)",
-    )
-    .fetch_one(store.pool())
-    .await
-    .expect("count")
-    .get("n");
-    assert_eq!(half, 0, "no half-written incident");
+    assert_eq!(
+        half_written_incidents(&store).await,
+        0,
+        "no half-written incident"
+    );
     drop(served);
 }
 
@@ -428,15 +424,11 @@ async fn sigkill_under_load_keeps_every_acknowledged_request_and_resumes_message
             "{g} was accepted, so it is stored"
         );
     }
-    let half: i64 = sqlx::query(
-        "SELECT COUNT(*) AS n FROM incidents i WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.incident_id = i.id AND o.kind = 'root') \
-         OR NOT EXISTS (SELECT 1 FROM timeline_events t WHERE t.incident_id = i.id)",
-    )
-    .fetch_one(store.pool())
-    .await
-    .expect("count")
-    .get("n");
-    assert_eq!(half, 0, "no half-written incident");
+    assert_eq!(
+        half_written_incidents(&store).await,
+        0,
+        "no half-written incident"
+    );
     let incidents: i64 = sqlx::query("SELECT COUNT(*) AS n FROM incidents")
         .fetch_one(store.pool())
         .await
@@ -608,14 +600,7 @@ async fn secrets_never_appear_in_logs_errors_metrics_or_slack_messages() {
     slack
         .wait_for(Duration::from_secs(20), "the messages", |c| c.len() >= 4)
         .await;
-    let metrics = client
-        .get(format!("{}/metrics", served.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_of(&served.base).await;
     assert!(served.terminate().success());
 
     let logs = std::fs::read_to_string(&log).expect("log file");

@@ -95,17 +95,7 @@ impl Backend for CommandBackend {
                 }
             }
         }
-        if s.timeout.is_some()
-            && s.timeout
-                .as_deref()
-                .and_then(|t| humantime::parse_duration(t).ok())
-                .is_none()
-        {
-            problems.push((
-                "timeout".into(),
-                "not a duration; write it like \"10s\"".into(),
-            ));
-        }
+        problems.extend(super::check_duration("timeout", s.timeout.as_deref()));
         problems
     }
 

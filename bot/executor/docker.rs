@@ -69,14 +69,11 @@ impl Backend for DockerBackend {
                 problems.push(("container".into(), format!("`{{{p}}}` names no parameter")));
             }
         }
-        for (key, value) in [("stop_timeout", &s.stop_timeout), ("timeout", &s.timeout)] {
-            if value
-                .as_deref()
-                .is_some_and(|t| humantime::parse_duration(t).is_err())
-            {
-                problems.push((key.into(), "not a duration; write it like \"10s\"".into()));
-            }
-        }
+        problems.extend(super::check_duration(
+            "stop_timeout",
+            s.stop_timeout.as_deref(),
+        ));
+        problems.extend(super::check_duration("timeout", s.timeout.as_deref()));
         problems
     }
 

@@ -361,6 +361,46 @@ async fn show(
     Ok(())
 }
 
+/// Moves a request from `from` to `to` and, when that applied (nobody moved it
+/// first), writes `event` to the audit log and the timeline. Returns the incident
+/// then, `None` otherwise.
+#[allow(clippy::too_many_arguments)]
+async fn advance(
+    service: &IncidentService,
+    tx: &mut Tx,
+    req: &Request,
+    (from, to): (RequestState, RequestState),
+    actor: Option<&str>,
+    event: &str,
+    detail: &str,
+    now: Millis,
+) -> Result<Option<Incident>, ServiceError> {
+    let outcome = matches!(
+        to,
+        RequestState::Succeeded | RequestState::Failed | RequestState::Interrupted
+    )
+    .then_some(detail);
+    if !actions::transition(&mut **tx, req.id, from, to, actor, now, outcome).await? {
+        return Ok(None);
+    }
+    let Some(incident) = incidents::get(&mut **tx, req.incident).await? else {
+        return Ok(None);
+    };
+    record(
+        tx,
+        service,
+        &incident,
+        req.id,
+        actor,
+        event,
+        &req.action,
+        detail,
+        now,
+    )
+    .await?;
+    Ok(Some(incident))
+}
+
 /// Appends an audit line and a timeline event in `tx`.
 #[allow(clippy::too_many_arguments)]
 async fn record(
@@ -525,40 +565,25 @@ pub async fn decide(
     } else {
         RequestState::Denied
     };
+    let verb = if approve { "approved" } else { "denied" };
     let mut tx = app.store.begin().await?;
-    if !actions::transition(
-        &mut *tx,
-        id,
-        RequestState::Pending,
-        to,
+    let Some(incident) = advance(
+        service,
+        &mut tx,
+        &req,
+        (RequestState::Pending, to),
         Some(user.as_str()),
+        verb,
+        &req.plan,
         now,
-        None,
     )
     .await?
-    {
+    else {
         tx.rollback().await?;
         return Ok(Answer::Refused(
             "Someone decided on that request a moment ago.".into(),
         ));
-    }
-    let Some(incident) = incidents::get(&mut *tx, req.incident).await? else {
-        tx.rollback().await?;
-        return Ok(Answer::Refused("The incident is gone.".into()));
     };
-    let verb = if approve { "approved" } else { "denied" };
-    record(
-        &mut tx,
-        service,
-        &incident,
-        id,
-        Some(user.as_str()),
-        verb,
-        &action,
-        &req.plan,
-        now,
-    )
-    .await?;
     let mark = if approve { "✅" } else { "❌" };
     let text = format!(
         "🔐 <@{}> asked to run *{action}* on {}: `{}`\n{mark} {verb} by <@{user}> at {}",
@@ -606,34 +631,20 @@ async fn close_expired(
     req: &Request,
     now: Millis,
 ) -> Result<(), ServiceError> {
-    if !actions::transition(
-        &mut **tx,
-        req.id,
-        RequestState::Pending,
-        RequestState::Expired,
-        None,
-        now,
-        None,
-    )
-    .await?
-    {
-        return Ok(());
-    }
-    let Some(incident) = incidents::get(&mut **tx, req.incident).await? else {
-        return Ok(());
-    };
-    record(
-        tx,
+    let Some(incident) = advance(
         service,
-        &incident,
-        req.id,
+        tx,
+        req,
+        (RequestState::Pending, RequestState::Expired),
         None,
         "expired",
-        &req.action,
         &req.plan,
         now,
     )
-    .await?;
+    .await?
+    else {
+        return Ok(());
+    };
     let text = format!(
         "🔐 <@{}> asked to run *{}* on {}: `{}`\n⌛ Expired at {} without approval; nothing ran.",
         req.requested_by,
@@ -679,34 +690,20 @@ pub async fn watchdog_job(
         return Ok(());
     };
     let why = "interrupted: Klaxon stopped while it ran, so its outcome is unknown; check the target by hand";
-    if !actions::transition(
-        &mut **tx,
-        id,
-        RequestState::Running,
-        RequestState::Interrupted,
-        None,
-        now,
-        Some(why),
-    )
-    .await?
-    {
-        return Ok(());
-    }
-    let Some(incident) = incidents::get(&mut **tx, req.incident).await? else {
-        return Ok(());
-    };
-    record(
-        tx,
+    let Some(incident) = advance(
         service,
-        &incident,
-        id,
+        tx,
+        &req,
+        (RequestState::Running, RequestState::Interrupted),
         None,
         "interrupted",
-        &req.action,
         why,
         now,
     )
-    .await?;
+    .await?
+    else {
+        return Ok(());
+    };
     let text = format!(
         "⚠️ *{}* was {why}.\n`{}`",
         req.action,
@@ -748,27 +745,14 @@ pub async fn run_job(
         Ok(p) => p,
         Err(Refusal(why)) => {
             let mut tx = store.begin().await?;
-            if jobs::finish(&mut *tx, job_row.id, owner).await?
-                && actions::transition(
-                    &mut *tx,
-                    id,
-                    RequestState::Approved,
-                    RequestState::Failed,
-                    None,
-                    now,
-                    Some(&why),
-                )
-                .await?
-                && let Some(incident) = incidents::get(&mut *tx, req.incident).await?
-            {
-                record(
-                    &mut tx,
+            if jobs::finish(&mut *tx, job_row.id, owner).await? {
+                advance(
                     app_service,
-                    &incident,
-                    id,
+                    &mut tx,
+                    &req,
+                    (RequestState::Approved, RequestState::Failed),
                     None,
                     "failed",
-                    &req.action,
                     &why,
                     now,
                 )
@@ -791,37 +775,25 @@ pub async fn run_job(
         return Ok(());
     }
     let mut tx = store.begin().await?;
-    if !jobs::finish(&mut *tx, job_row.id, owner).await?
-        || !actions::transition(
-            &mut *tx,
-            id,
-            RequestState::Approved,
-            RequestState::Running,
+    let started = if jobs::finish(&mut *tx, job_row.id, owner).await? {
+        advance(
+            app_service,
+            &mut tx,
+            &req,
+            (RequestState::Approved, RequestState::Running),
             None,
+            "started",
+            &req.plan,
             now,
-            None,
         )
         .await?
-    {
-        tx.rollback().await?;
-        return Ok(());
-    }
-    let Some(incident) = incidents::get(&mut *tx, req.incident).await? else {
+    } else {
+        None
+    };
+    let Some(incident) = started else {
         tx.rollback().await?;
         return Ok(());
     };
-    record(
-        &mut tx,
-        app_service,
-        &incident,
-        id,
-        None,
-        "started",
-        &req.action,
-        &req.plan,
-        now,
-    )
-    .await?;
     jobs::enqueue(
         &mut *tx,
         &job(
@@ -846,29 +818,19 @@ pub async fn run_job(
         RequestState::Failed
     };
     let summary = redact(&outcome.summary, &action.redact);
-    if actions::transition(
-        &mut *tx,
-        id,
-        RequestState::Running,
-        to,
+    if advance(
+        app_service,
+        &mut tx,
+        &req,
+        (RequestState::Running, to),
         None,
+        to.as_str(),
+        &summary,
         now,
-        Some(&summary),
     )
     .await?
+    .is_some()
     {
-        record(
-            &mut tx,
-            app_service,
-            &incident,
-            id,
-            None,
-            to.as_str(),
-            &req.action,
-            &summary,
-            now,
-        )
-        .await?;
         jobs::cancel(&mut *tx, &format!("{WATCHDOG_KIND}:{id}")).await?;
         let text = outcome_text(&req, action, &outcome);
         show(app_service, &mut tx, &incident, &req, &text, now).await?;

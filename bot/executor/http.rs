@@ -86,17 +86,7 @@ impl Backend for HttpBackend {
                 format!("`{}` must be GET, HEAD or POST", s.method),
             ));
         }
-        if s.timeout.is_some()
-            && s.timeout
-                .as_deref()
-                .and_then(|t| humantime::parse_duration(t).ok())
-                .is_none()
-        {
-            problems.push((
-                "timeout".into(),
-                "not a duration; write it like \"5s\"".into(),
-            ));
-        }
+        problems.extend(super::check_duration("timeout", s.timeout.as_deref()));
         problems
     }
 

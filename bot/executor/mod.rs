@@ -86,6 +86,18 @@ pub(crate) fn settings_of<T: serde::de::DeserializeOwned>(
         .map_err(|e| e.to_string().replace('\n', " "))
 }
 
+/// The problem with an optional duration setting (`"10s"`, `"2m"`), if any.
+pub(crate) fn check_duration(key: &str, value: Option<&str>) -> Option<(String, String)> {
+    value
+        .is_some_and(|t| humantime::parse_duration(t).is_err())
+        .then(|| {
+            (
+                key.to_string(),
+                "not a duration; write it like \"10s\"".to_string(),
+            )
+        })
+}
+
 /// Replaces `{name}` with the value of parameter `name`; unknown names are errors.
 pub fn fill(template: &str, values: &Values) -> Result<String, String> {
     let mut out = String::with_capacity(template.len());

@@ -55,10 +55,6 @@ pub enum Command {
     Actions,
     List,
     Help,
-    /// Part of the grammar, but its capability is not in this build yet.
-    NotAvailable {
-        subcommand: &'static str,
-    },
 }
 
 /// What went wrong, and how to write the command instead.

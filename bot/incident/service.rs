@@ -214,10 +214,6 @@ impl IncidentService {
             Command::Run { .. } | Command::Actions => Ok(Answer::Refused(
                 "Actions are handled by the Slack endpoint.".into(),
             )),
-            Command::NotAvailable { subcommand } => Ok(Answer::Refused(format!(
-                "`/incident {subcommand}` is part of Klaxon's command set but not of this build yet. \
-                 See `/incident help` for what works today."
-            ))),
         }
     }
 

@@ -240,6 +240,31 @@ impl TestApp {
     }
 }
 
+/// Incidents missing their thread root message or their first timeline event:
+/// what a crash in the middle of opening one would leave (must be 0).
+pub async fn half_written_incidents(store: &Store) -> i64 {
+    use sqlx::Row;
+    sqlx::query(
+        "SELECT COUNT(*) AS n FROM incidents i \
+         WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.incident_id = i.id AND o.kind = 'root') \
+            OR NOT EXISTS (SELECT 1 FROM timeline_events t WHERE t.incident_id = i.id)",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("count")
+    .get::<i64, _>("n")
+}
+
+/// The `/metrics` text of the Klaxon at `base`.
+pub async fn metrics_of(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 pub async fn count_rows(store: &Store, table: &str) -> i64 {
     use sqlx::Row;
     let sql = match table {
