@@ -13,7 +13,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::alerts::{RawRoute, Routes};
+use crate::alerts::routing::{RawRoute, Routes};
 use crate::escalation::{EscalationSettings, RawEscalation};
 use crate::executor::catalog::{Catalog, RawAction};
 use crate::incident::{ChannelId, Severity};
@@ -299,21 +299,13 @@ impl Picker<'_> {
     }
 
     fn duration(&mut self, key: &str, value: Option<String>, default: Duration) -> Duration {
-        match value {
+        match value.as_deref().map(crate::time::parse_duration) {
             None => default,
-            Some(v) => match humantime::parse_duration(&v) {
-                Ok(d) if !d.is_zero() => d,
-                _ => {
-                    self.problem(
-                        self.source.to_string(),
-                        key.to_string(),
-                        format!(
-                            "`{v}` is not a duration; write it like \"90s\", \"15m\" or \"1h\""
-                        ),
-                    );
-                    default
-                }
-            },
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                self.problem(self.source.to_string(), key.to_string(), e);
+                default
+            }
         }
     }
 }

@@ -20,11 +20,11 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::app::{self, App};
+use crate::blocks;
 use crate::config;
 use crate::http::signature;
+use crate::server;
 use crate::slack::api::ConsoleMessage;
-use crate::slack::blocks;
 
 const CHANNEL: &str = "C0INCIDENTS";
 const ALERT_TOKEN: &str = "demo-alert-token";
@@ -79,7 +79,8 @@ impl Player {
     }
 
     async fn post(&self, path: &str, body: String, content_type: &str) -> anyhow::Result<String> {
-        let ts = (crate::time::Millis::now().0 / 1000).to_string();
+        // Slack signs with the wall-clock time, and the verifier checks it against the same.
+        let ts = jiff::Timestamp::now().as_second().to_string();
         let sig = signature::sign(&self.secret, &ts, body.as_bytes());
         let response = self
             .client
@@ -369,11 +370,11 @@ async fn play(dir: &std::path::Path) -> anyhow::Result<()> {
     };
     let settings = config::from_toml(&demo_config(&checkout), "demo", &env)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let app = App::build(settings, Some(tx)).await?;
+    let app = server::build(settings, Some(tx)).await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(app::run(app.clone(), listener, async {
+    let server = tokio::spawn(server::run(app.clone(), listener, async {
         let _ = stop_rx.await;
     }));
     let names: HashMap<&'static str, &'static str> = PEOPLE.into_iter().collect();

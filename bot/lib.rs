@@ -1,49 +1,65 @@
 //! Klaxon: a chat-ops bot for Slack incident channels.
 //!
-//! Every trigger (a slash command, a button, later an alert) follows one path:
+//! Every trigger (a slash command, a button, an alert) follows one path:
 //! **verify → parse into domain types → one database transaction that changes
-//! state and enqueues the Slack messages → answer the caller → the outbox sender
-//! delivers the messages.** Nothing slow happens inside a webhook.
+//! state and enqueues the Slack messages and the jobs → answer the caller →
+//! workers do the slow part.** Nothing slow happens inside a webhook, and
+//! nothing that waits on the outside world runs on the lane that pages.
 //!
-//! The modules, in the order a newcomer should read them:
+//! The modules, bottom up; a module only uses the ones above it in this list
+//! (a test, `tests/architecture.rs`, fails on an import cycle):
 //!
-//! - [`incident`]: the domain. Severities, incident refs (`INC-n`), states, the
-//!   timeline, the `/incident` command grammar, and the service that applies a
-//!   command to the database.
-//! - [`escalation`]: ladders, on-call schedules, and the job that pages one
-//!   level and schedules the next, until somebody acknowledges.
-//! - [`scheduler`]: runs durable jobs (escalation steps, action runs, silences)
-//!   when they fall due.
-//! - [`executor`]: approved checks and restarts (HTTP, Docker, commands) with
-//!   permissions, approvals and an append-only audit log.
-//! - [`alerts`]: alert notifications from Alertmanager and Grafana webhooks,
-//!   parsed into alert batches, and the routes that decide where they go.
+//! **Domain** — types and rules, no I/O:
+//! - [`time`]: instants, the one [`time::Clock`], durations as people write them.
+//! - [`incident`]: severities, refs (`INC-n`), states, the timeline, the
+//!   `/incident` grammar.
+//! - [`alerts`]: Alertmanager and Grafana notifications parsed into alert
+//!   batches, and the routes that decide where they go.
+//! - [`escalation`]: ladders and on-call schedules.
+//! - [`executor`]: the catalog of approved actions and its back ends (HTTP,
+//!   Docker, commands), each a [`executor::Step`] that runs one thing.
+//! - [`config`]: typed settings from `klaxon.toml` and `KLAXON_*` variables,
+//!   and the validation behind `klaxon check-config`.
+//! - [`templates`], [`blocks`]: the words Klaxon posts (handlebars, Slack-escaped)
+//!   and the Block Kit layout around them.
+//! - [`telemetry`]: logging set-up and the Prometheus metrics.
+//!
+//! **Store and jobs**:
 //! - [`store`]: the database. One code base for SQLite (the default) and
 //!   PostgreSQL through sqlx's `Any` driver; migrations; the queries.
-//! - [`slack`]: talking to Slack. Block Kit rendering, the Web API client (or the
-//!   console stand-in when no bot token is set), and the outbox sender that
-//!   delivers queued messages in order, with rate limits and retries.
-//! - [`templates`]: the communication templates (handlebars, Slack-escaped).
-//! - [`http`]: the axum router: Slack endpoints with signature checks, health,
-//!   readiness and metrics.
-//! - [`config`]: typed settings from `klaxon.toml` and `KLAXON_*` variables, and
-//!   the validation behind `klaxon check-config`.
-//! - [`telemetry`]: logging set-up and the Prometheus metrics.
-//! - [`app`]: wires everything together and runs it until shutdown.
-//! - [`demo`]: `klaxon demo`, the whole lifecycle locally, no Slack account.
-//! - [`time`]: epoch-millisecond timestamps and human durations.
+//! - [`jobs`]: durable jobs as types, run on lanes (paging, actions, outside)
+//!   by the scheduler.
+//!
+//! **Use cases** — [`usecases`]: what Klaxon does for each trigger (open,
+//! acknowledge, ingest alerts, page a level, run an action, silence …), all
+//! writing incidents' threads through one seam.
+//!
+//! **Adapters** — the outside world:
+//! - [`slack`]: the Web API client (or the console stand-in) and the outbox
+//!   sender that delivers queued messages in order, with rate limits and retries.
+//! - [`alertmanager`]: Alertmanager's silences API.
+//! - [`http`]: the axum router: Slack endpoints with signature checks, alert
+//!   webhooks, health, readiness and metrics.
+//!
+//! **Wiring** — [`app`] (the state handlers share), [`server`] (build, run,
+//! shut down, check-config) and [`demo`] (`klaxon demo`, the whole lifecycle
+//! locally, no Slack account).
 
+pub mod alertmanager;
 pub mod alerts;
 pub mod app;
+pub mod blocks;
 pub mod config;
 pub mod demo;
 pub mod escalation;
 pub mod executor;
 pub mod http;
 pub mod incident;
-pub mod scheduler;
+pub mod jobs;
+pub mod server;
 pub mod slack;
 pub mod store;
 pub mod telemetry;
 pub mod templates;
 pub mod time;
+pub mod usecases;

@@ -83,7 +83,7 @@ fn main() -> ExitCode {
             rt.block_on(migrate(settings))
         }
         Command::CheckConfig { file, config } => {
-            return klaxon::app::check_config(file.or(config).as_deref());
+            return klaxon::server::check_config(file.or(config).as_deref());
         }
         Command::Demo => rt.block_on(klaxon::demo::run()),
     };
@@ -100,8 +100,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
-    let app = klaxon::app::App::build(settings, None).await?;
-    klaxon::app::run(app, listener, klaxon::app::shutdown_signal()).await
+    let app = klaxon::server::build(settings, None).await?;
+    klaxon::server::run(app, listener, klaxon::server::shutdown_signal()).await
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {

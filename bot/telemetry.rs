@@ -71,6 +71,24 @@ pub struct SourceLabels {
     pub source: String,
 }
 
+/// A job lane (`paging`, `actions`, `outside`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LaneLabels {
+    pub lane: String,
+}
+
+/// A job kind and its lane (closed sets: the registered kinds).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub lane: String,
+    pub kind: String,
+}
+
+/// 1 ms … ~65 s
+fn lateness_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
 fn latency_histogram() -> Histogram {
     // 0.25 ms … ~8 s
     Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
@@ -88,8 +106,12 @@ pub struct Metrics {
     pub slack_messages_sent: Family<MethodLabels, Counter>,
     pub slack_api_errors: Family<SlackErrorLabels, Counter>,
     pub slack_permanent_failures: Counter,
-    pub jobs_pending: Gauge,
-    pub job_lateness: Histogram,
+    pub jobs_pending: Family<LaneLabels, Gauge>,
+    pub jobs_running: Family<LaneLabels, Gauge>,
+    pub job_lateness: Family<JobLabels, Histogram, fn() -> Histogram>,
+    pub jobs_timed_out: Family<JobLabels, Counter>,
+    pub job_failures: Family<JobLabels, Counter>,
+    pub pages_dropped: Counter,
     pub pages_sent: Family<LevelLabels, Counter>,
     pub alerts_received: Family<AlertLabels, Counter>,
     pub notifications_deduplicated: Counter,
@@ -156,19 +178,44 @@ impl Metrics {
             "Outbox messages given up on because Slack will never accept them",
             slack_permanent_failures.clone(),
         );
-        let jobs_pending = Gauge::default();
+        let jobs_pending = Family::<LaneLabels, Gauge>::default();
         registry.register(
             "klaxon_jobs_pending",
-            "Durable jobs waiting (escalation steps and other timers)",
+            "Durable jobs waiting (escalation steps and other timers), by lane",
             jobs_pending.clone(),
         );
-        // 1 ms … ~65 s
-        let job_lateness = Histogram::new(exponential_buckets(0.001, 2.0, 17));
+        let jobs_running = Family::<LaneLabels, Gauge>::default();
+        registry.register(
+            "klaxon_jobs_running",
+            "Jobs this process runs now, by lane",
+            jobs_running.clone(),
+        );
+        let job_lateness = Family::<JobLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            lateness_histogram,
+        );
         registry.register_with_unit(
             "klaxon_job_lateness",
-            "How late a job started: actual start minus due time",
+            "How late a job started: actual start minus due time, by lane and kind",
             Unit::Seconds,
             job_lateness.clone(),
+        );
+        let jobs_timed_out = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "klaxon_jobs_timed_out",
+            "Jobs abandoned at their lane's timeout (retried later), by lane and kind",
+            jobs_timed_out.clone(),
+        );
+        let job_failures = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "klaxon_job_failures",
+            "Job runs that failed and were put back for a retry, by lane and kind",
+            job_failures.clone(),
+        );
+        let pages_dropped = Counter::default();
+        registry.register(
+            "klaxon_pages_dropped",
+            "Pages not delivered because their incident was acknowledged or resolved while they waited",
+            pages_dropped.clone(),
         );
         let pages_sent = Family::<LevelLabels, Counter>::default();
         registry.register(
@@ -193,7 +240,11 @@ impl Metrics {
             alerts_received,
             notifications_deduplicated,
             jobs_pending,
+            jobs_running,
             job_lateness,
+            jobs_timed_out,
+            job_failures,
+            pages_dropped,
             pages_sent,
             http_requests,
             http_duration,

@@ -324,7 +324,7 @@ async fn alert_webhooks_refuse_missing_tokens_and_bad_payloads_and_store_nothing
     assert!(slack.calls().is_empty());
 
     // The database stops answering: 503, so Alertmanager retries.
-    app.app.store.pool().close().await;
+    app.store().pool().close().await;
     let r = deliver(&app, "/alerts/alertmanager", &good, Some(TOKEN)).await;
     assert_eq!(r.status(), 503);
     assert_eq!(app.get("/readyz").await.status(), 503);

@@ -152,15 +152,13 @@ async fn app_without_secret_in_console_mode(db: &TestDb) {
     };
     let settings = klaxon::config::from_toml("listen = \"127.0.0.1:0\"", "test", &env)
         .expect("console mode needs no secret");
-    let app = klaxon::app::App::build(settings, None)
-        .await
-        .expect("build");
+    let app = klaxon::server::build(settings, None).await.expect("build");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(klaxon::app::run(app.clone(), listener, async {
+    let task = tokio::spawn(klaxon::server::run(app.clone(), listener, async {
         let _ = stopped.await;
     }));
     let body = command_form(ALICE, INCIDENT_CHANNEL, "open P1 x");
@@ -184,7 +182,7 @@ async fn app_without_secret_in_console_mode(db: &TestDb) {
             .expect("body")
             .contains("not configured")
     );
-    assert_eq!(count_rows(&app.store, "incidents").await, 0);
+    assert_eq!(count_rows(&app.ctx.store, "incidents").await, 0);
     let _ = stop.send(());
     task.await.expect("join").expect("clean stop");
 }

@@ -249,8 +249,8 @@ proptest! {
 
     #[test]
     fn alert_parsers_never_panic(body in proptest::collection::vec(any::<u8>(), 0..400)) {
-        let _ = klaxon::alerts::parse_alertmanager(&body);
-        let _ = klaxon::alerts::parse_grafana(&body);
+        let _ = klaxon::alerts::payload::parse_alertmanager(&body);
+        let _ = klaxon::alerts::payload::parse_grafana(&body);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod support;
 
 mod actions;
 mod alerts;
+mod architecture;
 mod bad_input;
 mod binary;
 mod deploy;
@@ -13,5 +14,6 @@ mod escalation;
 mod faults;
 mod hostile;
 mod incident_flow;
+mod lanes;
 mod restart;
 mod slack_faults;

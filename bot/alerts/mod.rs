@@ -11,45 +11,16 @@
 //! a non-empty fingerprint and a real start time, an [`AlertBatch`] always has a
 //! group key and at least one alert, and times are [`Millis`].
 
-pub mod ingest;
 pub mod payload;
 pub mod routing;
-pub mod silence;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::incident::UserText;
+use crate::incident::{IncidentSource, UserText};
 use crate::time::Millis;
-
-pub use payload::{PayloadError, parse_alertmanager, parse_grafana};
-pub use routing::{MatchOp, Matcher, RawRoute, Route, Routes};
-
-/// Which system sent a notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AlertSource {
-    /// Prometheus Alertmanager's webhook receiver (payload version 4).
-    Alertmanager,
-    /// Grafana unified alerting's webhook contact point (payload version 1).
-    Grafana,
-}
-
-impl AlertSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertSource::Alertmanager => "alertmanager",
-            AlertSource::Grafana => "grafana",
-        }
-    }
-}
-
-impl fmt::Display for AlertSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Whether an alert (or a whole group) is still going on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,7 +80,8 @@ pub struct Alert {
 /// One webhook notification: a group of alerts and what they have in common.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertBatch {
-    pub source: AlertSource,
+    /// Which sender: `Alertmanager` or `Grafana`, never `Slack`.
+    pub source: IncidentSource,
     /// Identifies the group across notifications; never empty. See
     /// [`payload::parse_grafana`] for where Grafana's comes from.
     pub group_key: String,
@@ -288,7 +260,7 @@ mod tests {
 
     fn batch(alerts: Vec<Alert>) -> AlertBatch {
         AlertBatch {
-            source: AlertSource::Alertmanager,
+            source: IncidentSource::Alertmanager,
             group_key: "{}:{alertname=\"HighErrorRate\"}".into(),
             status: AlertStatus::Firing,
             receiver: "klaxon".into(),
@@ -310,8 +282,8 @@ mod tests {
         }
         assert_eq!(AlertStatus::parse("alerting"), None);
         assert_eq!(AlertStatus::parse("Firing"), None);
-        assert_eq!(AlertSource::Grafana.as_str(), "grafana");
-        assert_eq!(AlertSource::Alertmanager.to_string(), "alertmanager");
+        assert_eq!(IncidentSource::Grafana.as_str(), "grafana");
+        assert_eq!(IncidentSource::Alertmanager.to_string(), "alertmanager");
     }
 
     #[test]

@@ -14,10 +14,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use super::{Alert, AlertBatch, AlertSource, AlertStatus, is_label_name, labels_fingerprint};
+use super::{Alert, AlertBatch, AlertStatus, is_label_name, labels_fingerprint};
+use crate::incident::IncidentSource;
 use crate::time::Millis;
 
 /// Most alerts one notification may carry.
@@ -88,7 +87,7 @@ pub fn parse_alertmanager(body: &[u8]) -> Result<AlertBatch, PayloadError> {
         Some(other) => return Err(unsupported(other, "Alertmanager", "4")),
     }
     let group_key = root.nonempty_str("groupKey")?.to_string();
-    parse_batch(&root, AlertSource::Alertmanager, group_key)
+    parse_batch(&root, IncidentSource::Alertmanager, group_key)
 }
 
 /// Parses a Grafana unified alerting webhook notification (payload version
@@ -117,7 +116,36 @@ pub fn parse_grafana(body: &[u8]) -> Result<AlertBatch, PayloadError> {
             }
         }
     };
-    parse_batch(&root, AlertSource::Grafana, group_key)
+    parse_batch(&root, IncidentSource::Grafana, group_key)
+}
+
+/// An alert sender Klaxon accepts: where it posts and how its body reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Sender {
+    /// The last segment of its webhook path: `/alerts/<path>`.
+    pub path: &'static str,
+    pub source: IncidentSource,
+    pub parse: fn(&[u8]) -> Result<AlertBatch, PayloadError>,
+}
+
+/// Every alert sender. A new one is a variant of [`IncidentSource`], a parser in
+/// this file and a line here; the HTTP layer serves each at `/alerts/<path>`.
+pub const SENDERS: &[Sender] = &[
+    Sender {
+        path: "alertmanager",
+        source: IncidentSource::Alertmanager,
+        parse: parse_alertmanager,
+    },
+    Sender {
+        path: "grafana",
+        source: IncidentSource::Grafana,
+        parse: parse_grafana,
+    },
+];
+
+/// The sender posting to `/alerts/<path>`, if there is one.
+pub fn sender(path: &str) -> Option<&'static Sender> {
+    SENDERS.iter().find(|s| s.path == path)
 }
 
 fn unsupported(found: &str, sender: &'static str, expected: &'static str) -> PayloadError {
@@ -141,7 +169,7 @@ fn root_object(body: &[u8]) -> Result<Map<String, Value>, PayloadError> {
 /// The fields both senders share, after the version and group key are known.
 fn parse_batch(
     root: &Fields<'_>,
-    source: AlertSource,
+    source: IncidentSource,
     group_key: String,
 ) -> Result<AlertBatch, PayloadError> {
     let status = root.status("status")?;
@@ -152,8 +180,8 @@ fn parse_batch(
     let external_url = root.opt_nonempty("externalURL")?;
     let truncated_alerts = root.opt_count("truncatedAlerts")?.unwrap_or(0);
     let (title, message) = match source {
-        AlertSource::Alertmanager => (None, None),
-        AlertSource::Grafana => (root.opt_nonempty("title")?, root.opt_nonempty("message")?),
+        IncidentSource::Grafana => (root.opt_nonempty("title")?, root.opt_nonempty("message")?),
+        IncidentSource::Alertmanager | IncidentSource::Slack => (None, None),
     };
 
     let items = match root.get("alerts") {
@@ -192,7 +220,7 @@ fn parse_batch(
     })
 }
 
-fn parse_alert(index: usize, item: &Value, source: AlertSource) -> Result<Alert, PayloadError> {
+fn parse_alert(index: usize, item: &Value, source: IncidentSource) -> Result<Alert, PayloadError> {
     let path = format!("alerts[{index}]");
     let Value::Object(obj) = item else {
         return Err(PayloadError::WrongType {
@@ -222,7 +250,7 @@ fn parse_alert(index: usize, item: &Value, source: AlertSource) -> Result<Alert,
     let generator_url = a.opt_nonempty("generatorURL")?;
 
     let alert = match source {
-        AlertSource::Alertmanager => Alert {
+        IncidentSource::Alertmanager | IncidentSource::Slack => Alert {
             fingerprint: a.nonempty_str("fingerprint")?.to_string(),
             status,
             labels,
@@ -235,7 +263,7 @@ fn parse_alert(index: usize, item: &Value, source: AlertSource) -> Result<Alert,
             panel_url: None,
             values: BTreeMap::new(),
         },
-        AlertSource::Grafana => Alert {
+        IncidentSource::Grafana => Alert {
             fingerprint: match a.opt_nonempty("fingerprint")? {
                 Some(f) => f,
                 None => labels_fingerprint(&labels),
@@ -265,24 +293,41 @@ enum Time {
 /// Parses an RFC 3339 time with 0–9 fractional digits and a `Z` or `±hh:mm` offset.
 fn parse_time(s: &str) -> Option<Time> {
     let b = s.as_bytes();
-    // The `time` crate accepts any date–time separator and any number of
-    // fractional digits; RFC 3339 wants `T` and senders write at most 9.
+    // jiff also reads ISO 8601 shapes RFC 3339 does not allow (a space for
+    // `T`, no offset, ten fractional digits): senders write `T`, an offset
+    // and at most 9 digits, so anything else is not a time from a sender.
     if b.len() < 20 || !matches!(b[10], b'T' | b't') {
         return None;
     }
+    let mut offset = 19;
     if b[19] == b'.' {
         let digits = b[20..].iter().take_while(|c| c.is_ascii_digit()).count();
         if !(1..=9).contains(&digits) {
             return None;
         }
+        offset = 20 + digits;
     }
-    let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
-    if t < time::macros::datetime!(0002-01-01 0:00 UTC) {
+    // RFC 3339's offset: `Z` or `±hh:mm` (not ISO 8601's `±hhmm`).
+    let zone = &b[offset..];
+    let numeric = |z: &[u8]| {
+        z.len() == 6
+            && matches!(z[0], b'+' | b'-')
+            && z[3] == b':'
+            && [1, 2, 4, 5].iter().all(|&i| z[i].is_ascii_digit())
+    };
+    if !(zone.eq_ignore_ascii_case(b"Z") || numeric(zone)) {
+        return None;
+    }
+    let t: jiff::Timestamp = s.parse().ok()?;
+    // Year 1 (`0001-01-01T00:00:00Z`) is the senders' "no time".
+    if t.as_second() < YEAR_2_UTC_SECONDS {
         return Some(Time::None(s.to_string()));
     }
-    let millis = t.unix_timestamp_nanos().div_euclid(1_000_000);
-    i64::try_from(millis).ok().map(|m| Time::At(Millis(m)))
+    Some(Time::At(Millis::from_timestamp(t)))
 }
+
+/// `0002-01-01T00:00:00Z` in Unix seconds: anything earlier is a sender's "no time".
+const YEAR_2_UTC_SECONDS: i64 = -62_104_060_800;
 
 /// A JSON object being read, and where it sits in the body (for messages).
 struct Fields<'a> {
@@ -657,7 +702,7 @@ mod tests {
     #[test]
     fn an_alertmanager_firing_notification_parses_with_nanosecond_start_times() {
         let b = am(AM_FIRING);
-        assert_eq!(b.source, AlertSource::Alertmanager);
+        assert_eq!(b.source, IncidentSource::Alertmanager);
         assert_eq!(
             b.group_key,
             "{}/{team=\"payments\"}:{alertname=\"HighErrorRate\", team=\"payments\"}"
@@ -728,7 +773,7 @@ mod tests {
     #[test]
     fn a_grafana_notification_keeps_its_title_links_and_values() {
         let b = grafana(GRAFANA_FIRING);
-        assert_eq!(b.source, AlertSource::Grafana);
+        assert_eq!(b.source, IncidentSource::Grafana);
         assert!(
             b.group_key
                 .starts_with("{}/{__grafana_autogenerated__=\"true\"}")

@@ -3,13 +3,11 @@
 //! A [`Ladder`] is an ordered list of levels (on-call engineer → team lead →
 //! manager, as in the runbooks); each level names whom to page and how long to
 //! wait for an acknowledgement before the next. The whole ladder may repeat.
-//! Severity picks the ladder. Steps run as durable jobs ([`engine`]), so a page
-//! that falls due while Klaxon is down is sent right after it starts again.
+//! Severity picks the ladder. Nothing here does I/O: the job that pages one
+//! level and schedules the next is a use case (`crate::usecases::escalate`).
 //!
 //! - [`schedule`]: rotations and overrides: who is on call at an instant.
-//! - [`engine`]: the job that pages one level and schedules the next.
 
-pub mod engine;
 pub mod schedule;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -259,13 +257,10 @@ impl RawEscalation {
                         Err(e) => problems.push((format!("{lkey}.notify[{k}]"), e)),
                     }
                 }
-                let wait = match humantime::parse_duration(&level.wait) {
-                    Ok(d) if !d.is_zero() => d,
-                    _ => {
-                        problems.push((
-                            format!("{lkey}.wait"),
-                            format!("`{}` is not a duration; write it like \"15m\"", level.wait),
-                        ));
+                let wait = match crate::time::parse_duration(&level.wait) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        problems.push((format!("{lkey}.wait"), e));
                         Duration::from_secs(60)
                     }
                 };

@@ -12,8 +12,17 @@ use std::time::Duration;
 use regex::Regex;
 use serde::Deserialize;
 
-use super::{Backend, Step, Values, backends};
+use super::{Backend, Configured, Step, Values, command, docker, http};
 use crate::escalation::Target;
+
+/// Every back end Klaxon knows: a new one is a module of `executor` and a line here.
+pub fn backends() -> Vec<Arc<dyn Backend>> {
+    vec![
+        Arc::new(http::HttpBackend),
+        Arc::new(docker::DockerBackend),
+        Arc::new(command::CommandBackend),
+    ]
+}
 
 /// A catalog entry as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -98,8 +107,10 @@ impl Param {
 pub struct Action {
     pub name: String,
     pub description: String,
-    pub backend: Arc<dyn Backend>,
-    pub settings: toml::Table,
+    /// The back end's name (`http`, `docker`, `command`).
+    pub kind: &'static str,
+    /// The back end's settings, read once at config load.
+    pub backend: Arc<dyn Configured>,
     pub allowed: Vec<Target>,
     pub approvers: Vec<Target>,
     pub approval: bool,
@@ -168,9 +179,7 @@ impl Action {
     }
 
     pub fn prepare(&self, values: &Values) -> Result<Box<dyn Step>, Refusal> {
-        self.backend
-            .prepare(&self.settings, values)
-            .map_err(Refusal)
+        self.backend.prepare(values).map_err(Refusal)
     }
 }
 
@@ -217,7 +226,9 @@ impl Catalog {
                     ),
                 );
             }
-            let Some(backend) = known.iter().find(|b| b.kind() == a.kind).cloned() else {
+            let Some(backend): Option<Arc<dyn Backend>> =
+                known.iter().find(|b| b.kind() == a.kind).cloned()
+            else {
                 p(
                     "kind",
                     format!(
@@ -301,9 +312,15 @@ impl Catalog {
                 params.push(param);
             }
             let names: Vec<String> = params.iter().map(|p| p.name.clone()).collect();
-            for (k, m) in backend.check(&a.settings, &names) {
-                p(&k, m);
-            }
+            let configured = match backend.configure(&a.settings, &names) {
+                Ok(c) => Some(c),
+                Err(problems) => {
+                    for (k, m) in problems {
+                        p(&k, m);
+                    }
+                    None
+                }
+            };
             let mut principals = |list: &[String], what: &str| -> Vec<Target> {
                 list.iter()
                     .enumerate()
@@ -327,7 +344,7 @@ impl Catalog {
                     "say who may run it (user:U…, group:S… or schedule:NAME); an action nobody may run is a mistake".into(),
                 ));
             }
-            let read_only = backend.read_only(&a.settings);
+            let read_only = configured.as_ref().is_some_and(|c| c.read_only());
             let approval = a.approval.unwrap_or(!read_only);
             if !read_only && a.approval == Some(false) {
                 // Allowed, but loudly: a change to production without a second pair of eyes.
@@ -339,15 +356,15 @@ impl Catalog {
                     "an action that needs approval needs approvers".into(),
                 ));
             }
-            let approval_expiry = match a.approval_expiry.as_deref().map(humantime::parse_duration)
+            let approval_expiry = match a
+                .approval_expiry
+                .as_deref()
+                .map(crate::time::parse_duration)
             {
                 None => Duration::from_secs(15 * 60),
-                Some(Ok(d)) if !d.is_zero() => d,
-                Some(_) => {
-                    problems.push((
-                        format!("{key}.approval_expiry"),
-                        "not a duration; write it like \"10m\"".into(),
-                    ));
+                Some(Ok(d)) => d,
+                Some(Err(e)) => {
+                    problems.push((format!("{key}.approval_expiry"), e));
                     Duration::from_secs(15 * 60)
                 }
             };
@@ -361,11 +378,14 @@ impl Catalog {
                     )),
                 }
             }
+            let Some(configured) = configured else {
+                continue;
+            };
             let action = Action {
                 name: a.name.clone(),
                 description: a.description,
-                backend,
-                settings: a.settings,
+                kind: backend.kind(),
+                backend: configured,
                 allowed,
                 approvers,
                 approval,

@@ -11,12 +11,13 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::{Backend, Outcome, Step, Values, fill, placeholders};
+use super::{Backend, Configured, Outcome, Step, Values, fill};
 
 #[derive(Debug)]
 pub struct CommandBackend;
@@ -32,8 +33,8 @@ const INTERPRETERS: &[&str] = &["python", "python3", "perl", "ruby", "node", "ph
 #[serde(deny_unknown_fields)]
 struct Settings {
     argv: Vec<String>,
-    #[serde(default)]
-    timeout: Option<String>,
+    #[serde(default, with = "crate::time::duration_text")]
+    timeout: Option<Duration>,
     #[serde(default)]
     output_limit: Option<usize>,
     #[serde(default)]
@@ -42,12 +43,18 @@ struct Settings {
     read_only: Option<bool>,
 }
 
-fn settings(table: &toml::Table) -> Result<Settings, String> {
-    super::settings_of(table)
-}
-
 fn program_name(argv0: &str) -> &str {
     argv0.rsplit('/').next().unwrap_or(argv0)
+}
+
+/// A `command` action's settings, checked.
+#[derive(Debug)]
+struct Command {
+    argv: Vec<String>,
+    timeout: Duration,
+    limit: usize,
+    env: BTreeMap<String, String>,
+    read_only: bool,
 }
 
 impl Backend for CommandBackend {
@@ -55,14 +62,18 @@ impl Backend for CommandBackend {
         "command"
     }
 
-    fn check(&self, table: &toml::Table, params: &[String]) -> Vec<(String, String)> {
-        let s = match settings(table) {
-            Ok(s) => s,
-            Err(e) => return vec![("settings".into(), e)],
-        };
+    fn configure(
+        &self,
+        table: &toml::Table,
+        params: &[String],
+    ) -> Result<Arc<dyn Configured>, Vec<(String, String)>> {
+        let s: Settings = super::settings_of(table)?;
         let mut problems = Vec::new();
         let Some(program) = s.argv.first() else {
-            return vec![("argv".into(), "needs at least the program to run".into())];
+            return Err(vec![(
+                "argv".into(),
+                "needs at least the program to run".into(),
+            )]);
         };
         let name = program_name(program);
         if program.contains('{') {
@@ -89,35 +100,36 @@ impl Backend for CommandBackend {
             ));
         }
         for arg in &s.argv {
-            for p in placeholders(arg) {
-                if !params.contains(&p) {
-                    problems.push(("argv".into(), format!("`{{{p}}}` names no parameter")));
-                }
-            }
+            problems.extend(super::unknown_placeholders("argv", arg, params));
         }
-        problems.extend(super::check_duration("timeout", s.timeout.as_deref()));
-        problems
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Arc::new(Command {
+            timeout: s.timeout.unwrap_or(Duration::from_secs(30)),
+            limit: s.output_limit.unwrap_or(64 * 1024).clamp(1024, 1024 * 1024),
+            env: s.env,
+            read_only: s.read_only == Some(true),
+            argv: s.argv,
+        }))
+    }
+}
+
+impl Configured for Command {
+    fn read_only(&self) -> bool {
+        self.read_only
     }
 
-    fn read_only(&self, table: &toml::Table) -> bool {
-        settings(table).is_ok_and(|s| s.read_only == Some(true))
-    }
-
-    fn prepare(&self, table: &toml::Table, values: &Values) -> Result<Box<dyn Step>, String> {
-        let s = settings(table)?;
-        let argv = s
+    fn prepare(&self, values: &Values) -> Result<Box<dyn Step>, String> {
+        let argv = self
             .argv
             .iter()
             .map(|a| fill(a, values))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Box::new(CommandStep {
-            timeout: s
-                .timeout
-                .as_deref()
-                .and_then(|t| humantime::parse_duration(t).ok())
-                .unwrap_or(Duration::from_secs(30)),
-            limit: s.output_limit.unwrap_or(64 * 1024).clamp(1024, 1024 * 1024),
-            env: s.env,
+            timeout: self.timeout,
+            limit: self.limit,
+            env: self.env.clone(),
             argv,
         }))
     }

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -17,7 +18,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use super::{Backend, Outcome, Step, Values, fill, placeholders};
+use super::{Backend, Configured, Outcome, Step, Values, fill};
 
 #[derive(Debug)]
 pub struct DockerBackend;
@@ -27,21 +28,20 @@ pub struct DockerBackend;
 struct Settings {
     operation: String,
     container: String,
-    #[serde(default)]
-    stop_timeout: Option<String>,
+    #[serde(default, with = "crate::time::duration_text")]
+    stop_timeout: Option<Duration>,
     #[serde(default)]
     tail: Option<u32>,
-    #[serde(default)]
-    timeout: Option<String>,
+    #[serde(default, with = "crate::time::duration_text")]
+    timeout: Option<Duration>,
 }
 
-fn settings(table: &toml::Table) -> Result<Settings, String> {
-    super::settings_of(table)
-}
-
-fn duration(s: Option<&str>, default: u64) -> Duration {
-    s.and_then(|t| humantime::parse_duration(t).ok())
-        .unwrap_or(Duration::from_secs(default))
+/// A `docker` action's settings, checked.
+#[derive(Debug)]
+struct Container {
+    container: String,
+    op: Operation,
+    timeout: Duration,
 }
 
 impl Backend for DockerBackend {
@@ -49,59 +49,63 @@ impl Backend for DockerBackend {
         "docker"
     }
 
-    fn check(&self, table: &toml::Table, params: &[String]) -> Vec<(String, String)> {
-        let s = match settings(table) {
-            Ok(s) => s,
-            Err(e) => return vec![("settings".into(), e)],
-        };
+    fn configure(
+        &self,
+        table: &toml::Table,
+        params: &[String],
+    ) -> Result<Arc<dyn Configured>, Vec<(String, String)>> {
+        let s: Settings = super::settings_of(table)?;
         let mut problems = Vec::new();
-        if !["restart", "inspect", "logs"].contains(&s.operation.as_str()) {
-            problems.push((
-                "operation".into(),
-                format!("`{}` must be restart, inspect or logs", s.operation),
-            ));
-        }
+        let op = match s.operation.as_str() {
+            "restart" => Some(Operation::Restart {
+                stop_timeout: s.stop_timeout.unwrap_or(Duration::from_secs(10)),
+            }),
+            "inspect" => Some(Operation::Inspect),
+            "logs" => Some(Operation::Logs {
+                tail: s.tail.unwrap_or(50).clamp(1, 1000),
+            }),
+            other => {
+                problems.push((
+                    "operation".into(),
+                    format!("`{other}` must be restart, inspect or logs"),
+                ));
+                None
+            }
+        };
         if s.container.is_empty() {
             problems.push(("container".into(), "name the container".into()));
         }
-        for p in placeholders(&s.container) {
-            if !params.contains(&p) {
-                problems.push(("container".into(), format!("`{{{p}}}` names no parameter")));
-            }
-        }
-        problems.extend(super::check_duration(
-            "stop_timeout",
-            s.stop_timeout.as_deref(),
+        problems.extend(super::unknown_placeholders(
+            "container",
+            &s.container,
+            params,
         ));
-        problems.extend(super::check_duration("timeout", s.timeout.as_deref()));
-        problems
+        match op {
+            Some(op) if problems.is_empty() => Ok(Arc::new(Container {
+                container: s.container,
+                op,
+                timeout: s.timeout.unwrap_or(Duration::from_secs(60)),
+            })),
+            _ => Err(problems),
+        }
+    }
+}
+
+impl Configured for Container {
+    fn read_only(&self) -> bool {
+        !matches!(self.op, Operation::Restart { .. })
     }
 
-    fn read_only(&self, table: &toml::Table) -> bool {
-        settings(table).is_ok_and(|s| s.operation != "restart")
-    }
-
-    fn prepare(&self, table: &toml::Table, values: &Values) -> Result<Box<dyn Step>, String> {
-        let s = settings(table)?;
-        let container = fill(&s.container, values)?;
-        let op = match s.operation.as_str() {
-            "restart" => Operation::Restart {
-                stop_timeout: duration(s.stop_timeout.as_deref(), 10),
-            },
-            "inspect" => Operation::Inspect,
-            "logs" => Operation::Logs {
-                tail: s.tail.unwrap_or(50).clamp(1, 1000),
-            },
-            other => return Err(format!("unknown operation {other}")),
-        };
+    fn prepare(&self, values: &Values) -> Result<Box<dyn Step>, String> {
         Ok(Box::new(DockerStep {
-            container,
-            op,
-            timeout: duration(s.timeout.as_deref(), 60),
+            container: fill(&self.container, values)?,
+            op: self.op.clone(),
+            timeout: self.timeout,
         }))
     }
 }
 
+#[derive(Debug, Clone)]
 enum Operation {
     Restart { stop_timeout: Duration },
     Inspect,

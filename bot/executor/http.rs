@@ -6,11 +6,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::{Backend, Outcome, Step, Values, fill, placeholders};
+use super::{Backend, Configured, Outcome, Step, Values, fill};
 
 #[derive(Debug)]
 pub struct HttpBackend;
@@ -29,19 +30,8 @@ struct Settings {
     expect_status: Option<u16>,
     #[serde(default)]
     body_contains: Option<String>,
-    #[serde(default)]
-    timeout: Option<String>,
-}
-
-fn settings(table: &toml::Table) -> Result<Settings, String> {
-    super::settings_of(table)
-}
-
-fn timeout(s: &Settings) -> Duration {
-    s.timeout
-        .as_deref()
-        .and_then(|t| humantime::parse_duration(t).ok())
-        .unwrap_or(Duration::from_secs(10))
+    #[serde(default, with = "crate::time::duration_text")]
+    timeout: Option<Duration>,
 }
 
 /// The scheme, host and port: the part no placeholder may fill.
@@ -54,16 +44,27 @@ fn authority(url: &str) -> &str {
     &url[..end]
 }
 
+/// An `http` action's settings, checked.
+#[derive(Debug)]
+struct Http {
+    url: String,
+    method: reqwest::Method,
+    expect_status: Option<u16>,
+    body_contains: Option<String>,
+    timeout: Duration,
+}
+
 impl Backend for HttpBackend {
     fn kind(&self) -> &'static str {
         "http"
     }
 
-    fn check(&self, table: &toml::Table, params: &[String]) -> Vec<(String, String)> {
-        let s = match settings(table) {
-            Ok(s) => s,
-            Err(e) => return vec![("settings".into(), e)],
-        };
+    fn configure(
+        &self,
+        table: &toml::Table,
+        params: &[String],
+    ) -> Result<Arc<dyn Configured>, Vec<(String, String)>> {
+        let s: Settings = super::settings_of(table)?;
         let mut problems = Vec::new();
         if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
             problems.push(("url".into(), format!("`{}` is not an http(s) URL", s.url)));
@@ -75,36 +76,46 @@ impl Backend for HttpBackend {
                     .into(),
             ));
         }
-        for name in placeholders(&s.url) {
-            if !params.contains(&name) {
-                problems.push(("url".into(), format!("`{{{name}}}` names no parameter")));
+        problems.extend(super::unknown_placeholders("url", &s.url, params));
+        let method = match s.method.as_str() {
+            "GET" => Some(reqwest::Method::GET),
+            "HEAD" => Some(reqwest::Method::HEAD),
+            "POST" => Some(reqwest::Method::POST),
+            other => {
+                problems.push((
+                    "method".into(),
+                    format!("`{other}` must be GET, HEAD or POST"),
+                ));
+                None
             }
+        };
+        match method {
+            Some(method) if problems.is_empty() => Ok(Arc::new(Http {
+                url: s.url,
+                method,
+                expect_status: s.expect_status,
+                body_contains: s.body_contains,
+                timeout: s.timeout.unwrap_or(Duration::from_secs(10)),
+            })),
+            _ => Err(problems),
         }
-        if !["GET", "HEAD", "POST"].contains(&s.method.as_str()) {
-            problems.push((
-                "method".into(),
-                format!("`{}` must be GET, HEAD or POST", s.method),
-            ));
-        }
-        problems.extend(super::check_duration("timeout", s.timeout.as_deref()));
-        problems
+    }
+}
+
+impl Configured for Http {
+    fn read_only(&self) -> bool {
+        self.method != reqwest::Method::POST
     }
 
-    fn read_only(&self, table: &toml::Table) -> bool {
-        settings(table).is_ok_and(|s| s.method != "POST")
-    }
-
-    fn prepare(&self, table: &toml::Table, values: &Values) -> Result<Box<dyn Step>, String> {
-        let s = settings(table)?;
-        let url = fill(&s.url, values)?;
-        let method = reqwest::Method::from_bytes(s.method.as_bytes()).map_err(|e| e.to_string())?;
+    fn prepare(&self, values: &Values) -> Result<Box<dyn Step>, String> {
+        let url = fill(&self.url, values)?;
         Ok(Box::new(HttpStep {
-            timeout: timeout(&s),
+            timeout: self.timeout,
             target: authority(&url).to_string(),
             url,
-            method,
-            expect_status: s.expect_status,
-            body_contains: s.body_contains,
+            method: self.method.clone(),
+            expect_status: self.expect_status,
+            body_contains: self.body_contains.clone(),
         }))
     }
 }

@@ -5,20 +5,22 @@
 //! ([`Backend`]: `http`, `docker`, `command`), its fixed settings, and the
 //! parameters a person may fill in — each an enum of allowed values or a strict
 //! anchored pattern, checked before anything reaches a back end. A back end
-//! turns an action and validated values into a [`Step`]: the exact thing that
-//! will run, which `--dry-run`, approval requests and the audit log describe.
+//! reads an action's settings once, at config load, into typed values
+//! ([`Configured`]), and turns validated parameter values into a [`Step`]: the
+//! exact thing that will run, which `--dry-run`, approval requests and the
+//! audit log describe.
 //!
 //! Adding a back end (Kubernetes rollout restart, systemd …) means one new
-//! module implementing [`Backend`] and one line in [`backends`].
+//! module implementing [`Backend`] and one line in [`catalog::backends`]. Who may run
+//! what, approvals and the audit log are the use case's business
+//! (`crate::usecases::actions`), not a back end's.
 //!
 //! - [`catalog`]: the `[[actions]]` config and its validation.
-//! - [`flow`]: requests, approvals, runs and the audit log.
 //! - [`http`], [`docker`], [`command`]: the back ends.
 
 pub mod catalog;
 pub mod command;
 pub mod docker;
-pub mod flow;
 pub mod http;
 
 use std::collections::BTreeMap;
@@ -57,45 +59,48 @@ pub trait Step: Send + Sync {
 
 /// A kind of action (`http`, `docker`, `command`).
 pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// The `kind` an action names in the catalog.
     fn kind(&self) -> &'static str;
-    /// Every problem with an action's back-end settings, as (key, message).
-    /// `params` are the parameter names the action declares.
-    fn check(&self, settings: &toml::Table, params: &[String]) -> Vec<(String, String)>;
+    /// Reads and checks an action's back-end settings, once, at config load.
+    /// `params` are the parameter names the action declares. Every problem is
+    /// returned, as (key, message).
+    fn configure(
+        &self,
+        settings: &toml::Table,
+        params: &[String],
+    ) -> Result<Arc<dyn Configured>, Vec<(String, String)>>;
+}
+
+/// An action's back-end settings, read and checked: ready to make steps.
+pub trait Configured: Send + Sync + std::fmt::Debug {
     /// Whether the action changes nothing (checks may run without approval).
-    fn read_only(&self, settings: &toml::Table) -> bool;
+    fn read_only(&self) -> bool;
     /// The step for these (already validated) values.
-    fn prepare(&self, settings: &toml::Table, values: &Values) -> Result<Box<dyn Step>, String>;
+    fn prepare(&self, values: &Values) -> Result<Box<dyn Step>, String>;
 }
 
-/// Every back end Klaxon knows.
-pub fn backends() -> Vec<Arc<dyn Backend>> {
-    vec![
-        Arc::new(http::HttpBackend),
-        Arc::new(docker::DockerBackend),
-        Arc::new(command::CommandBackend),
-    ]
-}
-
-/// A back end's settings from an action's table; unknown keys are refused by the
-/// back end's `deny_unknown_fields` struct, and the error is one line.
+/// A back end's typed settings from an action's table. Unknown keys are refused
+/// by the back end's `deny_unknown_fields` struct, durations are read by
+/// [`crate::time::parse_duration`], and a problem is one `("settings", line)`.
 pub(crate) fn settings_of<T: serde::de::DeserializeOwned>(
     table: &toml::Table,
-) -> Result<T, String> {
+) -> Result<T, Vec<(String, String)>> {
     toml::Value::Table(table.clone())
         .try_into::<T>()
-        .map_err(|e| e.to_string().replace('\n', " "))
+        .map_err(|e| vec![("settings".to_string(), e.to_string().replace('\n', " "))])
 }
 
-/// The problem with an optional duration setting (`"10s"`, `"2m"`), if any.
-pub(crate) fn check_duration(key: &str, value: Option<&str>) -> Option<(String, String)> {
-    value
-        .is_some_and(|t| humantime::parse_duration(t).is_err())
-        .then(|| {
-            (
-                key.to_string(),
-                "not a duration; write it like \"10s\"".to_string(),
-            )
-        })
+/// Every placeholder in `template` that names no declared parameter, as problems of `key`.
+pub(crate) fn unknown_placeholders(
+    key: &str,
+    template: &str,
+    params: &[String],
+) -> Vec<(String, String)> {
+    placeholders(template)
+        .into_iter()
+        .filter(|p| !params.contains(p))
+        .map(|p| (key.to_string(), format!("`{{{p}}}` names no parameter")))
+        .collect()
 }
 
 /// Replaces `{name}` with the value of parameter `name`; unknown names are errors.

@@ -1,4 +1,5 @@
-//! `/alerts/alertmanager` and `/alerts/grafana`: alert webhooks.
+//! `/alerts/<sender>`: alert webhooks (`/alerts/alertmanager`, `/alerts/grafana`;
+//! every sender in `crate::alerts::payload::SENDERS`).
 //!
 //! When an alert token is configured, a request without `Authorization: Bearer
 //! <token>` (compared in constant time) gets 401. A payload that does not parse
@@ -10,33 +11,21 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::alerts::{AlertBatch, PayloadError, ingest, parse_alertmanager, parse_grafana};
+use crate::alerts::payload;
 use crate::app::App;
-use crate::incident::service::ServiceError;
 use crate::telemetry::AlertLabels;
-
-pub async fn alertmanager(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    receive(&app, &headers, &body, parse_alertmanager).await
-}
-
-pub async fn grafana(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    receive(&app, &headers, &body, parse_grafana).await
-}
+use crate::usecases::{self, alerts::ingest};
 
 /// Whether the request carries the configured bearer token (or none is configured).
 fn authorized(app: &App, headers: &HeaderMap) -> bool {
-    let Some(expected) = &app.settings.alert_token else {
+    let Some(expected) = &app.ctx.settings.alert_token else {
         return true;
     };
     let given = headers
@@ -48,22 +37,39 @@ fn authorized(app: &App, headers: &HeaderMap) -> bool {
     given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected))
 }
 
-async fn receive(
-    app: &App,
-    headers: &HeaderMap,
-    body: &[u8],
-    parse: fn(&[u8]) -> Result<AlertBatch, PayloadError>,
+/// A notification from the sender named by the path.
+pub async fn receive(
+    State(app): State<Arc<App>>,
+    Path(sender): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
-    if !authorized(app, headers) {
+    let Some(sender) = payload::sender(&sender) else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!(
+                "no alert sender posts to /alerts/{}; Klaxon accepts {}",
+                sender.chars().take(64).collect::<String>(),
+                payload::SENDERS
+                    .iter()
+                    .map(|s| format!("/alerts/{}", s.path))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+            .into_response();
+    };
+    if !authorized(&app, &headers) {
         tracing::warn!("refused an alert webhook: missing or wrong bearer token");
         return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
     }
-    let batch = match parse(body) {
+    let batch = match (sender.parse)(&body) {
         Ok(b) => b,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
+    let ctx = &app.ctx;
     for alert in &batch.alerts {
-        app.metrics
+        ctx.metrics
             .alerts_received
             .get_or_create(&AlertLabels {
                 source: batch.source.as_str().into(),
@@ -71,9 +77,9 @@ async fn receive(
             })
             .inc();
     }
-    match ingest::ingest(&app.service, &batch).await {
+    match ingest(ctx, &batch).await {
         Ok(done) if done.duplicate => {
-            app.metrics.notifications_deduplicated.inc();
+            ctx.metrics.notifications_deduplicated.inc();
             Json(json!({"status": "duplicate"})).into_response()
         }
         Ok(done) => {
@@ -89,7 +95,7 @@ async fn receive(
             }))
             .into_response()
         }
-        Err(ServiceError::Store(e)) => {
+        Err(usecases::Error::Store(e)) => {
             tracing::error!(error = %e, "alert not stored; the sender will retry");
             (
                 StatusCode::SERVICE_UNAVAILABLE,

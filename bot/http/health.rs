@@ -8,7 +8,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::App;
+use crate::jobs::Lane;
 use crate::store::{incidents, jobs, outbox};
+use crate::telemetry::LaneLabels;
 
 /// How long readiness and metrics wait for the database.
 const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -18,7 +20,7 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(app): State<Arc<App>>) -> Response {
-    match tokio::time::timeout(DB_CHECK_TIMEOUT, app.store.ping()).await {
+    match tokio::time::timeout(DB_CHECK_TIMEOUT, app.ctx.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready: database error");
@@ -34,22 +36,36 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
 
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     // The database gauges are read now; if the database is down they keep their last value.
-    let pool = app.store.pool();
+    let metrics = &app.ctx.metrics;
+    let pool = app.ctx.store.pool();
     if let Ok(Ok(n)) = tokio::time::timeout(DB_CHECK_TIMEOUT, incidents::count_open(pool)).await {
-        app.metrics.incidents_open.set(n);
+        metrics.incidents_open.set(n);
     }
     if let Ok(Ok(n)) = tokio::time::timeout(DB_CHECK_TIMEOUT, outbox::pending_count(pool)).await {
-        app.metrics.outbox_pending.set(n);
+        metrics.outbox_pending.set(n);
     }
-    if let Ok(Ok(n)) = tokio::time::timeout(DB_CHECK_TIMEOUT, jobs::pending_count(pool)).await {
-        app.metrics.jobs_pending.set(n);
+    if let Ok(Ok(by_lane)) =
+        tokio::time::timeout(DB_CHECK_TIMEOUT, jobs::pending_by_lane(pool)).await
+    {
+        for lane in Lane::ALL {
+            let n = by_lane
+                .iter()
+                .find(|(l, _)| l == lane.as_str())
+                .map_or(0, |(_, n)| *n);
+            metrics
+                .jobs_pending
+                .get_or_create(&LaneLabels {
+                    lane: lane.as_str().into(),
+                })
+                .set(n);
+        }
     }
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.metrics.encode(),
+        metrics.encode(),
     )
         .into_response()
 }

@@ -31,16 +31,15 @@ use crate::telemetry::HttpLabels;
 
 /// The whole router, with its state.
 pub fn router(app: Arc<App>) -> Router {
-    let max_body = app.settings.http.max_body_bytes;
-    let max_alert_body = app.settings.alerts.max_body_bytes;
+    let settings = &app.ctx.settings;
+    let max_body = settings.http.max_body_bytes;
+    let max_alert_body = settings.alerts.max_body_bytes;
+    let request_timeout = settings.http.request_timeout;
+    let max_concurrent_requests = settings.http.max_concurrent_requests;
     Router::new()
         .route(
-            "/alerts/alertmanager",
-            post(alerts::alertmanager).layer(DefaultBodyLimit::max(max_alert_body)),
-        )
-        .route(
-            "/alerts/grafana",
-            post(alerts::grafana).layer(DefaultBodyLimit::max(max_alert_body)),
+            "/alerts/{sender}",
+            post(alerts::receive).layer(DefaultBodyLimit::max(max_alert_body)),
         )
         .route("/slack/commands", post(slack::commands))
         .route("/slack/interactions", post(slack::interactions))
@@ -52,7 +51,7 @@ pub fn router(app: Arc<App>) -> Router {
         // A request that takes too long (a slow body, a stuck database) gets 408.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            app.settings.http.request_timeout,
+            request_timeout,
         ))
         // Past the concurrency bound, answer 503 at once rather than queue without limit.
         .layer(
@@ -63,7 +62,7 @@ pub fn router(app: Arc<App>) -> Router {
                 .load_shed()
                 // One semaphore for the whole server (a plain concurrency limit would be per route).
                 .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                    app.settings.http.max_concurrent_requests,
+                    max_concurrent_requests,
                 )),
         )
         .layer(middleware::from_fn_with_state(app.clone(), track))
@@ -72,12 +71,14 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// One span per request, and the request metrics.
 async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    // Labels come from closed sets (the router's own paths, the standard
+    // methods), so no request can create a new metric series.
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().to_string();
+    let method = method_label(req.method()).to_string();
     let span = tracing::info_span!(
         "request",
         method = %method,
@@ -93,8 +94,9 @@ async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         method,
         status,
     };
-    app.metrics.http_requests.get_or_create(&labels).inc();
-    app.metrics
+    let metrics = &app.ctx.metrics;
+    metrics.http_requests.get_or_create(&labels).inc();
+    metrics
         .http_duration
         .get_or_create(&labels)
         .observe(elapsed.as_secs_f64());
@@ -106,4 +108,21 @@ async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         );
     });
     response
+}
+
+/// The method as a metric label: one of the standard methods, else `other`.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }

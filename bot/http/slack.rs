@@ -18,14 +18,12 @@ use serde_json::json;
 
 use super::signature;
 use crate::app::App;
-use crate::executor::flow;
-use crate::incident::command::{self, Command};
-use crate::incident::service::{Actor, Answer, ServiceError};
+use crate::blocks;
+use crate::incident::command;
 use crate::incident::{ChannelId, IncidentRef, SlackUserId, UserText};
-use crate::slack::blocks;
 use crate::store::incidents::{self, Resolution};
 use crate::store::pages;
-use crate::time::Millis;
+use crate::usecases::{self, Actor, Answer, actions, incidents as cases};
 
 /// A refusal with a status and a one-line reason.
 fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
@@ -46,7 +44,8 @@ async fn replayed(app: &App, headers: &HeaderMap) -> Option<Response> {
         .get("x-slack-signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    match pages::first_request(app.store.pool(), signature, Millis::now()).await {
+    let ctx = &app.ctx;
+    match pages::first_request(ctx.store.pool(), signature, ctx.clock.now()).await {
         Ok(true) => None,
         Ok(false) => {
             tracing::warn!("ignored a replayed Slack request");
@@ -75,7 +74,7 @@ fn ephemeral(text: &str) -> Response {
 const FAULT_REPLY: &str = "⚠️ Klaxon could not do that just now: its database did not answer. \
                            Nothing was changed; please try again in a moment.";
 
-fn log_fault(e: &ServiceError) {
+fn log_fault(e: &usecases::Error) {
     tracing::error!(error = %e, "command failed");
 }
 
@@ -112,103 +111,27 @@ pub async fn commands(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
             "channel_id is not a Slack channel ID",
         );
     };
-    let command = match command::parse(&form.text) {
-        Ok(c) => c,
-        Err(usage) => {
-            if usage.usage == command::USAGE_RUN {
-                // A malformed request to run something is audited like any refusal.
-                flow::audit_refusal(&app, &user, &form.text, &usage.message).await;
-            }
-            return ephemeral(&format!("⚠️ {}\nUsage: `{}`", usage.message, usage.usage));
-        }
-    };
-    // Reading commands change nothing, so a replay of one is harmless: only the
-    // others pay for the replay guard (a database write).
-    if !matches!(
-        command,
-        Command::Help | Command::List | Command::OnCall | Command::Actions
-    ) {
-        if let Some(answer) = replayed(&app, &headers).await {
-            return answer;
-        }
-        tracing::info!(user = %user, channel = %channel, "slash command");
-    }
-    let answer = match command {
-        Command::Actions => Ok(flow::list(&app)),
-        Command::Run {
-            action,
-            target,
-            params,
-            dry_run,
-        } => match app.service.find(&channel, target).await {
-            Ok(Ok(incident)) => {
-                flow::request(&app, &user, &incident, &action, &params, dry_run).await
-            }
-            Ok(Err(why)) => Ok(Answer::Refused(why)),
-            Err(e) => Err(e),
-        },
-        Command::Sev { target, severity } => {
-            match may_change_severity(&app, &user, &channel, target).await {
-                Ok(None) => {
-                    app.service
-                        .execute(&Actor { user, channel }, Command::Sev { target, severity })
-                        .await
+    let ctx = &app.ctx;
+    let actor = Actor { user, channel };
+    let answer = match command::parse(&form.text) {
+        Err(usage) => Ok(cases::usage_error(ctx, &actor, &form.text, &usage).await),
+        Ok(command) => {
+            // Reading commands change nothing, so a replay of one is harmless: only
+            // the others pay for the replay guard (a database write).
+            if !command.changes_nothing() {
+                if let Some(answer) = replayed(&app, &headers).await {
+                    return answer;
                 }
-                Ok(Some(refusal)) => Ok(refusal),
-                Err(e) => Err(e),
+                tracing::info!(user = %actor.user, channel = %actor.channel, "slash command");
             }
+            cases::execute(ctx, &actor, command).await
         }
-        other => app.service.execute(&Actor { user, channel }, other).await,
     };
     match answer {
         Ok(answer) => ephemeral(answer.text()),
         Err(e) => {
             log_fault(&e);
             ephemeral(FAULT_REPLY)
-        }
-    }
-}
-
-/// When `incidents.severity_changers` is set, only those people, and whoever
-/// opened or owns the incident, may change its severity. `Some`: the refusal.
-async fn may_change_severity(
-    app: &App,
-    user: &SlackUserId,
-    channel: &ChannelId,
-    target: Option<IncidentRef>,
-) -> Result<Option<Answer>, ServiceError> {
-    let changers = &app.settings.incidents.severity_changers;
-    if changers.is_empty() {
-        return Ok(None);
-    }
-    let incident = match app.service.find(channel, target).await? {
-        Ok(i) => i,
-        Err(why) => return Ok(Some(Answer::Refused(why))),
-    };
-    if incident.opened_by.as_ref() == Some(user) || incident.owner.as_ref() == Some(user) {
-        return Ok(None);
-    }
-    match flow::permitted(app, user, changers).await {
-        Ok(true) => Ok(None),
-        Ok(false) | Err(_) => {
-            let why = format!(
-                "Only the people in `incidents.severity_changers`, or whoever opened or owns {}, may change its severity.",
-                incident.reference
-            );
-            crate::store::actions::audit(
-                app.store.pool(),
-                &crate::store::actions::AuditEntry {
-                    incident: Some(incident.reference),
-                    request: None,
-                    actor: Some(user.as_str()),
-                    event: "refused",
-                    action: Some("sev"),
-                    detail: &why,
-                },
-                Millis::now(),
-            )
-            .await?;
-            Ok(Some(Answer::Refused(format!("⛔ {why}"))))
         }
     }
 }
@@ -329,34 +252,34 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
     let Some(action) = interaction.actions.first() else {
         return refuse(StatusCode::BAD_REQUEST, "block_actions without actions");
     };
+    let ctx = &app.ctx;
     let tell = |text: String| {
-        let app = app.clone();
         let user = user.clone();
         let channel = channel.clone();
         async move {
             if let Some(channel) = channel
-                && let Err(e) = app.service.tell(&channel, &user, &text).await
+                && let Err(e) = ctx.thread().tell(&channel, &user, &text).await
             {
                 log_fault(&e);
             }
         }
     };
-    if action.action_id == flow::ACTION_APPROVE || action.action_id == flow::ACTION_DENY {
+    if action.action_id == blocks::ACTION_APPROVE || action.action_id == blocks::ACTION_DENY {
         let Some(id) = action.value.as_deref().and_then(|v| v.parse::<i64>().ok()) else {
             return refuse(
                 StatusCode::BAD_REQUEST,
                 "action value is not a request number",
             );
         };
-        let approve = action.action_id == flow::ACTION_APPROVE;
-        match flow::decide(app, &user, id, approve).await {
+        let approve = action.action_id == blocks::ACTION_APPROVE;
+        match actions::decide(ctx, &user, id, approve).await {
             Ok(Answer::Refused(text)) => tell(text).await,
             Ok(Answer::Done(_)) => {}
             Err(e) => log_fault(&e),
         }
         return StatusCode::OK.into_response();
     }
-    if action.action_id == flow::ACTION_RUN_MENU {
+    if action.action_id == blocks::ACTION_RUN_MENU {
         // The menu's block_id carries the incident number; the option, the action.
         let (Some(r), Some(choice)) = (
             incident_ref(action.block_id.as_deref()),
@@ -367,8 +290,8 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
                 "run menu without an incident or a choice",
             );
         };
-        let answer = match incidents::get(app.store.pool(), r).await {
-            Ok(Some(i)) => flow::request(app, &user, &i, &choice.value, &[], false).await,
+        let answer = match incidents::get(ctx.store.pool(), r).await {
+            Ok(Some(i)) => actions::request(ctx, &user, &i, &choice.value, &[], false).await,
             Ok(None) => Ok(Answer::Refused(format!("{r} does not exist."))),
             Err(e) => Err(e.into()),
         };
@@ -385,24 +308,23 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
         );
     };
     let told = |answer: Answer| {
-        let app = app.clone();
         let user = user.clone();
         let channel = channel.clone();
         async move {
             if let (Answer::Refused(text), Some(channel)) = (answer, channel)
-                && let Err(e) = app.service.tell(&channel, &user, &text).await
+                && let Err(e) = ctx.thread().tell(&channel, &user, &text).await
             {
                 log_fault(&e);
             }
         }
     };
     match action.action_id.as_str() {
-        blocks::ACTION_ACK => match app.service.acknowledge(&user, r).await {
+        blocks::ACTION_ACK => match cases::acknowledge(ctx, &user, r).await {
             Ok(answer) => told(answer).await,
             Err(e) => log_fault(&e),
         },
         blocks::ACTION_RESOLVE => {
-            let incident = match incidents::get(app.store.pool(), r).await {
+            let incident = match incidents::get(ctx.store.pool(), r).await {
                 Ok(i) => i,
                 Err(e) => {
                     log_fault(&e.into());
@@ -431,15 +353,13 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
                 }
             }
         }
-        blocks::ACTION_SILENCE => match incidents::get(app.store.pool(), r).await {
-            Ok(Some(i)) => match app
-                .service
-                .silence(&user, &i, std::time::Duration::from_secs(3600))
-                .await
-            {
-                Ok(answer) => told(answer).await,
-                Err(e) => log_fault(&e),
-            },
+        blocks::ACTION_SILENCE => match incidents::get(ctx.store.pool(), r).await {
+            Ok(Some(i)) => {
+                match cases::silence(ctx, &user, &i, std::time::Duration::from_secs(3600)).await {
+                    Ok(answer) => told(answer).await,
+                    Err(e) => log_fault(&e),
+                }
+            }
             Ok(None) => told(Answer::Refused(format!("{r} does not exist."))).await,
             Err(e) => log_fault(&e.into()),
         },
@@ -484,7 +404,7 @@ async fn view_submission(app: &Arc<App>, user: SlackUserId, interaction: Interac
             "Say what fixed it (up to 2,000 characters).",
         );
     }
-    match app.service.resolve(Some(&user), r, &resolution).await {
+    match cases::resolve(&app.ctx, Some(&user), r, &resolution).await {
         Ok(Answer::Done(_)) => StatusCode::OK.into_response(),
         Ok(Answer::Refused(why)) => modal_error(blocks::FIELD_RESOLUTION, &why),
         Err(e) => {
@@ -553,7 +473,8 @@ pub async fn events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
             let Some(event_id) = envelope.event_id else {
                 return refuse(StatusCode::BAD_REQUEST, "event_callback without event_id");
             };
-            match pages::first_delivery(app.store.pool(), &event_id, Millis::now()).await {
+            let ctx = &app.ctx;
+            match pages::first_delivery(ctx.store.pool(), &event_id, ctx.clock.now()).await {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::debug!(event_id, "duplicate event ignored");
@@ -570,7 +491,7 @@ pub async fn events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
             {
                 // Let Slack's retry try again: forget that this event was seen.
                 log_fault(&e);
-                let _ = pages::forget_delivery(app.store.pool(), &event_id).await;
+                let _ = pages::forget_delivery(ctx.store.pool(), &event_id).await;
                 return refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
             }
             StatusCode::OK.into_response()
@@ -579,8 +500,9 @@ pub async fn events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     }
 }
 
-/// `ack` or `ack INC-n` in a direct message to Klaxon.
-async fn direct_message(app: &Arc<App>, event: MessageEvent) -> Result<(), ServiceError> {
+/// A message in a direct message to Klaxon (`ack`, `ack INC-n`): the use case
+/// reads it with the `/incident` grammar.
+async fn direct_message(app: &Arc<App>, event: MessageEvent) -> usecases::Result<()> {
     if event.kind != "message"
         || event.channel_type.as_deref() != Some("im")
         || event.bot_id.is_some()
@@ -594,24 +516,11 @@ async fn direct_message(app: &Arc<App>, event: MessageEvent) -> Result<(), Servi
     ) else {
         return Ok(());
     };
-    let text = event.text.unwrap_or_default();
-    let mut words = text.split_whitespace();
-    if !words
-        .next()
-        .is_some_and(|w| w.eq_ignore_ascii_case("ack") || w.eq_ignore_ascii_case("acknowledge"))
-    {
-        return Ok(());
-    }
-    let target = match words.next().map(str::parse::<IncidentRef>) {
-        Some(Ok(r)) => Some(r),
-        Some(Err(e)) => return app.service.direct_message(&channel, &user, &e).await,
-        None => pages::latest_open_for(app.store.pool(), &user).await?,
-    };
-    let answer = match target {
-        Some(r) => app.service.acknowledge(&user, r).await?.text().to_string(),
-        None => {
-            "Nothing waits for your acknowledgement. Name the incident: `ack INC-12`.".to_string()
-        }
-    };
-    app.service.direct_message(&channel, &user, &answer).await
+    cases::direct_message(
+        &app.ctx,
+        &user,
+        &channel,
+        event.text.as_deref().unwrap_or_default(),
+    )
+    .await
 }

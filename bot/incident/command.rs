@@ -57,6 +57,16 @@ pub enum Command {
     Help,
 }
 
+impl Command {
+    /// Whether the command only reads (help, lists): answering it twice is harmless.
+    pub fn changes_nothing(&self) -> bool {
+        matches!(
+            self,
+            Command::Help | Command::List | Command::OnCall | Command::Actions
+        )
+    }
+}
+
 /// What went wrong, and how to write the command instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError {
@@ -245,12 +255,8 @@ pub fn parse(text: &str) -> Result<Command, UsageError> {
             if after.is_empty() {
                 return Err(UsageError::new("for how long?", USAGE_SILENCE));
             }
-            let duration = humantime::parse_duration(after)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    UsageError::new(format!("`{after}` is not a duration"), USAGE_SILENCE)
-                })?;
+            let duration = crate::time::parse_duration(after)
+                .map_err(|e| UsageError::new(e, USAGE_SILENCE))?;
             Ok(Command::Silence { target, duration })
         }
         other => Err(UsageError::new(

@@ -7,7 +7,6 @@
 //! as a mention can never inject `<!channel>`).
 
 pub mod command;
-pub mod service;
 
 use std::fmt;
 use std::str::FromStr;
@@ -98,8 +97,13 @@ impl IncidentRef {
         self.0
     }
     /// Whether a word looks like an incident ref (so the grammar can tell it from text).
+    /// Safe on any text: it compares bytes, never slices inside a character.
     pub fn looks_like(word: &str) -> bool {
-        word.len() > 4 && word[..4].eq_ignore_ascii_case("INC-")
+        word.len() > 4
+            && word
+                .as_bytes()
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"INC-"))
     }
 }
 
@@ -116,7 +120,7 @@ impl FromStr for IncidentRef {
         if !Self::looks_like(s) {
             return Err(bad());
         }
-        let digits = &s[4..];
+        let digits = s.get(4..).unwrap_or_default();
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 15 {
             return Err(bad());
         }
@@ -245,13 +249,24 @@ impl UserText {
     }
 }
 
-/// What declared an incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What declared an incident: a person in Slack, or one of the alert senders.
+///
+/// The one source type: alert notifications carry it too (never `Slack` there).
+/// A new alert sender is a variant here and a parser in `alerts::payload`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IncidentSource {
     /// A person, with `/incident open`.
     Slack,
+    /// Prometheus Alertmanager's webhook receiver (payload version 4).
     Alertmanager,
+    /// Grafana unified alerting's webhook contact point (payload version 1).
     Grafana,
+}
+
+impl fmt::Display for IncidentSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl IncidentSource {

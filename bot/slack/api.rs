@@ -204,29 +204,6 @@ pub fn classify(answer: Value) -> Result<Value, CallError> {
     })
 }
 
-/// The text a person would see: section texts from the blocks, else `text`.
-pub fn visible_text(body: &Value) -> String {
-    let from_blocks: Vec<&str> = body
-        .get("blocks")
-        .and_then(Value::as_array)
-        .map(|blocks| {
-            blocks
-                .iter()
-                .filter(|b| b.get("type").and_then(Value::as_str) == Some("section"))
-                .filter_map(|b| b.pointer("/text/text").and_then(Value::as_str))
-                .collect()
-        })
-        .unwrap_or_default();
-    if from_blocks.is_empty() {
-        body.get("text")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    } else {
-        from_blocks.join("\n")
-    }
-}
-
 impl ConsoleApi {
     fn call(&self, method: &str, body: &Value) -> Value {
         if method == "usergroups.users.list" {
@@ -234,7 +211,7 @@ impl ConsoleApi {
             return json!({"ok": true, "users": []});
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
-        let now = crate::time::Millis::now().0;
+        let now = jiff::Timestamp::now().as_millisecond();
         let ts = format!("{}.{:06}", now / 1000, n);
         let str_field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
         let channel = if method == "conversations.open" {
@@ -242,7 +219,7 @@ impl ConsoleApi {
         } else {
             str_field("channel").unwrap_or_default()
         };
-        let text = visible_text(body);
+        let text = crate::blocks::visible_text(body);
         let thread_ts = str_field("thread_ts")
             .or_else(|| (method == "chat.update").then(|| str_field("ts")).flatten());
         tracing::info!(
@@ -297,16 +274,5 @@ mod tests {
             classify(json!({"weird": 1})),
             Err(CallError::Permanent("unknown_error".into()))
         );
-    }
-
-    #[test]
-    fn visible_text_prefers_section_blocks() {
-        let body = json!({"text": "fallback", "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": "line one"}},
-            {"type": "actions", "elements": []},
-            {"type": "section", "text": {"type": "mrkdwn", "text": "line two"}}
-        ]});
-        assert_eq!(visible_text(&body), "line one\nline two");
-        assert_eq!(visible_text(&json!({"text": "plain"})), "plain");
     }
 }

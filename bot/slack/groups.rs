@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::api::SlackApi;
+use crate::usecases::ports::{BoxFuture, Directory};
 
 const TTL: Duration = Duration::from_secs(300);
 /// A permission check waits at most this long for Slack.
@@ -31,7 +32,7 @@ impl GroupDirectory {
     }
 
     /// The user IDs in `group`; `Err` says why they could not be read.
-    pub async fn members(&self, group: &str) -> Result<HashSet<String>, String> {
+    async fn lookup(&self, group: &str) -> Result<HashSet<String>, String> {
         if let Some((at, members)) = self.cache.lock().await.get(group)
             && at.elapsed() < TTL
         {
@@ -59,5 +60,11 @@ impl GroupDirectory {
             .await
             .insert(group.to_string(), (Instant::now(), members.clone()));
         Ok(members)
+    }
+}
+
+impl Directory for GroupDirectory {
+    fn members<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<HashSet<String>, String>> {
+        Box::pin(self.lookup(group))
     }
 }

@@ -10,6 +10,8 @@
 //!   outage delays messages; it never drops them.
 //! - `channel_not_found` and other permanent errors: the row is marked `failed`
 //!   with the error (log and metric), and the incident's later messages go on.
+//! - A page (thread reply or DM) whose incident was acknowledged or resolved
+//!   while it waited is dropped and recorded, not delivered late.
 //!
 //! Each message is claimed with a short lease first, so several senders (several
 //! replicas) never deliver the same row.
@@ -24,10 +26,11 @@ use tokio::time::Instant;
 
 use super::api::{CallError, SlackApi};
 use crate::config::OutboxSettings;
+use crate::incident::{EventKind, SlackUserId, TimelineEvent};
 use crate::store::outbox::{self, MessageKind, Pending};
 use crate::store::{Store, StoreResult, incidents};
 use crate::telemetry::{MethodLabels, Metrics, SlackErrorLabels};
-use crate::time::Millis;
+use crate::time::{Clock, Millis, backoff};
 
 /// How many heads one pass looks at.
 const BATCH: i64 = 256;
@@ -46,6 +49,7 @@ struct Bucket {
 #[derive(Debug)]
 pub struct OutboxSender {
     store: Store,
+    clock: Clock,
     api: Arc<SlackApi>,
     settings: OutboxSettings,
     metrics: Arc<Metrics>,
@@ -57,6 +61,7 @@ pub struct OutboxSender {
 impl OutboxSender {
     pub fn new(
         store: Store,
+        clock: Clock,
         api: Arc<SlackApi>,
         settings: OutboxSettings,
         metrics: Arc<Metrics>,
@@ -65,6 +70,7 @@ impl OutboxSender {
         let owner = format!("{}-{}", std::process::id(), rand::random::<u32>());
         OutboxSender {
             store,
+            clock,
             api,
             settings,
             metrics,
@@ -77,6 +83,7 @@ impl OutboxSender {
     /// Runs until `shutdown` turns true; the delivery in flight then finishes first.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut failures = 0u32;
+        let mut jumps = self.clock.jumps();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -85,7 +92,7 @@ impl OutboxSender {
                 Ok(next_due) => {
                     failures = 0;
                     next_due
-                        .map(|due| due.since(Millis::now()))
+                        .map(|due| due.since(self.clock.now()))
                         .unwrap_or(MAX_IDLE)
                         .min(MAX_IDLE)
                 }
@@ -96,9 +103,11 @@ impl OutboxSender {
                     wait
                 }
             };
+            let until = self.clock.now().plus(sleep_for);
             tokio::select! {
                 _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(sleep_for) => {}
+                _ = self.clock.sleep_until(until) => {}
+                _ = jumps.changed() => {}
                 _ = shutdown.changed() => {}
             }
         }
@@ -108,7 +117,7 @@ impl OutboxSender {
     /// Delivers everything due; returns when the next pending message falls due.
     pub async fn drain(&self, shutdown: &watch::Receiver<bool>) -> StoreResult<Option<Millis>> {
         loop {
-            let now = Millis::now();
+            let now = self.clock.now();
             let heads = outbox::heads(self.store.pool(), BATCH).await?;
             let (due, later): (Vec<Pending>, Vec<Pending>) =
                 heads.into_iter().partition(|p| p.next_attempt_at <= now);
@@ -138,12 +147,15 @@ impl OutboxSender {
     }
 
     async fn deliver(&self, row: Pending) -> StoreResult<()> {
-        let now = Millis::now();
+        let now = self.clock.now();
         // Long enough for the call and its answer; short enough that a crashed
         // sender's messages go out soon after the next start.
         let lease = self.settings.request_timeout * 2 + Duration::from_secs(5);
         if !outbox::claim(self.store.pool(), row.id, &self.owner, now, now.plus(lease)).await? {
             return Ok(());
+        }
+        if let Some(why) = row.stale_page() {
+            return self.drop_stale_page(&row, why, now).await;
         }
         let mut body: Value = match serde_json::from_str(&row.payload) {
             Ok(v) => v,
@@ -248,7 +260,7 @@ impl OutboxSender {
                     .or_else(|| answer.get("message_ts"))
                     .and_then(Value::as_str);
                 let mut tx = self.store.begin().await?;
-                outbox::mark_sent(&mut *tx, row.id, ts, Millis::now()).await?;
+                outbox::mark_sent(&mut *tx, row.id, ts, self.clock.now()).await?;
                 if row.kind == MessageKind::Root
                     && let (Some(r), Some(ts)) = (row.incident, ts)
                 {
@@ -261,6 +273,40 @@ impl OutboxSender {
         }
     }
 
+    /// Leaves a page unsent because its incident no longer needs it, and says so
+    /// in the timeline (the resolution summary shows it).
+    async fn drop_stale_page(&self, row: &Pending, why: &str, now: Millis) -> StoreResult<()> {
+        let mut tx = self.store.begin().await?;
+        outbox::mark_dropped(&mut *tx, row.id, why).await?;
+        if let Some(r) = row.incident {
+            let to = row.user.as_deref().and_then(SlackUserId::parse);
+            let text = match (row.kind, &to) {
+                (MessageKind::Direct, Some(_)) => format!("did not deliver a page to ({why}):"),
+                _ => format!("did not post a page in the thread ({why})"),
+            };
+            incidents::add_event(
+                &mut *tx,
+                r,
+                &TimelineEvent {
+                    at: now,
+                    kind: EventKind::Escalated,
+                    actor: None,
+                    text,
+                    subject: to,
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        self.metrics.pages_dropped.inc();
+        tracing::info!(
+            incident = row.incident.map(|r| r.to_string()).unwrap_or_default(),
+            why,
+            "page dropped before sending"
+        );
+        Ok(())
+    }
+
     async fn handle_error(&self, row: &Pending, method: &str, e: CallError) -> StoreResult<()> {
         self.metrics
             .slack_api_errors
@@ -269,7 +315,7 @@ impl OutboxSender {
                 error: e.code(),
             })
             .inc();
-        let now = Millis::now();
+        let now = self.clock.now();
         match &e {
             CallError::RateLimited(wait) => {
                 tracing::info!(method, channel = %row.channel, wait = ?wait, "slack rate limit; waiting");
@@ -348,29 +394,5 @@ impl OutboxSender {
         });
         b.tokens = 0.0;
         b.blocked_until = Some(now + wait);
-    }
-}
-
-/// 1 s, 2 s, 4 s … up to `max`, with up to 20% jitter so retries do not march in step.
-pub fn backoff(attempts: u32, max: Duration) -> Duration {
-    let base = Duration::from_secs(1u64 << attempts.saturating_sub(1).min(20));
-    let capped = base.min(max);
-    let jitter = capped.mul_f64(rand::random::<f64>() * 0.2);
-    (capped + jitter).min(max.max(Duration::from_secs(1)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_stays_under_the_cap() {
-        let max = Duration::from_secs(60);
-        assert!(
-            backoff(1, max) >= Duration::from_secs(1)
-                && backoff(1, max) <= Duration::from_millis(1_200)
-        );
-        assert!(backoff(3, max) >= Duration::from_secs(4));
-        assert_eq!(backoff(30, max), max);
     }
 }

@@ -1,11 +1,13 @@
-//! The durable job queue: timers and slow work that must survive restarts.
+//! The durable job queue's rows: timers and slow work that must survive restarts.
 //!
-//! A job is a row with a kind, a JSON payload and the instant it falls due.
-//! Workers [`claim_due`] jobs with a lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`,
-//! so replicas never take the same row; SQLite: one atomic `UPDATE … RETURNING`).
-//! A job's effects commit in one transaction that starts by deleting the job
-//! while still holding its lease ([`finish`]); if the lease was lost, the delete
-//! finds nothing and the effects roll back, so a step is never done twice.
+//! A job is a row with a kind, a lane, a JSON payload and the instant it falls
+//! due. A lane's workers [`claim_due`] jobs of that lane with a lease
+//! (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so replicas never take the same row;
+//! SQLite: one atomic `UPDATE … RETURNING`), and renew the lease while the job
+//! runs ([`renew`]). A job's effects commit in one transaction that starts by
+//! deleting the job while still holding its lease ([`finish`]); if the lease
+//! was lost, the delete finds nothing and the effects roll back, so a step is
+//! never done twice. What a kind means is not known here: see [`crate::jobs`].
 
 use sqlx::{Any, Executor};
 
@@ -13,11 +15,13 @@ use super::{Backend, Store, StoreResult, col};
 use crate::incident::IncidentRef;
 use crate::time::Millis;
 
-/// A job to enqueue.
+/// A job to enqueue, already serialised.
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
     pub kind: &'a str,
-    pub payload: serde_json::Value,
+    pub lane: &'a str,
+    /// JSON.
+    pub payload: String,
     pub incident: Option<IncidentRef>,
     /// Jobs with the same key are one job: enqueueing it again does nothing.
     pub dedupe_key: Option<String>,
@@ -31,11 +35,12 @@ pub async fn enqueue<'c, E: Executor<'c, Database = Any>>(
     now: Millis,
 ) -> StoreResult<bool> {
     let done = sqlx::query(
-        "INSERT INTO jobs (kind, payload, incident_id, dedupe_key, run_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING",
+        "INSERT INTO jobs (kind, lane, payload, incident_id, dedupe_key, run_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedupe_key) DO NOTHING",
     )
     .bind(job.kind)
-    .bind(job.payload.to_string())
+    .bind(job.lane)
+    .bind(job.payload.as_str())
     .bind(job.incident.map(|r| r.number()))
     .bind(job.dedupe_key.clone())
     .bind(job.run_at.0)
@@ -52,12 +57,15 @@ pub struct Claimed {
     pub kind: String,
     pub payload: String,
     pub run_at: Millis,
+    /// Including this one.
     pub attempts: i64,
 }
 
-/// Claims up to `limit` due jobs whose lease is free or expired.
+/// Claims up to `limit` due jobs of `lane` whose lease is free or expired,
+/// soonest due first.
 pub async fn claim_due(
     store: &Store,
+    lane: &str,
     owner: &str,
     now: Millis,
     lease_until: Millis,
@@ -67,14 +75,16 @@ pub async fn claim_due(
         Backend::Postgres => {
             "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM jobs \
-                          WHERE run_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
+                          WHERE lane = $5 AND run_at <= $3 \
+                            AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
                           ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
              RETURNING id, kind, payload, run_at, attempts"
         }
         Backend::Sqlite => {
             "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM jobs \
-                          WHERE run_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
+                          WHERE lane = $5 AND run_at <= $3 \
+                            AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
                           ORDER BY run_at LIMIT $4) \
              RETURNING id, kind, payload, run_at, attempts"
         }
@@ -84,6 +94,7 @@ pub async fn claim_due(
         .bind(lease_until.0)
         .bind(now.0)
         .bind(limit)
+        .bind(lane)
         .fetch_all(store.pool())
         .await?;
     let mut jobs: Vec<Claimed> = rows
@@ -102,6 +113,20 @@ pub async fn claim_due(
     Ok(jobs)
 }
 
+/// Extends every lease `owner` holds to `lease_until` (the heartbeat of running jobs).
+pub async fn renew<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    owner: &str,
+    lease_until: Millis,
+) -> StoreResult<u64> {
+    let done = sqlx::query("UPDATE jobs SET lease_expires_at = $2 WHERE lease_owner = $1")
+        .bind(owner)
+        .bind(lease_until.0)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Deletes a finished job if this worker still holds its lease; call it first in
 /// the transaction that commits the job's effects. `false`: the lease was lost.
 pub async fn finish<'c, E: Executor<'c, Database = Any>>(
@@ -117,7 +142,7 @@ pub async fn finish<'c, E: Executor<'c, Database = Any>>(
     Ok(done.rows_affected() == 1)
 }
 
-/// Releases a failed job for another attempt at `run_at`.
+/// Releases a job for another attempt at `run_at`.
 pub async fn retry_later<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     id: i64,
@@ -138,12 +163,16 @@ pub async fn retry_later<'c, E: Executor<'c, Database = Any>>(
     Ok(())
 }
 
-/// When the next job falls due (or its lease expires), if any job waits.
-pub async fn next_due<'c, E: Executor<'c, Database = Any>>(ex: E) -> StoreResult<Option<Millis>> {
+/// When the next job of `lane` falls due (or its lease expires), if any waits.
+pub async fn next_due<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    lane: &str,
+) -> StoreResult<Option<Millis>> {
     let row = sqlx::query(
         "SELECT MIN(CASE WHEN lease_expires_at IS NOT NULL AND lease_expires_at > run_at \
-                         THEN lease_expires_at ELSE run_at END) AS due FROM jobs",
+                         THEN lease_expires_at ELSE run_at END) AS due FROM jobs WHERE lane = $1",
     )
+    .bind(lane)
     .fetch_one(ex)
     .await?;
     Ok(col::<Option<i64>>(&row, "due")?.map(Millis))
@@ -173,6 +202,30 @@ pub async fn cancel<'c, E: Executor<'c, Database = Any>>(
         .execute(ex)
         .await?;
     Ok(done.rows_affected())
+}
+
+/// Jobs waiting (due or not, running or not), by lane.
+pub async fn pending_by_lane<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+) -> StoreResult<Vec<(String, i64)>> {
+    let rows = sqlx::query("SELECT lane, COUNT(*) AS n FROM jobs GROUP BY lane")
+        .fetch_all(ex)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((col(r, "lane")?, col(r, "n")?)))
+        .collect()
+}
+
+/// Jobs due by `now` and not yet finished (waiting or running), in every lane.
+pub async fn due_count<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    now: Millis,
+) -> StoreResult<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE run_at <= $1")
+        .bind(now.0)
+        .fetch_one(ex)
+        .await?;
+    col(&row, "n")
 }
 
 pub async fn pending_count<'c, E: Executor<'c, Database = Any>>(ex: E) -> StoreResult<i64> {

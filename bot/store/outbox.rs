@@ -9,7 +9,7 @@
 use sqlx::{Any, Executor};
 
 use super::{StoreResult, col};
-use crate::incident::{ChannelId, IncidentRef, SlackUserId};
+use crate::incident::{ChannelId, IncidentRef, IncidentState, SlackUserId};
 use crate::time::Millis;
 
 /// How a message relates to its incident's thread.
@@ -65,6 +65,9 @@ pub struct NewMessage<'a> {
     pub payload: serde_json::Value,
     /// For [`MessageKind::Update`]: the outbox row of the message to update.
     pub updates: Option<i64>,
+    /// A page (its thread reply or its DM): dropped rather than sent late when
+    /// the incident is acknowledged or resolved before it goes out.
+    pub page: bool,
 }
 
 /// Enqueues a message; returns its outbox id (for a later [`MessageKind::Update`]).
@@ -78,8 +81,8 @@ pub async fn enqueue<'c, E: Executor<'c, Database = Any>>(
         None => format!("channel:{}", msg.channel),
     };
     let row = sqlx::query(
-        "INSERT INTO outbox (incident_id, ordering_key, kind, channel, user_id, payload, next_attempt_at, created_at, ref_outbox_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING id",
+        "INSERT INTO outbox (incident_id, ordering_key, kind, channel, user_id, payload, next_attempt_at, created_at, ref_outbox_id, page) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9) RETURNING id",
     )
     .bind(msg.incident.map(|r| r.number()))
     .bind(ordering_key)
@@ -89,6 +92,7 @@ pub async fn enqueue<'c, E: Executor<'c, Database = Any>>(
     .bind(msg.payload.to_string())
     .bind(now.0)
     .bind(msg.updates)
+    .bind(i64::from(msg.page))
     .fetch_one(ex)
     .await?;
     col(&row, "id")
@@ -111,6 +115,33 @@ pub struct Pending {
     pub ref_ts: Option<String>,
     /// For an update: whether the message it updates failed for good.
     pub ref_failed: bool,
+    /// Whether this is a page (see [`NewMessage::page`]).
+    pub page: bool,
+    pub created_at: Millis,
+    /// The incident's state now, and when it was acknowledged (for re-checks).
+    pub incident_state: Option<IncidentState>,
+    pub acknowledged_at: Option<Millis>,
+}
+
+impl Pending {
+    /// Why a page should not go out any more: its incident was resolved, or
+    /// acknowledged after the page was queued (GoAlert's re-check before send).
+    pub fn stale_page(&self) -> Option<&'static str> {
+        if !self.page {
+            return None;
+        }
+        match self.incident_state {
+            Some(IncidentState::Resolved) => {
+                Some("the incident was resolved before the page went out")
+            }
+            Some(IncidentState::Acknowledged)
+                if self.acknowledged_at.is_some_and(|a| a >= self.created_at) =>
+            {
+                Some("the incident was acknowledged before the page went out")
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The oldest pending message of every ordering key, soonest due first.
@@ -122,6 +153,7 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
     // so a backlog of thousands costs one index scan, not a query per row.
     let rows = sqlx::query(
         "SELECT o.id, o.incident_id, o.kind, o.channel, o.user_id, o.payload, o.attempts, o.next_attempt_at, \
+                o.page, o.created_at, i.state AS incident_state, i.acknowledged_at, \
                 i.thread_ts, r.slack_ts AS ref_ts, r.state AS ref_state \
          FROM (SELECT MIN(id) AS id FROM outbox WHERE state = 'pending' GROUP BY ordering_key) h \
          JOIN outbox o ON o.id = h.id \
@@ -148,6 +180,12 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
                 thread_ts: col(row, "thread_ts")?,
                 ref_ts: col(row, "ref_ts")?,
                 ref_failed: col::<Option<String>>(row, "ref_state")?.as_deref() == Some("failed"),
+                page: col::<i64>(row, "page")? != 0,
+                created_at: Millis(col(row, "created_at")?),
+                incident_state: col::<Option<String>>(row, "incident_state")?
+                    .as_deref()
+                    .and_then(IncidentState::parse),
+                acknowledged_at: col::<Option<i64>>(row, "acknowledged_at")?.map(Millis),
             })
         })
         .collect()
@@ -242,6 +280,37 @@ pub async fn mark_failed<'c, E: Executor<'c, Database = Any>>(
     .execute(ex)
     .await?;
     Ok(())
+}
+
+/// Leaves a message unsent on purpose (a stale page), recording why.
+pub async fn mark_dropped<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    id: i64,
+    why: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE outbox SET state = 'dropped', last_error = $2, lease_owner = NULL, lease_expires_at = NULL \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(why)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Messages due by `now` and not yet sent (for tests waiting for quiet).
+pub async fn due_count<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    now: Millis,
+) -> StoreResult<i64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1",
+    )
+    .bind(now.0)
+    .fetch_one(ex)
+    .await?;
+    col(&row, "n")
 }
 
 pub async fn pending_count<'c, E: Executor<'c, Database = Any>>(ex: E) -> StoreResult<i64> {

@@ -49,7 +49,7 @@ pub struct Call {
 
 impl Call {
     pub fn text(&self) -> String {
-        klaxon::slack::api::visible_text(&self.body)
+        klaxon::blocks::visible_text(&self.body)
     }
     pub fn str(&self, key: &str) -> Option<&str> {
         self.body.get(key).and_then(Value::as_str)
@@ -81,7 +81,7 @@ impl FakeSlack {
     pub async fn start(channels: &[&str]) -> FakeSlack {
         // Every test starts a fake Slack: the place to pick the TLS crypto
         // provider before any HTTP client exists (as `klaxon serve` does at start).
-        klaxon::app::install_crypto_provider();
+        klaxon::server::install_crypto_provider();
         let inner = Arc::new(Mutex::new(Inner {
             channels: channels.iter().map(|c| c.to_string()).collect(),
             ..Inner::default()

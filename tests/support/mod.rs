@@ -10,9 +10,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use klaxon::app::{self, App};
+use klaxon::app::App;
 use klaxon::config;
+use klaxon::server;
 use klaxon::store::Store;
+use klaxon::time::Clock;
 use serde_json::Value;
 use sqlx::Connection;
 use tokio::sync::oneshot;
@@ -134,13 +136,15 @@ impl TestApp {
 
     pub async fn start_with(db: &TestDb, slack: &FakeSlack, opts: Options) -> TestApp {
         let settings = test_settings(&db.url, slack, &opts);
-        let app = App::build(settings, None).await.expect("klaxon starts");
+        let app = server::build_with_clock(settings, None, Clock::system())
+            .await
+            .expect("klaxon starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app::run(app.clone(), listener, async {
+        let task = tokio::spawn(server::run(app.clone(), listener, async {
             let _ = stopped.await;
         }));
         TestApp {
@@ -163,7 +167,40 @@ impl TestApp {
     }
 
     pub fn store(&self) -> &Store {
-        &self.app.store
+        &self.app.ctx.store
+    }
+
+    /// Klaxon's clock (move it with [`TestApp::advance`]).
+    pub fn clock(&self) -> &Clock {
+        &self.app.ctx.clock
+    }
+
+    /// Moves Klaxon's clock forward by `d`, then waits until everything that
+    /// fell due by then (jobs, messages) has been handled: an hour of ladder in
+    /// milliseconds, no real waiting.
+    pub async fn advance(&self, d: Duration) {
+        self.clock().advance(d);
+        self.settle().await;
+    }
+
+    /// Waits until no job is due (waiting or running) and no message is due in
+    /// the outbox, by Klaxon's clock.
+    pub async fn settle(&self) {
+        let pool = self.store().pool();
+        for _ in 0..1_500 {
+            let now = self.clock().now();
+            let jobs = klaxon::store::jobs::due_count(pool, now)
+                .await
+                .expect("count jobs");
+            let messages = klaxon::store::outbox::due_count(pool, now)
+                .await
+                .expect("count messages");
+            if jobs == 0 && messages == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("Klaxon did not settle: jobs or messages stayed due");
     }
 
     /// Posts `body` to `path` with Slack's signature headers made from `secret` at `ts`.
@@ -238,6 +275,45 @@ impl TestApp {
         }
         panic!("the outbox did not drain");
     }
+}
+
+/// Waits (up to `timeout`) until `done` says yes, looking every 20 ms.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, done: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !done().await {
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the Klaxons on the database at `url` have nothing left to do
+/// now: no job due (waiting or running) and no message waiting in the outbox.
+/// For tests of `klaxon serve` processes, whose clock is the system's.
+pub async fn quiet(url: &str) {
+    let store = Store::connect(url)
+        .await
+        .expect("connect to the test database");
+    for _ in 0..3_000 {
+        let now = klaxon::time::Clock::system().now();
+        let jobs = klaxon::store::jobs::due_count(store.pool(), now)
+            .await
+            .expect("count jobs");
+        let messages = klaxon::store::outbox::pending_count(store.pool())
+            .await
+            .expect("count messages");
+        if jobs == 0 && messages == 0 {
+            store.close().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the Klaxons on {url} did not go quiet");
 }
 
 /// Incidents missing their thread root message or their first timeline event:
@@ -415,7 +491,7 @@ pub async fn send_command(
 }
 
 pub fn now_secs() -> i64 {
-    klaxon::time::Millis::now().0 / 1000
+    jiff::Timestamp::now().as_second()
 }
 
 /// The form Slack posts for `/incident <text>`.

@@ -7,101 +7,107 @@
 //! 2. Actions that need a second pair of eyes post an approval request with
 //!    Approve / Deny buttons; the requester can never approve their own, and an
 //!    expired request cannot be approved (an expiry job closes it).
-//! 3. The run is a durable job: "running…" is posted at once, the job marks the
-//!    request running (and arms a watchdog), runs the step outside any
-//!    transaction, then records the outcome and updates the message with it.
-//!    If Klaxon dies mid-run, the watchdog marks the request "interrupted".
+//! 3. The run is a durable job on the `actions` lane, so a slow restart holds a
+//!    slot of that lane and never a page: "running…" is posted at once, the job
+//!    marks the request running (and arms a watchdog), runs the step outside
+//!    any transaction, then records the outcome and updates the message with
+//!    it. If Klaxon dies mid-run, the watchdog marks the request "interrupted".
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use super::catalog::{Action, Refusal};
-use super::{Outcome, redact, tail};
-use crate::app::App;
+use super::thread::Entry;
+use super::{Answer, Ctx, Result, access};
+use crate::blocks;
 use crate::escalation::Target;
-use crate::incident::service::{Answer, IncidentService, ServiceError};
-use crate::incident::{EventKind, Incident, IncidentRef, SlackUserId, TimelineEvent};
-use crate::slack::blocks;
+use crate::executor::catalog::{Action, Refusal};
+use crate::executor::{Outcome, redact, tail};
+use crate::incident::{EventKind, Incident, IncidentRef, SlackUserId};
+use crate::jobs::{self, Job, JobError, JobRun, Lane};
 use crate::store::actions::{self, AuditEntry, NewRequest, Request, RequestState};
-use crate::store::jobs::{self, Claimed, NewJob};
-use crate::store::outbox::MessageKind;
 use crate::store::{Tx, incidents};
 use crate::templates::slack_escape;
 use crate::time::{Millis, human_duration};
 
-pub const RUN_KIND: &str = "action_run";
-pub const EXPIRE_KIND: &str = "action_expire";
-pub const WATCHDOG_KIND: &str = "action_watchdog";
-
-/// `action_id`s of the approval buttons (value: the request id) and of the Run check menu.
-pub const ACTION_APPROVE: &str = "action_approve";
-pub const ACTION_DENY: &str = "action_deny";
-pub const ACTION_RUN_MENU: &str = "incident_run";
-
 /// Extra time the watchdog gives a step beyond its own timeout.
 const WATCHDOG_GRACE: Duration = Duration::from_secs(30);
+/// How long a run waits before trying again when its target is busy.
+const TARGET_BUSY_RETRY: Duration = Duration::from_secs(2);
 
-fn job(kind: &'static str, request: i64, incident: IncidentRef, run_at: Millis) -> NewJob<'static> {
-    NewJob {
-        kind,
-        payload: json!({"request": request}),
-        incident: Some(incident),
-        dedupe_key: Some(format!("{kind}:{request}")),
-        run_at,
-    }
+/// Runs an approved request (the `actions` lane: its step may take minutes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    pub request: i64,
+    #[serde(skip)]
+    pub incident: Option<IncidentRef>,
 }
 
-fn request_id(payload: &str) -> Option<i64> {
-    serde_json::from_str::<Value>(payload)
-        .ok()?
-        .get("request")?
-        .as_i64()
+/// Closes a request nobody approved in time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Expire {
+    pub request: i64,
+    #[serde(skip)]
+    pub incident: Option<IncidentRef>,
 }
 
-/// Whether `user` is among `targets`: named, in a named group, or on call in a named schedule.
-pub async fn permitted(app: &App, user: &SlackUserId, targets: &[Target]) -> Result<bool, String> {
-    let at = jiff::Timestamp::now();
-    let mut lookup_error = None;
-    for t in targets {
-        match t {
-            Target::User(u) if u == user => return Ok(true),
-            Target::User(_) => {}
-            Target::Schedule(name) => {
-                let on_call = app
-                    .settings
-                    .escalation
-                    .schedules
-                    .get(name)
-                    .and_then(|s| s.on_call(at));
-                if on_call.is_some_and(|o| &o.user == user) {
-                    return Ok(true);
+/// Marks a run "interrupted" if it is still running when its time is long over
+/// (Klaxon died during it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Watchdog {
+    pub request: i64,
+    #[serde(skip)]
+    pub incident: Option<IncidentRef>,
+}
+
+/// The job impls share their shape: a request id, a dedupe key `<kind>:<id>`.
+macro_rules! request_job {
+    ($ty:ident, $kind:literal, $lane:expr) => {
+        impl $ty {
+            pub fn new(request: i64, incident: IncidentRef) -> $ty {
+                $ty {
+                    request,
+                    incident: Some(incident),
                 }
             }
-            Target::Group(g) => match app.groups.members(g).await {
-                Ok(members) if members.contains(user.as_str()) => return Ok(true),
-                Ok(_) => {}
-                Err(e) => lookup_error = Some(e),
-            },
         }
-    }
-    match lookup_error {
-        Some(e) => Err(e),
-        None => Ok(false),
-    }
+
+        impl Job for $ty {
+            const KIND: &'static str = $kind;
+            const LANE: Lane = $lane;
+            type Context = Ctx;
+
+            fn dedupe_key(&self) -> Option<String> {
+                Some(format!("{}:{}", $kind, self.request))
+            }
+
+            fn incident(&self) -> Option<IncidentRef> {
+                self.incident
+            }
+
+            async fn run(self, ctx: Ctx, run: JobRun) -> std::result::Result<(), JobError> {
+                self.work(&ctx, run).await
+            }
+        }
+    };
 }
+
+request_job!(Run, "action_run", Lane::Actions);
+request_job!(Expire, "action_expire", Lane::Paging);
+request_job!(Watchdog, "action_watchdog", Lane::Paging);
 
 /// Audits a refusal (outside any transaction) and returns the answer explaining it.
 async fn refuse(
-    app: &App,
+    ctx: &Ctx,
     incident: Option<IncidentRef>,
     actor: &SlackUserId,
     action: Option<&str>,
     why: String,
-) -> Result<Answer, ServiceError> {
+) -> Result<Answer> {
     actions::audit(
-        app.store.pool(),
+        ctx.store.pool(),
         &AuditEntry {
             incident,
             request: None,
@@ -110,7 +116,7 @@ async fn refuse(
             action,
             detail: &why,
         },
-        Millis::now(),
+        ctx.clock.now(),
     )
     .await?;
     tracing::warn!(user = %actor, action = action.unwrap_or(""), reason = %why, "action refused");
@@ -118,7 +124,7 @@ async fn refuse(
 }
 
 /// Audits a `/incident run` that did not even parse (hostile or mistyped).
-pub async fn audit_refusal(app: &App, actor: &SlackUserId, text: &str, why: &str) {
+pub async fn audit_malformed(ctx: &Ctx, actor: &SlackUserId, text: &str, why: &str) {
     let action = text.split_whitespace().nth(1);
     let entry = AuditEntry {
         incident: None,
@@ -131,7 +137,7 @@ pub async fn audit_refusal(app: &App, actor: &SlackUserId, text: &str, why: &str
             text.chars().take(200).collect::<String>()
         ),
     };
-    if let Err(e) = actions::audit(app.store.pool(), &entry, Millis::now()).await {
+    if let Err(e) = actions::audit(ctx.store.pool(), &entry, ctx.clock.now()).await {
         tracing::error!(error = %e, "could not audit a refusal");
     }
 }
@@ -153,17 +159,17 @@ fn params_from_json(text: &str) -> Vec<(String, String)> {
 
 /// Asks to run `action_name` on `incident`.
 pub async fn request(
-    app: &App,
+    ctx: &Ctx,
     actor: &SlackUserId,
     incident: &Incident,
     action_name: &str,
     params: &[(String, String)],
     dry_run: bool,
-) -> Result<Answer, ServiceError> {
+) -> Result<Answer> {
     let r = incident.reference;
-    let Some(action) = app.settings.actions.get(action_name) else {
+    let Some(action) = ctx.settings.actions.get(action_name) else {
         return refuse(
-            app,
+            ctx,
             Some(r),
             actor,
             Some(action_name),
@@ -171,11 +177,11 @@ pub async fn request(
         )
         .await;
     };
-    match permitted(app, actor, &action.allowed).await {
+    match access::is_among(ctx, actor, &action.allowed).await {
         Ok(true) => {}
         Ok(false) => {
             return refuse(
-                app,
+                ctx,
                 Some(r),
                 actor,
                 Some(action_name),
@@ -185,7 +191,7 @@ pub async fn request(
         }
         Err(e) => {
             return refuse(
-                app,
+                ctx,
                 Some(r),
                 actor,
                 Some(action_name),
@@ -196,13 +202,13 @@ pub async fn request(
     }
     let step = match action.values(params).and_then(|v| action.prepare(&v)) {
         Ok(s) => s,
-        Err(Refusal(why)) => return refuse(app, Some(r), actor, Some(action_name), why).await,
+        Err(Refusal(why)) => return refuse(ctx, Some(r), actor, Some(action_name), why).await,
     };
     let plan = step.describe();
-    let now = Millis::now();
+    let now = ctx.clock.now();
     if dry_run {
         actions::audit(
-            app.store.pool(),
+            ctx.store.pool(),
             &AuditEntry {
                 incident: Some(r),
                 request: None,
@@ -226,7 +232,7 @@ pub async fn request(
     }
     if incident.is_resolved() {
         return refuse(
-            app,
+            ctx,
             Some(r),
             actor,
             Some(action_name),
@@ -234,12 +240,11 @@ pub async fn request(
         )
         .await;
     }
-    let service = &app.service;
-    let mut tx = app.store.begin().await?;
+    let mut tx = ctx.begin().await?;
     let Some(current) = incidents::touch_open(&mut *tx, r, now).await? else {
         tx.rollback().await?;
         return refuse(
-            app,
+            ctx,
             Some(r),
             actor,
             Some(action_name),
@@ -268,8 +273,8 @@ pub async fn request(
     )
     .await?;
     record(
+        ctx,
         &mut tx,
-        service,
         &current,
         id,
         Some(actor.as_str()),
@@ -283,28 +288,22 @@ pub async fn request(
         let text = format!(
             "🔐 <@{actor}> asks to run *{action_name}* on {r}: `{}`\nSomeone else allowed to approve must press *Approve* before {}.",
             slack_escape(&plan),
-            expires_at.time_utc()
+            expires_at.time_utc_from(now)
         );
-        let message = service
-            .enqueue_tracked(
-                &mut tx,
-                &current,
-                MessageKind::Reply,
-                approval_message(&text, id),
-                None,
-                now,
-            )
+        let message = ctx
+            .thread()
+            .reply(&mut tx, &current, blocks::approval_message(&text, id), now)
             .await?;
         actions::set_message(&mut *tx, id, message).await?;
-        jobs::enqueue(&mut *tx, &job(EXPIRE_KIND, id, r, expires_at), now).await?;
+        jobs::enqueue(&mut *tx, &Expire::new(id, r), expires_at, now).await?;
         format!(
             "Approval requested for `{action_name}` ({}); it expires at {}.",
             plan,
-            expires_at.time_utc()
+            expires_at.time_utc_from(now)
         )
     } else {
         start(
-            service,
+            ctx,
             &mut tx,
             &current,
             id,
@@ -317,45 +316,22 @@ pub async fn request(
         .await?;
         format!("Running `{action_name}`: {plan}")
     };
-    tx.commit().await?;
-    service.wake_workers();
+    ctx.commit(tx).await?;
     Ok(Answer::Done(answer))
-}
-
-fn approval_message(text: &str, request: i64) -> Value {
-    let id = request.to_string();
-    json!({
-        "text": text.lines().next().unwrap_or_default(),
-        "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-            {"type": "actions", "block_id": "approval", "elements": [
-                {"type": "button", "text": {"type": "plain_text", "text": "Approve"}, "style": "primary", "action_id": ACTION_APPROVE, "value": id},
-                {"type": "button", "text": {"type": "plain_text", "text": "Deny"}, "style": "danger", "action_id": ACTION_DENY, "value": id},
-            ]},
-        ],
-        "unfurl_links": false,
-    })
 }
 
 /// Replaces the message that shows a request's state (approval, then outcome) with `text`.
 async fn show(
-    service: &IncidentService,
+    ctx: &Ctx,
     tx: &mut Tx,
     incident: &Incident,
     req: &Request,
     text: &str,
     now: Millis,
-) -> Result<(), ServiceError> {
+) -> Result<()> {
     if let Some(message) = req.message_outbox_id {
-        service
-            .enqueue_tracked(
-                tx,
-                incident,
-                MessageKind::Update,
-                blocks::text_message(text),
-                Some(message),
-                now,
-            )
+        ctx.thread()
+            .update(tx, incident, message, text, now)
             .await?;
     }
     Ok(())
@@ -366,7 +342,7 @@ async fn show(
 /// then, `None` otherwise.
 #[allow(clippy::too_many_arguments)]
 async fn advance(
-    service: &IncidentService,
+    ctx: &Ctx,
     tx: &mut Tx,
     req: &Request,
     (from, to): (RequestState, RequestState),
@@ -374,7 +350,7 @@ async fn advance(
     event: &str,
     detail: &str,
     now: Millis,
-) -> Result<Option<Incident>, ServiceError> {
+) -> Result<Option<Incident>> {
     let outcome = matches!(
         to,
         RequestState::Succeeded | RequestState::Failed | RequestState::Interrupted
@@ -387,8 +363,8 @@ async fn advance(
         return Ok(None);
     };
     record(
+        ctx,
         tx,
-        service,
         &incident,
         req.id,
         actor,
@@ -404,8 +380,8 @@ async fn advance(
 /// Appends an audit line and a timeline event in `tx`.
 #[allow(clippy::too_many_arguments)]
 async fn record(
+    ctx: &Ctx,
     tx: &mut Tx,
-    _service: &IncidentService,
     incident: &Incident,
     request: i64,
     actor: Option<&str>,
@@ -413,7 +389,7 @@ async fn record(
     action: &str,
     detail: &str,
     now: Millis,
-) -> Result<(), ServiceError> {
+) -> Result<()> {
     actions::audit(
         &mut **tx,
         &AuditEntry {
@@ -427,25 +403,16 @@ async fn record(
         now,
     )
     .await?;
-    incidents::add_event(
-        &mut **tx,
-        incident.reference,
-        &TimelineEvent {
-            at: now,
-            kind: EventKind::Action,
-            actor: actor.and_then(SlackUserId::parse),
-            text: format!("{event} {action}: {detail}"),
-            subject: None,
-        },
-    )
-    .await?;
-    Ok(())
+    let actor = actor.and_then(SlackUserId::parse);
+    let mut entry = Entry::new(EventKind::Action, format!("{event} {action}: {detail}"));
+    entry.actor = actor.as_ref();
+    ctx.thread().record(tx, incident, entry, now).await
 }
 
 /// Posts "running…" and enqueues the run job (inside `tx`).
 #[allow(clippy::too_many_arguments)]
 async fn start(
-    service: &IncidentService,
+    ctx: &Ctx,
     tx: &mut Tx,
     incident: &Incident,
     request: i64,
@@ -454,42 +421,26 @@ async fn start(
     requested_by: &str,
     approved_by: Option<&str>,
     now: Millis,
-) -> Result<(), ServiceError> {
+) -> Result<()> {
     let who = match approved_by {
         Some(a) => format!("for <@{requested_by}>, approved by <@{a}>"),
         None => format!("for <@{requested_by}>"),
     };
     let text = format!("⏳ Running *{action}* {who}: `{}`…", slack_escape(plan));
-    let message = service
-        .enqueue_tracked(
-            tx,
-            incident,
-            MessageKind::Reply,
-            blocks::text_message(&text),
-            None,
-            now,
-        )
+    let message = ctx
+        .thread()
+        .reply(tx, incident, blocks::text_message(&text), now)
         .await?;
     actions::set_message(&mut **tx, request, message).await?;
-    jobs::enqueue(
-        &mut **tx,
-        &job(RUN_KIND, request, incident.reference, now),
-        now,
-    )
-    .await?;
+    jobs::enqueue(&mut **tx, &Run::new(request, incident.reference), now, now).await?;
     Ok(())
 }
 
 /// Approve or Deny pressed by `user` on request `id`.
-pub async fn decide(
-    app: &App,
-    user: &SlackUserId,
-    id: i64,
-    approve: bool,
-) -> Result<Answer, ServiceError> {
-    let Some(req) = actions::get(app.store.pool(), id).await? else {
+pub async fn decide(ctx: &Ctx, user: &SlackUserId, id: i64, approve: bool) -> Result<Answer> {
+    let Some(req) = actions::get(ctx.store.pool(), id).await? else {
         return refuse(
-            app,
+            ctx,
             None,
             user,
             None,
@@ -500,7 +451,7 @@ pub async fn decide(
     let action = req.action.clone();
     if req.state != RequestState::Pending {
         return refuse(
-            app,
+            ctx,
             Some(req.incident),
             user,
             Some(&action),
@@ -508,11 +459,13 @@ pub async fn decide(
         )
         .await;
     }
-    let now = Millis::now();
+    let now = ctx.clock.now();
     if req.expires_at.is_some_and(|e| e <= now) {
-        expire(app, &req, now).await?;
+        let mut tx = ctx.begin().await?;
+        close_expired(ctx, &mut tx, &req, now).await?;
+        ctx.commit(tx).await?;
         return refuse(
-            app,
+            ctx,
             Some(req.incident),
             user,
             Some(&action),
@@ -522,7 +475,7 @@ pub async fn decide(
     }
     if approve && req.requested_by == user.as_str() {
         return refuse(
-            app,
+            ctx,
             Some(req.incident),
             user,
             Some(&action),
@@ -530,17 +483,17 @@ pub async fn decide(
         )
         .await;
     }
-    let approvers = app
+    let approvers = ctx
         .settings
         .actions
         .get(&action)
         .map(|a| a.approvers.clone())
         .unwrap_or_default();
-    match permitted(app, user, &approvers).await {
+    match access::is_among(ctx, user, &approvers).await {
         Ok(true) => {}
         Ok(false) => {
             return refuse(
-                app,
+                ctx,
                 Some(req.incident),
                 user,
                 Some(&action),
@@ -550,7 +503,7 @@ pub async fn decide(
         }
         Err(e) => {
             return refuse(
-                app,
+                ctx,
                 Some(req.incident),
                 user,
                 Some(&action),
@@ -559,16 +512,15 @@ pub async fn decide(
             .await;
         }
     }
-    let service = &app.service;
     let to = if approve {
         RequestState::Approved
     } else {
         RequestState::Denied
     };
     let verb = if approve { "approved" } else { "denied" };
-    let mut tx = app.store.begin().await?;
+    let mut tx = ctx.begin().await?;
     let Some(incident) = advance(
-        service,
+        ctx,
         &mut tx,
         &req,
         (RequestState::Pending, to),
@@ -592,11 +544,11 @@ pub async fn decide(
         slack_escape(&req.plan),
         now.time_utc()
     );
-    show(service, &mut tx, &incident, &req, &text, now).await?;
-    jobs::cancel(&mut *tx, &format!("{EXPIRE_KIND}:{id}")).await?;
+    show(ctx, &mut tx, &incident, &req, &text, now).await?;
+    jobs::cancel(&mut *tx, &Expire::new(id, req.incident)).await?;
     if approve {
         start(
-            service,
+            ctx,
             &mut tx,
             &incident,
             id,
@@ -608,31 +560,16 @@ pub async fn decide(
         )
         .await?;
     }
-    tx.commit().await?;
-    service.wake_workers();
+    ctx.commit(tx).await?;
     Ok(Answer::Done(format!(
         "You {verb} `{action}` for <@{}>.",
         req.requested_by
     )))
 }
 
-/// Closes a pending request whose time ran out (outside a job: on a late approval).
-async fn expire(app: &App, req: &Request, now: Millis) -> Result<(), ServiceError> {
-    let mut tx = app.store.begin().await?;
-    close_expired(&app.service, &mut tx, req, now).await?;
-    tx.commit().await?;
-    app.service.wake_workers();
-    Ok(())
-}
-
-async fn close_expired(
-    service: &IncidentService,
-    tx: &mut Tx,
-    req: &Request,
-    now: Millis,
-) -> Result<(), ServiceError> {
+async fn close_expired(ctx: &Ctx, tx: &mut Tx, req: &Request, now: Millis) -> Result<()> {
     let Some(incident) = advance(
-        service,
+        ctx,
         tx,
         req,
         (RequestState::Pending, RequestState::Expired),
@@ -653,131 +590,116 @@ async fn close_expired(
         slack_escape(&req.plan),
         now.time_utc()
     );
-    show(service, tx, &incident, req, &text, now).await?;
-    Ok(())
+    show(ctx, tx, &incident, req, &text, now).await
 }
 
-/// The expiry job of a request awaiting approval (inside the job's transaction).
-pub async fn expire_job(
-    service: &IncidentService,
-    tx: &mut Tx,
-    payload: &str,
-    now: Millis,
-) -> Result<(), ServiceError> {
-    let Some(id) = request_id(payload) else {
-        return Ok(());
-    };
-    if let Some(req) = actions::get(&mut **tx, id).await?
-        && req.state == RequestState::Pending
-        && req.expires_at.is_some_and(|e| e <= now)
-    {
-        close_expired(service, tx, &req, now).await?;
+impl Expire {
+    async fn work(self, ctx: &Ctx, run: JobRun) -> std::result::Result<(), JobError> {
+        let Some(mut tx) = run.finish().await? else {
+            return Ok(());
+        };
+        let now = run.started;
+        if let Some(req) = actions::get(&mut *tx, self.request).await?
+            && req.state == RequestState::Pending
+            && req.expires_at.is_some_and(|e| e <= now)
+        {
+            close_expired(ctx, &mut tx, &req, now).await?;
+        }
+        ctx.commit(tx).await?;
+        Ok(())
     }
-    Ok(())
 }
 
-/// The watchdog of a running request: if it still runs, Klaxon died during it.
-pub async fn watchdog_job(
-    service: &IncidentService,
-    tx: &mut Tx,
-    payload: &str,
-    now: Millis,
-) -> Result<(), ServiceError> {
-    let Some(id) = request_id(payload) else {
-        return Ok(());
-    };
-    let Some(req) = actions::get(&mut **tx, id).await? else {
-        return Ok(());
-    };
-    let why = "interrupted: Klaxon stopped while it ran, so its outcome is unknown; check the target by hand";
-    let Some(incident) = advance(
-        service,
-        tx,
-        &req,
-        (RequestState::Running, RequestState::Interrupted),
-        None,
-        "interrupted",
-        why,
-        now,
-    )
-    .await?
-    else {
-        return Ok(());
-    };
-    let text = format!(
-        "⚠️ *{}* was {why}.\n`{}`",
-        req.action,
-        slack_escape(&req.plan)
-    );
-    show(service, tx, &incident, &req, &text, now).await?;
-    Ok(())
-}
-
-/// Runs an approved request: the run job. It manages its own transactions,
-/// because the step runs between them.
-pub async fn run_job(
-    app_service: &IncidentService,
-    catalog: &super::catalog::Catalog,
-    job_row: &Claimed,
-    owner: &str,
-) -> Result<(), ServiceError> {
-    let store = app_service.store();
-    let Some(id) = request_id(&job_row.payload) else {
-        return drop_job(store, job_row, owner).await;
-    };
-    let Some(req) = actions::get(store.pool(), id).await? else {
-        return drop_job(store, job_row, owner).await;
-    };
-    if req.state != RequestState::Approved {
-        return drop_job(store, job_row, owner).await;
-    }
-    let prepared = catalog
-        .get(&req.action)
-        .ok_or_else(|| Refusal(format!("`{}` is no longer in the catalog", req.action)))
-        .and_then(|a: &Action| {
-            let step = a
-                .values(&params_from_json(&req.params))
-                .and_then(|v| a.prepare(&v))?;
-            Ok((a, step))
-        });
-    let now = Millis::now();
-    let (action, step) = match prepared {
-        Ok(p) => p,
-        Err(Refusal(why)) => {
-            let mut tx = store.begin().await?;
-            if jobs::finish(&mut *tx, job_row.id, owner).await? {
-                advance(
-                    app_service,
-                    &mut tx,
-                    &req,
-                    (RequestState::Approved, RequestState::Failed),
-                    None,
-                    "failed",
-                    &why,
-                    now,
-                )
-                .await?;
+impl Watchdog {
+    async fn work(self, ctx: &Ctx, run: JobRun) -> std::result::Result<(), JobError> {
+        let Some(mut tx) = run.finish().await? else {
+            return Ok(());
+        };
+        let now = run.started;
+        if let Some(req) = actions::get(&mut *tx, self.request).await? {
+            let why = "interrupted: Klaxon stopped while it ran, so its outcome is unknown; check the target by hand";
+            if let Some(incident) = advance(
+                ctx,
+                &mut tx,
+                &req,
+                (RequestState::Running, RequestState::Interrupted),
+                None,
+                "interrupted",
+                why,
+                now,
+            )
+            .await?
+            {
+                let text = format!(
+                    "⚠️ *{}* was {why}.\n`{}`",
+                    req.action,
+                    slack_escape(&req.plan)
+                );
+                show(ctx, &mut tx, &incident, &req, &text, now).await?;
             }
-            tx.commit().await?;
+        }
+        ctx.commit(tx).await?;
+        Ok(())
+    }
+}
+
+impl Run {
+    /// Runs an approved request: marks it running (and arms the watchdog) in the
+    /// transaction that finishes the job, runs the step outside any transaction,
+    /// then records the outcome and updates the request's message.
+    async fn work(self, ctx: &Ctx, run: JobRun) -> std::result::Result<(), JobError> {
+        let store = &ctx.store;
+        let id = self.request;
+        let Some(req) = actions::get(store.pool(), id).await? else {
+            return Ok(());
+        };
+        if req.state != RequestState::Approved {
             return Ok(());
         }
-    };
-    if actions::running_on(store.pool(), &req.target).await? >= i64::from(action.concurrency) {
-        // The target is busy: wait for the run in progress.
-        jobs::retry_later(
-            store.pool(),
-            job_row.id,
-            owner,
-            now.plus(Duration::from_secs(2)),
-            "target busy",
-        )
-        .await?;
-        return Ok(());
-    }
-    let mut tx = store.begin().await?;
-    let started = if jobs::finish(&mut *tx, job_row.id, owner).await? {
-        advance(
-            app_service,
+        let prepared = ctx
+            .settings
+            .actions
+            .get(&req.action)
+            .ok_or_else(|| Refusal(format!("`{}` is no longer in the catalog", req.action)))
+            .and_then(|a: &Action| {
+                let step = a
+                    .values(&params_from_json(&req.params))
+                    .and_then(|v| a.prepare(&v))?;
+                Ok((a, step))
+            });
+        let now = ctx.clock.now();
+        let (action, step) = match prepared {
+            Ok(p) => p,
+            Err(Refusal(why)) => {
+                if let Some(mut tx) = run.finish().await? {
+                    advance(
+                        ctx,
+                        &mut tx,
+                        &req,
+                        (RequestState::Approved, RequestState::Failed),
+                        None,
+                        "failed",
+                        &why,
+                        now,
+                    )
+                    .await?;
+                    ctx.commit(tx).await?;
+                }
+                return Ok(());
+            }
+        };
+        if actions::running_on(store.pool(), &req.target).await? >= i64::from(action.concurrency) {
+            // The target is busy: wait for the run in progress.
+            return Err(JobError::NotYet {
+                reason: "target busy".into(),
+                after: TARGET_BUSY_RETRY,
+            });
+        }
+        let Some(mut tx) = run.finish().await? else {
+            return Ok(());
+        };
+        let Some(incident) = advance(
+            ctx,
             &mut tx,
             &req,
             (RequestState::Approved, RequestState::Running),
@@ -787,66 +709,50 @@ pub async fn run_job(
             now,
         )
         .await?
-    } else {
-        None
-    };
-    let Some(incident) = started else {
-        tx.rollback().await?;
-        return Ok(());
-    };
-    jobs::enqueue(
-        &mut *tx,
-        &job(
-            WATCHDOG_KIND,
-            id,
-            req.incident,
+        else {
+            tx.rollback().await?;
+            return Ok(());
+        };
+        jobs::enqueue(
+            &mut *tx,
+            &Watchdog::new(id, req.incident),
             now.plus(step.timeout() + WATCHDOG_GRACE),
-        ),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
+            now,
+        )
+        .await?;
+        ctx.commit(tx).await?;
 
-    let outcome = step.run().await;
-    tracing::info!(request = id, action = %req.action, success = outcome.success, summary = %outcome.summary, "action ran");
+        let outcome = step.run().await;
+        tracing::info!(request = id, action = %req.action, success = outcome.success, summary = %outcome.summary, "action ran");
 
-    let now = Millis::now();
-    let mut tx = store.begin().await?;
-    let to = if outcome.success {
-        RequestState::Succeeded
-    } else {
-        RequestState::Failed
-    };
-    let summary = redact(&outcome.summary, &action.redact);
-    if advance(
-        app_service,
-        &mut tx,
-        &req,
-        (RequestState::Running, to),
-        None,
-        to.as_str(),
-        &summary,
-        now,
-    )
-    .await?
-    .is_some()
-    {
-        jobs::cancel(&mut *tx, &format!("{WATCHDOG_KIND}:{id}")).await?;
-        let text = outcome_text(&req, action, &outcome);
-        show(app_service, &mut tx, &incident, &req, &text, now).await?;
+        let now = ctx.clock.now();
+        let mut tx = ctx.begin().await?;
+        let to = if outcome.success {
+            RequestState::Succeeded
+        } else {
+            RequestState::Failed
+        };
+        let summary = redact(&outcome.summary, &action.redact);
+        if advance(
+            ctx,
+            &mut tx,
+            &req,
+            (RequestState::Running, to),
+            None,
+            to.as_str(),
+            &summary,
+            now,
+        )
+        .await?
+        .is_some()
+        {
+            jobs::cancel(&mut *tx, &Watchdog::new(id, req.incident)).await?;
+            let text = outcome_text(&req, action, &outcome);
+            show(ctx, &mut tx, &incident, &req, &text, now).await?;
+        }
+        ctx.commit(tx).await?;
+        Ok(())
     }
-    tx.commit().await?;
-    app_service.wake_workers();
-    Ok(())
-}
-
-async fn drop_job(
-    store: &crate::store::Store,
-    job_row: &Claimed,
-    owner: &str,
-) -> Result<(), ServiceError> {
-    jobs::finish(store.pool(), job_row.id, owner).await?;
-    Ok(())
 }
 
 /// What the thread shows once a run is over.
@@ -885,8 +791,8 @@ pub fn outcome_text(req: &Request, action: &Action, outcome: &Outcome) -> String
 }
 
 /// `/incident actions`: the catalog, and who may run what.
-pub fn list(app: &App) -> Answer {
-    let catalog = &app.settings.actions;
+pub fn list(ctx: &Ctx) -> Answer {
+    let catalog = &ctx.settings.actions;
     if catalog.actions.is_empty() {
         return Answer::Done(
             "No actions are approved yet: add `[[actions]]` to the configuration.".into(),

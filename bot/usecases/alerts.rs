@@ -10,22 +10,23 @@
 //!   groups fold into one "alert storm" incident whose thread lists them in
 //!   digests (a job, a few seconds apart) — never dropped, never a flood.
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Alert, AlertBatch, AlertSource, Route};
-use crate::incident::service::{IncidentService, ServiceError};
-use crate::incident::{EventKind, Incident, IncidentRef, IncidentSource, TimelineEvent};
-use crate::slack::blocks;
+use super::thread::Entry;
+use super::{Ctx, Error, Result, incidents as open_close};
+use crate::alerts::routing::Route;
+use crate::alerts::{Alert, AlertBatch};
+use crate::incident::{ChannelId, EventKind, Incident, IncidentRef, Severity};
+use crate::jobs::{self, Job, JobError, JobRun, Lane};
 use crate::store::Tx;
 use crate::store::alerts::{self as store, Change, GroupLink};
 use crate::store::incidents::{self, NewIncident, Resolution};
-use crate::store::jobs::{self, NewJob};
-use crate::store::outbox::MessageKind;
 use crate::templates::{TemplateName, alerts_data};
 use crate::time::Millis;
 
-/// The job kind that lists newly folded groups in a storm thread.
-pub const DIGEST_KIND: &str = "storm_digest";
 /// How long a storm collects groups before listing them.
 const DIGEST_DELAY: std::time::Duration = std::time::Duration::from_secs(3);
 /// Groups listed per digest message.
@@ -41,15 +42,6 @@ pub struct Ingested {
     /// Folded into the route's alert-storm incident.
     pub folded: bool,
     pub resolved: bool,
-}
-
-impl IncidentSource {
-    fn from_alerts(s: AlertSource) -> IncidentSource {
-        match s {
-            AlertSource::Alertmanager => IncidentSource::Alertmanager,
-            AlertSource::Grafana => IncidentSource::Grafana,
-        }
-    }
 }
 
 /// One alert as the thread shows it.
@@ -96,13 +88,10 @@ fn name(a: &Alert) -> String {
 }
 
 /// Processes one notification.
-pub async fn ingest(
-    service: &IncidentService,
-    batch: &AlertBatch,
-) -> Result<Ingested, ServiceError> {
-    let now = Millis::now();
-    let settings = service.settings();
-    let mut tx = service.store().begin().await?;
+pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
+    let now = ctx.clock.now();
+    let settings = &ctx.settings;
+    let mut tx = ctx.begin().await?;
     if !store::first_notification(&mut *tx, &batch.dedupe_key(), now).await? {
         tx.rollback().await?;
         return Ok(Ingested {
@@ -138,12 +127,12 @@ pub async fn ingest(
             .await?;
             let (incident, folded) = if recent >= cap {
                 (
-                    storm_incident(service, &mut tx, batch, route, &labels, now).await?,
+                    storm_incident(ctx, &mut tx, batch, route, &labels, now).await?,
                     true,
                 )
             } else {
                 (
-                    open_for_group(service, &mut tx, batch, route, &group_id, &labels, now).await?,
+                    open_for_group(ctx, &mut tx, batch, route, &group_id, &labels, now).await?,
                     false,
                 )
             };
@@ -162,7 +151,10 @@ pub async fn ingest(
             )
             .await?;
             if folded {
-                jobs::enqueue(&mut *tx, &digest_job(incident.reference, now), now).await?;
+                let digest = StormDigest {
+                    incident: incident.reference.number(),
+                };
+                jobs::enqueue(&mut *tx, &digest, now.plus(DIGEST_DELAY), now).await?;
             }
             outcome.opened = !folded;
             outcome.folded = folded;
@@ -194,22 +186,24 @@ pub async fn ingest(
         }
     }
     let source = batch.source.to_string();
-    let source_label = IncidentSource::from_alerts(batch.source).label();
+    let source_label = batch.source.label();
+    let thread = ctx.thread();
     if !fired.is_empty() && !outcome.folded {
         let views: Vec<Value> = fired.iter().map(|a| alert_view(a)).collect();
-        let text = service.templates().render(
+        let text = ctx.render(
             TemplateName::AlertFiring,
             &alerts_data(&incident, source_label, &views, 0),
         )?;
         let mut names: Vec<String> = fired.iter().map(|a| name(a)).collect();
         names.dedup();
-        service
-            .post_event(
+        thread
+            .post(
                 &mut tx,
                 &incident,
-                EventKind::AlertFired,
-                None,
-                &format!("{} alert(s) fired: {}", fired.len(), names.join(", ")),
+                Entry::new(
+                    EventKind::AlertFired,
+                    format!("{} alert(s) fired: {}", fired.len(), names.join(", ")),
+                ),
                 &text,
                 now,
             )
@@ -218,19 +212,20 @@ pub async fn ingest(
     if !resolved.is_empty() {
         let still_firing = store::firing_count(&mut *tx, incident.reference).await?;
         let views: Vec<Value> = resolved.iter().map(|a| alert_view(a)).collect();
-        let text = service.templates().render(
+        let text = ctx.render(
             TemplateName::AlertResolved,
             &alerts_data(&incident, source_label, &views, still_firing),
         )?;
         let mut names: Vec<String> = resolved.iter().map(|a| name(a)).collect();
         names.dedup();
-        service
-            .post_event(
+        thread
+            .post(
                 &mut tx,
                 &incident,
-                EventKind::AlertResolved,
-                None,
-                &format!("{} alert(s) resolved: {}", resolved.len(), names.join(", ")),
+                Entry::new(
+                    EventKind::AlertResolved,
+                    format!("{} alert(s) resolved: {}", resolved.len(), names.join(", ")),
+                ),
                 &text,
                 now,
             )
@@ -241,39 +236,31 @@ pub async fn ingest(
                 resolution: Some(format!("every alert resolved ({source})")),
                 follow_up: None,
             };
-            outcome.resolved = service
-                .resolve_in(&mut tx, None, incident.reference, &resolution, now)
-                .await?
-                .is_some();
+            outcome.resolved =
+                open_close::resolve_in(ctx, &mut tx, None, incident.reference, &resolution, now)
+                    .await?
+                    .is_some();
         }
     }
-    tx.commit().await?;
-    service.wake_workers();
+    ctx.commit(tx).await?;
     if outcome.opened {
-        service.count_opened(IncidentSource::from_alerts(batch.source));
+        open_close::count_opened(ctx, batch.source);
     }
     Ok(outcome)
 }
 
 /// Where a route's new incident goes: its channel, severity and ladder.
 fn placement(
-    service: &IncidentService,
+    ctx: &Ctx,
     route: &Route,
-    labels: &std::collections::BTreeMap<String, String>,
-) -> Result<
-    (
-        crate::incident::ChannelId,
-        crate::incident::Severity,
-        Option<String>,
-    ),
-    ServiceError,
-> {
-    let settings = service.settings();
+    labels: &BTreeMap<String, String>,
+) -> Result<(ChannelId, Severity, Option<String>)> {
+    let settings = &ctx.settings;
     let channel = route
         .channel
         .clone()
         .or_else(|| settings.slack.incident_channel.clone())
-        .ok_or_else(|| ServiceError::NoChannel(route.name.clone()))?;
+        .ok_or_else(|| Error::NoChannel(route.name.clone()))?;
     let severity = route.severity_for(labels);
     let ladder = route.ladder.clone().or_else(|| {
         settings
@@ -286,110 +273,119 @@ fn placement(
 
 /// Opens the incident for a new alert group.
 async fn open_for_group(
-    service: &IncidentService,
+    ctx: &Ctx,
     tx: &mut Tx,
     batch: &AlertBatch,
     route: &Route,
     group_id: &str,
-    labels: &std::collections::BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
     now: Millis,
-) -> Result<Incident, ServiceError> {
-    let (channel, severity, ladder) = placement(service, route, labels)?;
+) -> Result<Incident> {
+    let (channel, severity, ladder) = placement(ctx, route, labels)?;
     let previous = store::last_incident_for_group(&mut **tx, group_id).await?;
     let title = batch.title();
-    let source = IncidentSource::from_alerts(batch.source);
-    let incident = service
-        .open_in(
-            tx,
-            &NewIncident {
-                title: &title,
-                severity,
-                channel: &channel,
-                opened_by: None,
-                source,
-                opened_at: now,
-                ladder: ladder.as_deref(),
-                previous,
-            },
-            &format!(
-                "{} opened the incident ({severity}): {title}",
-                source.label()
-            ),
-            now,
-        )
-        .await?;
+    let source = batch.source;
+    let incident = open_close::open_in(
+        ctx,
+        tx,
+        &NewIncident {
+            title: &title,
+            severity,
+            channel: &channel,
+            opened_by: None,
+            source,
+            opened_at: now,
+            ladder: ladder.as_deref(),
+            previous,
+        },
+        &format!(
+            "{} opened the incident ({severity}): {title}",
+            source.label()
+        ),
+        now,
+    )
+    .await?;
     store::set_alert_route(&mut **tx, incident.reference, &route.name, previous).await?;
     Ok(incident)
 }
 
 /// The route's open alert-storm incident, opened if there is none.
 async fn storm_incident(
-    service: &IncidentService,
+    ctx: &Ctx,
     tx: &mut Tx,
     batch: &AlertBatch,
     route: &Route,
-    labels: &std::collections::BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
     now: Millis,
-) -> Result<Incident, ServiceError> {
+) -> Result<Incident> {
     let key = format!("storm:{}", route.name);
     if let Some(r) = store::open_incident_for_route(&mut **tx, &key).await?
         && let Some(i) = incidents::get(&mut **tx, r).await?
     {
         return Ok(i);
     }
-    let (channel, severity, ladder) = placement(service, route, labels)?;
+    let (channel, severity, ladder) = placement(ctx, route, labels)?;
     let title = format!(
         "Alert storm on route {}: more than {} new alert groups a minute",
         route.name, route.max_new_incidents_per_minute
     );
-    let incident = service
-        .open_in(
-            tx,
-            &NewIncident {
-                title: &title,
-                severity,
-                channel: &channel,
-                opened_by: None,
-                source: IncidentSource::from_alerts(batch.source),
-                opened_at: now,
-                ladder: ladder.as_deref(),
-                previous: None,
-            },
-            &format!(
-                "alert storm: further new groups of route {} fold into this incident",
-                route.name
-            ),
-            now,
-        )
-        .await?;
+    let incident = open_close::open_in(
+        ctx,
+        tx,
+        &NewIncident {
+            title: &title,
+            severity,
+            channel: &channel,
+            opened_by: None,
+            source: batch.source,
+            opened_at: now,
+            ladder: ladder.as_deref(),
+            previous: None,
+        },
+        &format!(
+            "alert storm: further new groups of route {} fold into this incident",
+            route.name
+        ),
+        now,
+    )
+    .await?;
     store::set_alert_route(&mut **tx, incident.reference, &key, None).await?;
     Ok(incident)
 }
 
-fn digest_job(incident: IncidentRef, now: Millis) -> NewJob<'static> {
-    NewJob {
-        kind: DIGEST_KIND,
-        payload: json!({"incident": incident.number()}),
-        incident: Some(incident),
-        dedupe_key: Some(format!("storm_digest:{}", incident.number())),
-        run_at: now.plus(DIGEST_DELAY),
+/// Lists the groups folded into a storm since the last digest, a few seconds
+/// after the first of them arrived.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StormDigest {
+    pub incident: i64,
+}
+
+impl Job for StormDigest {
+    const KIND: &'static str = "storm_digest";
+    const LANE: Lane = Lane::Paging;
+    type Context = Ctx;
+
+    fn dedupe_key(&self) -> Option<String> {
+        Some(format!("storm_digest:{}", self.incident))
+    }
+
+    fn incident(&self) -> Option<IncidentRef> {
+        IncidentRef::new(self.incident)
+    }
+
+    async fn run(self, ctx: Ctx, run: JobRun) -> std::result::Result<(), JobError> {
+        let Some(mut tx) = run.finish().await? else {
+            return Ok(());
+        };
+        if let Some(r) = IncidentRef::new(self.incident) {
+            digest(&ctx, &mut tx, r, ctx.clock.now()).await?;
+        }
+        ctx.commit(tx).await?;
+        Ok(())
     }
 }
 
-/// Lists the groups folded into a storm since the last digest.
-pub async fn run_digest(
-    service: &IncidentService,
-    tx: &mut Tx,
-    payload: &str,
-    now: Millis,
-) -> Result<(), ServiceError> {
-    let Some(r) = serde_json::from_str::<Value>(payload)
-        .ok()
-        .and_then(|v| v.get("incident").and_then(Value::as_i64))
-        .and_then(IncidentRef::new)
-    else {
-        return Ok(());
-    };
+async fn digest(ctx: &Ctx, tx: &mut Tx, r: IncidentRef, now: Millis) -> Result<()> {
     let Some(incident) = incidents::get(&mut **tx, r).await? else {
         return Ok(());
     };
@@ -398,6 +394,7 @@ pub async fn run_digest(
         return Ok(());
     }
     let total = store::count_groups(&mut **tx, r).await?;
+    let thread = ctx.thread();
     for (n, chunk) in titles.chunks(DIGEST_CHUNK).enumerate() {
         let mut lines = vec![format!(
             "🌩 *{} more alert group(s) folded into this storm* ({} in all){}",
@@ -414,20 +411,15 @@ pub async fn run_digest(
                 .iter()
                 .map(|t| format!("• {}", crate::templates::slack_escape(t))),
         );
-        let event = TimelineEvent {
-            at: now,
-            kind: EventKind::AlertFired,
-            actor: None,
-            text: format!("{} alert group(s) folded into the storm", chunk.len()),
-            subject: None,
-        };
-        incidents::add_event(&mut **tx, r, &event).await?;
-        service
-            .enqueue(
+        thread
+            .post(
                 tx,
                 &incident,
-                MessageKind::Reply,
-                blocks::text_message(&lines.join("\n")),
+                Entry::new(
+                    EventKind::AlertFired,
+                    format!("{} alert group(s) folded into the storm", chunk.len()),
+                ),
+                &lines.join("\n"),
                 now,
             )
             .await?;

@@ -1,9 +1,11 @@
-//! Block Kit payloads, built in Rust around rendered (already escaped) text.
+//! Block Kit payloads, built in Rust around rendered (already escaped) text,
+//! and the ids of every button, menu and form Klaxon puts in them.
 //!
 //! Slack limits a section's text to 3,000 characters and a message's `text` to
-//! 40,000; longer text is cut at a safe place (never inside an `&amp;` entity or
-//! a `<@U…>` mention) and marked as truncated, so Slack never rejects a message
-//! for its length.
+//! 40,000 (Slack's "Block Kit" reference, section block); longer text is cut at a
+//! safe place (never inside an `&amp;` entity or a `<@U…>` mention) and marked as
+//! truncated, so Slack never rejects a message for its length. Nothing here does
+//! I/O: the use cases build messages with it, the outbox delivers them.
 
 use serde_json::{Value, json};
 
@@ -15,6 +17,11 @@ pub const ACTION_ACK: &str = "incident_ack";
 pub const ACTION_RESOLVE: &str = "incident_resolve";
 /// `action_id` of the Silence button on alert incidents (silences for one hour).
 pub const ACTION_SILENCE: &str = "incident_silence";
+/// `action_id`s of the approval buttons; their `value` is the request id.
+pub const ACTION_APPROVE: &str = "action_approve";
+pub const ACTION_DENY: &str = "action_deny";
+/// `action_id` of the Run check menu; its `block_id` is the incident's number.
+pub const ACTION_RUN_MENU: &str = "incident_run";
 /// `callback_id` of the resolve modal; `private_metadata` is the incident's number.
 pub const CALLBACK_RESOLVE: &str = "incident_resolve_modal";
 /// Block and action ids of the resolve modal's inputs.
@@ -119,7 +126,7 @@ pub fn root_message(incident: &Incident, text: &str, checks: &[(String, String)]
             "block_id": value,
             "elements": [{
                 "type": "static_select",
-                "action_id": crate::executor::flow::ACTION_RUN_MENU,
+                "action_id": ACTION_RUN_MENU,
                 "placeholder": {"type": "plain_text", "text": "Run check"},
                 "options": options,
             }],
@@ -155,6 +162,45 @@ pub fn text_message(text: &str) -> Value {
         "unfurl_links": false,
         "unfurl_media": false,
     })
+}
+
+/// An approval request: `text` and the Approve / Deny buttons for request `request`.
+pub fn approval_message(text: &str, request: i64) -> Value {
+    let id = request.to_string();
+    json!({
+        "text": fallback(text),
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": truncate_mrkdwn(text, SECTION_MAX)}},
+            {"type": "actions", "block_id": "approval", "elements": [
+                button("Approve", ACTION_APPROVE, &id, Some("primary")),
+                button("Deny", ACTION_DENY, &id, Some("danger")),
+            ]},
+        ],
+        "unfurl_links": false,
+    })
+}
+
+/// The text a person would see of a message: its section texts, else `text`.
+pub fn visible_text(body: &Value) -> String {
+    let from_blocks: Vec<&str> = body
+        .get("blocks")
+        .and_then(Value::as_array)
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter(|b| b.get("type").and_then(Value::as_str) == Some("section"))
+                .filter_map(|b| b.pointer("/text/text").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    if from_blocks.is_empty() {
+        body.get("text")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    } else {
+        from_blocks.join("\n")
+    }
 }
 
 fn text_input(block_id: &str, label: &str, placeholder: &str, optional: bool) -> Value {
@@ -244,5 +290,24 @@ mod tests {
         i.state = IncidentState::Resolved;
         let resolved = root_message(&i, "x", &[("check-api".into(), String::new())]);
         assert!(resolved.pointer("/blocks/1").is_none());
+    }
+
+    #[test]
+    fn visible_text_prefers_section_blocks() {
+        let body = json!({"text": "fallback", "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "line one"}},
+            {"type": "actions", "elements": []},
+            {"type": "section", "text": {"type": "mrkdwn", "text": "line two"}}
+        ]});
+        assert_eq!(visible_text(&body), "line one\nline two");
+        assert_eq!(visible_text(&json!({"text": "plain"})), "plain");
+    }
+
+    #[test]
+    fn an_approval_request_carries_approve_and_deny_for_its_request() {
+        let m = approval_message("🔐 <@U1> asks to run *restart*", 7);
+        assert_eq!(m["blocks"][1]["elements"][0]["action_id"], ACTION_APPROVE);
+        assert_eq!(m["blocks"][1]["elements"][1]["action_id"], ACTION_DENY);
+        assert_eq!(m["blocks"][1]["elements"][1]["value"], "7");
     }
 }

@@ -1,4 +1,4 @@
-//! The escalation step: one durable job per ladder step.
+//! The escalation step: one durable job per ladder step, on the paging lane.
 //!
 //! When a step's job runs it re-checks the incident first: one acknowledged or
 //! resolved a moment ago is not paged. Otherwise it works out who the level
@@ -9,21 +9,18 @@
 //! never swallows the page: the thread says why and the next level runs at once.
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::{Ladder, Target};
-use crate::incident::service::{IncidentService, ServiceError};
+use super::thread::Entry;
+use super::{Ctx, Result};
+use crate::escalation::{Ladder, Target};
 use crate::incident::{EventKind, Incident, IncidentRef, IncidentState, SlackUserId};
-use crate::slack::blocks;
-use crate::store::jobs::NewJob;
-use crate::store::outbox::{self, MessageKind, NewMessage};
+use crate::jobs::{self, Job, JobError, JobRun, Lane};
 use crate::store::{Tx, incidents, pages};
+use crate::telemetry::LevelLabels;
 use crate::templates::{PageFacts, TemplateName, page_data};
 use crate::time::Millis;
 
-/// The job kind of an escalation step.
-pub const KIND: &str = "escalate";
-
+/// The job that pages step `step` (0-based, across repeats) of an incident's ladder.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     pub incident: i64,
@@ -33,33 +30,76 @@ pub struct Step {
     pub forced: bool,
 }
 
-/// The job that pages step `step` of the incident's ladder at `run_at`.
-pub fn job(incident: IncidentRef, step: u32, run_at: Millis) -> NewJob<'static> {
-    NewJob {
-        kind: KIND,
-        payload: json!({"incident": incident.number(), "step": step}),
-        incident: Some(incident),
-        dedupe_key: Some(format!("escalate:{}:{step}", incident.number())),
-        run_at,
+impl Step {
+    pub fn new(incident: IncidentRef, step: u32) -> Step {
+        Step {
+            incident: incident.number(),
+            step,
+            forced: false,
+        }
+    }
+
+    /// A one-off step paged by `/incident escalate` on an acknowledged incident.
+    pub fn forced(incident: IncidentRef, step: u32) -> Step {
+        Step {
+            incident: incident.number(),
+            step,
+            forced: true,
+        }
     }
 }
 
-/// A one-off step paged by `/incident escalate` on an acknowledged incident.
-pub fn job_forced(incident: IncidentRef, step: u32, run_at: Millis) -> NewJob<'static> {
-    NewJob {
-        kind: KIND,
-        payload: json!({"incident": incident.number(), "step": step, "forced": true}),
-        incident: Some(incident),
-        dedupe_key: Some(format!("escalate:{}:{step}:forced", incident.number())),
-        run_at,
+impl Job for Step {
+    const KIND: &'static str = "escalate";
+    const LANE: Lane = Lane::Paging;
+    type Context = Ctx;
+
+    fn dedupe_key(&self) -> Option<String> {
+        Some(if self.forced {
+            format!("escalate:{}:{}:forced", self.incident, self.step)
+        } else {
+            format!("escalate:{}:{}", self.incident, self.step)
+        })
     }
+
+    fn incident(&self) -> Option<IncidentRef> {
+        IncidentRef::new(self.incident)
+    }
+
+    async fn run(self, ctx: Ctx, run: JobRun) -> std::result::Result<(), JobError> {
+        let Some(mut tx) = run.finish().await? else {
+            return Ok(());
+        };
+        let paged = page(&ctx, &mut tx, &self, run.due, run.started).await?;
+        ctx.commit(tx).await?;
+        if let Some(p) = paged {
+            ctx.metrics
+                .pages_sent
+                .get_or_create(&LevelLabels { level: p.level })
+                .inc_by(u64::try_from(p.people).unwrap_or(0));
+        }
+        Ok(())
+    }
+}
+
+/// Starts (or restarts) the ladder at `step` now, inside the caller's transaction.
+pub async fn start(tx: &mut Tx, incident: IncidentRef, step: u32, now: Millis) -> Result<()> {
+    jobs::cancel_for_incident::<Step, _>(&mut **tx, incident).await?;
+    jobs::enqueue(&mut **tx, &Step::new(incident, step), now, now).await?;
+    Ok(())
+}
+
+/// Stops the ladder: no further step of it will page.
+pub async fn stop(tx: &mut Tx, incident: IncidentRef) -> Result<()> {
+    jobs::cancel_for_incident::<Step, _>(&mut **tx, incident).await?;
+    Ok(())
 }
 
 /// A level that was paged, for the metrics once the transaction commits.
 #[derive(Debug, Clone)]
-pub struct Paged {
-    pub level: String,
-    pub people: usize,
+struct Paged {
+    level: String,
+    people: usize,
 }
 
 /// Who a level means right now, and why nobody if nobody.
@@ -69,8 +109,8 @@ struct Recipients {
     gaps: Vec<String>,
 }
 
-fn recipients(service: &IncidentService, targets: &[Target], now: Millis) -> Recipients {
-    let at = jiff::Timestamp::from_millisecond(now.0).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+fn recipients(ctx: &Ctx, targets: &[Target], now: Millis) -> Recipients {
+    let at = now.timestamp();
     let mut r = Recipients {
         users: Vec::new(),
         groups: Vec::new(),
@@ -81,8 +121,9 @@ fn recipients(service: &IncidentService, targets: &[Target], now: Millis) -> Rec
             Target::User(u) => r.users.push(u.clone()),
             Target::Group(g) => r.groups.push(g.clone()),
             Target::Schedule(name) => {
-                match service
-                    .escalation()
+                match ctx
+                    .settings
+                    .escalation
                     .schedules
                     .get(name)
                     .and_then(|s| s.on_call(at))
@@ -99,63 +140,52 @@ fn recipients(service: &IncidentService, targets: &[Target], now: Millis) -> Rec
 }
 
 /// Runs one step inside the job's transaction.
-pub async fn run(
-    service: &IncidentService,
+async fn page(
+    ctx: &Ctx,
     tx: &mut Tx,
-    payload: &str,
+    job: &Step,
     due: Millis,
     now: Millis,
-) -> Result<Option<Paged>, ServiceError> {
-    let Ok(Step {
-        incident,
-        step,
-        forced,
-    }) = serde_json::from_str::<Step>(payload)
-    else {
-        tracing::error!(
-            payload,
-            "escalation job with an unreadable payload; dropped"
-        );
-        return Ok(None);
-    };
-    let Some(r) = IncidentRef::new(incident) else {
+) -> Result<Option<Paged>> {
+    let Some(r) = IncidentRef::new(job.incident) else {
         return Ok(None);
     };
     let Some(current) = incidents::get(&mut **tx, r).await? else {
         return Ok(None);
     };
     let pageable = current.state == IncidentState::Open
-        || (forced && current.state == IncidentState::Acknowledged);
+        || (job.forced && current.state == IncidentState::Acknowledged);
     if !pageable {
-        tracing::info!(incident = %r, step, state = current.state.as_str(), "not paging: no longer open");
+        tracing::info!(incident = %r, step = job.step, state = current.state.as_str(), "not paging: no longer open");
         return Ok(None);
     }
-    if current.escalation_step.is_some_and(|done| done >= step) {
-        tracing::info!(incident = %r, step, "not paging: this step was already paged");
+    if current.escalation_step.is_some_and(|done| done >= job.step) {
+        tracing::info!(incident = %r, step = job.step, "not paging: this step was already paged");
         return Ok(None);
     }
     let ladder: Option<&Ladder> = current
         .ladder
         .as_deref()
-        .and_then(|name| service.escalation().ladder(name));
+        .and_then(|name| ctx.settings.escalation.ladder(name));
     let Some(ladder) = ladder else {
         tracing::warn!(incident = %r, ladder = ?current.ladder, "not paging: the ladder is not configured any more");
         return Ok(None);
     };
-    page_from(service, tx, &current, ladder, step, due, now).await
+    page_from(ctx, tx, &current, ladder, job.step, due, now).await
 }
 
 /// Pages `step`, or the first later step that has somebody to page.
 async fn page_from(
-    service: &IncidentService,
+    ctx: &Ctx,
     tx: &mut Tx,
     incident: &Incident,
     ladder: &Ladder,
     mut step: u32,
     due: Millis,
     now: Millis,
-) -> Result<Option<Paged>, ServiceError> {
+) -> Result<Option<Paged>> {
     let r = incident.reference;
+    let thread = ctx.thread();
     loop {
         let Some(level) = ladder.level(step) else {
             let text = format!(
@@ -165,13 +195,14 @@ async fn page_from(
                 ladder.levels.len(),
                 ladder.repeat
             );
-            service
-                .post_event(
+            thread
+                .post(
                     tx,
                     incident,
-                    EventKind::Escalated,
-                    None,
-                    "the ladder ran out without an acknowledgement",
+                    Entry::new(
+                        EventKind::Escalated,
+                        "the ladder ran out without an acknowledgement",
+                    ),
                     &text,
                     now,
                 )
@@ -179,7 +210,7 @@ async fn page_from(
             incidents::set_escalation(&mut **tx, r, None, Some(step)).await?;
             return Ok(None);
         };
-        let who = recipients(service, &level.targets, now);
+        let who = recipients(ctx, &level.targets, now);
         if who.users.is_empty() && who.groups.is_empty() {
             let why = if who.gaps.is_empty() {
                 "no targets".to_string()
@@ -190,13 +221,14 @@ async fn page_from(
                 "⚠️ *{}* has nobody to page for {r} ({why}); escalating to the next level now.",
                 level.name
             );
-            service
-                .post_event(
+            thread
+                .post(
                     tx,
                     incident,
-                    EventKind::Escalated,
-                    None,
-                    &format!("{} had nobody to page ({why})", level.name),
+                    Entry::new(
+                        EventKind::Escalated,
+                        format!("{} had nobody to page ({why})", level.name),
+                    ),
                     &text,
                     now,
                 )
@@ -217,45 +249,35 @@ async fn page_from(
             next_level,
         };
         let data = page_data(incident, &facts);
-        let thread_text = service
-            .templates()
-            .render(TemplateName::EscalationPage, &data)?;
-        let dm_text = service.templates().render(TemplateName::PageDm, &data)?;
+        let thread_text = ctx.render(TemplateName::EscalationPage, &data)?;
+        let dm_text = ctx.render(TemplateName::PageDm, &data)?;
         let names: Vec<String> = who.users.iter().map(|u| format!("<@{u}>")).collect();
-        service
-            .post_event(
+        let entry_text = match who.users.len() + who.groups.len() {
+            1 => format!("paged {}:", level.name),
+            n => format!("paged {} ({n} in all):", level.name),
+        };
+        thread
+            .post_page(
                 tx,
                 incident,
-                EventKind::Escalated,
-                who.users.first(),
-                &match who.users.len() + who.groups.len() {
-                    1 => format!("paged {}:", level.name),
-                    n => format!("paged {} ({n} in all):", level.name),
-                },
+                Entry::new(EventKind::Escalated, entry_text).about(who.users.first()),
                 &thread_text,
                 now,
             )
             .await?;
         for user in &who.users {
-            outbox::enqueue(
-                &mut **tx,
-                &NewMessage {
-                    incident: Some(r),
-                    kind: MessageKind::Direct,
-                    channel: &incident.channel,
-                    user: Some(user),
-                    payload: blocks::page_dm(incident, &dm_text),
-                    updates: None,
-                },
-                now,
-            )
-            .await?;
+            thread.page_dm(tx, incident, user, &dm_text, now).await?;
             pages::record(&mut **tx, r, step, &level.name, user, now).await?;
         }
         incidents::set_escalation(&mut **tx, r, None, Some(step)).await?;
         if incident.state == IncidentState::Open {
-            crate::store::jobs::enqueue(&mut **tx, &job(r, step + 1, due.plus(level.wait)), now)
-                .await?;
+            jobs::enqueue(
+                &mut **tx,
+                &Step::new(r, step + 1),
+                due.plus(level.wait),
+                now,
+            )
+            .await?;
         }
         tracing::info!(incident = %r, step, level = %level.name, people = %names.join(" "), "paged");
         return Ok(Some(Paged {
@@ -263,16 +285,4 @@ async fn page_from(
             people: who.users.len() + who.groups.len(),
         }));
     }
-}
-
-/// Starts (or restarts) the ladder at `step` now, inside the caller's transaction.
-pub async fn start(
-    tx: &mut Tx,
-    incident: IncidentRef,
-    step: u32,
-    now: Millis,
-) -> Result<(), ServiceError> {
-    crate::store::jobs::cancel_for_incident(&mut **tx, incident, KIND).await?;
-    crate::store::jobs::enqueue(&mut **tx, &job(incident, step, now), now).await?;
-    Ok(())
 }

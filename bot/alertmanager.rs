@@ -1,0 +1,96 @@
+//! Alertmanager's API v2, for silences made from Slack: the adapter behind
+//! [`Silencer`]. Errors are one line for the thread and never carry the URL
+//! (it may hold credentials).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::usecases::ports::{BoxFuture, NewSilence, Silencer};
+
+/// One call may take this long before it counts as failed (the job retries).
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Alertmanager at a base URL such as `http://alertmanager:9093`.
+#[derive(Debug, Clone)]
+pub struct AlertmanagerApi {
+    client: reqwest::Client,
+    base_url: String,
+}
+
+impl AlertmanagerApi {
+    pub fn new(base_url: &str) -> anyhow::Result<AlertmanagerApi> {
+        Ok(AlertmanagerApi {
+            client: reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .user_agent(concat!("klaxon/", env!("CARGO_PKG_VERSION")))
+                .build()?,
+            base_url: base_url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// `POST /api/v2/silences` with exact, equal matchers; returns the silence id.
+    async fn create_silence(&self, s: &NewSilence) -> Result<String, String> {
+        let matchers: Vec<Value> = s
+            .matchers
+            .iter()
+            .map(|(k, v)| json!({"name": k, "value": v, "isRegex": false, "isEqual": true}))
+            .collect();
+        let body = json!({
+            "matchers": matchers,
+            "startsAt": s.starts.rfc3339(),
+            "endsAt": s.ends.rfc3339(),
+            "createdBy": s.created_by,
+            "comment": s.comment,
+        });
+        let response = self
+            .client
+            .post(format!("{}/api/v2/silences", self.base_url))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("Alertmanager did not answer: {}", without_url(&e)))?;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(format!("Alertmanager answered {status}: {answer}"));
+        }
+        answer
+            .get("silenceID")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| "Alertmanager's answer has no silenceID".to_string())
+    }
+
+    /// `DELETE /api/v2/silence/{id}`; one that no longer exists counts as expired.
+    async fn expire_silence(&self, id: &str) -> Result<(), String> {
+        let response = self
+            .client
+            .delete(format!("{}/api/v2/silence/{id}", self.base_url))
+            .send()
+            .await
+            .map_err(|e| format!("Alertmanager did not answer: {}", without_url(&e)))?;
+        match response.status().as_u16() {
+            200..=299 | 404 => Ok(()),
+            s => Err(format!("Alertmanager answered {s} for silence {id}")),
+        }
+    }
+}
+
+impl Silencer for AlertmanagerApi {
+    fn create<'a>(&'a self, silence: &'a NewSilence) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(self.create_silence(silence))
+    }
+
+    fn expire<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.expire_silence(id))
+    }
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(url) = e.url() {
+        s = s.replace(url.as_str(), "Alertmanager");
+    }
+    s
+}

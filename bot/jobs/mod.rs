@@ -1,0 +1,324 @@
+//! Durable jobs as types, and the lanes they run on.
+//!
+//! A job is a Rust type: a serde payload with a kind name, a lane, an optional
+//! de-duplication key and the incident it belongs to ([`Job`]). It is enqueued
+//! inside the caller's transaction ([`enqueue`]), so a state change and the work
+//! it starts commit together, and it runs when it falls due, on its lane, through
+//! the [`Registry`] the wiring builds once (the shape of crates.io's background
+//! worker). This module knows no feature: escalation steps, action runs and
+//! silences are jobs defined by the use cases and registered at wiring time.
+//!
+//! **Lanes** keep pages from waiting on the outside world. [`Lane::Paging`] runs
+//! short jobs that only touch the database (pages, expiries, digests);
+//! [`Lane::Actions`] runs approved actions (Docker, HTTP, commands);
+//! [`Lane::Outside`] runs calls to other systems (Alertmanager). Each lane has its
+//! own workers, concurrency and per-job timeout, so a hung Docker engine or a slow
+//! Alertmanager holds a slot of its own lane and nothing else.
+//!
+//! - [`scheduler`]: the workers: claim due jobs of a lane, run them, retry them.
+
+pub mod scheduler;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::{Any, Executor};
+use tokio::sync::Notify;
+
+use crate::incident::IncidentRef;
+use crate::store::jobs::{self as rows, NewJob};
+use crate::store::{Store, StoreError, StoreResult, Tx};
+use crate::time::Millis;
+
+/// Where a job runs. Each lane has its own workers, concurrency and timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lane {
+    /// Pages and other short jobs that only touch the database.
+    Paging,
+    /// Approved actions: Docker, HTTP and command steps (seconds to minutes).
+    Actions,
+    /// Calls to other systems (Alertmanager's API).
+    Outside,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 3] = [Lane::Paging, Lane::Actions, Lane::Outside];
+
+    /// The `lane` column and metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Paging => "paging",
+            Lane::Actions => "actions",
+            Lane::Outside => "outside",
+        }
+    }
+
+    /// Jobs of this lane that run at once in one process.
+    pub fn concurrency(self) -> usize {
+        match self {
+            Lane::Paging => 4,
+            Lane::Actions => 8,
+            Lane::Outside => 4,
+        }
+    }
+
+    /// The longest one job of this lane may run before it is abandoned and
+    /// retried. Action steps have their own, shorter timeouts; this is the net
+    /// under them.
+    pub fn timeout(self) -> Duration {
+        match self {
+            Lane::Paging => Duration::from_secs(30),
+            Lane::Actions => Duration::from_secs(3_600),
+            Lane::Outside => Duration::from_secs(30),
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Lane::Paging => 0,
+            Lane::Actions => 1,
+            Lane::Outside => 2,
+        }
+    }
+}
+
+impl fmt::Display for Lane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a job did not finish. The scheduler retries it either way.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The database failed; the job is tried again after a backoff.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The job could not do its work now (an outside system failed); it is tried
+    /// again after `after`, or after a backoff by attempts when `None`.
+    #[error("{reason}")]
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// Not a failure: the job cannot start yet (its target is busy) and asks to
+    /// be run again after `after`.
+    #[error("not yet: {reason}")]
+    NotYet { reason: String, after: Duration },
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(e: sqlx::Error) -> Self {
+        JobError::Store(StoreError::Database(e))
+    }
+}
+
+/// A kind of durable job. Implement it on the payload type.
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The `kind` column: names the job in the table, the logs and the metrics.
+    const KIND: &'static str;
+    /// The lane it runs on.
+    const LANE: Lane;
+    /// What it runs with (the use cases' context).
+    type Context: Clone + Send + Sync + 'static;
+
+    /// Jobs with the same key are one job: a second enqueue does nothing.
+    fn dedupe_key(&self) -> Option<String> {
+        None
+    }
+
+    /// The incident the job belongs to (its jobs can be cancelled together).
+    fn incident(&self) -> Option<IncidentRef> {
+        None
+    }
+
+    /// Does the work. Effects that must happen exactly once are written in the
+    /// transaction [`JobRun::finish`] opens; returning `Ok` without calling it
+    /// simply drops the job.
+    fn run(
+        self,
+        ctx: Self::Context,
+        run: JobRun,
+    ) -> impl Future<Output = Result<(), JobError>> + Send;
+}
+
+/// Enqueues `job` to run at `run_at`, in the caller's transaction (or on the
+/// pool). `false` when a job with the same dedupe key already waits.
+pub async fn enqueue<'c, J: Job, E: Executor<'c, Database = Any>>(
+    ex: E,
+    job: &J,
+    run_at: Millis,
+    now: Millis,
+) -> StoreResult<bool> {
+    let payload = serde_json::to_string(job)
+        .map_err(|e| StoreError::Corrupt(format!("job {}: {e}", J::KIND)))?;
+    rows::enqueue(
+        ex,
+        &NewJob {
+            kind: J::KIND,
+            lane: J::LANE.as_str(),
+            payload,
+            incident: job.incident(),
+            dedupe_key: job.dedupe_key(),
+            run_at,
+        },
+        now,
+    )
+    .await
+}
+
+/// Drops the waiting jobs of kind `J` of an incident.
+pub async fn cancel_for_incident<'c, J: Job, E: Executor<'c, Database = Any>>(
+    ex: E,
+    incident: IncidentRef,
+) -> StoreResult<u64> {
+    rows::cancel_for_incident(ex, incident, J::KIND).await
+}
+
+/// Drops the waiting job that `job` would de-duplicate against, if any.
+pub async fn cancel<'c, J: Job, E: Executor<'c, Database = Any>>(
+    ex: E,
+    job: &J,
+) -> StoreResult<u64> {
+    match job.dedupe_key() {
+        Some(key) => rows::cancel(ex, &key).await,
+        None => Ok(0),
+    }
+}
+
+/// One run of a claimed job: what it needs to finish under its lease.
+#[derive(Debug)]
+pub struct JobRun {
+    store: Store,
+    id: i64,
+    owner: Arc<str>,
+    /// When the job was due.
+    pub due: Millis,
+    /// When this run started (by the clock).
+    pub started: Millis,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    finished: AtomicBool,
+}
+
+impl JobRun {
+    /// Opens the transaction that finishes this job: its first statement deletes
+    /// the job under this worker's lease. Write the job's effects in it and commit.
+    /// `None` when the lease was lost (another worker runs the job): do nothing.
+    pub async fn finish(&self) -> Result<Option<Tx>, StoreError> {
+        let mut tx = self.store.begin().await?;
+        if rows::finish(&mut *tx, self.id, &self.owner).await? {
+            self.finished.store(true, Ordering::Release);
+            Ok(Some(tx))
+        } else {
+            tracing::warn!(
+                job = self.id,
+                "lost the lease on a job; another worker runs it"
+            );
+            tx.rollback().await?;
+            Ok(None)
+        }
+    }
+
+    /// The job's row id.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+}
+
+type RunFn<C> = Arc<
+    dyn Fn(C, String, JobRun) -> Pin<Box<dyn Future<Output = Result<(), JobError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+struct Registered<C> {
+    lane: Lane,
+    run: RunFn<C>,
+}
+
+/// Every job kind this process runs, built once at wiring time.
+pub struct Registry<C> {
+    kinds: HashMap<&'static str, Registered<C>>,
+}
+
+impl<C> fmt::Debug for Registry<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kinds: Vec<_> = self.kinds.keys().collect();
+        kinds.sort();
+        f.debug_struct("Registry").field("kinds", &kinds).finish()
+    }
+}
+
+impl<C: Clone + Send + Sync + 'static> Default for Registry<C> {
+    fn default() -> Self {
+        Registry {
+            kinds: HashMap::new(),
+        }
+    }
+}
+
+impl<C: Clone + Send + Sync + 'static> Registry<C> {
+    /// Adds job type `J`. Registering two types with one kind is a bug: the second panics.
+    pub fn register<J: Job<Context = C>>(&mut self) -> &mut Self {
+        let run: RunFn<C> = Arc::new(|ctx: C, payload: String, run: JobRun| {
+            Box::pin(async move {
+                match serde_json::from_str::<J>(&payload) {
+                    Ok(job) => job.run(ctx, run).await,
+                    Err(e) => {
+                        // A payload this version cannot read will never be readable: drop it.
+                        tracing::error!(kind = J::KIND, error = %e, payload, "unreadable job payload; dropped");
+                        Ok(())
+                    }
+                }
+            })
+        });
+        let previous = self
+            .kinds
+            .insert(J::KIND, Registered { lane: J::LANE, run });
+        assert!(previous.is_none(), "job kind {} registered twice", J::KIND);
+        self
+    }
+
+    /// The kinds of a lane (for metrics and tests).
+    pub fn kinds_of(&self, lane: Lane) -> Vec<&'static str> {
+        let mut kinds: Vec<_> = self
+            .kinds
+            .iter()
+            .filter(|(_, r)| r.lane == lane)
+            .map(|(k, _)| *k)
+            .collect();
+        kinds.sort_unstable();
+        kinds
+    }
+
+    fn get(&self, kind: &str) -> Option<&Registered<C>> {
+        self.kinds.get(kind)
+    }
+}
+
+/// Wakes the lanes' workers after a commit that may have enqueued jobs.
+#[derive(Debug, Clone, Default)]
+pub struct Wake {
+    lanes: Arc<[Notify; 3]>,
+}
+
+impl Wake {
+    /// Wakes every lane (each re-reads its queue once).
+    pub fn all(&self) {
+        for n in self.lanes.iter() {
+            n.notify_one();
+        }
+    }
+
+    fn lane(&self, lane: Lane) -> &Notify {
+        &self.lanes[lane.index()]
+    }
+}

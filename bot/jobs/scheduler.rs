@@ -1,0 +1,331 @@
+//! The scheduler: one worker loop per lane, running jobs when they fall due.
+//!
+//! Each lane's loop sleeps until its earliest job is due — woken early when a
+//! job is enqueued ([`Wake`]), when a running job ends, or when the clock jumps —
+//! instead of polling on a fixed cycle. It claims only as many due jobs as it has
+//! free slots (so no claimed job waits behind a slow one), runs each as its own
+//! task under the lane's timeout, and keeps their leases alive while they run
+//! (a heartbeat every [`RENEW_EVERY`]). A replica that dies stops renewing, and
+//! its jobs are taken over once their lease ([`LEASE`]) runs out.
+//!
+//! A job that fails (or times out) is retried with exponential backoff. A
+//! database that does not answer makes the lane back off, then try again.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::{JobError, JobRun, Lane, Registry, Wake};
+use crate::store::jobs::{self as rows, Claimed};
+use crate::store::{Store, StoreResult};
+use crate::telemetry::{JobLabels, LaneLabels, Metrics};
+use crate::time::{Clock, Millis, backoff};
+
+/// The longest sleep with nothing due (a safety net for jobs other replicas enqueue).
+const MAX_IDLE: Duration = Duration::from_secs(30);
+/// How long a claimed job is ours without a heartbeat.
+pub const LEASE: Duration = Duration::from_secs(6);
+/// How often the leases of running jobs are renewed.
+pub const RENEW_EVERY: Duration = Duration::from_secs(2);
+/// How long shutdown waits for running jobs before leaving them to their leases.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The shortest wait between two claims that found nothing to run.
+const MIN_PAUSE: Duration = Duration::from_millis(25);
+
+/// Runs the registered jobs of every lane.
+pub struct Scheduler<C> {
+    registry: Arc<Registry<C>>,
+    ctx: C,
+    store: Store,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    wake: Wake,
+    owner: Arc<str>,
+    /// Jobs this process runs now (never started twice, even if a lease lapsed).
+    running: Mutex<HashSet<i64>>,
+}
+
+impl<C> std::fmt::Debug for Scheduler<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("owner", &self.owner)
+            .field("registry", &self.registry)
+            .finish()
+    }
+}
+
+impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
+    pub fn new(
+        registry: Registry<C>,
+        ctx: C,
+        store: Store,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+        wake: Wake,
+    ) -> Scheduler<C> {
+        Scheduler {
+            registry: Arc::new(registry),
+            ctx,
+            store,
+            clock,
+            metrics,
+            wake,
+            owner: format!("jobs-{}-{:08x}", std::process::id(), rand::random::<u32>()).into(),
+            running: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Runs every lane until `shutdown` turns true; running jobs get a grace period.
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let mut lanes = JoinSet::new();
+        for lane in Lane::ALL {
+            lanes.spawn(self.clone().lane_loop(lane, shutdown.clone()));
+        }
+        lanes.spawn(self.clone().heartbeat(shutdown));
+        while lanes.join_next().await.is_some() {}
+        tracing::debug!("scheduler stopped");
+    }
+
+    fn running_now(&self) -> usize {
+        self.running.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Renews the leases of the jobs this process runs.
+    async fn heartbeat(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(RENEW_EVERY) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() && self.running_now() == 0 {
+                return;
+            }
+            if self.running_now() > 0
+                && let Err(e) =
+                    rows::renew(self.store.pool(), &self.owner, self.clock.now().plus(LEASE)).await
+            {
+                tracing::warn!(error = %e, "could not renew job leases");
+            }
+            if *shutdown.borrow() {
+                // Keep renewing while the last jobs finish their grace period.
+                tokio::time::sleep(RENEW_EVERY).await;
+                if self.running_now() == 0 {
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn lane_loop(self: Arc<Self>, lane: Lane, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(lane.concurrency()));
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut jumps = self.clock.jumps();
+        let mut failures = 0u32;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let free = slots.available_permits();
+            let wait_until = if free == 0 {
+                None
+            } else {
+                match self.claim_and_start(lane, free, &slots, &mut tasks).await {
+                    Ok(next) => {
+                        failures = 0;
+                        next
+                    }
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        let wait = backoff(failures, MAX_IDLE);
+                        tracing::warn!(lane = %lane, error = %e, retry_in = ?wait, "scheduler: database unavailable");
+                        Some(self.clock.now().plus(wait))
+                    }
+                }
+            };
+            let until = wait_until.unwrap_or_else(|| self.clock.now().plus(MAX_IDLE));
+            tokio::select! {
+                _ = self.wake.lane(lane).notified() => {}
+                _ = self.clock.sleep_until(until) => {}
+                _ = jumps.changed() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        if !tasks.is_empty() {
+            tracing::info!(lane = %lane, running = tasks.len(), "waiting for running jobs");
+            let drained = async { while tasks.join_next().await.is_some() {} };
+            if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+                tracing::warn!(lane = %lane, "jobs still running at shutdown; their leases will expire and another start retries them");
+                tasks.abort_all();
+            }
+        }
+    }
+
+    /// Claims up to `free` due jobs of `lane` and starts them. Returns when the
+    /// lane should look again (`None`: when a slot frees up).
+    async fn claim_and_start(
+        self: &Arc<Self>,
+        lane: Lane,
+        free: usize,
+        slots: &Arc<Semaphore>,
+        tasks: &mut JoinSet<()>,
+    ) -> StoreResult<Option<Millis>> {
+        let now = self.clock.now();
+        let claimed = rows::claim_due(
+            &self.store,
+            lane.as_str(),
+            &self.owner,
+            now,
+            now.plus(LEASE),
+            i64::try_from(free).unwrap_or(1),
+        )
+        .await?;
+        let mut started = 0;
+        for job in claimed {
+            let fresh = self.running.lock().is_ok_and(|mut r| r.insert(job.id));
+            if !fresh {
+                continue; // Already running here: its lease lapsed and came back to us.
+            }
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                self.forget(job.id);
+                rows::retry_later(
+                    self.store.pool(),
+                    job.id,
+                    &self.owner,
+                    job.run_at,
+                    "no free slot",
+                )
+                .await?;
+                continue;
+            };
+            started += 1;
+            let this = self.clone();
+            tasks.spawn(async move {
+                this.run_one(lane, job).await;
+                drop(permit);
+            });
+        }
+        if started == free {
+            return Ok(None);
+        }
+        let next = rows::next_due(self.store.pool(), lane.as_str()).await?;
+        let floor = self.clock.now().plus(MIN_PAUSE);
+        Ok(Some(
+            next.map_or(self.clock.now().plus(MAX_IDLE), |n| n.max(floor)),
+        ))
+    }
+
+    fn forget(&self, id: i64) {
+        if let Ok(mut r) = self.running.lock() {
+            r.remove(&id);
+        }
+    }
+
+    async fn run_one(&self, lane: Lane, job: Claimed) {
+        let started = self.clock.now();
+        let kind_labels = JobLabels {
+            lane: lane.as_str().into(),
+            kind: job.kind.clone(),
+        };
+        let lateness = started.since(job.run_at);
+        self.metrics
+            .job_lateness
+            .get_or_create(&kind_labels)
+            .observe(lateness.as_secs_f64());
+        let lane_labels = LaneLabels {
+            lane: lane.as_str().into(),
+        };
+        self.metrics.jobs_running.get_or_create(&lane_labels).inc();
+        let outcome = match self.registry.get(&job.kind) {
+            None => {
+                tracing::error!(job = job.id, kind = %job.kind, "no job type of this kind is registered; dropped");
+                Ok(())
+            }
+            Some(registered) => {
+                let run = JobRun {
+                    store: self.store.clone(),
+                    id: job.id,
+                    owner: self.owner.clone(),
+                    due: job.run_at,
+                    started,
+                    attempts: u32::try_from(job.attempts).unwrap_or(u32::MAX),
+                    finished: Default::default(),
+                };
+                let future = (registered.run)(self.ctx.clone(), job.payload.clone(), run);
+                match tokio::time::timeout(lane.timeout(), future).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        self.metrics
+                            .jobs_timed_out
+                            .get_or_create(&kind_labels)
+                            .inc();
+                        Err(JobError::Retry {
+                            reason: format!("timed out after {:?}", lane.timeout()),
+                            after: None,
+                        })
+                    }
+                }
+            }
+        };
+        self.metrics.jobs_running.get_or_create(&lane_labels).dec();
+        if let Err(e) = self.settle(&job, outcome).await {
+            tracing::warn!(job = job.id, kind = %job.kind, error = %e, "could not record a job's outcome; its lease will expire and it runs again");
+        }
+        self.forget(job.id);
+    }
+
+    /// Finishes a job that returned `Ok` without finishing itself, or releases a
+    /// failed one for a later attempt.
+    async fn settle(&self, job: &Claimed, outcome: Result<(), JobError>) -> StoreResult<()> {
+        match outcome {
+            Ok(()) => {
+                // Idempotent: a job that finished itself is already gone.
+                rows::finish(self.store.pool(), job.id, &self.owner).await?;
+                Ok(())
+            }
+            Err(JobError::NotYet { reason, after }) => {
+                tracing::debug!(job = job.id, kind = %job.kind, reason, "job deferred");
+                rows::retry_later(
+                    self.store.pool(),
+                    job.id,
+                    &self.owner,
+                    self.clock.now().plus(after),
+                    &reason,
+                )
+                .await
+            }
+            Err(e) => {
+                let attempts = u32::try_from(job.attempts).unwrap_or(u32::MAX);
+                let wait = match &e {
+                    JobError::Retry {
+                        after: Some(after), ..
+                    } => *after,
+                    _ => backoff(attempts, Duration::from_secs(300)),
+                };
+                self.metrics
+                    .job_failures
+                    .get_or_create(&JobLabels {
+                        lane: self
+                            .registry
+                            .get(&job.kind)
+                            .map_or("unknown", |r| r.lane.as_str())
+                            .into(),
+                        kind: job.kind.clone(),
+                    })
+                    .inc();
+                tracing::warn!(job = job.id, kind = %job.kind, attempts, error = %e, retry_in = ?wait, "job failed; will retry");
+                rows::retry_later(
+                    self.store.pool(),
+                    job.id,
+                    &self.owner,
+                    self.clock.now().plus(wait),
+                    &e.to_string(),
+                )
+                .await
+            }
+        }
+    }
+}

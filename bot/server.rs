@@ -1,0 +1,280 @@
+//! Wiring: settings in, a running Klaxon out.
+//!
+//! [`build`] connects and migrates the database, loads the templates, chooses
+//! the Slack client (or the console stand-in) and plugs the adapters into the
+//! use cases. [`run`] serves HTTP and runs the job lanes and the outbox sender
+//! until the shutdown future completes; then it stops accepting connections,
+//! lets requests in flight, running jobs (within a grace period) and the Slack
+//! call in flight finish, and leaves everything else in the database for the
+//! next start. [`check_config`] is `klaxon check-config`.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use slack_morphism::prelude::SlackSigningSecret;
+use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::alertmanager::AlertmanagerApi;
+use crate::app::App;
+use crate::config::Settings;
+use crate::jobs::Registry;
+use crate::jobs::scheduler::Scheduler;
+use crate::slack::api::{ConsoleMessage, SlackApi};
+use crate::slack::groups::GroupDirectory;
+use crate::slack::outbox::OutboxSender;
+use crate::store::Store;
+use crate::telemetry::Metrics;
+use crate::templates::Templates;
+use crate::time::Clock;
+use crate::usecases::{Ctx, actions, alerts, escalate, housekeeping, ports, silences};
+
+/// Installs the one TLS crypto provider the process uses (two are linked in).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Connects, migrates and loads templates, on the system clock. `transcript`
+/// receives what the console stand-in posts (used by `klaxon demo`).
+pub async fn build(
+    settings: Settings,
+    transcript: Option<mpsc::UnboundedSender<ConsoleMessage>>,
+) -> anyhow::Result<Arc<App>> {
+    build_with_clock(settings, transcript, Clock::system()).await
+}
+
+/// Like [`build`], on `clock` (tests and the demo move it forward).
+pub async fn build_with_clock(
+    settings: Settings,
+    transcript: Option<mpsc::UnboundedSender<ConsoleMessage>>,
+    clock: Clock,
+) -> anyhow::Result<Arc<App>> {
+    install_crypto_provider();
+    let settings = Arc::new(settings);
+    let store = Store::connect(settings.database_url.expose_secret())
+        .await
+        .context("cannot connect to the database")?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    let templates = Templates::load(settings.templates_dir.as_deref()).map_err(|problems| {
+        anyhow::anyhow!(
+            "templates are broken: {}",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    let slack = Arc::new(match &settings.slack.bot_token {
+        Some(token) => SlackApi::web(
+            &settings.slack.api_url,
+            token.clone(),
+            settings.outbox.request_timeout,
+        )?,
+        None => {
+            tracing::warn!("no Slack bot token: console mode, messages go to the log");
+            SlackApi::console(transcript)
+        }
+    });
+    let verifier = settings.slack.signing_secret.as_ref().map(|s| {
+        SlackEventSignatureVerifier::new(&SlackSigningSecret::new(s.expose_secret().to_string()))
+    });
+    if verifier.is_none() {
+        tracing::warn!("no Slack signing secret: every request to /slack/* will be refused (401)");
+    }
+    let alertmanager: Option<Arc<dyn ports::Silencer>> = match &settings.alerts.alertmanager_url {
+        Some(url) => Some(Arc::new(AlertmanagerApi::new(url)?)),
+        None => None,
+    };
+    let ctx = Ctx {
+        store,
+        clock,
+        templates: Arc::new(templates),
+        metrics: Arc::new(Metrics::new()),
+        outbox_wake: Arc::new(Notify::new()),
+        jobs_wake: Default::default(),
+        directory: Arc::new(GroupDirectory::new(slack.clone())),
+        alertmanager,
+        settings,
+    };
+    Ok(Arc::new(App {
+        ctx,
+        slack,
+        verifier,
+    }))
+}
+
+/// Every job type Klaxon runs: the one registry, built here at wiring time.
+pub fn job_registry() -> Registry<Ctx> {
+    let mut registry = Registry::default();
+    registry
+        .register::<escalate::Step>()
+        .register::<alerts::StormDigest>()
+        .register::<actions::Run>()
+        .register::<actions::Expire>()
+        .register::<actions::Watchdog>()
+        .register::<silences::Create>()
+        .register::<silences::ExpireAll>()
+        .register::<housekeeping::Prune>();
+    registry
+}
+
+/// Serves on `listener` until `shutdown` completes, then shuts down cleanly.
+pub async fn run(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let ctx = &app.ctx;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sender = Arc::new(OutboxSender::new(
+        ctx.store.clone(),
+        ctx.clock.clone(),
+        app.slack.clone(),
+        ctx.settings.outbox.clone(),
+        ctx.metrics.clone(),
+        ctx.outbox_wake.clone(),
+    ));
+    let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
+    if let Err(e) = housekeeping::schedule(ctx).await {
+        tracing::warn!(error = %e, "could not schedule housekeeping");
+    }
+    let scheduler = Arc::new(Scheduler::new(
+        job_registry(),
+        ctx.clone(),
+        ctx.store.clone(),
+        ctx.clock.clone(),
+        ctx.metrics.clone(),
+        ctx.jobs_wake.clone(),
+    ));
+    let scheduler_task = tokio::spawn(scheduler.run(stop_rx));
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "klaxon listening");
+    let router = crate::http::router(app.clone());
+    let served = serve(listener, router, &ctx.settings.http, shutdown).await;
+
+    tracing::info!("shutting down: waiting for the job lanes and the outbox sender");
+    let _ = stop_tx.send(true);
+    let _ = scheduler_task.await;
+    let _ = sender_task.await;
+    ctx.store.close().await;
+    served.context("the HTTP server failed")
+}
+
+/// Accepts connections until `shutdown`, then lets requests in flight finish.
+///
+/// Like `axum::serve`, plus a header read timeout, so a client that trickles
+/// its headers (slow-loris) is cut off instead of holding a connection forever.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    http: &crate::config::HttpSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(http.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = watched.await;
+        });
+    }
+    drop(listener);
+    // Requests in flight finish (bounded by the request timeout); idle connections close.
+    if tokio::time::timeout(http.request_timeout * 2, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections were still open at shutdown");
+    }
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// `klaxon check-config`: every problem with the configuration and the templates,
+/// in one pass. Exit code 0 when there is none, 1 otherwise.
+pub fn check_config(path: Option<&std::path::Path>) -> std::process::ExitCode {
+    let path = crate::config::resolve_path(path);
+    let source = path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "defaults (no klaxon.toml)".into());
+    let mut problems: Vec<String> = Vec::new();
+    let templates_dir = match crate::config::load(path.as_deref(), &crate::config::process_env) {
+        Ok(s) => s.templates_dir,
+        Err(e) => {
+            problems.extend(e.0.iter().map(ToString::to_string));
+            None
+        }
+    };
+    match Templates::load(templates_dir.as_deref()) {
+        Ok(t) => problems.extend(t.check().iter().map(|e| format!("templates: {e}"))),
+        Err(errors) => problems.extend(errors.iter().map(|e| format!("templates: {e}"))),
+    }
+    if problems.is_empty() {
+        println!("{source}: configuration and templates are valid");
+        std::process::ExitCode::SUCCESS
+    } else {
+        eprintln!("{source}: {} problem(s)", problems.len());
+        for p in &problems {
+            eprintln!("  - {p}");
+        }
+        std::process::ExitCode::from(1)
+    }
+}

@@ -1,0 +1,87 @@
+//! Who may do what: run or approve an action, change an incident's severity.
+//!
+//! Permissions name people three ways (`user:U…`, `group:S…`, `schedule:NAME`,
+//! see [`Target`]); this is the one place that decides whether a person is
+//! among them. A group whose members Slack cannot list right now denies (fail
+//! closed) and says why.
+
+use super::{Ctx, Result};
+use crate::escalation::Target;
+use crate::incident::{Incident, SlackUserId};
+use crate::store::actions::{self, AuditEntry};
+
+/// Whether `user` is among `targets`: named, in a named Slack user group, or on
+/// call now in a named schedule. `Err` says why a group could not be checked
+/// (when no other target matched).
+pub async fn is_among(
+    ctx: &Ctx,
+    user: &SlackUserId,
+    targets: &[Target],
+) -> std::result::Result<bool, String> {
+    let at = ctx.clock.timestamp();
+    let mut lookup_error = None;
+    for t in targets {
+        match t {
+            Target::User(u) if u == user => return Ok(true),
+            Target::User(_) => {}
+            Target::Schedule(name) => {
+                let on_call = ctx
+                    .settings
+                    .escalation
+                    .schedules
+                    .get(name)
+                    .and_then(|s| s.on_call(at));
+                if on_call.is_some_and(|o| &o.user == user) {
+                    return Ok(true);
+                }
+            }
+            Target::Group(g) => match ctx.directory.members(g).await {
+                Ok(members) if members.contains(user.as_str()) => return Ok(true),
+                Ok(_) => {}
+                Err(e) => lookup_error = Some(e),
+            },
+        }
+    }
+    match lookup_error {
+        Some(e) => Err(e),
+        None => Ok(false),
+    }
+}
+
+/// When `incidents.severity_changers` is set, only those people, and whoever
+/// opened or owns the incident, may change its severity. `Some`: the refusal,
+/// already audited.
+pub async fn may_change_severity(
+    ctx: &Ctx,
+    user: &SlackUserId,
+    incident: &Incident,
+) -> Result<Option<String>> {
+    let changers = &ctx.settings.incidents.severity_changers;
+    if changers.is_empty()
+        || incident.opened_by.as_ref() == Some(user)
+        || incident.owner.as_ref() == Some(user)
+    {
+        return Ok(None);
+    }
+    if let Ok(true) = is_among(ctx, user, changers).await {
+        return Ok(None);
+    }
+    let why = format!(
+        "Only the people in `incidents.severity_changers`, or whoever opened or owns {}, may change its severity.",
+        incident.reference
+    );
+    actions::audit(
+        ctx.store.pool(),
+        &AuditEntry {
+            incident: Some(incident.reference),
+            request: None,
+            actor: Some(user.as_str()),
+            event: "refused",
+            action: Some("sev"),
+            detail: &why,
+        },
+        ctx.clock.now(),
+    )
+    .await?;
+    Ok(Some(format!("⛔ {why}")))
+}

@@ -1,0 +1,141 @@
+//! The use cases: what Klaxon does when something happens.
+//!
+//! One module per kind of trigger, each a set of functions over one [`Ctx`]:
+//! a change to the database (one transaction that changes state, records the
+//! timeline, enqueues the Slack messages and the jobs it starts) and an
+//! [`Answer`] for the person who asked. They share one seam for writing to an
+//! incident's thread ([`thread`]) and one place that decides who may do what
+//! ([`access`]). Nothing here speaks HTTP or Slack's wire format: the adapters
+//! (`crate::http`, `crate::slack`) call in, and the outside systems a use case
+//! needs are reached through the [`ports`] the wiring plugs in.
+//!
+//! - [`incidents`]: `/incident` commands on incidents (open, ack, status, sev,
+//!   assign, escalate, reopen, resolve, list, oncall) and the DM `ack`.
+//! - [`escalate`]: the escalation step, a durable job per ladder level.
+//! - [`alerts`]: alert notifications in, incident threads out; storm digests.
+//! - [`silences`]: silences in Alertmanager from Slack, as jobs.
+//! - [`actions`]: requests, approvals, runs and the audit log of approved actions.
+//! - [`housekeeping`]: forgetting what only guarded against duplicates.
+//! - [`access`], [`thread`], [`ports`]: the shared parts.
+
+pub mod access;
+pub mod actions;
+pub mod alerts;
+pub mod escalate;
+pub mod housekeeping;
+pub mod incidents;
+pub mod ports;
+pub mod silences;
+pub mod thread;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::config::Settings;
+use crate::incident::{ChannelId, SlackUserId};
+use crate::jobs::{self, JobError};
+use crate::store::{Store, StoreError, Tx};
+use crate::telemetry::Metrics;
+use crate::templates::{TemplateError, TemplateName, Templates};
+use crate::time::Clock;
+
+/// Who asked, and in which channel.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user: SlackUserId,
+    pub channel: ChannelId,
+}
+
+/// What to tell the person who asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// It happened; the text says what.
+    Done(String),
+    /// Nothing changed, and the text says why (a mistake, not a fault).
+    Refused(String),
+}
+
+impl Answer {
+    pub fn text(&self) -> &str {
+        match self {
+            Answer::Done(t) | Answer::Refused(t) => t,
+        }
+    }
+}
+
+/// Why a use case failed (a fault, not the person's mistake: that is an [`Answer::Refused`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(
+        "no Slack channel for alerts of route {0}: set slack.incident_channel or the route's channel"
+    )]
+    NoChannel(String),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Store(StoreError::Database(e))
+    }
+}
+
+impl From<Error> for JobError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Store(e) => JobError::Store(e),
+            other => JobError::Retry {
+                reason: other.to_string(),
+                after: None,
+            },
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What every use case works with. Cheap to clone (handles and `Arc`s).
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub store: Store,
+    pub clock: Clock,
+    pub settings: Arc<Settings>,
+    pub templates: Arc<Templates>,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the outbox sender after a commit that enqueued messages.
+    pub outbox_wake: Arc<Notify>,
+    /// Wakes the job lanes after a commit that enqueued jobs.
+    pub jobs_wake: jobs::Wake,
+    /// Slack user groups (permissions).
+    pub directory: Arc<dyn ports::Directory>,
+    /// Alertmanager's silences API, when `alerts.alertmanager_url` is set.
+    pub alertmanager: Option<Arc<dyn ports::Silencer>>,
+}
+
+impl Ctx {
+    /// Renders a communication template.
+    pub fn render(&self, name: TemplateName, data: &serde_json::Value) -> Result<String> {
+        Ok(self.templates.render(name, data)?)
+    }
+
+    /// Opens a transaction. Write transactions start with a write statement (see `crate::store`).
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(self.store.begin().await?)
+    }
+
+    /// Commits and wakes the workers that may have new work.
+    pub async fn commit(&self, tx: Tx) -> Result<()> {
+        tx.commit().await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Tells the outbox sender and the job lanes that new work may wait.
+    pub fn wake(&self) {
+        self.outbox_wake.notify_one();
+        self.jobs_wake.all();
+    }
+}

@@ -1,0 +1,51 @@
+//! The outside systems the use cases need, as traits the wiring plugs in.
+//!
+//! The use cases sit below the adapters: they name what they need here, and the
+//! adapters (`crate::slack::groups`, `crate::alertmanager`) implement it. Tests
+//! and the demo can plug in their own.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::time::Millis;
+
+/// A boxed future, as object-safe traits return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Who is in a Slack user group.
+pub trait Directory: Send + Sync + Debug {
+    /// The user IDs in `group` (`S…`); `Err` says why they could not be read.
+    fn members<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<HashSet<String>, String>>;
+}
+
+/// A directory with no groups (console mode, tests).
+#[derive(Debug, Default)]
+pub struct NoGroups;
+
+impl Directory for NoGroups {
+    fn members<'a>(&'a self, _group: &'a str) -> BoxFuture<'a, Result<HashSet<String>, String>> {
+        Box::pin(async { Ok(HashSet::new()) })
+    }
+}
+
+/// A silence to create in Alertmanager (API v2, `POST /api/v2/silences`).
+#[derive(Debug, Clone)]
+pub struct NewSilence {
+    /// Label name → value, each an exact, equal matcher.
+    pub matchers: BTreeMap<String, String>,
+    pub starts: Millis,
+    pub ends: Millis,
+    /// `slack:U…`.
+    pub created_by: String,
+    pub comment: String,
+}
+
+/// Alertmanager's silences.
+pub trait Silencer: Send + Sync + Debug {
+    /// Creates a silence; returns its id.
+    fn create<'a>(&'a self, silence: &'a NewSilence) -> BoxFuture<'a, Result<String, String>>;
+    /// Expires a silence; one that no longer exists counts as expired.
+    fn expire<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), String>>;
+}

@@ -1,0 +1,278 @@
+//! Silences from Slack: `/incident silence` and the Silence button create a
+//! silence in Alertmanager matching the incident's alert groups; when the
+//! incident resolves, Klaxon expires the silences it made (configurable).
+//!
+//! Both are durable jobs on the `outside` lane, so a slow or unreachable
+//! Alertmanager never delays a page. The call to Alertmanager happens before the
+//! job's transaction (no database lock is held while it answers); the result is
+//! then recorded, and announced in the thread, in that transaction.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::ports::NewSilence;
+use super::thread::Entry;
+use super::{Ctx, Result};
+use crate::incident::{EventKind, IncidentRef, IncidentSource, SlackUserId};
+use crate::jobs::{self, Job, JobError, JobRun, Lane};
+use crate::store::{Tx, alerts as store, incidents};
+use crate::time::{Millis, human_duration};
+
+/// After this many failed attempts the thread is told and the job gives up.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// Enqueues the creation of a silence for `incident` on behalf of `user`, in `tx`.
+pub async fn request(
+    tx: &mut Tx,
+    incident: IncidentRef,
+    duration: Duration,
+    user: &SlackUserId,
+    now: Millis,
+) -> Result<()> {
+    let job = Create {
+        incident: incident.number(),
+        duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        user: user.as_str().to_string(),
+    };
+    jobs::enqueue(&mut **tx, &job, now, now).await?;
+    Ok(())
+}
+
+/// When the incident had silences made by Klaxon and the configuration says so,
+/// enqueues their expiry (in the resolving transaction).
+pub async fn expire_on_resolve(ctx: &Ctx, tx: &mut Tx, r: IncidentRef, now: Millis) -> Result<()> {
+    if ctx.settings.alerts.expire_silences_on_resolve
+        && !store::active_silences(&mut **tx, r, now).await?.is_empty()
+    {
+        jobs::enqueue(
+            &mut **tx,
+            &ExpireAll {
+                incident: r.number(),
+            },
+            now,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Creates a silence in Alertmanager for each Alertmanager group of an incident.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Create {
+    pub incident: i64,
+    pub duration_ms: u64,
+    /// The Slack user who asked.
+    pub user: String,
+}
+
+impl Job for Create {
+    const KIND: &'static str = "silence";
+    const LANE: Lane = Lane::Outside;
+    type Context = Ctx;
+
+    fn incident(&self) -> Option<IncidentRef> {
+        IncidentRef::new(self.incident)
+    }
+
+    async fn run(self, ctx: Ctx, run: JobRun) -> std::result::Result<(), JobError> {
+        let Some(r) = IncidentRef::new(self.incident) else {
+            return Ok(());
+        };
+        let outcome = match &ctx.alertmanager {
+            None => Outcome::Failed(
+                "no Alertmanager URL is configured (alerts.alertmanager_url)".into(),
+            ),
+            Some(api) => {
+                let pool = ctx.store.pool();
+                let title = incidents::get(pool, r)
+                    .await?
+                    .map(|i| i.title)
+                    .unwrap_or_default();
+                let groups = store::groups_of(pool, r).await?;
+                let now = ctx.clock.now();
+                let duration = Duration::from_millis(self.duration_ms);
+                let until = now.plus(duration);
+                let mut ids = Vec::new();
+                let mut failure = None;
+                for g in groups
+                    .iter()
+                    .filter(|g| g.source == IncidentSource::Alertmanager.as_str())
+                {
+                    let matchers: BTreeMap<String, String> =
+                        serde_json::from_value(g.labels.clone()).unwrap_or_default();
+                    if matchers.is_empty() {
+                        continue;
+                    }
+                    let silence = NewSilence {
+                        matchers,
+                        starts: now,
+                        ends: until,
+                        created_by: format!("slack:{}", self.user),
+                        comment: format!("Klaxon {r}: {title}"),
+                    };
+                    match api.create(&silence).await {
+                        Ok(id) => ids.push(id),
+                        Err(e) => {
+                            // Undo this attempt's silences, so a retry does not leave
+                            // duplicates that nobody records (and so nobody expires).
+                            for id in &ids {
+                                let _ = api.expire(id).await;
+                            }
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failure {
+                    Some(e) if run.attempts < MAX_ATTEMPTS => {
+                        return Err(JobError::Retry {
+                            reason: e,
+                            after: None,
+                        });
+                    }
+                    Some(e) => Outcome::Failed(e),
+                    None if ids.is_empty() => Outcome::Failed(
+                        "it has no Alertmanager alert group with labels to match".into(),
+                    ),
+                    None => Outcome::Created {
+                        ids,
+                        until,
+                        duration,
+                    },
+                }
+            }
+        };
+        let Some(mut tx) = run.finish().await? else {
+            return Ok(());
+        };
+        let Some(incident) = incidents::get(&mut *tx, r).await? else {
+            return Ok(());
+        };
+        let now = ctx.clock.now();
+        let (timeline, reply) = match outcome {
+            Outcome::Created {
+                ids,
+                until,
+                duration,
+            } => {
+                for id in &ids {
+                    store::add_silence(&mut *tx, r, id, &self.user, until).await?;
+                }
+                let who = SlackUserId::parse(&self.user)
+                    .map(|u| format!("<@{u}>"))
+                    .unwrap_or_else(|| "someone".into());
+                (
+                    format!(
+                        "silenced the alerts for {} in Alertmanager",
+                        human_duration(duration)
+                    ),
+                    format!(
+                        "🔕 {who} silenced {} alert group(s) of {r} in Alertmanager for {} (until {}). Silence: `{}`",
+                        ids.len(),
+                        human_duration(duration),
+                        until.time_utc_from(now),
+                        ids.join("`, `")
+                    ),
+                )
+            }
+            Outcome::Failed(reason) => (
+                format!("silence failed: {reason}"),
+                format!(
+                    "⚠️ Could not silence {r} in Alertmanager: {}",
+                    crate::templates::slack_escape(&reason)
+                ),
+            ),
+        };
+        ctx.thread()
+            .post(
+                &mut tx,
+                &incident,
+                Entry::new(EventKind::Silenced, timeline),
+                &reply,
+                now,
+            )
+            .await?;
+        ctx.commit(tx).await?;
+        Ok(())
+    }
+}
+
+enum Outcome {
+    Created {
+        ids: Vec<String>,
+        until: Millis,
+        duration: Duration,
+    },
+    Failed(String),
+}
+
+/// Expires the silences Klaxon created for an incident (when it resolves).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExpireAll {
+    pub incident: i64,
+}
+
+impl Job for ExpireAll {
+    const KIND: &'static str = "expire_silences";
+    const LANE: Lane = Lane::Outside;
+    type Context = Ctx;
+
+    fn dedupe_key(&self) -> Option<String> {
+        Some(format!("expire_silences:{}", self.incident))
+    }
+
+    fn incident(&self) -> Option<IncidentRef> {
+        IncidentRef::new(self.incident)
+    }
+
+    async fn run(self, ctx: Ctx, run: JobRun) -> std::result::Result<(), JobError> {
+        let (Some(r), Some(api)) = (IncidentRef::new(self.incident), &ctx.alertmanager) else {
+            return Ok(());
+        };
+        let active = store::active_silences(ctx.store.pool(), r, ctx.clock.now()).await?;
+        let mut expired = Vec::new();
+        for s in active {
+            match api.expire(&s.silence_id).await {
+                Ok(()) => expired.push(s.id),
+                Err(e) if run.attempts < MAX_ATTEMPTS => {
+                    return Err(JobError::Retry {
+                        reason: e,
+                        after: None,
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(incident = %r, error = %e, "giving up expiring a silence");
+                }
+            }
+        }
+        let Some(mut tx) = run.finish().await? else {
+            return Ok(());
+        };
+        let now = ctx.clock.now();
+        for id in &expired {
+            store::mark_silence_expired(&mut *tx, *id, now).await?;
+        }
+        if let (false, Some(incident)) = (expired.is_empty(), incidents::get(&mut *tx, r).await?) {
+            ctx.thread()
+                .post(
+                    &mut tx,
+                    &incident,
+                    Entry::new(
+                        EventKind::Silenced,
+                        format!("expired {} silence(s)", expired.len()),
+                    ),
+                    &format!(
+                        "🔔 {r} is resolved, so its {} silence(s) in Alertmanager are expired: new alerts will notify again.",
+                        expired.len()
+                    ),
+                    now,
+                )
+                .await?;
+        }
+        ctx.commit(tx).await?;
+        Ok(())
+    }
+}

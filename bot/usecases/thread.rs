@@ -1,0 +1,315 @@
+//! The one seam through which use cases write an incident's story: its timeline,
+//! its thread and its root message.
+//!
+//! Every change to an incident follows the same steps: a conditional update (in
+//! the use case), then [`Thread::post`]: the timeline event, the reply in the
+//! thread and, when the state shown changed, the root message re-rendered. All of
+//! it is rows in the caller's transaction; the outbox sender delivers the
+//! messages after the commit, in order.
+
+use serde_json::Value;
+
+use super::{Ctx, Result};
+use crate::blocks;
+use crate::incident::{ChannelId, EventKind, Incident, SlackUserId, TimelineEvent};
+use crate::store::outbox::{self, MessageKind, NewMessage};
+use crate::store::{Tx, incidents};
+use crate::templates::{self, TemplateName};
+use crate::time::Millis;
+
+/// One line of an incident's timeline, as a use case writes it.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub kind: EventKind,
+    /// Who did it (`None`: Klaxon itself, or an alert sender).
+    pub actor: Option<&'a SlackUserId>,
+    /// Plain text, e.g. "changed severity from P2 to P1".
+    pub text: String,
+    /// The person it is about (a new owner, the first person paged).
+    pub subject: Option<&'a SlackUserId>,
+}
+
+impl<'a> Entry<'a> {
+    pub fn new(kind: EventKind, text: impl Into<String>) -> Entry<'a> {
+        Entry {
+            kind,
+            actor: None,
+            text: text.into(),
+            subject: None,
+        }
+    }
+
+    pub fn by(mut self, actor: &'a SlackUserId) -> Entry<'a> {
+        self.actor = Some(actor);
+        self
+    }
+
+    pub fn about(mut self, subject: Option<&'a SlackUserId>) -> Entry<'a> {
+        self.subject = subject;
+        self
+    }
+}
+
+impl Ctx {
+    /// The seam every use case writes an incident's thread through.
+    pub fn thread(&self) -> Thread<'_> {
+        Thread::new(self)
+    }
+}
+
+/// Writes an incident's timeline, thread and root, inside a transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Thread<'a> {
+    ctx: &'a Ctx,
+}
+
+impl<'a> Thread<'a> {
+    pub fn new(ctx: &'a Ctx) -> Thread<'a> {
+        Thread { ctx }
+    }
+
+    /// Appends `entry` to the incident's timeline.
+    pub async fn record(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        entry: Entry<'_>,
+        now: Millis,
+    ) -> Result<()> {
+        incidents::add_event(
+            &mut **tx,
+            incident.reference,
+            &TimelineEvent {
+                at: now,
+                kind: entry.kind,
+                actor: entry.actor.cloned(),
+                text: entry.text,
+                subject: entry.subject.cloned(),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Records `entry` and posts `reply` in the thread.
+    pub async fn post(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        entry: Entry<'_>,
+        reply: &str,
+        now: Millis,
+    ) -> Result<()> {
+        self.record(tx, incident, entry, now).await?;
+        self.reply(tx, incident, blocks::text_message(reply), now)
+            .await?;
+        Ok(())
+    }
+
+    /// Records `entry`, posts `reply`, and re-renders the root message (the
+    /// state, owner or severity it shows changed).
+    pub async fn post_and_refresh(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        entry: Entry<'_>,
+        reply: &str,
+        now: Millis,
+    ) -> Result<()> {
+        self.post(tx, incident, entry, reply, now).await?;
+        self.refresh_root(tx, incident, now).await
+    }
+
+    /// Records `entry` and posts a page in the thread: like [`Thread::post`], but
+    /// the outbox drops the reply if the incident is acknowledged or resolved
+    /// before it goes out.
+    pub async fn post_page(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        entry: Entry<'_>,
+        reply: &str,
+        now: Millis,
+    ) -> Result<()> {
+        self.record(tx, incident, entry, now).await?;
+        self.enqueue(
+            tx,
+            incident,
+            MessageKind::Reply,
+            blocks::text_message(reply),
+            None,
+            true,
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A page's direct message to `user`, with its Acknowledge button; dropped
+    /// like [`Thread::post_page`] if the incident is acknowledged first.
+    pub async fn page_dm(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        user: &SlackUserId,
+        text: &str,
+        now: Millis,
+    ) -> Result<()> {
+        outbox::enqueue(
+            &mut **tx,
+            &NewMessage {
+                incident: Some(incident.reference),
+                kind: MessageKind::Direct,
+                channel: &incident.channel,
+                user: Some(user),
+                payload: blocks::page_dm(incident, text),
+                updates: None,
+                page: true,
+            },
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A reply in the thread; returns its outbox id, so [`Thread::update`] can change it later.
+    pub async fn reply(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        payload: Value,
+        now: Millis,
+    ) -> Result<i64> {
+        self.enqueue(tx, incident, MessageKind::Reply, payload, None, false, now)
+            .await
+    }
+
+    /// Replaces the text of an earlier message of the thread (`message`: its outbox id).
+    pub async fn update(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        message: i64,
+        text: &str,
+        now: Millis,
+    ) -> Result<()> {
+        self.enqueue(
+            tx,
+            incident,
+            MessageKind::Update,
+            blocks::text_message(text),
+            Some(message),
+            false,
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Posts the thread's root message (the first message of a new incident).
+    pub async fn post_root(&self, tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
+        let root = self.root_payload(incident)?;
+        self.enqueue(tx, incident, MessageKind::Root, root, None, false, now)
+            .await?;
+        Ok(())
+    }
+
+    /// Re-renders the root message from the incident as it is now.
+    pub async fn refresh_root(&self, tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
+        let root = self.root_payload(incident)?;
+        self.enqueue(
+            tx,
+            incident,
+            MessageKind::UpdateRoot,
+            root,
+            None,
+            false,
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Tells one person something only they see, in `channel` (outside any transaction).
+    pub async fn tell(&self, channel: &ChannelId, user: &SlackUserId, text: &str) -> Result<()> {
+        self.outside_tx(MessageKind::Ephemeral, channel, user, text)
+            .await
+    }
+
+    /// Sends `text` to `user` in a direct message (outside any transaction).
+    pub async fn direct(&self, channel: &ChannelId, user: &SlackUserId, text: &str) -> Result<()> {
+        self.outside_tx(MessageKind::Direct, channel, user, text)
+            .await
+    }
+
+    async fn outside_tx(
+        &self,
+        kind: MessageKind,
+        channel: &ChannelId,
+        user: &SlackUserId,
+        text: &str,
+    ) -> Result<()> {
+        outbox::enqueue(
+            self.ctx.store.pool(),
+            &NewMessage {
+                incident: None,
+                kind,
+                channel,
+                user: Some(user),
+                payload: blocks::text_message(text),
+                updates: None,
+                page: false,
+            },
+            self.ctx.clock.now(),
+        )
+        .await?;
+        self.ctx.outbox_wake.notify_one();
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn enqueue(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        kind: MessageKind,
+        payload: Value,
+        updates: Option<i64>,
+        page: bool,
+        now: Millis,
+    ) -> Result<i64> {
+        Ok(outbox::enqueue(
+            &mut **tx,
+            &NewMessage {
+                incident: Some(incident.reference),
+                kind,
+                channel: &incident.channel,
+                user: None,
+                payload,
+                updates,
+                page,
+            },
+            now,
+        )
+        .await?)
+    }
+
+    /// The root message: the rendered "Initial Incident Post", its buttons, and a
+    /// Run check menu of the read-only actions that need no parameters.
+    fn root_payload(&self, incident: &Incident) -> Result<Value> {
+        let text = self.ctx.render(
+            TemplateName::IncidentOpened,
+            &templates::incident_data(incident),
+        )?;
+        let checks: Vec<(String, String)> = self
+            .ctx
+            .settings
+            .actions
+            .actions
+            .values()
+            .filter(|a| a.read_only && a.params.iter().all(|p| p.default.is_some()))
+            .map(|a| (a.name.clone(), a.description.clone()))
+            .collect();
+        Ok(blocks::root_message(incident, &text, &checks))
+    }
+}

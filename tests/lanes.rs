@@ -1,0 +1,320 @@
+//! Pages never wait: jobs that wait on the outside world (action steps,
+//! Alertmanager, Docker) run on lanes of their own, and a page still queued when
+//! its incident is acknowledged is dropped, not delivered late.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::Row;
+use tokio::net::TcpListener;
+
+use crate::support::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A TCP server that accepts connections and never answers: a hung Alertmanager
+/// or Docker engine. Connections stay open while the returned task lives.
+async fn hung_server() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    (addr, task)
+}
+
+fn paging(calls: &[fake_slack::Call], level: &str) -> usize {
+    calls
+        .iter()
+        .filter(|c| {
+            c.method == "chat.postMessage" && c.text().contains(&format!("*Paging {level}*"))
+        })
+        .count()
+}
+
+/// How late (ms) a ladder step was paged: the page's time minus its due time
+/// (the incident opened at step 0's due time; each level waits `wait`).
+async fn page_lateness_ms(store: &klaxon::store::Store, step: i64, wait_ms: i64) -> i64 {
+    let row = sqlx::query(
+        "SELECT p.at - (i.opened_at + $1 * $2) AS late FROM pages p JOIN incidents i ON i.id = p.incident_id \
+         WHERE p.step = $1 ORDER BY p.id LIMIT 1",
+    )
+    .bind(step)
+    .bind(wait_ms)
+    .fetch_one(store.pool())
+    .await
+    .expect("the page was recorded");
+    row.get::<i64, _>("late")
+}
+
+fn alert_notification() -> String {
+    json!({
+        "version": "4",
+        "groupKey": "{}:{alertname=\"DatabaseDown\"}",
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "klaxon",
+        "groupLabels": {"alertname": "DatabaseDown"},
+        "commonLabels": {"alertname": "DatabaseDown", "severity": "critical"},
+        "commonAnnotations": {"summary": "The primary database is down"},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": [{
+            "status": "firing",
+            "labels": {"alertname": "DatabaseDown", "severity": "critical", "instance": "db-1:5432"},
+            "annotations": {"summary": "The primary database is down"},
+            "startsAt": "2026-11-22T17:04:09Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "fingerprint": "d1b2c3",
+        }],
+    })
+    .to_string()
+}
+
+/// A P0 from Alertmanager with a 3-second ladder; a 15-second action and six
+/// silences against an Alertmanager that never answers run meanwhile.
+async fn slow_outside_work_never_delays_a_page(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let (hung, _hold) = hung_server().await;
+    let extra = format!(
+        r#"
+[alerts]
+alertmanager_url = "http://{hung}"
+
+[[escalation.ladders]]
+name = "default"
+levels = [
+  {{ name = "on-call engineer", notify = ["user:U0ALICE"], wait = "3s" }},
+  {{ name = "team lead", notify = ["user:U0LEAD"], wait = "3s" }},
+]
+
+[[actions]]
+name = "slow-check"
+description = "A check that takes 15 seconds"
+kind = "command"
+argv = ["/bin/sleep", "15"]
+read_only = true
+timeout = "30s"
+allowed = ["user:U0ALICE"]
+"#
+    );
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        Options {
+            extra_toml: extra,
+            ..Options::default()
+        },
+    )
+    .await;
+    let r = app
+        .client
+        .post(format!("{}/alerts/alertmanager", app.base))
+        .body(alert_notification())
+        .send()
+        .await
+        .expect("deliver");
+    assert_eq!(r.status(), 200);
+    slack
+        .wait_for(WAIT, "level 1", |c| paging(c, "on-call engineer") == 1)
+        .await;
+
+    let answer = app.command(ALICE, "run slow-check INC-1").await;
+    assert!(answer.contains("Running `slow-check`"), "{answer}");
+    slack
+        .wait_for(WAIT, "the run to start", |c| {
+            c.iter().any(|c| c.text().contains("Running *slow-check*"))
+        })
+        .await;
+    for _ in 0..6 {
+        let answer = app.command(BOB, "silence INC-1 1h").await;
+        assert!(answer.contains("Asking Alertmanager"), "{answer}");
+    }
+    // Level 2 falls due now; the action still has about 15 s to go and every
+    // silence is stuck in Alertmanager.
+    app.clock().advance(Duration::from_secs(3));
+    slack
+        .wait_for(WAIT, "level 2", |c| paging(c, "team lead") == 1)
+        .await;
+    assert!(
+        !slack
+            .delivered()
+            .iter()
+            .any(|c| c.text().contains("*slow-check* succeeded")),
+        "level 2 is paged while the action still runs"
+    );
+    let late = page_lateness_ms(app.store(), 1, 3_000).await;
+    assert!(
+        (0..1_000).contains(&late),
+        "level 2 paged {late} ms after it fell due"
+    );
+
+    // The action still finishes, and the audit log has all of it.
+    slack
+        .wait_for(WAIT, "the action's outcome", |c| {
+            c.iter()
+                .any(|c| c.method == "chat.update" && c.text().contains("*slow-check* succeeded"))
+        })
+        .await;
+    let events: Vec<String> = klaxon::store::actions::audit_log(app.store().pool())
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|(_, _, action, _)| action.as_deref() == Some("slow-check"))
+        .map(|(event, ..)| event)
+        .collect();
+    assert_eq!(events, ["requested", "started", "succeeded"]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_action_and_a_hung_alertmanager_never_delay_a_page_on_sqlite() {
+    slow_outside_work_never_delays_a_page(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_action_and_a_hung_alertmanager_never_delay_a_page_on_postgres() {
+    slow_outside_work_never_delays_a_page(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_docker_engine_never_delays_a_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("k.db").display());
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let (hung, _hold) = hung_server().await;
+    let config = r#"
+[outbox]
+channel_rate = 1000.0
+channel_burst = 1000
+request_timeout = "2s"
+max_backoff = "1s"
+
+[[escalation.ladders]]
+name = "default"
+levels = [
+  { name = "on-call engineer", notify = ["user:U0ALICE"], wait = "3s" },
+  { name = "team lead", notify = ["user:U0LEAD"], wait = "3s" },
+]
+
+[[actions]]
+name = "inspect-web"
+kind = "docker"
+operation = "inspect"
+container = "web"
+timeout = "60s"
+allowed = ["user:U0ALICE"]
+"#;
+    let served = Served::start_with(
+        dir.path(),
+        &url,
+        &slack,
+        config,
+        &[("DOCKER_HOST", &format!("tcp://{hung}"))],
+        None,
+    )
+    .await;
+    served.command(BOB, "open P1 Web down").await;
+    served.command(ALICE, "run inspect-web").await;
+    slack
+        .wait_for(WAIT, "level 2", |c| paging(c, "team lead") == 1)
+        .await;
+    assert!(
+        !slack
+            .delivered()
+            .iter()
+            .any(|c| c.text().contains("*inspect-web* failed")),
+        "the Docker call still hangs"
+    );
+    let store = klaxon::store::Store::connect(&url).await.expect("connect");
+    let late = page_lateness_ms(&store, 1, 3_000).await;
+    assert!(
+        (0..1_000).contains(&late),
+        "level 2 paged {late} ms after it fell due"
+    );
+    served.kill();
+}
+
+#[tokio::test]
+async fn a_page_queued_while_slack_is_down_is_dropped_after_an_ack_and_the_ack_is_delivered() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let extra = r#"
+[[escalation.ladders]]
+name = "default"
+levels = [
+  { name = "on-call engineer", notify = ["user:U0ALICE"], wait = "1h" },
+  { name = "team lead", notify = ["user:U0LEAD"], wait = "1h" },
+]
+"#;
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        Options {
+            extra_toml: extra.into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    slack.fail_always(Fault::Status(503));
+    app.command(BOB, "open P1 Checkout API returning 500s")
+        .await;
+    // The page (thread reply and DM) waits in the outbox while Slack is down.
+    wait_until(WAIT, "the page to be queued", || async {
+        klaxon::store::pages::count_for(app.store().pool(), incident(1))
+            .await
+            .expect("count")
+            == 1
+    })
+    .await;
+    let answer = app.command(ALICE, "ack").await;
+    assert!(answer.contains("You acknowledged INC-1"), "{answer}");
+    slack.heal();
+    let calls = slack
+        .wait_for(WAIT, "the acknowledgement", |c| {
+            c.iter()
+                .any(|c| c.ok && c.text().contains("<@U0ALICE> acknowledged INC-1"))
+        })
+        .await;
+    app.outbox_drained().await;
+    let delivered = slack.delivered();
+    assert_eq!(
+        paging(&delivered, "on-call engineer"),
+        0,
+        "the stale page is not posted"
+    );
+    assert!(
+        !delivered
+            .iter()
+            .any(|c| c.ok && c.str("channel") == Some("DU0ALICE")),
+        "the stale page's DM is not sent: {calls:?}"
+    );
+    let dropped: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE state = 'dropped'")
+        .fetch_one(app.store().pool())
+        .await
+        .expect("count")
+        .get("n");
+    assert_eq!(dropped, 2, "the thread page and the DM are dropped");
+    let timeline = klaxon::store::incidents::timeline(app.store().pool(), incident(1))
+        .await
+        .expect("timeline");
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e.text.contains("did not deliver a page") && e.text.contains("acknowledged")),
+        "the timeline says the page was not delivered and why"
+    );
+    let metrics = metrics_of(&app.base).await;
+    assert!(
+        metrics.contains("klaxon_pages_dropped_total 2"),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+fn incident(n: i64) -> klaxon::incident::IncidentRef {
+    klaxon::incident::IncidentRef::new(n).expect("ref")
+}
