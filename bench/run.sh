@@ -24,7 +24,10 @@
 #           evenly over 10 s go straight into the jobs table; Klaxon starts and
 #           the lateness comes from its klaxon_job_lateness_seconds histogram;
 #           then its CPU while idle holding the 100,000 timers (60 s; 20 s with
-#           --quick), from /proc/<pid>/stat;
+#           --quick), from /proc/<pid>/stat; then (4b) the same 10,000 due
+#           jobs again while four one-minute actions (`/incident run
+#           slow-check`, a command sleeping 60 s) run: their lateness must
+#           match run 4's, because actions run on a lane of their own;
 #        5. memory (VmRSS idle, VmHWM after runs 1–3) and time from spawn to
 #           the first 200 from /readyz.
 #      It prints the table (figure, SQLite, PostgreSQL, target, ratio to the

@@ -319,7 +319,7 @@ async fn alert_webhooks_refuse_missing_tokens_and_bad_payloads_and_store_nothing
             .status(),
         413
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.settle().await;
     assert_eq!(app.count("incidents").await, 0);
     assert!(slack.calls().is_empty());
 

@@ -1,11 +1,9 @@
 //! Bad input gets a clear answer and changes nothing.
 
-use std::time::Duration;
-
 use crate::support::*;
 
 async fn nothing_stored(app: &TestApp, slack: &FakeSlack) {
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.settle().await;
     assert_eq!(app.count("incidents").await, 0, "no incident stored");
     assert_eq!(app.count("timeline_events").await, 0, "no timeline stored");
     assert_eq!(app.count("outbox").await, 0, "no message queued");

@@ -123,7 +123,7 @@ async fn whole_flow(backend: Backend) {
 
     // Exactly these eight calls, nothing repeated.
     app.outbox_drained().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.settle().await;
     let methods: Vec<String> = slack.calls().iter().map(|c| c.method.clone()).collect();
     assert_eq!(
         methods,

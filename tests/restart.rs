@@ -44,7 +44,7 @@ async fn survives(backend: Backend) {
     // A third start finds nothing left to send.
     let before = slack.calls().len();
     let third = TestApp::start(&db, &slack).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    third.settle().await;
     assert_eq!(slack.calls().len(), before, "nothing is sent twice");
     third.stop().await;
 }

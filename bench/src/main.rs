@@ -287,6 +287,18 @@ channel_burst = 100000
 [[escalation.ladders]]
 name = "default"
 levels = [{ name = "on-call", notify = ["user:U0BENCH"], wait = "1h" }]
+
+# Run 4b: four of these run while the timers fall due (a restart that hangs on
+# a slow engine looks the same to the scheduler).
+[[actions]]
+name = "slow-check"
+description = "A read-only check that takes a minute"
+kind = "command"
+argv = ["/bin/sleep", "60"]
+read_only = true
+timeout = "90s"
+concurrency = 4
+allowed = ["user:U0BENCH"]
 "#;
 
 async fn run(opts: Opts) -> anyhow::Result<()> {
@@ -717,6 +729,7 @@ pub struct TimerPhase {
     pub idle: Duration,
     pub cpu_percent: Option<f64>,
     pub rss_kb: Option<u64>,
+    pub busy: Result<Busy, String>,
     pub stopped: (Duration, String),
     pub log: PathBuf,
 }
@@ -784,7 +797,7 @@ async fn timer_phase(ctx: &Ctx, backend: Backend) -> anyhow::Result<TimerPhase> 
     let due_done = after
         .lateness_count()
         .saturating_sub(before.lateness_count());
-    let pending_after = after.gauge("klaxon_jobs_pending");
+    let pending_after = after.gauge("klaxon_jobs_pending{lane=\"paging\"}");
     check_alive(&mut k, &log)?;
 
     // Idle: nobody talks to Klaxon while it holds the far-future timers.
@@ -806,6 +819,8 @@ async fn timer_phase(ctx: &Ctx, backend: Backend) -> anyhow::Result<TimerPhase> 
     };
     let rss_kb = proc::status_kb(k.pid, "VmRSS");
     check_alive(&mut k, &log)?;
+    let busy = timers_beside_slow_actions(ctx, backend, &k, &url).await;
+    check_alive(&mut k, &log)?;
     let stopped = k.stop().await;
     Ok(TimerPhase {
         insert,
@@ -816,7 +831,108 @@ async fn timer_phase(ctx: &Ctx, backend: Backend) -> anyhow::Result<TimerPhase> 
         idle,
         cpu_percent,
         rss_kb,
+        busy,
         stopped,
         log,
     })
+}
+
+/// Run 4b: the same due timers while four one-minute actions run (a slow
+/// Docker restart, a check that hangs): the actions have a lane of their own,
+/// so the pages must be as punctual as in run 4.
+async fn timers_beside_slow_actions(
+    ctx: &Ctx,
+    backend: Backend,
+    k: &proc::Klaxon,
+    url: &str,
+) -> Result<Busy, String> {
+    let plan = &ctx.plan;
+    progress(format!(
+        "{}: run 4b, {} timers due over {} s while 4 slow actions run",
+        backend.name(),
+        plan.due_jobs,
+        plan.due_window.as_secs()
+    ));
+    let http = reqwest::Client::new();
+    let send = |text: &'static str| {
+        let mut command = ctx.slash(k.addr, "/slack/commands", Text::Fixed(text));
+        let http = http.clone();
+        async move {
+            let request = load::Maker::next(&mut command);
+            let (parts, body) = request.into_parts();
+            let body = http_body_util::BodyExt::collect(body)
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            let mut builder = http.post(format!("http://{}{}", k.addr, parts.uri));
+            for (name, value) in &parts.headers {
+                builder = builder.header(name, value);
+            }
+            let answer = builder
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<String, String>(answer)
+        }
+    };
+    send("open P3 bench: slow actions").await?;
+    for _ in 0..4 {
+        let answer = send("run slow-check").await?;
+        if !answer.contains("Running") {
+            return Err(format!("the slow action did not start: {answer}"));
+        }
+    }
+    let running = |m: &proc::Metrics| {
+        m.gauge("klaxon_jobs_running{lane=\"actions\"}")
+            .unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut m = k.metrics().await.map_err(|e| e.to_string())?;
+    while running(&m) < 4.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        m = k.metrics().await.map_err(|e| e.to_string())?;
+    }
+    let before = m;
+    let first_due = now_ms() + plan.due_lead.as_millis() as i64;
+    let step = plan.due_window.as_millis() as f64 / plan.due_jobs as f64;
+    let due: Vec<i64> = (0..plan.due_jobs)
+        .map(|i| first_due + (i as f64 * step) as i64)
+        .collect();
+    db::insert_jobs(url, &due, now_ms())
+        .await
+        .map_err(|e| e.to_string())?;
+    // Rows written behind Klaxon's back wake nobody; a command that commits does
+    // (another replica's enqueue would, on its own replica).
+    send("status bench: timers queued").await?;
+    let last_due = first_due + plan.due_window.as_millis() as i64;
+    tokio::time::sleep(Duration::from_millis(
+        (last_due + 1_000 - now_ms()).max(0) as u64
+    ))
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut after = k.metrics().await.map_err(|e| e.to_string())?;
+    while after
+        .lateness_count()
+        .saturating_sub(before.lateness_count())
+        < plan.due_jobs as u64
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        after = k.metrics().await.map_err(|e| e.to_string())?;
+    }
+    Ok(Busy {
+        actions_running: running(&after),
+        lateness: proc::bucket_quantiles(&before, &after),
+    })
+}
+
+/// Run 4b's figures.
+pub struct Busy {
+    /// Slow actions still running when the timers were measured (4 expected).
+    pub actions_running: f64,
+    pub lateness: Option<BucketQuantiles>,
 }

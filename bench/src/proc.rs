@@ -387,7 +387,14 @@ impl Metrics {
                 continue;
             }
             if let Some(rest) = line.strip_prefix("klaxon_job_lateness_seconds_bucket{le=\"") {
-                let Some((le, count)) = rest.split_once("\"}") else {
+                // The escalation steps' series: the timer jobs the bench inserts.
+                let Some((le, rest)) = rest.split_once('"') else {
+                    continue;
+                };
+                if !rest.starts_with(",lane=\"paging\",kind=\"escalate\"}") {
+                    continue;
+                }
+                let Some((_, count)) = rest.rsplit_once(' ') else {
                     continue;
                 };
                 let bound = if le == "+Inf" {
@@ -398,10 +405,10 @@ impl Metrics {
                 if let Ok(n) = count.trim().parse::<f64>() {
                     m.lateness.push((bound, n as u64));
                 }
-            } else if let Some((name, value)) = line.split_once(' ')
-                && !name.contains('{')
+            } else if let Some((name, value)) = line.rsplit_once(' ')
                 && let Ok(v) = value.trim().parse::<f64>()
             {
+                // Labelled series keep their labels: `klaxon_jobs_pending{lane="paging"}`.
                 m.gauges.insert(name.to_string(), v);
             }
         }
@@ -505,14 +512,14 @@ mod tests {
     #[test]
     fn quantiles_from_buckets() {
         let before = Metrics::parse(
-            "klaxon_job_lateness_seconds_bucket{le=\"0.001\"} 1\n\
-             klaxon_job_lateness_seconds_bucket{le=\"0.002\"} 1\n\
-             klaxon_job_lateness_seconds_bucket{le=\"+Inf\"} 1\n",
+            "klaxon_job_lateness_seconds_bucket{le=\"0.001\",lane=\"paging\",kind=\"escalate\"} 1\n\
+             klaxon_job_lateness_seconds_bucket{le=\"0.002\",lane=\"paging\",kind=\"escalate\"} 1\n\
+             klaxon_job_lateness_seconds_bucket{le=\"+Inf\",lane=\"paging\",kind=\"escalate\"} 1\n",
         );
         let after = Metrics::parse(
-            "klaxon_job_lateness_seconds_bucket{le=\"0.001\"} 61\n\
-             klaxon_job_lateness_seconds_bucket{le=\"0.002\"} 100\n\
-             klaxon_job_lateness_seconds_bucket{le=\"+Inf\"} 101\n\
+            "klaxon_job_lateness_seconds_bucket{le=\"0.001\",lane=\"paging\",kind=\"escalate\"} 61\n\
+             klaxon_job_lateness_seconds_bucket{le=\"0.002\",lane=\"paging\",kind=\"escalate\"} 100\n\
+             klaxon_job_lateness_seconds_bucket{le=\"+Inf\",lane=\"paging\",kind=\"escalate\"} 101\n\
              klaxon_jobs_pending 5\n",
         );
         let q = bucket_quantiles(&before, &after).expect("observations");

@@ -140,8 +140,10 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
 
     /// Does the work. Effects that must happen exactly once are written in the
-    /// transaction [`JobRun::finish`] opens; returning `Ok` without calling it
-    /// simply drops the job.
+    /// transaction [`JobRun::finish`] opens and committed with
+    /// [`JobRun::commit`]; returning `Ok` without that simply drops the job.
+    /// The scheduler looks at its lane again when a job ends; a job that
+    /// enqueues work for another lane, due at once, wakes it (`Wake::all`).
     fn run(
         self,
         ctx: Self::Context,
@@ -205,7 +207,8 @@ pub struct JobRun {
     pub started: Millis,
     /// Attempts so far, this one included.
     pub attempts: u32,
-    finished: AtomicBool,
+    /// Set when the finishing transaction committed (nothing left to clean up).
+    finished: Arc<AtomicBool>,
 }
 
 impl JobRun {
@@ -215,7 +218,6 @@ impl JobRun {
     pub async fn finish(&self) -> Result<Option<Tx>, StoreError> {
         let mut tx = self.store.begin().await?;
         if rows::finish(&mut *tx, self.id, &self.owner).await? {
-            self.finished.store(true, Ordering::Release);
             Ok(Some(tx))
         } else {
             tracing::warn!(
@@ -225,6 +227,14 @@ impl JobRun {
             tx.rollback().await?;
             Ok(None)
         }
+    }
+
+    /// Commits the transaction [`JobRun::finish`] opened: the job and its
+    /// effects are done together.
+    pub async fn commit(&self, tx: Tx) -> Result<(), StoreError> {
+        tx.commit().await?;
+        self.finished.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The job's row id.

@@ -12,6 +12,7 @@
 //! database that does not answer makes the lane back off, then try again.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -84,8 +85,10 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
         for lane in Lane::ALL {
             lanes.spawn(self.clone().lane_loop(lane, shutdown.clone()));
         }
-        lanes.spawn(self.clone().heartbeat(shutdown));
+        // The heartbeat lives as long as any lane (it renews their jobs' leases).
+        let heartbeat = tokio::spawn(self.clone().heartbeat());
         while lanes.join_next().await.is_some() {}
+        heartbeat.abort();
         tracing::debug!("scheduler stopped");
     }
 
@@ -93,28 +96,15 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
         self.running.lock().map(|r| r.len()).unwrap_or(0)
     }
 
-    /// Renews the leases of the jobs this process runs.
-    async fn heartbeat(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    /// Renews the leases of the jobs this process runs, every [`RENEW_EVERY`].
+    async fn heartbeat(self: Arc<Self>) {
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(RENEW_EVERY) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() && self.running_now() == 0 {
-                return;
-            }
+            tokio::time::sleep(RENEW_EVERY).await;
             if self.running_now() > 0
                 && let Err(e) =
                     rows::renew(self.store.pool(), &self.owner, self.clock.now().plus(LEASE)).await
             {
                 tracing::warn!(error = %e, "could not renew job leases");
-            }
-            if *shutdown.borrow() {
-                // Keep renewing while the last jobs finish their grace period.
-                tokio::time::sleep(RENEW_EVERY).await;
-                if self.running_now() == 0 {
-                    return;
-                }
             }
         }
     }
@@ -153,6 +143,8 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = shutdown.changed() => {}
             }
+            // Collect every job that ended meanwhile, so the next claim fills all free slots at once.
+            while tasks.try_join_next().is_some() {}
         }
         if !tasks.is_empty() {
             tracing::info!(lane = %lane, running = tasks.len(), "waiting for running jobs");
@@ -160,6 +152,7 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
             if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
                 tracing::warn!(lane = %lane, "jobs still running at shutdown; their leases will expire and another start retries them");
                 tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
             }
         }
     }
@@ -211,7 +204,7 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
         if started == free {
             return Ok(None);
         }
-        let next = rows::next_due(self.store.pool(), lane.as_str()).await?;
+        let next = rows::next_due(self.store.pool(), lane.as_str(), now).await?;
         let floor = self.clock.now().plus(MIN_PAUSE);
         Ok(Some(
             next.map_or(self.clock.now().plus(MAX_IDLE), |n| n.max(floor)),
@@ -239,6 +232,7 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
             lane: lane.as_str().into(),
         };
         self.metrics.jobs_running.get_or_create(&lane_labels).inc();
+        let finished = Arc::new(AtomicBool::new(false));
         let outcome = match self.registry.get(&job.kind) {
             None => {
                 tracing::error!(job = job.id, kind = %job.kind, "no job type of this kind is registered; dropped");
@@ -252,7 +246,7 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
                     due: job.run_at,
                     started,
                     attempts: u32::try_from(job.attempts).unwrap_or(u32::MAX),
-                    finished: Default::default(),
+                    finished: finished.clone(),
                 };
                 let future = (registered.run)(self.ctx.clone(), job.payload.clone(), run);
                 match tokio::time::timeout(lane.timeout(), future).await {
@@ -271,7 +265,10 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
             }
         };
         self.metrics.jobs_running.get_or_create(&lane_labels).dec();
-        if let Err(e) = self.settle(&job, outcome).await {
+        let committed = finished.load(Ordering::Acquire);
+        if !(committed && outcome.is_ok())
+            && let Err(e) = self.settle(&job, outcome).await
+        {
             tracing::warn!(job = job.id, kind = %job.kind, error = %e, "could not record a job's outcome; its lease will expire and it runs again");
         }
         self.forget(job.id);
@@ -282,7 +279,8 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
     async fn settle(&self, job: &Claimed, outcome: Result<(), JobError>) -> StoreResult<()> {
         match outcome {
             Ok(()) => {
-                // Idempotent: a job that finished itself is already gone.
+                // A job that returned without committing its finish (nothing to
+                // do) is dropped here.
                 rows::finish(self.store.pool(), job.id, &self.owner).await?;
                 Ok(())
             }

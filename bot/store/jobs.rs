@@ -163,19 +163,26 @@ pub async fn retry_later<'c, E: Executor<'c, Database = Any>>(
     Ok(())
 }
 
-/// When the next job of `lane` falls due (or its lease expires), if any waits.
+/// When the next job of `lane` falls due after `now`, or a lease of the lane
+/// runs out (a job whose runner died may then be taken over), if either waits.
+/// Both halves read an index: this runs after every claim, and a lane may hold
+/// hundreds of thousands of future timers.
 pub async fn next_due<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     lane: &str,
+    now: Millis,
 ) -> StoreResult<Option<Millis>> {
     let row = sqlx::query(
-        "SELECT MIN(CASE WHEN lease_expires_at IS NOT NULL AND lease_expires_at > run_at \
-                         THEN lease_expires_at ELSE run_at END) AS due FROM jobs WHERE lane = $1",
+        "SELECT (SELECT MIN(run_at) FROM jobs WHERE lane = $1 AND run_at > $2) AS due, \
+                (SELECT MIN(lease_expires_at) FROM jobs WHERE lane = $1 AND lease_expires_at IS NOT NULL) AS lease",
     )
     .bind(lane)
+    .bind(now.0)
     .fetch_one(ex)
     .await?;
-    Ok(col::<Option<i64>>(&row, "due")?.map(Millis))
+    let due = col::<Option<i64>>(&row, "due")?;
+    let lease = col::<Option<i64>>(&row, "lease")?;
+    Ok(due.into_iter().chain(lease).min().map(Millis))
 }
 
 /// Drops the waiting jobs of one kind for an incident (e.g. escalation after an ack).

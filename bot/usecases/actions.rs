@@ -605,7 +605,7 @@ impl Expire {
         {
             close_expired(ctx, &mut tx, &req, now).await?;
         }
-        ctx.commit(tx).await?;
+        ctx.commit_job(&run, tx).await?;
         Ok(())
     }
 }
@@ -638,7 +638,7 @@ impl Watchdog {
                 show(ctx, &mut tx, &incident, &req, &text, now).await?;
             }
         }
-        ctx.commit(tx).await?;
+        ctx.commit_job(&run, tx).await?;
         Ok(())
     }
 }
@@ -683,7 +683,7 @@ impl Run {
                         now,
                     )
                     .await?;
-                    ctx.commit(tx).await?;
+                    ctx.commit_job(&run, tx).await?;
                 }
                 return Ok(());
             }
@@ -720,7 +720,7 @@ impl Run {
             now,
         )
         .await?;
-        ctx.commit(tx).await?;
+        ctx.commit_job(&run, tx).await?;
 
         let outcome = step.run().await;
         tracing::info!(request = id, action = %req.action, success = outcome.success, summary = %outcome.summary, "action ran");

@@ -380,7 +380,7 @@ impl Job for StormDigest {
         if let Some(r) = IncidentRef::new(self.incident) {
             digest(&ctx, &mut tx, r, ctx.clock.now()).await?;
         }
-        ctx.commit(tx).await?;
+        ctx.commit_job(&run, tx).await?;
         Ok(())
     }
 }

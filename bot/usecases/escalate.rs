@@ -71,7 +71,7 @@ impl Job for Step {
             return Ok(());
         };
         let paged = page(&ctx, &mut tx, &self, run.due, run.started).await?;
-        ctx.commit(tx).await?;
+        ctx.commit_job(&run, tx).await?;
         if let Some(p) = paged {
             ctx.metrics
                 .pages_sent

@@ -35,7 +35,7 @@ impl Job for Prune {
         let removed = pages::prune(&mut tx, now).await?;
         tracing::debug!(removed, "pruned duplicate guards and old outbox rows");
         jobs::enqueue(&mut *tx, &Prune {}, now.plus(EVERY), now).await?;
-        tx.commit().await?;
+        run.commit(tx).await?;
         Ok(())
     }
 }

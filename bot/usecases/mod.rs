@@ -133,6 +133,15 @@ impl Ctx {
         Ok(())
     }
 
+    /// Commits a job's finishing transaction (see [`crate::jobs::JobRun::commit`])
+    /// and wakes the outbox sender. The job's own lane looks again by itself;
+    /// a job that starts work on another lane at once calls [`Ctx::wake`].
+    pub async fn commit_job(&self, run: &jobs::JobRun, tx: Tx) -> Result<()> {
+        run.commit(tx).await?;
+        self.outbox_wake.notify_one();
+        Ok(())
+    }
+
     /// Tells the outbox sender and the job lanes that new work may wait.
     pub fn wake(&self) {
         self.outbox_wake.notify_one();

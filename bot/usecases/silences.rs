@@ -195,7 +195,7 @@ impl Job for Create {
                 now,
             )
             .await?;
-        ctx.commit(tx).await?;
+        ctx.commit_job(&run, tx).await?;
         Ok(())
     }
 }
@@ -272,7 +272,7 @@ impl Job for ExpireAll {
                 )
                 .await?;
         }
-        ctx.commit(tx).await?;
+        ctx.commit_job(&run, tx).await?;
         Ok(())
     }
 }

@@ -6,6 +6,10 @@ UPDATE jobs SET lane = 'actions' WHERE kind = 'action_run';
 UPDATE jobs SET lane = 'outside' WHERE kind IN ('silence', 'expire_silences');
 DROP INDEX jobs_due;
 CREATE INDEX jobs_due ON jobs (lane, run_at);
+-- Running jobs renew their leases every 2 s by owner; a lane looks for the
+-- next lease to run out after every claim.
+CREATE INDEX jobs_by_lease_owner ON jobs (lease_owner) WHERE lease_owner IS NOT NULL;
+CREATE INDEX jobs_leased ON jobs (lane, lease_expires_at) WHERE lease_expires_at IS NOT NULL;
 
 -- Pages are re-checked before they are sent: a page still waiting when its
 -- incident was acknowledged or resolved is dropped, not delivered late.
