@@ -1,12 +1,15 @@
-//! Alertmanager's API v2, for silences made from Slack: the adapter behind
-//! [`Silencer`]. Errors are one line for the thread and never carry the URL
-//! (it may hold credentials).
+//! Alertmanager's API v2: silences made from Slack, and which alerts are still
+//! active (when `max_alerts` hid some of a group). The adapter behind the use
+//! cases' [`Alertmanager`] port. Errors are one line for the thread and never
+//! carry the URL (it may hold credentials).
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::usecases::ports::{BoxFuture, NewSilence, Silencer};
+use std::collections::BTreeMap;
+
+use crate::usecases::ports::{Alertmanager, BoxFuture, NewSilence};
 
 /// One call may take this long before it counts as failed (the job retries).
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,13 +80,70 @@ impl AlertmanagerApi {
     }
 }
 
-impl Silencer for AlertmanagerApi {
+impl AlertmanagerApi {
+    /// `GET /api/v2/alerts` with one `filter` per label and the receiver as an
+    /// anchored, escaped regular expression; counts what is active.
+    async fn count_active(
+        &self,
+        matchers: &BTreeMap<String, String>,
+        receiver: &str,
+    ) -> Result<u64, String> {
+        let mut query: Vec<(&str, String)> = matchers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    "filter",
+                    format!("{k}={}", serde_json::Value::from(v.as_str())),
+                )
+            })
+            .collect();
+        query.push(("active", "true".into()));
+        query.push(("silenced", "true".into()));
+        query.push(("inhibited", "true".into()));
+        if !receiver.is_empty() {
+            query.push(("receiver", format!("^(?:{})$", regex::escape(receiver))));
+        }
+        let url =
+            reqwest::Url::parse_with_params(&format!("{}/api/v2/alerts", self.base_url), &query)
+                .map_err(|e| format!("Alertmanager's URL is not valid: {e}"))?;
+        let response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("Alertmanager did not answer: {}", without_url(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!(
+                "Alertmanager answered {status} when asked for active alerts"
+            ));
+        }
+        let alerts: Value = response
+            .json()
+            .await
+            .map_err(|e| format!("Alertmanager's answer is not JSON: {}", without_url(&e)))?;
+        alerts
+            .as_array()
+            .map(|a| u64::try_from(a.len()).unwrap_or(u64::MAX))
+            .ok_or_else(|| "Alertmanager's answer is not a list of alerts".to_string())
+    }
+}
+
+impl Alertmanager for AlertmanagerApi {
     fn create<'a>(&'a self, silence: &'a NewSilence) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(self.create_silence(silence))
     }
 
     fn expire<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(self.expire_silence(id))
+    }
+
+    fn active_alerts<'a>(
+        &'a self,
+        matchers: &'a BTreeMap<String, String>,
+        receiver: &'a str,
+    ) -> BoxFuture<'a, Result<u64, String>> {
+        Box::pin(self.count_active(matchers, receiver))
     }
 }
 

@@ -23,6 +23,11 @@ pub const DEFAULT_CONFIG_FILE: &str = "klaxon.toml";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://klaxon.db";
 pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
+/// The default limit on an alert notification's body: 32 MiB. Alertmanager
+/// sends a whole group in one notification: 10,000 alerts with a dozen labels
+/// and a paragraph of annotations each come to about 20 MB (Grafana's, with
+/// its dashboard, panel and silence links, a little more per alert).
+pub const DEFAULT_ALERT_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// Everything Klaxon needs to run, validated.
 #[derive(Debug, Clone)]
@@ -53,7 +58,8 @@ pub struct AlertSettings {
     pub expire_silences_on_resolve: bool,
     /// The longest silence `/incident silence` may create.
     pub max_silence: Duration,
-    /// Largest alert notification accepted (Alertmanager batches can be big).
+    /// Largest alert notification accepted, in bytes (default
+    /// [`DEFAULT_ALERT_BODY_BYTES`]); a larger one gets 413, is logged and counted.
     pub max_body_bytes: usize,
 }
 
@@ -570,7 +576,7 @@ fn from_raw(
         max_body_bytes: raw
             .alerts
             .max_body_bytes
-            .unwrap_or(4 * 1024 * 1024)
+            .unwrap_or(DEFAULT_ALERT_BODY_BYTES)
             .max(64 * 1024),
     };
 

@@ -88,7 +88,8 @@ pub async fn build_with_clock(
     if verifier.is_none() {
         tracing::warn!("no Slack signing secret: every request to /slack/* will be refused (401)");
     }
-    let alertmanager: Option<Arc<dyn ports::Silencer>> = match &settings.alerts.alertmanager_url {
+    let alertmanager: Option<Arc<dyn ports::Alertmanager>> = match &settings.alerts.alertmanager_url
+    {
         Some(url) => Some(Arc::new(AlertmanagerApi::new(url)?)),
         None => None,
     };
@@ -116,6 +117,7 @@ pub fn job_registry() -> Registry<Ctx> {
     registry
         .register::<escalate::Step>()
         .register::<alerts::StormDigest>()
+        .register::<alerts::CheckGroup>()
         .register::<actions::Run>()
         .register::<actions::Expire>()
         .register::<actions::Watchdog>()

@@ -71,6 +71,24 @@ pub struct SourceLabels {
     pub source: String,
 }
 
+/// Why an alert webhook refused a request, and from which sender (closed sets:
+/// [`Metrics::new`] creates every series at zero).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    pub source: String,
+    pub reason: String,
+}
+
+/// The reasons an alert webhook refuses a request, as `reason` labels.
+pub const REJECT_REASONS: &[&str] = &[
+    "unauthorized",
+    "unparseable",
+    "too_large",
+    "unknown_sender",
+    "database_unavailable",
+    "failed",
+];
+
 /// A job lane (`paging`, `actions`, `outside`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LaneLabels {
@@ -106,6 +124,7 @@ pub struct Metrics {
     pub slack_messages_sent: Family<MethodLabels, Counter>,
     pub slack_api_errors: Family<SlackErrorLabels, Counter>,
     pub slack_permanent_failures: Counter,
+    pub slack_updates_coalesced: Counter,
     pub jobs_pending: Family<LaneLabels, Gauge>,
     pub jobs_running: Family<LaneLabels, Gauge>,
     pub job_lateness: Family<JobLabels, Histogram, fn() -> Histogram>,
@@ -115,6 +134,8 @@ pub struct Metrics {
     pub pages_sent: Family<LevelLabels, Counter>,
     pub alerts_received: Family<AlertLabels, Counter>,
     pub notifications_deduplicated: Counter,
+    pub alerts_stale: Family<SourceLabels, Counter>,
+    pub alerts_rejected: Family<RejectLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -178,6 +199,12 @@ impl Metrics {
             "Outbox messages given up on because Slack will never accept them",
             slack_permanent_failures.clone(),
         );
+        let slack_updates_coalesced = Counter::default();
+        registry.register(
+            "klaxon_slack_updates_coalesced",
+            "Message updates not sent because a newer update of the same message waited behind them",
+            slack_updates_coalesced.clone(),
+        );
         let jobs_pending = Family::<LaneLabels, Gauge>::default();
         registry.register(
             "klaxon_jobs_pending",
@@ -235,7 +262,32 @@ impl Metrics {
             "Alert notifications delivered again (HA peers, retries) and ignored",
             notifications_deduplicated.clone(),
         );
+        let alerts_stale = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "klaxon_alerts_stale",
+            "Firing alerts already seen resolved (same fingerprint and start, delivered out of order) and ignored",
+            alerts_stale.clone(),
+        );
+        let alerts_rejected = Family::<RejectLabels, Counter>::default();
+        registry.register(
+            "klaxon_alerts_rejected",
+            "Alert webhook requests refused, by sender and reason (Alertmanager never retries a 4xx)",
+            alerts_rejected.clone(),
+        );
+        for source in ["alertmanager", "grafana", "unknown"] {
+            let _ = alerts_stale.get_or_create(&SourceLabels {
+                source: source.into(),
+            });
+            for reason in REJECT_REASONS {
+                let _ = alerts_rejected.get_or_create(&RejectLabels {
+                    source: source.into(),
+                    reason: (*reason).into(),
+                });
+            }
+        }
         Metrics {
+            alerts_stale,
+            alerts_rejected,
             registry,
             alerts_received,
             notifications_deduplicated,
@@ -254,6 +306,7 @@ impl Metrics {
             slack_messages_sent,
             slack_api_errors,
             slack_permanent_failures,
+            slack_updates_coalesced,
         }
     }
 

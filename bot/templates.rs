@@ -16,7 +16,7 @@ use handlebars::{
 use serde_json::{Value, json};
 
 use crate::incident::{Incident, SlackUserId, TimelineEvent};
-use crate::time::{Millis, human_duration};
+use crate::time::{Millis, group_thousands, human_duration, plural};
 
 /// The templates Klaxon knows, each a file `<name>.hbs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,7 +281,7 @@ impl Templates {
             .into_iter()
             .filter_map(|t| {
                 let data = match t {
-                    TemplateName::IncidentOpened => incident_data(&sample),
+                    TemplateName::IncidentOpened => root_data(&sample, Some(&sample_alerts())),
                     TemplateName::StatusUpdate => status_data(
                         &sample,
                         sample.opened_by.as_ref(),
@@ -296,20 +296,15 @@ impl Templates {
                     TemplateName::OwnerAssigned | TemplateName::Acknowledged => {
                         change_data(&sample, sample.opened_by.as_ref(), None)
                     }
-                    TemplateName::ResolutionSummary => resolution_data(&sample, &timeline),
-                    TemplateName::AlertFiring | TemplateName::AlertResolved => alerts_data(
+                    TemplateName::ResolutionSummary => resolution_data(
                         &sample,
-                        "Alertmanager",
-                        &[json!({
-                            "name": "HighErrorRate",
-                            "summary": "5xx ratio above 5% on checkout",
-                            "description": "rate(http_requests_total{status=~\"5..\"}[5m]) is 0.07",
-                            "since": "2026-11-22 17:04 UTC",
-                            "labels": "service=checkout severity=critical",
-                            "links": [{"url": "http://prometheus:9090/graph?g0.expr=x", "label": "source"}],
-                        })],
-                        1,
+                        &timeline,
+                        &[("HighErrorRate".into(), 2)],
+                        &[("DiskFull".into(), 1)],
                     ),
+                    TemplateName::AlertFiring | TemplateName::AlertResolved => {
+                        alerts_data(&sample, 3, &[sample_alert_view()], &sample_alerts(), true)
+                    }
                     TemplateName::EscalationPage | TemplateName::PageDm => page_data(
                         &sample,
                         &PageFacts {
@@ -320,6 +315,7 @@ impl Templates {
                             unacknowledged_for: std::time::Duration::from_secs(1_800),
                             wait: std::time::Duration::from_secs(1_800),
                             next_level: Some("engineering manager"),
+                            after_empty: Some("on-call engineer".into()),
                         },
                     ),
                 };
@@ -388,8 +384,112 @@ pub fn change_data(
     )
 }
 
-/// Data for the resolution summary, timeline included.
-pub fn resolution_data(i: &Incident, timeline: &[TimelineEvent]) -> Value {
+/// One alert as the thread shows it: long texts cut, links only to http(s).
+pub fn alert_view(a: &crate::alerts::Alert) -> Value {
+    let clip = |s: &str, n: usize| -> String {
+        if s.chars().count() > n {
+            format!("{}…", s.chars().take(n).collect::<String>())
+        } else {
+            s.to_string()
+        }
+    };
+    let labels: Vec<String> = a
+        .labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != "alertname")
+        .map(|(k, v)| format!("{k}={}", v.replace('`', "'")))
+        .collect();
+    let mut links = Vec::new();
+    let mut link = |url: Option<&String>, label: &str| {
+        if let Some(u) = url.filter(|u| linkable(u)) {
+            links.push(json!({"url": u, "label": label}));
+        }
+    };
+    link(a.annotations.get("runbook_url"), "runbook");
+    link(a.dashboard_url.as_ref(), "dashboard");
+    link(a.panel_url.as_ref(), "panel");
+    link(a.generator_url.as_ref(), "source");
+    link(a.silence_url.as_ref(), "silence in Grafana");
+    json!({
+        "name": clip(a.name(), 200),
+        "summary": a.annotations.get("summary").map(|s| clip(s, 300)),
+        "description": a.annotations.get("description").map(|s| clip(s, 600)),
+        "since": a.starts_at.date_time_utc(),
+        "labels": clip(&labels.join(" "), 300),
+        "links": links,
+    })
+}
+
+/// The root message's data: the incident and, for an alert incident, its alerts.
+pub fn root_data(i: &Incident, alerts: Option<&AlertsShown>) -> Value {
+    with(
+        incident_data(i),
+        json!({ "alerts": alerts.map(AlertsShown::to_value) }),
+    )
+}
+
+/// An incident's alerts as a message shows them: the counts, and the first few.
+/// Everything is stored; only what is shown is cut (`shown`, then "… and N more").
+#[derive(Debug, Clone, Default)]
+pub struct AlertsShown {
+    /// The sender's name ("Alertmanager").
+    pub source: String,
+    /// Alerts Klaxon holds that fire.
+    pub listed: u64,
+    /// Alerts the sender left out (its `max_alerts`).
+    pub hidden: u64,
+    /// Alerts Klaxon holds that resolved.
+    pub resolved: u64,
+    /// The first few, as [`AlertsShown`]'s views (name, summary, since, links …).
+    pub shown: Vec<Value>,
+}
+
+impl AlertsShown {
+    /// What fires, by the sender's count.
+    pub fn firing(&self) -> u64 {
+        self.listed.saturating_add(self.hidden)
+    }
+
+    fn to_value(&self) -> Value {
+        let firing = self.firing();
+        let more = self
+            .listed
+            .saturating_sub(u64::try_from(self.shown.len()).unwrap_or(0));
+        json!({
+            "source": self.source,
+            "firing": firing,
+            "firing_text": plural(firing, "alert", "alerts"),
+            "listed_text": plural(self.listed, "alert", "alerts"),
+            "hidden": self.hidden,
+            "hidden_text": group_thousands(self.hidden),
+            "resolved": self.resolved,
+            "resolved_text": plural(self.resolved, "alert", "alerts"),
+            "shown": self.shown,
+            "more": more,
+            "more_text": group_thousands(more),
+        })
+    }
+}
+
+/// Data for the resolution summary, timeline included; for an alert incident,
+/// the names of the alerts that resolved and of any that still fire.
+pub fn resolution_data(
+    i: &Incident,
+    timeline: &[TimelineEvent],
+    alerts_resolved: &[(String, u64)],
+    alerts_firing: &[(String, u64)],
+) -> Value {
+    let names = |list: &[(String, u64)]| -> Option<String> {
+        (!list.is_empty()).then(|| {
+            list.iter()
+                .map(|(name, n)| match n {
+                    1 => name.clone(),
+                    n => format!("{name} ×{}", group_thousands(*n)),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    };
     let events: Vec<Value> = timeline
         .iter()
         .map(|e| {
@@ -402,7 +502,14 @@ pub fn resolution_data(i: &Incident, timeline: &[TimelineEvent]) -> Value {
             })
         })
         .collect();
-    with(incident_data(i), json!({ "timeline": events }))
+    with(
+        incident_data(i),
+        json!({
+            "timeline": events,
+            "alerts_resolved": names(alerts_resolved),
+            "alerts_firing": names(alerts_firing),
+        }),
+    )
 }
 
 /// What a page says beyond the incident itself.
@@ -417,6 +524,8 @@ pub struct PageFacts<'a> {
     /// How long this level has to acknowledge.
     pub wait: std::time::Duration,
     pub next_level: Option<&'a str>,
+    /// The levels before this one that had nobody to page, when they were skipped.
+    pub after_empty: Option<String>,
 }
 
 /// Data for the escalation page and the page's direct message.
@@ -431,22 +540,66 @@ pub fn page_data(i: &Incident, page: &PageFacts<'_>) -> Value {
             "unacknowledged_for": human_duration(page.unacknowledged_for),
             "wait": human_duration(page.wait),
             "next_level": page.next_level,
+            "after_empty": page.after_empty,
             "channel": i.channel.as_str(),
         }),
     )
 }
 
-/// Data for alert replies: the alerts (see `crate::alerts::ingest::alert_view`).
-pub fn alerts_data(i: &Incident, source: &str, alerts: &[Value], still_firing: i64) -> Value {
+/// Data for a reply about alerts that fired or resolved: `count` of them in
+/// this notification, the first few as views in `alerts` (see
+/// `crate::usecases::alerts::alert_view`), and where the incident stands.
+pub fn alerts_data(
+    i: &Incident,
+    count: u64,
+    alerts: &[Value],
+    standing: &AlertsShown,
+    with_standing: bool,
+) -> Value {
+    let more = count.saturating_sub(u64::try_from(alerts.len()).unwrap_or(0));
+    let firing = standing.firing();
     with(
         incident_data(i),
         json!({
-            "source": source,
-            "count": alerts.len(),
+            "source": standing.source,
+            "count": count,
+            "fired_text": plural(count, "alert fires", "alerts fire"),
+            "resolved_text": plural(count, "alert resolved", "alerts resolved"),
             "alerts": alerts,
-            "still_firing": still_firing,
+            "more": more,
+            "more_text": group_thousands(more),
+            "still_firing": firing,
+            "still_text": plural(firing, "alert still fires", "alerts still fire"),
+            "firing_text": plural(firing, "alert", "alerts"),
+            "with_standing": with_standing,
+            "hidden": standing.hidden,
+            "hidden_text": group_thousands(standing.hidden),
+            "listed_text": plural(standing.listed, "alert", "alerts"),
         }),
     )
+}
+
+/// A realistic alert, as the thread shows one.
+fn sample_alert_view() -> Value {
+    json!({
+        "name": "HighErrorRate",
+        "summary": "5xx ratio above 5% on checkout",
+        "description": "rate(http_requests_total{status=~\"5..\"}[5m]) is 0.07",
+        "since": "2026-11-22 17:04 UTC",
+        "labels": "service=checkout severity=critical",
+        "links": [{"url": "http://prometheus:9090/graph?g0.expr=x", "label": "source"}],
+    })
+}
+
+/// A realistic incident's alerts, some of them left out by the sender.
+fn sample_alerts() -> AlertsShown {
+    AlertsShown {
+        source: "Alertmanager".into(),
+        listed: 5,
+        hidden: 45,
+        resolved: 2,
+        shown: vec![sample_alert_view()],
+    }
 }
 
 /// A realistic incident for checking templates.
@@ -530,7 +683,7 @@ mod tests {
         let text = t
             .render(
                 TemplateName::ResolutionSummary,
-                &resolution_data(&i, &timeline),
+                &resolution_data(&i, &timeline, &[], &[]),
             )
             .expect("renders");
         for needle in [

@@ -169,7 +169,7 @@ fn klaxon_demo_shows_the_whole_incident_lifecycle() {
     let milestones = [
         "Alertmanager posts a firing notification",
         "INCIDENT INC-1: [P0] Checkout API is returning 5xx",
-        "2 alert(s) firing",
+        "2 alerts firing",
         "Paging on-call engineer",
         "in a direct message to @alice",
         "Paging team lead",

@@ -195,7 +195,12 @@ fn the_receiver_snippet_and_the_slack_manifest_point_at_klaxons_endpoints() {
     }
     let rules = &yaml("prometheus-rules.yml")[0];
     let text = rules.to_string();
-    for alert in ["KlaxonDown", "KlaxonOutboxBacklog", "KlaxonJobLateness"] {
+    for alert in [
+        "KlaxonDown",
+        "KlaxonOutboxBacklog",
+        "KlaxonJobLateness",
+        "KlaxonAlertsRejected",
+    ] {
         assert!(text.contains(alert), "rules include {alert}");
     }
 }

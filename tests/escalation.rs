@@ -265,6 +265,19 @@ levels = [
         notice.text()
     );
     assert!(paging(&calls, "on-call engineer").is_empty());
+    let level2 = &paging(&calls, "team lead")[0];
+    assert!(
+        level2
+            .text()
+            .contains("on-call engineer had nobody to page, so team lead is paged now"),
+        "{}",
+        level2.text()
+    );
+    assert!(
+        !level2.text().contains("Not acknowledged after"),
+        "{}",
+        level2.text()
+    );
     let who = app.command(ALICE, "oncall").await;
     assert!(who.contains("*primary*: nobody"), "{who}");
     app.stop().await;
@@ -545,6 +558,85 @@ async fn reopening_an_incident_resumes_its_ladder_at_the_next_level() {
     assert!(
         ack.contains("You acknowledged INC-1"),
         "a new acknowledgement is needed: {ack}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn one_dm_ack_delivered_under_two_event_ids_gets_one_answer() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, with_ladder("1h")).await;
+    app.command(BOB, "open P1 Payments failing").await;
+    slack
+        .wait_for(WAIT, "level 1", |c| {
+            !paging(c, "on-call engineer").is_empty()
+        })
+        .await;
+    for event_id in ["Ev0ONE", "Ev0TWO"] {
+        // Slack sends one message to each event subscription it matches.
+        let event = json!({
+            "token": "x", "team_id": "T0001", "api_app_id": "A0KLAXON", "type": "event_callback",
+            "event_id": event_id, "event_time": now_secs(),
+            "event": {"type": "message", "channel_type": "im", "channel": "D0ALICEDM", "user": "U0ALICE",
+                      "text": "ack", "ts": "1795367100.000200"}
+        })
+        .to_string();
+        let r = app.post_signed("/slack/events", &event).await;
+        assert_eq!(r.status(), 200);
+    }
+    app.settle().await;
+    let answers: Vec<String> = slack
+        .delivered()
+        .iter()
+        .map(|c| c.text())
+        .filter(|t| t.contains("You acknowledged INC-1") || t.contains("already acknowledged"))
+        .collect();
+    assert_eq!(answers.len(), 1, "one answer: {answers:#?}");
+    assert!(
+        answers[0].contains("You acknowledged INC-1"),
+        "{answers:#?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_page_whose_dm_slack_refuses_says_so_in_the_thread() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    slack.disable_user("U0ALICE");
+    let app = TestApp::start_with(&db, &slack, with_ladder("1h")).await;
+    app.command(BOB, "open P1 Payments failing").await;
+    let calls = slack
+        .wait_for(WAIT, "the failed DM in the thread", |c| {
+            c.iter()
+                .any(|c| c.text().contains("The page did not reach <@U0ALICE>"))
+        })
+        .await;
+    let notice = calls
+        .iter()
+        .find(|c| c.text().contains("The page did not reach"))
+        .expect("notice");
+    assert!(
+        notice.text().contains("user_disabled") && notice.text().contains("deactivated"),
+        "{}",
+        notice.text()
+    );
+    assert!(
+        notice.str("thread_ts").is_some(),
+        "a reply in the incident's thread"
+    );
+    let timeline = klaxon::store::incidents::timeline(
+        app.store().pool(),
+        klaxon::incident::IncidentRef::new(1).expect("ref"),
+    )
+    .await
+    .expect("timeline");
+    assert!(
+        timeline.iter().any(|e| e
+            .text
+            .contains("could not deliver the page (user_disabled)")),
+        "{timeline:?}"
     );
     app.stop().await;
 }

@@ -343,7 +343,7 @@ async fn list_shows_open_incidents_most_severe_first_with_titles_escaped() {
     app.command(ALICE, "open Search degraded").await;
     let list = app.command(BOB, "list").await;
     let lines: Vec<&str> = list.lines().collect();
-    assert_eq!(lines[0], "*3 open incident(s)*");
+    assert_eq!(lines[0], "*3 open incidents*");
     assert!(
         lines[1].starts_with("• *INC-2* [P0] Everything is down"),
         "{list}"

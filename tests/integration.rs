@@ -5,6 +5,7 @@
 mod support;
 
 mod actions;
+mod alert_edge;
 mod alerts;
 mod architecture;
 mod bad_input;

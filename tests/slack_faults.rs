@@ -212,3 +212,47 @@ async fn twenty_incidents_opened_at_once_each_get_their_messages_in_order() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn root_refreshes_queued_while_slack_is_down_go_out_as_one_update() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start(&db, &slack).await;
+    slack.fail_always(Fault::Status(503));
+    app.command(ALICE, "open P2 Search is slow").await;
+    // Three changes, each re-rendering the root, while Slack is down.
+    app.command(ALICE, "sev P1").await;
+    app.command(ALICE, "assign <@U0BOB>").await;
+    app.command(ALICE, "ack").await;
+    slack.heal();
+    app.outbox_drained().await;
+    let delivered = slack.delivered();
+    let updates: Vec<String> = delivered
+        .iter()
+        .filter(|c| c.method == "chat.update")
+        .map(|c| c.text())
+        .collect();
+    assert_eq!(
+        updates.len(),
+        1,
+        "only the newest root goes out: {updates:#?}"
+    );
+    assert!(
+        updates[0].contains("[P1]")
+            && updates[0].contains("*Owner:* <@U0BOB>")
+            && updates[0].contains("Acknowledged"),
+        "the newest root has every change: {}",
+        updates[0]
+    );
+    let replies = delivered
+        .iter()
+        .filter(|c| c.method == "chat.postMessage" && c.str("thread_ts").is_some())
+        .count();
+    assert_eq!(replies, 3, "each change still has its reply in the thread");
+    let metrics = metrics_of(&app.base).await;
+    assert!(
+        metrics.contains("klaxon_slack_updates_coalesced_total 2"),
+        "{metrics}"
+    );
+    app.stop().await;
+}

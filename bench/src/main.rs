@@ -50,6 +50,8 @@ pub struct Plan {
     pub due_lead: Duration,
     pub max_list: u64,
     pub max_writes: u64,
+    /// Alerts in run 3b's one big notification.
+    pub big_alerts: usize,
 }
 
 impl Plan {
@@ -71,6 +73,7 @@ impl Plan {
             due_lead: Duration::from_secs(3),
             max_list: 5_000_000,
             max_writes: 200_000,
+            big_alerts: 5_000,
         }
     }
 }
@@ -543,8 +546,53 @@ pub struct MainPhase {
     pub open: Report,
     pub open_drain: Drain,
     pub peak_rss_kb: Option<u64>,
+    pub big: Result<Big, String>,
     pub stopped: (Duration, String),
     pub log: PathBuf,
+}
+
+/// Run 3b: one notification of thousands of alerts.
+pub struct Big {
+    pub alerts: usize,
+    pub bytes: usize,
+    /// From sending the request to the 2xx.
+    pub took: Duration,
+    /// Peak RSS (VmHWM) before and after.
+    pub hwm_before_kb: Option<u64>,
+    pub hwm_after_kb: Option<u64>,
+}
+
+async fn big_notification(ctx: &Ctx, k: &Klaxon, n: usize) -> Result<Big, String> {
+    progress(format!("run 3b: one notification of {n} alerts"));
+    let body = requests::big_notification(n);
+    let bytes = body.len();
+    let hwm_before_kb = proc::status_kb(k.pid, "VmHWM");
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/alerts/alertmanager", k.addr))
+        .header("content-type", "application/json")
+        .bearer_auth(ctx.alert_token.as_ref())
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let took = started.elapsed();
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.text().await.unwrap_or_default();
+        return Err(format!(
+            "HTTP {}: {}",
+            status.as_u16(),
+            text.chars().take(120).collect::<String>()
+        ));
+    }
+    Ok(Big {
+        alerts: n,
+        bytes,
+        took,
+        hwm_before_kb,
+        hwm_after_kb: proc::status_kb(k.pid, "VmHWM"),
+    })
 }
 
 async fn main_phase(ctx: &Ctx, backend: Backend) -> anyhow::Result<MainPhase> {
@@ -690,6 +738,8 @@ async fn main_phase(ctx: &Ctx, backend: Backend) -> anyhow::Result<MainPhase> {
     check_alive(&mut k, &log)?;
 
     let peak_rss_kb = proc::status_kb(k.pid, "VmHWM");
+    let big = big_notification(ctx, &k, plan.big_alerts).await;
+    check_alive(&mut k, &log)?;
     let stopped = k.stop().await;
     Ok(MainPhase {
         ready,
@@ -704,6 +754,7 @@ async fn main_phase(ctx: &Ctx, backend: Backend) -> anyhow::Result<MainPhase> {
         open: open_sat,
         open_drain,
         peak_rss_kb,
+        big,
         stopped,
         log,
     })

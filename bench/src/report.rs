@@ -349,6 +349,25 @@ pub fn render(i: &Inputs<'_>) -> String {
         })),
     });
     rows.push(Row {
+        figure: format!(
+            "3b. one Alertmanager notification of {} alerts: time to 2xx; peak RSS (VmHWM) before → after",
+            thousands(plan.big_alerts as f64)
+        ),
+        cells: main_cells(&|m| match &m.big {
+            Ok(b) => format!(
+                "{:.0} ms for {:.1} MB; {} → {}",
+                b.took.as_secs_f64() * 1000.0,
+                b.bytes as f64 / 1e6,
+                mb(b.hwm_before_kb),
+                mb(b.hwm_after_kb)
+            ),
+            Err(e) => format!("refused: {e}"),
+        }),
+        target: "2xx, every alert kept".into(),
+        vs_baseline: "–".into(),
+        verdict: verdict(&main_marks(None, &|m| m.big.is_ok())),
+    });
+    rows.push(Row {
         figure: "5. peak RSS after runs 1–3 (VmHWM)".into(),
         cells: main_cells(&|m| mb(m.peak_rss_kb)),
         target: "< 150 MB".into(),

@@ -232,6 +232,47 @@ impl Maker for AlertNotification {
     }
 }
 
+/// One Alertmanager notification of `n` alerts in one group, each with a dozen
+/// labels and a paragraph of annotations, as a big Kubernetes group looks.
+pub fn big_notification(n: usize) -> Bytes {
+    let starts = rfc3339(unix_secs().saturating_sub(600));
+    let alerts: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "status": "firing",
+                "labels": {
+                    "alertname": "KubePodNotReady", "namespace": "shop", "pod": format!("checkout-7d9f8b6c4-{i:05}"),
+                    "container": "checkout", "node": format!("node-{:03}", i % 200), "severity": "warning",
+                    "job": "kube-state-metrics", "instance": "10.0.3.17:8080", "service": "kube-state-metrics",
+                    "team": "payments", "cluster": "prod-eu-1", "prometheus": "monitoring/k8s",
+                },
+                "annotations": {
+                    "summary": format!("Pod shop/checkout-7d9f8b6c4-{i:05} has been in a non-ready state for longer than 15 minutes."),
+                    "description": "Pod has been in a non-ready state for longer than 15 minutes. Check the pod's events (kubectl describe pod), its readiness probe and the node it runs on; a failing dependency (database, payment provider) often makes every replica unready at once.",
+                    "runbook_url": "https://runbooks.example.com/kubernetes/kubepodnotready",
+                },
+                "startsAt": starts,
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus.bench:9090/graph?g0.expr=kube_pod_status_ready%7Bcondition%3D%22true%22%7D+%3D%3D+0",
+                "fingerprint": format!("{:016x}", 0x5eed_0000_u64 + i as u64),
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "version": "4",
+        "groupKey": "{}/{severity=\"warning\"}:{alertname=\"KubePodNotReady\", namespace=\"shop\"}",
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "klaxon",
+        "groupLabels": {"alertname": "KubePodNotReady", "namespace": "shop"},
+        "commonLabels": {"alertname": "KubePodNotReady", "namespace": "shop", "severity": "warning"},
+        "commonAnnotations": {"runbook_url": "https://runbooks.example.com/kubernetes/kubepodnotready"},
+        "externalURL": "http://alertmanager.bench:9093",
+        "alerts": alerts,
+    });
+    Bytes::from(body.to_string())
+}
+
 /// A slash command is answered 200 even when Klaxon failed (the person sees an
 /// ephemeral apology), so the text is checked too.
 pub fn classify_slash(status: StatusCode, body: &[u8]) -> Result<&'static str, String> {

@@ -9,7 +9,7 @@
 //!
 //! As elsewhere, the types are parsed once at the edge: an [`Alert`] always has
 //! a non-empty fingerprint and a real start time, an [`AlertBatch`] always has a
-//! group key and at least one alert, and times are [`Millis`].
+//! group key, and times are [`Millis`].
 
 pub mod payload;
 pub mod routing;
@@ -77,6 +77,16 @@ pub struct Alert {
     pub values: BTreeMap<String, f64>,
 }
 
+impl Alert {
+    /// The alert's name: its `alertname` label, else `alert`.
+    pub fn name(&self) -> &str {
+        self.labels
+            .get("alertname")
+            .map(String::as_str)
+            .unwrap_or("alert")
+    }
+}
+
 /// One webhook notification: a group of alerts and what they have in common.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertBatch {
@@ -85,7 +95,9 @@ pub struct AlertBatch {
     /// Identifies the group across notifications; never empty. See
     /// [`payload::parse_grafana`] for where Grafana's comes from.
     pub group_key: String,
-    /// `firing` while at least one alert of the group fires.
+    /// `firing` while at least one *listed* alert fires. With `max_alerts`,
+    /// Alertmanager derives it from the listed alerts only: never proof that
+    /// the whole group resolved while `truncated_alerts` is above zero.
     pub status: AlertStatus,
     /// The sender's name for the receiver or contact point that sent it.
     pub receiver: String,
@@ -94,24 +106,28 @@ pub struct AlertBatch {
     pub common_annotations: BTreeMap<String, String>,
     /// The sender's own URL (Alertmanager's or Grafana's).
     pub external_url: Option<String>,
-    /// How many alerts the sender left out because of its `max_alerts` setting.
+    /// How many alerts the sender left out because of its `max_alerts` setting
+    /// (Alertmanager's `truncatedAlerts`; Grafana sends it too). The group's
+    /// size is the listed alerts plus these.
     pub truncated_alerts: u64,
     /// Grafana only: its ready-made title, like `[FIRING:1] HighErrorRate api (prod)`.
     pub title: Option<String>,
     /// Grafana only: its ready-made message body.
     pub message: Option<String>,
-    /// Never empty.
+    /// The listed alerts, every one as received (possibly none).
     pub alerts: Vec<Alert>,
 }
 
 impl AlertBatch {
     /// A key identifying this notification's content for idempotency: the
-    /// source, the group key and each alert's fingerprint, status and start,
-    /// sorted (so order does not matter), hashed with SHA-256 and hex-encoded.
+    /// source, the group key, the group's status, how many alerts the sender
+    /// left out, and each listed alert's fingerprint, status and start, sorted
+    /// (so order does not matter), hashed with SHA-256 and hex-encoded.
     ///
     /// The same content delivered twice gives the same key; an alert that
-    /// resolves, a new alert joining the group, or an alert that fires again
-    /// later (a new `startsAt`) gives a different one.
+    /// resolves, a new alert joining the group, an alert that fires again later
+    /// (a new `startsAt`), or the same listed alerts with another number left
+    /// out (`max_alerts`) gives a different one.
     pub fn dedupe_key(&self) -> String {
         let mut parts: Vec<(&str, &str, i64)> = self
             .alerts
@@ -122,6 +138,8 @@ impl AlertBatch {
         let mut h = Sha256::new();
         hash_field(&mut h, self.source.as_str());
         hash_field(&mut h, &self.group_key);
+        hash_field(&mut h, self.status.as_str());
+        hash_field(&mut h, &self.truncated_alerts.to_string());
         for (fingerprint, status, starts_at) in parts {
             hash_field(&mut h, fingerprint);
             hash_field(&mut h, status);

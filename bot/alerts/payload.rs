@@ -7,9 +7,11 @@
 //! does use are checked strictly, because a wrong type there is a bug in the
 //! sender (or not a sender at all).
 //!
-//! Bounds keep one notification from becoming one huge incident: at most
-//! [`MAX_ALERTS`] alerts, each label or annotation value at most
-//! [`MAX_VALUE_BYTES`] bytes. (The HTTP layer bounds the body as a whole.)
+//! Nothing that parses is refused for its size: any number of alerts (none
+//! included), values of any length. A sender cannot fix a 4xx by retrying —
+//! Alertmanager drops the notification for good — so what Klaxon keeps is
+//! everything it received, and only what it *shows* is cut (see the use case).
+//! The HTTP layer bounds the body as a whole (`alerts.max_body_bytes`).
 
 use std::collections::BTreeMap;
 
@@ -19,10 +21,6 @@ use super::{Alert, AlertBatch, AlertStatus, is_label_name, labels_fingerprint};
 use crate::incident::IncidentSource;
 use crate::time::Millis;
 
-/// Most alerts one notification may carry.
-pub const MAX_ALERTS: usize = 1_000;
-/// Longest label or annotation value, in bytes (16 KiB).
-pub const MAX_VALUE_BYTES: usize = 16 * 1024;
 /// Longest piece of a rejected value quoted back in an error, in characters.
 const QUOTE_CHARS: usize = 64;
 
@@ -60,18 +58,6 @@ pub enum PayloadError {
     NoStartTime { field: String, value: String },
     #[error("{field}: {value} is not a whole number of at least 0")]
     NotACount { field: String, value: String },
-    #[error("alerts is empty: a notification must carry at least one alert")]
-    NoAlerts,
-    #[error("alerts has {count} entries: Klaxon accepts at most {max} alerts per notification")]
-    TooManyAlerts { count: usize, max: usize },
-    #[error(
-        "{field} is {bytes} bytes long: Klaxon accepts label and annotation values of at most {max} bytes"
-    )]
-    ValueTooLong {
-        field: String,
-        bytes: usize,
-        max: usize,
-    },
 }
 
 /// Parses an Alertmanager webhook notification (payload version `"4"`).
@@ -189,15 +175,6 @@ fn parse_batch(
         Some(Value::Array(items)) => items,
         Some(other) => return Err(root.wrong_type("alerts", "an array", other)),
     };
-    if items.is_empty() {
-        return Err(PayloadError::NoAlerts);
-    }
-    if items.len() > MAX_ALERTS {
-        return Err(PayloadError::TooManyAlerts {
-            count: items.len(),
-            max: MAX_ALERTS,
-        });
-    }
     let alerts = items
         .iter()
         .enumerate()
@@ -423,8 +400,8 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Labels or annotations: an object of strings, each at most
-    /// [`MAX_VALUE_BYTES`] long. Absent or `null` is an empty map.
+    /// Labels or annotations: an object of strings, of any length. Absent or
+    /// `null` is an empty map.
     fn string_map(&self, name: &str) -> Result<BTreeMap<String, String>, PayloadError> {
         let obj = match self.get(name) {
             None => return Ok(BTreeMap::new()),
@@ -441,13 +418,6 @@ impl<'a> Fields<'a> {
                     found: kind(v),
                 });
             };
-            if s.len() > MAX_VALUE_BYTES {
-                return Err(PayloadError::ValueTooLong {
-                    field: field(),
-                    bytes: s.len(),
-                    max: MAX_VALUE_BYTES,
-                });
-            }
             out.insert(k.clone(), s.clone());
         }
         Ok(out)
@@ -985,30 +955,30 @@ mod tests {
     }
 
     #[test]
-    fn a_notification_without_alerts_is_rejected() {
+    fn a_notification_without_alerts_parses_but_one_without_the_field_does_not() {
         let empty = changed(AM_FIRING, |v| v["alerts"] = json!([]));
-        assert_eq!(
-            am_rejects(&empty),
-            "alerts is empty: a notification must carry at least one alert"
+        assert!(
+            parse_alertmanager(&empty)
+                .expect("parses")
+                .alerts
+                .is_empty()
         );
         let missing = changed(GRAFANA_FIRING, |v| v["alerts"] = Value::Null);
         assert_eq!(grafana_rejects(&missing), "missing field alerts");
     }
 
     #[test]
-    fn more_than_a_thousand_alerts_are_rejected_and_a_thousand_accepted() {
+    fn any_number_of_alerts_is_accepted() {
         let with_n = |n: usize| {
             changed(AM_FIRING, |v| {
                 let one = v["alerts"][0].clone();
                 v["alerts"] = Value::Array(vec![one; n]);
             })
         };
-        let b = parse_alertmanager(&with_n(MAX_ALERTS)).expect("1000 is the limit");
-        assert_eq!(b.alerts.len(), 1_000);
-        assert_eq!(
-            am_rejects(&with_n(MAX_ALERTS + 1)),
-            "alerts has 1001 entries: Klaxon accepts at most 1000 alerts per notification"
-        );
+        for n in [1_001, 10_000] {
+            let b = parse_alertmanager(&with_n(n)).expect("no limit on the count");
+            assert_eq!(b.alerts.len(), n);
+        }
     }
 
     #[test]
@@ -1040,17 +1010,15 @@ mod tests {
     }
 
     #[test]
-    fn label_and_annotation_values_over_16_kib_are_rejected_naming_which() {
-        let sized = |n: usize| {
-            changed(AM_FIRING, |v| {
-                v["alerts"][0]["annotations"]["description"] = json!("x".repeat(n));
-            })
-        };
-        assert!(parse_alertmanager(&sized(MAX_VALUE_BYTES)).is_ok());
-        assert_eq!(
-            am_rejects(&sized(MAX_VALUE_BYTES + 1)),
-            "alerts[0].annotations.description is 16385 bytes long: Klaxon accepts label and annotation values of at most 16384 bytes"
-        );
+    fn label_and_annotation_values_of_any_length_are_kept_whole() {
+        let long = "x".repeat(1024 * 1024);
+        let sized = changed(AM_FIRING, |v| {
+            v["alerts"][0]["annotations"]["description"] = json!(long.clone());
+            v["alerts"][0]["labels"]["pod"] = json!("p".repeat(20_000));
+        });
+        let b = parse_alertmanager(&sized).expect("no limit on a value's length");
+        assert_eq!(b.alerts[0].annotations["description"], long);
+        assert_eq!(b.alerts[0].labels["pod"].len(), 20_000);
     }
 
     #[test]

@@ -1,16 +1,22 @@
 //! `/alerts/<sender>`: alert webhooks (`/alerts/alertmanager`, `/alerts/grafana`;
 //! every sender in `crate::alerts::payload::SENDERS`).
 //!
-//! When an alert token is configured, a request without `Authorization: Bearer
-//! <token>` (compared in constant time) gets 401. A payload that does not parse
-//! gets 400 with the reason and changes nothing. When the database does not
-//! answer the webhook gets 503, so Alertmanager retries; the notification's
+//! Alertmanager never retries a 4xx ("unrecoverable"), so a well-formed
+//! notification is never refused: whatever its size, number of alerts or value
+//! lengths, it gets 2xx and is stored whole. What remains refused: a request
+//! without the configured bearer token (401, compared in constant time), a
+//! body that does not parse as the sender's format (400 with the reason), a
+//! body over `alerts.max_body_bytes` (413), an unknown sender path (404). Each
+//! refusal is logged at warn with its reason and counted in
+//! `klaxon_alerts_rejected_total{source,reason}`. When the database does not
+//! answer the webhook gets 503, so the sender retries; the notification's
 //! effects are one transaction, so nothing is half-written.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +26,7 @@ use subtle::ConstantTimeEq;
 
 use crate::alerts::payload;
 use crate::app::App;
-use crate::telemetry::AlertLabels;
+use crate::telemetry::{AlertLabels, RejectLabels};
 use crate::usecases::{self, alerts::ingest};
 
 /// Whether the request carries the configured bearer token (or none is configured).
@@ -37,35 +43,86 @@ fn authorized(app: &App, headers: &HeaderMap) -> bool {
     given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected))
 }
 
+/// Refuses a request: logs why at warn, counts it, answers `status`.
+fn refuse(app: &App, source: &str, reason: &str, status: StatusCode, text: String) -> Response {
+    tracing::warn!(source, reason, status = status.as_u16(), detail = %text, "refused an alert webhook request");
+    app.ctx
+        .metrics
+        .alerts_rejected
+        .get_or_create(&RejectLabels {
+            source: source.into(),
+            reason: reason.into(),
+        })
+        .inc();
+    (status, text).into_response()
+}
+
 /// A notification from the sender named by the path.
 pub async fn receive(
     State(app): State<Arc<App>>,
     Path(sender): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(sender) = payload::sender(&sender) else {
-        return (
+        let text = format!(
+            "no alert sender posts to /alerts/{}; Klaxon accepts {}",
+            sender.chars().take(64).collect::<String>(),
+            payload::SENDERS
+                .iter()
+                .map(|s| format!("/alerts/{}", s.path))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return refuse(
+            &app,
+            "unknown",
+            "unknown_sender",
             StatusCode::NOT_FOUND,
-            format!(
-                "no alert sender posts to /alerts/{}; Klaxon accepts {}",
-                sender.chars().take(64).collect::<String>(),
-                payload::SENDERS
-                    .iter()
-                    .map(|s| format!("/alerts/{}", s.path))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-            .into_response();
+            text,
+        );
     };
+    let source = sender.source.as_str();
     if !authorized(&app, &headers) {
-        tracing::warn!("refused an alert webhook: missing or wrong bearer token");
-        return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
+        return refuse(
+            &app,
+            source,
+            "unauthorized",
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token".into(),
+        );
     }
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            let status = e.status();
+            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "unparseable"
+            };
+            let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!(
+                    "the notification is larger than alerts.max_body_bytes ({} bytes)",
+                    app.ctx.settings.alerts.max_body_bytes
+                )
+            } else {
+                e.body_text()
+            };
+            return refuse(&app, source, reason, status, text);
+        }
+    };
     let batch = match (sender.parse)(&body) {
         Ok(b) => b,
-        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Err(e) => {
+            return refuse(
+                &app,
+                source,
+                "unparseable",
+                StatusCode::BAD_REQUEST,
+                e.to_string(),
+            );
+        }
     };
     let ctx = &app.ctx;
     for alert in &batch.alerts {
@@ -92,20 +149,30 @@ pub async fn receive(
                 "opened": done.opened,
                 "folded_into_storm": done.folded,
                 "resolved": done.resolved,
+                "alerts": batch.alerts.len(),
+                "stale": done.stale,
             }))
             .into_response()
         }
         Err(usecases::Error::Store(e)) => {
             tracing::error!(error = %e, "alert not stored; the sender will retry");
-            (
+            refuse(
+                &app,
+                source,
+                "database_unavailable",
                 StatusCode::SERVICE_UNAVAILABLE,
-                "database unavailable; retry later",
+                "database unavailable; retry later".into(),
             )
-                .into_response()
         }
         Err(e) => {
             tracing::error!(error = %e, "alert not stored");
-            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+            refuse(
+                &app,
+                source,
+                "failed",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                e.to_string(),
+            )
         }
     }
 }

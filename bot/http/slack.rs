@@ -443,6 +443,9 @@ struct MessageEvent {
     bot_id: Option<String>,
     #[serde(default)]
     subtype: Option<String>,
+    /// The message's own id in its channel.
+    #[serde(default)]
+    ts: Option<String>,
 }
 
 /// The Events API: answers `url_verification`; `ack` typed in a direct message
@@ -486,12 +489,41 @@ pub async fn events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
                     return refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
                 }
             }
+            // One message can reach Klaxon under two event ids (Slack delivers
+            // `message.im` to each subscription that matches): answer it once.
+            let message_key = envelope.event.as_ref().and_then(|event| {
+                Some(format!(
+                    "message:{}:{}",
+                    event.channel.as_deref()?,
+                    event.ts.as_deref()?
+                ))
+            });
+            if let Some(key) = &message_key {
+                match pages::first_delivery(ctx.store.pool(), key, ctx.clock.now()).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::debug!(
+                            event_id,
+                            "the same message under another event id; ignored"
+                        );
+                        return StatusCode::OK.into_response();
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot record event");
+                        let _ = pages::forget_delivery(ctx.store.pool(), &event_id).await;
+                        return refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
+                    }
+                }
+            }
             if let Some(event) = envelope.event
                 && let Err(e) = direct_message(&app, event).await
             {
                 // Let Slack's retry try again: forget that this event was seen.
                 log_fault(&e);
                 let _ = pages::forget_delivery(ctx.store.pool(), &event_id).await;
+                if let Some(key) = &message_key {
+                    let _ = pages::forget_delivery(ctx.store.pool(), key).await;
+                }
                 return refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
             }
             StatusCode::OK.into_response()

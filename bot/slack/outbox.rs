@@ -26,8 +26,8 @@ use tokio::time::Instant;
 
 use super::api::{CallError, SlackApi};
 use crate::config::OutboxSettings;
-use crate::incident::{EventKind, SlackUserId, TimelineEvent};
-use crate::store::outbox::{self, MessageKind, Pending};
+use crate::incident::{ChannelId, EventKind, SlackUserId, TimelineEvent};
+use crate::store::outbox::{self, MessageKind, NewMessage, Pending};
 use crate::store::{Store, StoreResult, incidents};
 use crate::telemetry::{MethodLabels, Metrics, SlackErrorLabels};
 use crate::time::{Clock, Millis, backoff};
@@ -156,6 +156,17 @@ impl OutboxSender {
         }
         if let Some(why) = row.stale_page() {
             return self.drop_stale_page(&row, why, now).await;
+        }
+        // Root refreshes (and other updates of one message) that queued up while
+        // the channel was busy: only the newest goes out.
+        if outbox::superseded(self.store.pool(), &row).await? {
+            self.metrics.slack_updates_coalesced.inc();
+            return outbox::mark_dropped(
+                self.store.pool(),
+                row.id,
+                "superseded by a newer update of the same message",
+            )
+            .await;
         }
         let mut body: Value = match serde_json::from_str(&row.payload) {
             Ok(v) => v,
@@ -352,7 +363,56 @@ impl OutboxSender {
             "slack will not accept this message; marked failed"
         );
         self.metrics.slack_permanent_failures.inc();
-        outbox::mark_failed(self.store.pool(), row.id, error).await
+        let (Some(r), Some(user), true, MessageKind::Direct) = (
+            row.incident,
+            row.user.as_deref().and_then(SlackUserId::parse),
+            row.page,
+            row.kind,
+        ) else {
+            return outbox::mark_failed(self.store.pool(), row.id, error).await;
+        };
+        // A page that cannot reach its person: the thread must say so, or the
+        // channel believes they were paged.
+        let mut tx = self.store.begin().await?;
+        outbox::mark_failed(&mut *tx, row.id, error).await?;
+        let now = self.clock.now();
+        incidents::add_event(
+            &mut *tx,
+            r,
+            &TimelineEvent {
+                at: now,
+                kind: EventKind::Escalated,
+                actor: None,
+                text: format!("could not deliver the page ({error}) to"),
+                subject: Some(user.clone()),
+            },
+        )
+        .await?;
+        if let Some(channel) = ChannelId::parse(&row.channel) {
+            outbox::enqueue(
+                &mut *tx,
+                &NewMessage {
+                    incident: Some(r),
+                    kind: MessageKind::Reply,
+                    channel: &channel,
+                    user: None,
+                    payload: crate::blocks::text_message(&format!(
+                        "⚠️ The page did not reach <@{user}>: Slack refused the direct message (`{}`{}). Page someone else: `/incident escalate {r}`.",
+                        crate::templates::slack_escape(error),
+                        dm_refusal_meaning(error)
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default()
+                    )),
+                    updates: None,
+                    page: false,
+                },
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        self.wake.notify_one();
+        Ok(())
     }
 
     /// Waits for the channel's next send slot.
@@ -395,4 +455,19 @@ impl OutboxSender {
         b.tokens = 0.0;
         b.blocked_until = Some(now + wait);
     }
+}
+
+/// What Slack's refusal of a direct message means, for the thread (Slack's
+/// `conversations.open` and `chat.postMessage` error codes).
+fn dm_refusal_meaning(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "user_disabled" | "account_inactive" => "their account is deactivated",
+        "user_not_found" | "users_not_found" => "Slack does not know this user",
+        "cannot_dm_bot" => "this user is a bot",
+        "not_allowed_token_type" | "missing_scope" => "the Slack app lacks the `im:write` scope",
+        "user_is_restricted" | "messages_tab_disabled" => {
+            "the user cannot receive direct messages from apps"
+        }
+        _ => return None,
+    })
 }

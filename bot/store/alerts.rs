@@ -1,8 +1,14 @@
 //! Queries for alert groups, alerts, processed notifications and silences.
+//!
+//! Alerts are kept whole (labels, annotations, links as received, in `detail`)
+//! and written in bulk: a notification of 10,000 alerts is a few statements.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
 use sqlx::{Any, Executor};
 
-use super::{StoreResult, col};
+use super::{StoreError, StoreResult, col};
 use crate::alerts::{Alert, AlertStatus};
 use crate::incident::IncidentRef;
 use crate::time::Millis;
@@ -89,95 +95,326 @@ pub async fn link_group<'c, E: Executor<'c, Database = Any>>(
     Ok(())
 }
 
-/// What an alert in a notification means for its incident.
+/// What Klaxon holds of an alert under an incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// First seen, firing.
-    NewFiring,
-    /// First seen, already resolved (nothing to announce).
-    NewResolved,
-    /// Was firing, now resolved.
-    Resolved,
-    /// Was resolved, fires again.
-    Refired,
-    Unchanged,
+pub struct Held {
+    pub status: AlertStatus,
+    pub starts_at: Millis,
 }
 
-/// Records an alert's state under an incident and says what changed.
-pub async fn upsert_alert(
+/// The alerts an incident holds, by fingerprint.
+pub async fn held(tx: &mut super::Tx, incident: IncidentRef) -> StoreResult<HashMap<String, Held>> {
+    let rows =
+        sqlx::query("SELECT fingerprint, status, starts_at FROM alerts WHERE incident_id = $1")
+            .bind(incident.number())
+            .fetch_all(&mut **tx)
+            .await?;
+    rows.iter()
+        .map(|r| {
+            let status: String = col(r, "status")?;
+            Ok((
+                col(r, "fingerprint")?,
+                Held {
+                    status: AlertStatus::parse(&status)
+                        .ok_or_else(|| StoreError::Corrupt(format!("alert status {status}")))?,
+                    starts_at: Millis(col(r, "starts_at")?),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Everything an alert carries besides what has a column of its own, kept whole.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Detail {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    generator_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    silence_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dashboard_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    panel_url: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    values: BTreeMap<String, f64>,
+}
+
+/// Rows per statement when alerts are written in bulk (9 parameters a row).
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// Writes alerts of a group under an incident, whole (labels, annotations,
+/// links), new ones and changed ones alike: one statement per 200 alerts.
+/// `alerts` must not name a fingerprint twice.
+pub async fn upsert(
     tx: &mut super::Tx,
     incident: IncidentRef,
     group_id: &str,
-    alert: &Alert,
-    name: &str,
+    alerts: &[&Alert],
     now: Millis,
-) -> StoreResult<Change> {
-    let existing = sqlx::query(
-        "SELECT status, starts_at FROM alerts WHERE incident_id = $1 AND fingerprint = $2",
-    )
-    .bind(incident.number())
-    .bind(alert.fingerprint.as_str())
-    .fetch_optional(&mut **tx)
-    .await?;
-    let change = match existing {
-        None => {
-            sqlx::query(
-                "INSERT INTO alerts (incident_id, group_id, fingerprint, status, name, starts_at, ends_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(incident.number())
-            .bind(group_id)
-            .bind(alert.fingerprint.as_str())
-            .bind(alert.status.as_str())
-            .bind(name)
-            .bind(alert.starts_at.0)
-            .bind(alert.ends_at.map(|m| m.0))
-            .bind(now.0)
-            .execute(&mut **tx)
-            .await?;
-            return Ok(match alert.status {
-                AlertStatus::Firing => Change::NewFiring,
-                AlertStatus::Resolved => Change::NewResolved,
-            });
-        }
-        Some(row) => {
-            let status: String = col(&row, "status")?;
-            match (status.as_str(), alert.status) {
-                ("firing", AlertStatus::Resolved) => Change::Resolved,
-                ("resolved", AlertStatus::Firing) => Change::Refired,
-                _ => Change::Unchanged,
+) -> StoreResult<()> {
+    for chunk in alerts.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO alerts (incident_id, group_id, fingerprint, status, name, starts_at, ends_at, updated_at, detail) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 9;
+            if i > 0 {
+                sql.push(',');
             }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9
+            ));
         }
-    };
-    if change != Change::Unchanged {
-        sqlx::query(
-            "UPDATE alerts SET status = $3, starts_at = $4, ends_at = $5, updated_at = $6 \
-             WHERE incident_id = $1 AND fingerprint = $2",
-        )
-        .bind(incident.number())
-        .bind(alert.fingerprint.as_str())
-        .bind(alert.status.as_str())
-        .bind(alert.starts_at.0)
-        .bind(alert.ends_at.map(|m| m.0))
-        .bind(now.0)
-        .execute(&mut **tx)
-        .await?;
+        sql.push_str(
+            " ON CONFLICT (incident_id, fingerprint) DO UPDATE SET group_id = excluded.group_id, \
+             status = excluded.status, name = excluded.name, starts_at = excluded.starts_at, \
+             ends_at = excluded.ends_at, updated_at = excluded.updated_at, detail = excluded.detail",
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in chunk {
+            let detail = Detail {
+                labels: a.labels.clone(),
+                annotations: a.annotations.clone(),
+                generator_url: a.generator_url.clone(),
+                silence_url: a.silence_url.clone(),
+                dashboard_url: a.dashboard_url.clone(),
+                panel_url: a.panel_url.clone(),
+                values: a.values.clone(),
+            };
+            let detail = serde_json::to_string(&detail)
+                .map_err(|e| StoreError::Corrupt(format!("alert detail: {e}")))?;
+            q = q
+                .bind(incident.number())
+                .bind(group_id)
+                .bind(a.fingerprint.as_str())
+                .bind(a.status.as_str())
+                .bind(a.name())
+                .bind(a.starts_at.0)
+                .bind(a.ends_at.map(|m| m.0))
+                .bind(now.0)
+                .bind(detail);
+        }
+        q.execute(&mut **tx).await?;
     }
-    Ok(change)
+    Ok(())
 }
 
-/// How many of an incident's alerts still fire.
-pub async fn firing_count<'c, E: Executor<'c, Database = Any>>(
+/// Remembers that these alerts (fingerprint, start) resolved, so a firing
+/// notification for one of them that arrives later is known to be stale.
+pub async fn remember_resolved(
+    tx: &mut super::Tx,
+    source: &str,
+    keys: &[(&str, Millis)],
+    now: Millis,
+) -> StoreResult<()> {
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO resolved_alerts (source, fingerprint, starts_at, resolved_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 3 + 1;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("($1, ${}, ${}, ${})", b + 1, b + 2, b + 3));
+        }
+        sql.push_str(" ON CONFLICT (source, fingerprint, starts_at) DO NOTHING");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source);
+        for (fingerprint, starts_at) in chunk {
+            q = q.bind(*fingerprint).bind(starts_at.0).bind(now.0);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Which of these (fingerprint, start) pairs Klaxon has seen resolved.
+pub async fn seen_resolved(
+    tx: &mut super::Tx,
+    source: &str,
+    keys: &[(&str, Millis)],
+) -> StoreResult<HashSet<(String, i64)>> {
+    let mut seen: HashSet<(String, i64)> = HashSet::new();
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT fingerprint, starts_at FROM resolved_alerts WHERE source = $1 AND fingerprint IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source);
+        for (fingerprint, _) in chunk {
+            q = q.bind(*fingerprint);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            seen.insert((col(&row, "fingerprint")?, col(&row, "starts_at")?));
+        }
+    }
+    let wanted: HashSet<(&str, i64)> = keys.iter().map(|(f, s)| (*f, s.0)).collect();
+    seen.retain(|(f, s)| wanted.contains(&(f.as_str(), *s)));
+    Ok(seen)
+}
+
+/// Records how many alerts a group's last notification listed and how many the
+/// sender left out (`truncatedAlerts`).
+pub async fn set_group_size(
+    tx: &mut super::Tx,
+    group_id: &str,
+    incident: IncidentRef,
+    listed: u64,
+    truncated: u64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE alert_groups SET listed = $3, truncated = $4 WHERE group_id = $1 AND incident_id = $2",
+    )
+    .bind(group_id)
+    .bind(incident.number())
+    .bind(i64::try_from(listed).unwrap_or(i64::MAX))
+    .bind(i64::try_from(truncated).unwrap_or(i64::MAX))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// How many of a group's alerts Klaxon holds as firing under an incident.
+pub async fn group_firing<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     incident: IncidentRef,
+    group_id: &str,
 ) -> StoreResult<i64> {
     let row = sqlx::query(
-        "SELECT COUNT(*) AS n FROM alerts WHERE incident_id = $1 AND status = 'firing'",
+        "SELECT COUNT(*) AS n FROM alerts WHERE incident_id = $1 AND group_id = $2 AND status = 'firing'",
     )
     .bind(incident.number())
+    .bind(group_id)
     .fetch_one(ex)
     .await?;
     col(&row, "n")
+}
+
+/// An incident's alerts in numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Alerts Klaxon holds that fire.
+    pub firing: u64,
+    /// Alerts Klaxon holds that resolved.
+    pub resolved: u64,
+    /// Alerts the senders left out of their last notifications (`max_alerts`).
+    pub hidden: u64,
+}
+
+impl Counts {
+    /// What fires, by the senders' count: held firing plus left out.
+    pub fn firing_total(&self) -> u64 {
+        self.firing.saturating_add(self.hidden)
+    }
+}
+
+pub async fn counts(tx: &mut super::Tx, incident: IncidentRef) -> StoreResult<Counts> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM alerts WHERE incident_id = $1 AND status = 'firing') AS firing, \
+                (SELECT COUNT(*) FROM alerts WHERE incident_id = $1 AND status = 'resolved') AS resolved, \
+                (SELECT CAST(COALESCE(SUM(truncated), 0) AS BIGINT) FROM alert_groups WHERE incident_id = $1) AS hidden",
+    )
+    .bind(incident.number())
+    .fetch_one(&mut **tx)
+    .await?;
+    let n = |name: &str| -> StoreResult<u64> {
+        Ok(u64::try_from(col::<i64>(&row, name)?).unwrap_or(0))
+    };
+    Ok(Counts {
+        firing: n("firing")?,
+        resolved: n("resolved")?,
+        hidden: n("hidden")?,
+    })
+}
+
+/// Up to `limit` of an incident's alerts in `status`, whole, oldest first.
+pub async fn list(
+    tx: &mut super::Tx,
+    incident: IncidentRef,
+    status: AlertStatus,
+    limit: i64,
+) -> StoreResult<Vec<Alert>> {
+    let rows = sqlx::query(
+        "SELECT fingerprint, status, starts_at, ends_at, detail FROM alerts \
+         WHERE incident_id = $1 AND status = $2 ORDER BY starts_at, id LIMIT $3",
+    )
+    .bind(incident.number())
+    .bind(status.as_str())
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let detail: String = col(r, "detail")?;
+            let d: Detail = serde_json::from_str(&detail).unwrap_or_default();
+            Ok(Alert {
+                fingerprint: col(r, "fingerprint")?,
+                status,
+                labels: d.labels,
+                annotations: d.annotations,
+                starts_at: Millis(col(r, "starts_at")?),
+                ends_at: col::<Option<i64>>(r, "ends_at")?.map(Millis),
+                generator_url: d.generator_url,
+                silence_url: d.silence_url,
+                dashboard_url: d.dashboard_url,
+                panel_url: d.panel_url,
+                values: d.values,
+            })
+        })
+        .collect()
+}
+
+/// The names of an incident's alerts in `status`, with how many of each, most first.
+pub async fn names(
+    tx: &mut super::Tx,
+    incident: IncidentRef,
+    status: AlertStatus,
+) -> StoreResult<Vec<(String, u64)>> {
+    let rows = sqlx::query(
+        "SELECT name, COUNT(*) AS n FROM alerts WHERE incident_id = $1 AND status = $2 \
+         GROUP BY name ORDER BY COUNT(*) DESC, name",
+    )
+    .bind(incident.number())
+    .bind(status.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                col(r, "name")?,
+                u64::try_from(col::<i64>(r, "n")?).unwrap_or(0),
+            ))
+        })
+        .collect()
+}
+
+/// The route a group of an incident came through.
+pub async fn route_of<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    group_id: &str,
+    incident: IncidentRef,
+) -> StoreResult<Option<String>> {
+    let row =
+        sqlx::query("SELECT route FROM alert_groups WHERE group_id = $1 AND incident_id = $2")
+            .bind(group_id)
+            .bind(incident.number())
+            .fetch_optional(ex)
+            .await?;
+    row.map(|r| col(&r, "route")).transpose()
 }
 
 /// Incidents a route opened since `since` (the alert-storm cap counts these).

@@ -115,6 +115,8 @@ pub struct Pending {
     pub ref_ts: Option<String>,
     /// For an update: whether the message it updates failed for good.
     pub ref_failed: bool,
+    /// For an update: the outbox row of the message it updates.
+    pub ref_id: Option<i64>,
     /// Whether this is a page (see [`NewMessage::page`]).
     pub page: bool,
     pub created_at: Millis,
@@ -153,7 +155,7 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
     // so a backlog of thousands costs one index scan, not a query per row.
     let rows = sqlx::query(
         "SELECT o.id, o.incident_id, o.kind, o.channel, o.user_id, o.payload, o.attempts, o.next_attempt_at, \
-                o.page, o.created_at, i.state AS incident_state, i.acknowledged_at, \
+                o.page, o.created_at, o.ref_outbox_id, i.state AS incident_state, i.acknowledged_at, \
                 i.thread_ts, r.slack_ts AS ref_ts, r.state AS ref_state \
          FROM (SELECT MIN(id) AS id FROM outbox WHERE state = 'pending' GROUP BY ordering_key) h \
          JOIN outbox o ON o.id = h.id \
@@ -180,6 +182,7 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
                 thread_ts: col(row, "thread_ts")?,
                 ref_ts: col(row, "ref_ts")?,
                 ref_failed: col::<Option<String>>(row, "ref_state")?.as_deref() == Some("failed"),
+                ref_id: col(row, "ref_outbox_id")?,
                 page: col::<i64>(row, "page")? != 0,
                 created_at: Millis(col(row, "created_at")?),
                 incident_state: col::<Option<String>>(row, "incident_state")?
@@ -280,6 +283,38 @@ pub async fn mark_failed<'c, E: Executor<'c, Database = Any>>(
     .execute(ex)
     .await?;
     Ok(())
+}
+
+/// Whether a newer update of the same message waits behind this one (then this
+/// one need not be sent: the newer carries the whole message).
+pub async fn superseded<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    row: &Pending,
+) -> StoreResult<bool> {
+    let found = match (row.kind, row.incident, row.ref_id) {
+        (MessageKind::UpdateRoot, Some(r), _) => {
+            sqlx::query(
+                "SELECT id FROM outbox WHERE incident_id = $1 AND kind = 'update_root' \
+                 AND state = 'pending' AND id > $2 LIMIT 1",
+            )
+            .bind(r.number())
+            .bind(row.id)
+            .fetch_optional(ex)
+            .await?
+        }
+        (MessageKind::Update, _, Some(target)) => {
+            sqlx::query(
+                "SELECT id FROM outbox WHERE ref_outbox_id = $1 AND kind = 'update' \
+                 AND state = 'pending' AND id > $2 LIMIT 1",
+            )
+            .bind(target)
+            .bind(row.id)
+            .fetch_optional(ex)
+            .await?
+        }
+        _ => None,
+    };
+    Ok(found.is_some())
 }
 
 /// Leaves a message unsent on purpose (a stale page), recording why.

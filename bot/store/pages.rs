@@ -104,6 +104,10 @@ pub async fn prune(conn: &mut sqlx::AnyConnection, now: Millis) -> StoreResult<u
             7 * day,
         ),
         (
+            "DELETE FROM resolved_alerts WHERE resolved_at < $1",
+            7 * day,
+        ),
+        (
             "DELETE FROM outbox WHERE state = 'sent' AND sent_at < $1",
             30 * day,
         ),

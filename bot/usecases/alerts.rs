@@ -15,17 +15,21 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use std::collections::HashMap;
+
 use super::thread::Entry;
 use super::{Ctx, Error, Result, incidents as open_close};
 use crate::alerts::routing::Route;
-use crate::alerts::{Alert, AlertBatch};
-use crate::incident::{ChannelId, EventKind, Incident, IncidentRef, Severity};
+use crate::alerts::{Alert, AlertBatch, AlertStatus};
+use crate::blocks;
+use crate::incident::{ChannelId, EventKind, Incident, IncidentRef, IncidentSource, Severity};
 use crate::jobs::{self, Job, JobError, JobRun, Lane};
 use crate::store::Tx;
-use crate::store::alerts::{self as store, Change, GroupLink};
+use crate::store::alerts::{self as store, Counts, GroupLink};
 use crate::store::incidents::{self, NewIncident, Resolution};
-use crate::templates::{TemplateName, alerts_data};
-use crate::time::Millis;
+use crate::telemetry::SourceLabels;
+use crate::templates::{AlertsShown, TemplateName, alert_view, alerts_data};
+use crate::time::{Millis, group_thousands, plural};
 
 /// How long a storm collects groups before listing them.
 const DIGEST_DELAY: std::time::Duration = std::time::Duration::from_secs(3);
@@ -42,52 +46,43 @@ pub struct Ingested {
     /// Folded into the route's alert-storm incident.
     pub folded: bool,
     pub resolved: bool,
+    /// Firing alerts already seen resolved (out of order), ignored.
+    pub stale: usize,
 }
 
-/// One alert as the thread shows it.
-pub fn alert_view(a: &Alert) -> Value {
-    let clip = |s: &str, n: usize| -> String {
-        if s.chars().count() > n {
-            format!("{}…", s.chars().take(n).collect::<String>())
-        } else {
-            s.to_string()
-        }
-    };
-    let labels: Vec<String> = a
-        .labels
-        .iter()
-        .filter(|(k, _)| k.as_str() != "alertname")
-        .map(|(k, v)| format!("{k}={}", v.replace('`', "'")))
-        .collect();
-    let mut links = Vec::new();
-    let mut link = |url: Option<&String>, label: &str| {
-        if let Some(u) = url.filter(|u| crate::templates::linkable(u)) {
-            links.push(json!({"url": u, "label": label}));
-        }
-    };
-    link(a.annotations.get("runbook_url"), "runbook");
-    link(a.dashboard_url.as_ref(), "dashboard");
-    link(a.panel_url.as_ref(), "panel");
-    link(a.generator_url.as_ref(), "source");
-    link(a.silence_url.as_ref(), "silence in Grafana");
-    json!({
-        "name": name(a),
-        "summary": a.annotations.get("summary").map(|s| clip(s, 300)),
-        "description": a.annotations.get("description").map(|s| clip(s, 600)),
-        "since": a.starts_at.date_time_utc(),
-        "labels": clip(&labels.join(" "), 300),
-        "links": links,
-    })
+/// Alerts one message shows at most; the rest are counted ("… and 1,150 more").
+const SHOWN_IN_REPLY: usize = 10;
+
+/// Where an incident's alerts stand, for a message.
+pub fn standing(source: IncidentSource, counts: &Counts, shown: Vec<Value>) -> AlertsShown {
+    AlertsShown {
+        source: source.label().to_string(),
+        listed: counts.firing,
+        hidden: counts.hidden,
+        resolved: counts.resolved,
+        shown,
+    }
 }
 
-fn name(a: &Alert) -> String {
-    a.labels
-        .get("alertname")
-        .cloned()
-        .unwrap_or_else(|| "alert".into())
+/// `HighErrorRate, DiskFull`: the distinct names of some alerts, for the timeline.
+fn names_of(alerts: &[&Alert]) -> String {
+    let mut names: Vec<&str> = alerts.iter().map(|a| a.name()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let shown: Vec<&str> = names.iter().take(SHOWN_IN_REPLY).copied().collect();
+    if names.len() > shown.len() {
+        format!(
+            "{} … and {} more",
+            shown.join(", "),
+            names.len() - shown.len()
+        )
+    } else {
+        shown.join(", ")
+    }
 }
 
-/// Processes one notification.
+/// Processes one notification: everything it lists is stored, whatever its
+/// size; what the thread shows of it is cut.
 pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
     let now = ctx.clock.now();
     let settings = &ctx.settings;
@@ -100,23 +95,57 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
             opened: false,
             folded: false,
             resolved: false,
+            stale: 0,
         });
     }
     let group_id = format!("{}:{}", batch.source.as_str(), batch.group_key);
     let labels = batch.route_labels();
     let route = settings.alerts.routes.pick(&labels);
+    let source = batch.source;
+
+    // One alert per fingerprint: a sender listing one twice means it once (the last).
+    let mut by_fingerprint: HashMap<&str, &Alert> = HashMap::new();
+    for a in &batch.alerts {
+        by_fingerprint.insert(a.fingerprint.as_str(), a);
+    }
+    let mut alerts: Vec<&Alert> = by_fingerprint.into_values().collect();
+    alerts.sort_by(|a, b| (a.starts_at, &a.fingerprint).cmp(&(b.starts_at, &b.fingerprint)));
+
+    // An alert seen resolved (fingerprint and start) and then "firing" again
+    // for the same start is a stale, out-of-order delivery: it opens nothing.
+    let resolved_keys: Vec<(&str, Millis)> = alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Resolved)
+        .map(|a| (a.fingerprint.as_str(), a.starts_at))
+        .collect();
+    store::remember_resolved(&mut tx, source.as_str(), &resolved_keys, now).await?;
+    let firing_keys: Vec<(&str, Millis)> = alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing)
+        .map(|a| (a.fingerprint.as_str(), a.starts_at))
+        .collect();
+    let stale = store::seen_resolved(&mut tx, source.as_str(), &firing_keys).await?;
+    alerts.retain(|a| {
+        a.status == AlertStatus::Resolved
+            || !stale.contains(&(a.fingerprint.clone(), a.starts_at.0))
+    });
     let mut outcome = Ingested {
         duplicate: false,
         incident: None,
         opened: false,
         folded: false,
         resolved: false,
+        stale: stale.len(),
     };
+    if !stale.is_empty() {
+        tracing::info!(group = %batch.group_key, stale = stale.len(), "firing alerts already seen resolved (out of order); ignored");
+    }
 
     let existing = store::open_incident_for_group(&mut *tx, &group_id).await?;
-    let incident = match existing {
-        Some(r) => incidents::get(&mut *tx, r).await?,
-        None if batch.firing().next().is_none() => None,
+    let incident: Option<(Incident, bool)> = match existing {
+        Some(r) => incidents::get(&mut *tx, r).await?.map(|i| (i, false)),
+        // Nothing fires (all resolved, all stale, or no alert at all): nothing opens.
+        None if !alerts.iter().any(|a| a.status == AlertStatus::Firing) => None,
         None => {
             let cap = i64::from(route.max_new_incidents_per_minute.get());
             let recent = store::opened_by_route_since(
@@ -125,23 +154,21 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
                 now.minus(std::time::Duration::from_secs(60)),
             )
             .await?;
-            let (incident, folded) = if recent >= cap {
-                (
-                    storm_incident(ctx, &mut tx, batch, route, &labels, now).await?,
-                    true,
-                )
+            let (incident, folded, new) = if recent >= cap {
+                let (incident, new) =
+                    storm_incident(ctx, &mut tx, batch, route, &labels, now).await?;
+                (incident, true, new)
             } else {
-                (
-                    open_for_group(ctx, &mut tx, batch, route, &group_id, &labels, now).await?,
-                    false,
-                )
+                let incident =
+                    open_for_group(ctx, &mut tx, batch, route, &group_id, &labels, now).await?;
+                (incident, false, true)
             };
             store::link_group(
                 &mut *tx,
                 &GroupLink {
                     group_id: &group_id,
                     incident: incident.reference,
-                    source: batch.source.as_str(),
+                    source: source.as_str(),
                     route: &route.name,
                     title: &batch.title(),
                     labels: &json!(batch.group_labels),
@@ -158,95 +185,306 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
             }
             outcome.opened = !folded;
             outcome.folded = folded;
-            Some(incident)
+            Some((incident, new))
         }
     };
-    let Some(incident) = incident else {
-        tx.commit().await?;
+    let Some((incident, new_thread)) = incident else {
+        ctx.commit(tx).await?;
+        count_stale(ctx, source, stale.len());
         return Ok(outcome);
     };
-    outcome.incident = Some(incident.reference);
+    let r = incident.reference;
+    outcome.incident = Some(r);
 
+    // Store what changed, whole; sort what the thread should hear about.
+    let held = store::held(&mut tx, r).await?;
     let mut fired = Vec::new();
     let mut resolved = Vec::new();
-    for alert in &batch.alerts {
-        match store::upsert_alert(
-            &mut tx,
-            incident.reference,
-            &group_id,
-            alert,
-            &name(alert),
-            now,
-        )
-        .await?
-        {
-            Change::NewFiring | Change::Refired => fired.push(alert),
-            Change::Resolved => resolved.push(alert),
-            Change::NewResolved | Change::Unchanged => {}
+    let mut changed = Vec::new();
+    for a in &alerts {
+        let before = held.get(&a.fingerprint);
+        match (before.map(|h| h.status), a.status) {
+            (None | Some(AlertStatus::Resolved), AlertStatus::Firing) => fired.push(*a),
+            (Some(AlertStatus::Firing), AlertStatus::Resolved) => resolved.push(*a),
+            _ => {}
+        }
+        if before.is_none_or(|h| h.status != a.status || h.starts_at != a.starts_at) {
+            changed.push(*a);
         }
     }
-    let source = batch.source.to_string();
-    let source_label = batch.source.label();
+    store::upsert(&mut tx, r, &group_id, &changed, now).await?;
+    store::set_group_size(
+        &mut tx,
+        &group_id,
+        r,
+        u64::try_from(batch.alerts.len()).unwrap_or(u64::MAX),
+        batch.truncated_alerts,
+    )
+    .await?;
     let thread = ctx.thread();
-    if !fired.is_empty() && !outcome.folded {
-        let views: Vec<Value> = fired.iter().map(|a| alert_view(a)).collect();
-        let text = ctx.render(
-            TemplateName::AlertFiring,
-            &alerts_data(&incident, source_label, &views, 0),
-        )?;
-        let mut names: Vec<String> = fired.iter().map(|a| name(a)).collect();
-        names.dedup();
+    if !fired.is_empty() {
         thread
-            .post(
+            .record(
                 &mut tx,
                 &incident,
                 Entry::new(
                     EventKind::AlertFired,
-                    format!("{} alert(s) fired: {}", fired.len(), names.join(", ")),
+                    format!(
+                        "{} fired: {}",
+                        plural(len(&fired), "alert", "alerts"),
+                        names_of(&fired)
+                    ),
                 ),
-                &text,
                 now,
             )
             .await?;
     }
     if !resolved.is_empty() {
-        let still_firing = store::firing_count(&mut *tx, incident.reference).await?;
-        let views: Vec<Value> = resolved.iter().map(|a| alert_view(a)).collect();
-        let text = ctx.render(
-            TemplateName::AlertResolved,
-            &alerts_data(&incident, source_label, &views, still_firing),
-        )?;
-        let mut names: Vec<String> = resolved.iter().map(|a| name(a)).collect();
-        names.dedup();
         thread
-            .post(
+            .record(
                 &mut tx,
                 &incident,
                 Entry::new(
                     EventKind::AlertResolved,
-                    format!("{} alert(s) resolved: {}", resolved.len(), names.join(", ")),
+                    format!(
+                        "{} resolved: {}",
+                        plural(len(&resolved), "alert", "alerts"),
+                        names_of(&resolved)
+                    ),
                 ),
-                &text,
                 now,
             )
             .await?;
-        if still_firing == 0 && route.auto_resolve {
+    }
+    if new_thread {
+        // The root message carries the alerts: no first reply is needed.
+        thread.post_root(&mut tx, &incident, now).await?;
+    } else if !outcome.folded || !resolved.is_empty() {
+        let counts = store::counts(&mut tx, r).await?;
+        let group_firing = store::group_firing(&mut *tx, r, &group_id).await?;
+        // The notification says the group resolved, and Klaxon holds no alert of
+        // it that fires. Whether that is all of it depends on what was left out.
+        let group_cleared = batch.status == AlertStatus::Resolved && group_firing == 0;
+        let whole = batch.truncated_alerts == 0;
+        if route.auto_resolve && group_cleared && whole && counts.firing_total() == 0 {
+            // One reply: the resolution summary, naming what resolved.
             let resolution = Resolution {
                 root_cause: None,
-                resolution: Some(format!("every alert resolved ({source})")),
+                resolution: Some(format!("every alert resolved ({})", source.label())),
                 follow_up: None,
             };
-            outcome.resolved =
-                open_close::resolve_in(ctx, &mut tx, None, incident.reference, &resolution, now)
-                    .await?
-                    .is_some();
+            outcome.resolved = open_close::resolve_in(ctx, &mut tx, None, r, &resolution, now)
+                .await?
+                .is_some();
+        } else if route.auto_resolve
+            && group_cleared
+            && !whole
+            && source == IncidentSource::Alertmanager
+            && ctx.alertmanager.is_some()
+        {
+            // Alertmanager left alerts out (`max_alerts`): ask it whether they
+            // still fire before resolving, or before saying how many do.
+            let check = CheckGroup {
+                incident: r.number(),
+                group_id: group_id.clone(),
+                matchers: batch.group_labels.clone(),
+                receiver: batch.receiver.clone(),
+                resolved: len(&resolved),
+            };
+            jobs::enqueue(&mut *tx, &check, now, now).await?;
+        } else if !fired.is_empty() || !resolved.is_empty() {
+            let standing = standing(source, &counts, Vec::new());
+            let reply = change_reply(ctx, &incident, &fired, &resolved, &standing)?;
+            thread
+                .reply(&mut tx, &incident, blocks::text_message(&reply), now)
+                .await?;
+            thread.refresh_root(&mut tx, &incident, now).await?;
         }
     }
     ctx.commit(tx).await?;
+    count_stale(ctx, source, stale.len());
     if outcome.opened {
-        open_close::count_opened(ctx, batch.source);
+        open_close::count_opened(ctx, source);
     }
     Ok(outcome)
+}
+
+/// Counts stale firing alerts (call after the commit).
+fn count_stale(ctx: &Ctx, source: IncidentSource, stale: usize) {
+    if stale > 0 {
+        ctx.metrics
+            .alerts_stale
+            .get_or_create(&SourceLabels {
+                source: source.as_str().into(),
+            })
+            .inc_by(u64::try_from(stale).unwrap_or(0));
+    }
+}
+
+fn len<T>(v: &[T]) -> u64 {
+    u64::try_from(v.len()).unwrap_or(u64::MAX)
+}
+
+/// The one reply of a notification in which alerts joined or resolved while
+/// others still fire: what fired, what resolved, where the incident stands.
+fn change_reply(
+    ctx: &Ctx,
+    incident: &Incident,
+    fired: &[&Alert],
+    resolved: &[&Alert],
+    standing: &AlertsShown,
+) -> Result<String> {
+    let views = |alerts: &[&Alert]| -> Vec<Value> {
+        alerts
+            .iter()
+            .take(SHOWN_IN_REPLY)
+            .map(|a| alert_view(a))
+            .collect()
+    };
+    let mut parts = Vec::new();
+    if !fired.is_empty() {
+        parts.push(ctx.render(
+            TemplateName::AlertFiring,
+            &alerts_data(
+                incident,
+                len(fired),
+                &views(fired),
+                standing,
+                resolved.is_empty(),
+            ),
+        )?);
+    }
+    if !resolved.is_empty() {
+        parts.push(ctx.render(
+            TemplateName::AlertResolved,
+            &alerts_data(incident, len(resolved), &views(resolved), standing, true),
+        )?);
+    }
+    Ok(parts.join("\n"))
+}
+
+/// After a resolved notification that left alerts out (`max_alerts`), asks
+/// Alertmanager whether any alert of the group still fires: none → the
+/// incident resolves; some → the thread says how many.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckGroup {
+    pub incident: i64,
+    pub group_id: String,
+    /// The group's labels: every alert of the group carries them.
+    pub matchers: BTreeMap<String, String>,
+    /// The receiver that sent the notification.
+    pub receiver: String,
+    /// How many alerts the notification listed as newly resolved.
+    pub resolved: u64,
+}
+
+/// After this many failed attempts the thread says Klaxon could not ask.
+const CHECK_ATTEMPTS: u32 = 5;
+
+impl Job for CheckGroup {
+    const KIND: &'static str = "check_alert_group";
+    const LANE: Lane = Lane::Outside;
+    type Context = Ctx;
+
+    fn dedupe_key(&self) -> Option<String> {
+        Some(format!(
+            "check_alert_group:{}:{}",
+            self.incident, self.group_id
+        ))
+    }
+
+    fn incident(&self) -> Option<IncidentRef> {
+        IncidentRef::new(self.incident)
+    }
+
+    async fn run(self, ctx: Ctx, run: JobRun) -> std::result::Result<(), JobError> {
+        let Some(r) = IncidentRef::new(self.incident) else {
+            return Ok(());
+        };
+        let Some(api) = ctx.alertmanager.clone() else {
+            return Ok(());
+        };
+        let active = match api.active_alerts(&self.matchers, &self.receiver).await {
+            Ok(n) => Some(n),
+            Err(e) if run.attempts < CHECK_ATTEMPTS => {
+                return Err(JobError::Retry {
+                    reason: e,
+                    after: None,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(incident = %r, error = %e, "could not ask Alertmanager which alerts still fire");
+                None
+            }
+        };
+        let Some(mut tx) = run.finish().await? else {
+            return Ok(());
+        };
+        let now = ctx.clock.now();
+        let Some(incident) = incidents::get(&mut *tx, r).await? else {
+            return Ok(());
+        };
+        if incident.is_resolved() {
+            ctx.commit_job(&run, tx).await?;
+            return Ok(());
+        }
+        let group_firing = store::group_firing(&mut *tx, r, &self.group_id).await?;
+        let held = u64::try_from(group_firing).unwrap_or(0);
+        // What Alertmanager holds beyond what Klaxon holds is what it left out.
+        let hidden = active.map(|n| n.saturating_sub(held));
+        if let Some(hidden) = hidden {
+            store::set_group_size(&mut tx, &self.group_id, r, held, hidden).await?;
+        }
+        let counts = store::counts(&mut tx, r).await?;
+        let route_auto_resolve = store::route_of(&mut *tx, &self.group_id, r)
+            .await?
+            .and_then(|name| {
+                ctx.settings
+                    .alerts
+                    .routes
+                    .routes()
+                    .iter()
+                    .find(|route| route.name == name)
+                    .map(|route| route.auto_resolve)
+            })
+            .unwrap_or(true);
+        if hidden == Some(0) && counts.firing_total() == 0 && route_auto_resolve {
+            let resolution = Resolution {
+                root_cause: None,
+                resolution: Some(
+                    "every alert resolved (Alertmanager; it listed only some of them, so Klaxon asked its API)"
+                        .into(),
+                ),
+                follow_up: None,
+            };
+            open_close::resolve_in(&ctx, &mut tx, None, r, &resolution, now).await?;
+        } else {
+            let text = match hidden {
+                Some(_) => format!(
+                    "✅ *{}* · {} (Alertmanager's count: it listed only some of them, its `max_alerts`; `max_alerts: 0` on the receiver lists them all).",
+                    plural(self.resolved, "alert resolved", "alerts resolved"),
+                    plural(
+                        counts.firing_total(),
+                        "alert still fires",
+                        "alerts still fire"
+                    ),
+                ),
+                None => format!(
+                    "✅ *{}*. Alertmanager listed only some of this group's alerts (its `max_alerts`) and did not answer when Klaxon asked which still fire, so {r} stays open: resolve it by hand, or set `max_alerts: 0` on the receiver.",
+                    plural(self.resolved, "alert resolved", "alerts resolved"),
+                ),
+            };
+            let thread = ctx.thread();
+            thread
+                .reply(&mut tx, &incident, blocks::text_message(&text), now)
+                .await?;
+            thread.refresh_root(&mut tx, &incident, now).await?;
+        }
+        run.commit(tx).await?;
+        // Resolving may have started jobs on other lanes (expiring silences).
+        ctx.wake();
+        Ok(())
+    }
 }
 
 /// Where a route's new incident goes: its channel, severity and ladder.
@@ -309,7 +547,7 @@ async fn open_for_group(
     Ok(incident)
 }
 
-/// The route's open alert-storm incident, opened if there is none.
+/// The route's open alert-storm incident, opened if there is none (`true`: just opened).
 async fn storm_incident(
     ctx: &Ctx,
     tx: &mut Tx,
@@ -317,12 +555,12 @@ async fn storm_incident(
     route: &Route,
     labels: &BTreeMap<String, String>,
     now: Millis,
-) -> Result<Incident> {
+) -> Result<(Incident, bool)> {
     let key = format!("storm:{}", route.name);
     if let Some(r) = store::open_incident_for_route(&mut **tx, &key).await?
         && let Some(i) = incidents::get(&mut **tx, r).await?
     {
-        return Ok(i);
+        return Ok((i, false));
     }
     let (channel, severity, ladder) = placement(ctx, route, labels)?;
     let title = format!(
@@ -350,7 +588,7 @@ async fn storm_incident(
     )
     .await?;
     store::set_alert_route(&mut **tx, incident.reference, &key, None).await?;
-    Ok(incident)
+    Ok((incident, true))
 }
 
 /// Lists the groups folded into a storm since the last digest, a few seconds
@@ -397,9 +635,9 @@ async fn digest(ctx: &Ctx, tx: &mut Tx, r: IncidentRef, now: Millis) -> Result<(
     let thread = ctx.thread();
     for (n, chunk) in titles.chunks(DIGEST_CHUNK).enumerate() {
         let mut lines = vec![format!(
-            "🌩 *{} more alert group(s) folded into this storm* ({} in all){}",
-            titles.len(),
-            total,
+            "🌩 *{} folded into this storm* ({} in all){}",
+            plural(len(&titles), "more alert group", "more alert groups"),
+            group_thousands(u64::try_from(total).unwrap_or(0)),
             if n > 0 {
                 format!(", part {}", n + 1)
             } else {
@@ -417,7 +655,10 @@ async fn digest(ctx: &Ctx, tx: &mut Tx, r: IncidentRef, now: Millis) -> Result<(
                 &incident,
                 Entry::new(
                     EventKind::AlertFired,
-                    format!("{} alert group(s) folded into the storm", chunk.len()),
+                    format!(
+                        "{} folded into the storm",
+                        plural(len(chunk), "alert group", "alert groups")
+                    ),
                 ),
                 &lines.join("\n"),
                 now,

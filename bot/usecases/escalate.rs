@@ -18,7 +18,7 @@ use crate::jobs::{self, Job, JobError, JobRun, Lane};
 use crate::store::{Tx, incidents, pages};
 use crate::telemetry::LevelLabels;
 use crate::templates::{PageFacts, TemplateName, page_data};
-use crate::time::Millis;
+use crate::time::{Millis, plural};
 
 /// The job that pages step `step` (0-based, across repeats) of an incident's ladder.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -186,14 +186,23 @@ async fn page_from(
 ) -> Result<Option<Paged>> {
     let r = incident.reference;
     let thread = ctx.thread();
+    // Levels skipped on the way here because they had nobody to page.
+    let mut skipped: Vec<String> = Vec::new();
     loop {
         let Some(level) = ladder.level(step) else {
             let text = format!(
-                "🔕 Nobody has acknowledged {r} after the whole *{}* ladder ({} level(s), {} time(s)). \
+                "🔕 Nobody has acknowledged {r} after the whole *{}* ladder ({}, {}). \
                  Type `/incident escalate` to page again, or `/incident ack` when someone is on it.",
                 ladder.name,
-                ladder.levels.len(),
-                ladder.repeat
+                plural(
+                    u64::try_from(ladder.levels.len()).unwrap_or(0),
+                    "level",
+                    "levels"
+                ),
+                match ladder.repeat {
+                    1 => "once".to_string(),
+                    n => format!("{n} times"),
+                }
             );
             thread
                 .post(
@@ -234,6 +243,7 @@ async fn page_from(
                 )
                 .await?;
             incidents::set_escalation(&mut **tx, r, None, Some(step)).await?;
+            skipped.push(level.name.clone());
             step += 1;
             continue;
         }
@@ -247,6 +257,7 @@ async fn page_from(
             unacknowledged_for: now.since(incident.opened_at),
             wait: level.wait,
             next_level,
+            after_empty: (!skipped.is_empty()).then(|| skipped.join(" and ")),
         };
         let data = page_data(incident, &facts);
         let thread_text = ctx.render(TemplateName::EscalationPage, &data)?;

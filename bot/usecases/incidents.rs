@@ -12,16 +12,17 @@ use std::time::Duration;
 
 use super::thread::Entry;
 use super::{Actor, Answer, Ctx, Result, access, actions, escalate, silences};
+use crate::alerts::AlertStatus;
 use crate::incident::command::{self, Command, HELP, UsageError};
 use crate::incident::{
     ChannelId, EventKind, Incident, IncidentRef, IncidentSource, IncidentState, Severity,
     SlackUserId,
 };
 use crate::store::incidents::{self, NewIncident, Resolution};
-use crate::store::{Tx, pages};
+use crate::store::{Tx, alerts, pages};
 use crate::telemetry::SourceLabels;
 use crate::templates::{self, TemplateName, slack_escape};
-use crate::time::{Millis, human_duration};
+use crate::time::{Millis, human_duration, plural};
 
 /// Notes the incident on the request's span, so its log lines carry the ref.
 fn note_incident(r: IncidentRef) {
@@ -170,6 +171,7 @@ pub async fn open(ctx: &Ctx, actor: &Actor, severity: Severity, title: &str) -> 
         now,
     )
     .await?;
+    ctx.thread().post_root(&mut tx, &incident, now).await?;
     ctx.commit(tx).await?;
     count_opened(ctx, IncidentSource::Slack);
     Ok(Answer::Done(format!(
@@ -182,8 +184,9 @@ pub async fn open(ctx: &Ctx, actor: &Actor, severity: Severity, title: &str) -> 
     )))
 }
 
-/// Inserts an incident with its first timeline event, its root message and
-/// (when a ladder pages for it) the first escalation step, inside `tx`.
+/// Inserts an incident with its first timeline event and (when a ladder pages
+/// for it) the first escalation step, inside `tx`. The caller posts the root
+/// message ([`super::thread::Thread::post_root`]) once what it shows is stored.
 pub async fn open_in(
     ctx: &Ctx,
     tx: &mut Tx,
@@ -197,7 +200,6 @@ pub async fn open_in(
     entry.actor = new.opened_by;
     let thread = ctx.thread();
     thread.record(tx, &incident, entry, now).await?;
-    thread.post_root(tx, &incident, now).await?;
     if new.ladder.is_some() {
         escalate::start(tx, incident.reference, 0, now).await?;
     }
@@ -453,9 +455,17 @@ pub async fn resolve_in(
     let thread = ctx.thread();
     thread.record(tx, &current, entry, now).await?;
     let timeline = incidents::timeline(&mut **tx, r).await?;
+    let (alerts_resolved, alerts_firing) = if current.source == IncidentSource::Slack {
+        (Vec::new(), Vec::new())
+    } else {
+        (
+            alerts::names(tx, r, AlertStatus::Resolved).await?,
+            alerts::names(tx, r, AlertStatus::Firing).await?,
+        )
+    };
     let reply = ctx.render(
         TemplateName::ResolutionSummary,
-        &templates::resolution_data(&current, &timeline),
+        &templates::resolution_data(&current, &timeline, &alerts_resolved, &alerts_firing),
     )?;
     thread
         .reply(tx, &current, crate::blocks::text_message(&reply), now)
@@ -630,7 +640,14 @@ pub async fn list(ctx: &Ctx) -> Result<Answer> {
         return Ok(Answer::Done("No open incidents. 🎉".into()));
     }
     let now = ctx.clock.now();
-    let mut lines = vec![format!("*{} open incident(s)*", open.len())];
+    let mut lines = vec![format!(
+        "*{}*",
+        plural(
+            u64::try_from(open.len()).unwrap_or(0),
+            "open incident",
+            "open incidents"
+        )
+    )];
     for i in &open {
         lines.push(format!(
             "• *{}* [{}] {} — {}, {}, open {} (<#{}>)",

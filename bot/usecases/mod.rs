@@ -112,7 +112,7 @@ pub struct Ctx {
     /// Slack user groups (permissions).
     pub directory: Arc<dyn ports::Directory>,
     /// Alertmanager's silences API, when `alerts.alertmanager_url` is set.
-    pub alertmanager: Option<Arc<dyn ports::Silencer>>,
+    pub alertmanager: Option<Arc<dyn ports::Alertmanager>>,
 }
 
 impl Ctx {

@@ -42,10 +42,17 @@ pub struct NewSilence {
     pub comment: String,
 }
 
-/// Alertmanager's silences.
-pub trait Silencer: Send + Sync + Debug {
+/// Alertmanager's API v2: silences, and which alerts are active.
+pub trait Alertmanager: Send + Sync + Debug {
     /// Creates a silence; returns its id.
     fn create<'a>(&'a self, silence: &'a NewSilence) -> BoxFuture<'a, Result<String, String>>;
     /// Expires a silence; one that no longer exists counts as expired.
     fn expire<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), String>>;
+    /// How many alerts are active now that carry every label of `matchers`
+    /// (exact values) and go to the receiver named `receiver`.
+    fn active_alerts<'a>(
+        &'a self,
+        matchers: &'a BTreeMap<String, String>,
+        receiver: &'a str,
+    ) -> BoxFuture<'a, Result<u64, String>>;
 }

@@ -18,7 +18,11 @@ use super::{Ctx, Result};
 use crate::incident::{EventKind, IncidentRef, IncidentSource, SlackUserId};
 use crate::jobs::{self, Job, JobError, JobRun, Lane};
 use crate::store::{Tx, alerts as store, incidents};
-use crate::time::{Millis, human_duration};
+use crate::time::{Millis, human_duration, plural};
+
+fn len<T>(v: &[T]) -> u64 {
+    u64::try_from(v.len()).unwrap_or(u64::MAX)
+}
 
 /// After this many failed attempts the thread is told and the job gives up.
 const MAX_ATTEMPTS: u32 = 5;
@@ -170,8 +174,8 @@ impl Job for Create {
                         human_duration(duration)
                     ),
                     format!(
-                        "🔕 {who} silenced {} alert group(s) of {r} in Alertmanager for {} (until {}). Silence: `{}`",
-                        ids.len(),
+                        "🔕 {who} silenced {} of {r} in Alertmanager for {} (until {}). Silence: `{}`",
+                        plural(len(&ids), "alert group", "alert groups"),
                         human_duration(duration),
                         until.time_utc_from(now),
                         ids.join("`, `")
@@ -262,11 +266,12 @@ impl Job for ExpireAll {
                     &incident,
                     Entry::new(
                         EventKind::Silenced,
-                        format!("expired {} silence(s)", expired.len()),
+                        format!("expired {}", plural(len(&expired), "silence", "silences")),
                     ),
                     &format!(
-                        "🔔 {r} is resolved, so its {} silence(s) in Alertmanager are expired: new alerts will notify again.",
-                        expired.len()
+                        "🔔 {r} is resolved, so its {} in Alertmanager {} expired: new alerts will notify again.",
+                        plural(len(&expired), "silence", "silences"),
+                        if expired.len() == 1 { "is" } else { "are" }
                     ),
                     now,
                 )

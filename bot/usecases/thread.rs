@@ -10,12 +10,16 @@
 use serde_json::Value;
 
 use super::{Ctx, Result};
+use crate::alerts::AlertStatus;
 use crate::blocks;
-use crate::incident::{ChannelId, EventKind, Incident, SlackUserId, TimelineEvent};
+use crate::incident::{ChannelId, EventKind, Incident, IncidentSource, SlackUserId, TimelineEvent};
 use crate::store::outbox::{self, MessageKind, NewMessage};
-use crate::store::{Tx, incidents};
-use crate::templates::{self, TemplateName};
+use crate::store::{Tx, alerts, incidents};
+use crate::templates::{self, AlertsShown, TemplateName};
 use crate::time::Millis;
+
+/// Alerts the root message shows at most; it counts the rest.
+const SHOWN_IN_ROOT: i64 = 5;
 
 /// One line of an incident's timeline, as a use case writes it.
 #[derive(Debug, Clone)]
@@ -208,7 +212,7 @@ impl<'a> Thread<'a> {
 
     /// Posts the thread's root message (the first message of a new incident).
     pub async fn post_root(&self, tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
-        let root = self.root_payload(incident)?;
+        let root = self.root_payload(tx, incident).await?;
         self.enqueue(tx, incident, MessageKind::Root, root, None, false, now)
             .await?;
         Ok(())
@@ -216,7 +220,7 @@ impl<'a> Thread<'a> {
 
     /// Re-renders the root message from the incident as it is now.
     pub async fn refresh_root(&self, tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
-        let root = self.root_payload(incident)?;
+        let root = self.root_payload(tx, incident).await?;
         self.enqueue(
             tx,
             incident,
@@ -294,12 +298,28 @@ impl<'a> Thread<'a> {
         .await?)
     }
 
-    /// The root message: the rendered "Initial Incident Post", its buttons, and a
-    /// Run check menu of the read-only actions that need no parameters.
-    fn root_payload(&self, incident: &Incident) -> Result<Value> {
+    /// The root message: the rendered "Initial Incident Post" (with, for an
+    /// alert incident, its alerts: how many fire and the first few), its
+    /// buttons, and a Run check menu of the read-only actions that need no
+    /// parameters.
+    async fn root_payload(&self, tx: &mut Tx, incident: &Incident) -> Result<Value> {
+        let alerts = if incident.source == IncidentSource::Slack {
+            None
+        } else {
+            let counts = alerts::counts(tx, incident.reference).await?;
+            let shown =
+                alerts::list(tx, incident.reference, AlertStatus::Firing, SHOWN_IN_ROOT).await?;
+            Some(AlertsShown {
+                source: incident.source.label().to_string(),
+                listed: counts.firing,
+                hidden: counts.hidden,
+                resolved: counts.resolved,
+                shown: shown.iter().map(templates::alert_view).collect(),
+            })
+        };
         let text = self.ctx.render(
             TemplateName::IncidentOpened,
-            &templates::incident_data(incident),
+            &templates::root_data(incident, alerts.as_ref()),
         )?;
         let checks: Vec<(String, String)> = self
             .ctx

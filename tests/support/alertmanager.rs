@@ -15,6 +15,16 @@ pub struct Alertmanager {
 impl Alertmanager {
     /// Starts Alertmanager on `port` with a 1-second group wait and interval, sending to `webhook`.
     pub async fn start_on(port: u16, webhook: &str, token: &str) -> Alertmanager {
+        Self::start_with(port, webhook, token, 0).await
+    }
+
+    /// Like [`Alertmanager::start_on`], with the receiver's `max_alerts` (0: all).
+    pub async fn start_with(
+        port: u16,
+        webhook: &str,
+        token: &str,
+        max_alerts: u32,
+    ) -> Alertmanager {
         let bin = std::env::var("KLAXON_TEST_ALERTMANAGER_BIN").unwrap_or_else(|_| {
             panic!(
                 "KLAXON_TEST_ALERTMANAGER_BIN is not set. Run the tests with tests/run.sh, \
@@ -34,6 +44,7 @@ receivers:
     webhook_configs:
       - url: {webhook}
         send_resolved: true
+        max_alerts: {max_alerts}
         http_config:
           authorization:
             credentials: {token}

@@ -66,6 +66,8 @@ struct Inner {
     messages: HashMap<(String, String), Value>,
     /// User group id → member user ids.
     groups: HashMap<String, Vec<String>>,
+    /// Users whose accounts are deactivated (`user_disabled`).
+    disabled: HashSet<String>,
     counter: u64,
 }
 
@@ -122,6 +124,11 @@ impl FakeSlack {
             group.to_string(),
             members.iter().map(|m| m.to_string()).collect(),
         );
+    }
+
+    /// Deactivates a user: direct messages to them fail with `user_disabled`.
+    pub fn disable_user(&self, user: &str) {
+        self.lock().disabled.insert(user.to_string());
     }
 
     pub fn heal(&self) {
@@ -328,6 +335,7 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
             json!({"ok": true, "view": {"id": format!("V{}", g.counter)}})
         }
         "conversations.open" => match s("users") {
+            Some(u) if g.disabled.contains(&u) => slack_error("user_disabled"),
             Some(u) => json!({"ok": true, "channel": {"id": format!("D{u}")}}),
             None => slack_error("users_list_not_supplied"),
         },
