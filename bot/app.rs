@@ -12,6 +12,9 @@ use crate::usecases::Ctx;
 
 /// Everything a request handler may need.
 pub struct App {
+    /// Set once the database answered and its migrations ran: `/readyz` is 200
+    /// only then, and the job lanes and the outbox sender start then.
+    pub database_ready: std::sync::atomic::AtomicBool,
     /// The use cases' context (store, clock, settings, templates, metrics …).
     pub ctx: Ctx,
     pub slack: Arc<SlackApi>,

@@ -148,10 +148,11 @@ impl std::error::Error for ConfigErrors {}
 
 /// The file as written; every field optional, unknown keys refused.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawFile {
     listen: Option<String>,
     database_url: Option<String>,
+    /// Several replicas share the database: SQLite is refused.
+    require_shared_database: Option<bool>,
     templates_dir: Option<PathBuf>,
     alert_token: Option<String>,
     log_format: Option<String>,
@@ -172,7 +173,6 @@ struct RawFile {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawAlerts {
     alertmanager_url: Option<String>,
     expire_silences_on_resolve: Option<bool>,
@@ -183,7 +183,6 @@ struct RawAlerts {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawSlack {
     bot_token: Option<String>,
     signing_secret: Option<String>,
@@ -192,7 +191,6 @@ struct RawSlack {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawIncidents {
     default_severity: Option<String>,
     #[serde(default)]
@@ -200,7 +198,6 @@ struct RawIncidents {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawOutbox {
     channel_rate: Option<f64>,
     channel_burst: Option<u32>,
@@ -209,7 +206,6 @@ struct RawOutbox {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawHttp {
     max_body_bytes: Option<usize>,
     header_read_timeout: Option<String>,
@@ -244,14 +240,7 @@ pub fn load(
                     message: format!("cannot read the file: {e}"),
                 }])
             })?;
-            let raw = toml::from_str::<RawFile>(&text).map_err(|e| {
-                ConfigErrors(vec![Problem {
-                    source: source.clone(),
-                    key: "(syntax)".into(),
-                    message: e.to_string().replace('\n', " "),
-                }])
-            })?;
-            (raw, source)
+            return from_toml(&text, &source, env);
         }
     };
     from_raw(raw, &source, env)
@@ -263,14 +252,59 @@ pub fn from_toml(
     source: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Settings, ConfigErrors> {
-    let raw = toml::from_str::<RawFile>(text).map_err(|e| {
-        ConfigErrors(vec![Problem {
-            source: source.to_string(),
-            key: "(syntax)".into(),
-            message: e.to_string().replace('\n', " "),
-        }])
-    })?;
-    from_raw(raw, source, env)
+    let (raw, mut problems) = parse_raw(text, source)?;
+    match from_raw(raw, source, env) {
+        Ok(settings) if problems.is_empty() => Ok(settings),
+        Ok(_) => Err(ConfigErrors(problems)),
+        Err(ConfigErrors(more)) => {
+            problems.extend(more);
+            Err(ConfigErrors(problems))
+        }
+    }
+}
+
+/// Reads the file's text into the raw settings, finding every problem it can
+/// at once: every syntax error (a duplicate key is one; the parser recovers and
+/// goes on) and every key Klaxon does not know. A value of the wrong type stops
+/// the reading (`Err`): serde reports one at a time.
+fn parse_raw(text: &str, source: &str) -> Result<(RawFile, Vec<Problem>), ConfigErrors> {
+    let problem = |key: String, message: String| Problem {
+        source: source.to_string(),
+        key,
+        message,
+    };
+    let one_line = |e: &dyn fmt::Display| {
+        e.to_string()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (table, syntax) = toml::de::DeTable::parse_recoverable(text);
+    let mut problems: Vec<Problem> = syntax
+        .iter()
+        .map(|e| problem("(syntax)".into(), one_line(e)))
+        .collect();
+    let mut unknown = Vec::new();
+    let raw: Result<RawFile, _> =
+        serde_ignored::deserialize(toml::de::Deserializer::from(table), |path| {
+            unknown.push(path.to_string().replace("?.", ""))
+        });
+    problems.extend(unknown.into_iter().map(|key| {
+        problem(
+            key,
+            "is not a key Klaxon knows (misspelt?): deploy/klaxon.example.toml lists every key"
+                .into(),
+        )
+    }));
+    match raw {
+        Ok(raw) => Ok((raw, problems)),
+        Err(e) => {
+            problems.push(problem("(value)".into(), one_line(&e)));
+            Err(ConfigErrors(problems))
+        }
+    }
 }
 
 /// Collects problems while picking each value: the environment wins over the file.
@@ -364,6 +398,23 @@ fn from_raw(
             v
         }
     };
+    let shared = p.pick(
+        Some("KLAXON_REQUIRE_SHARED_DATABASE"),
+        "require_shared_database",
+        raw.require_shared_database.map(|b| b.to_string()),
+    );
+    if let Some((v, src, key)) = shared {
+        match v.as_str() {
+            "true" | "1" if database_url.starts_with("sqlite:") => p.problem(
+                src,
+                key,
+                "is set, but the database is SQLite, which serves one replica: \
+                 set KLAXON_DATABASE_URL to PostgreSQL (postgres://…) to run several",
+            ),
+            "true" | "1" | "false" | "0" => {}
+            _ => p.problem(src, key, format!("`{v}` is not true or false")),
+        }
+    }
 
     let secret = |p: &mut Picker, env_key: &str, file_key: &str, v: Option<String>| {
         p.pick(Some(env_key), file_key, v)
@@ -383,6 +434,27 @@ fn from_raw(
     );
     let alert_token = secret(&mut p, "KLAXON_ALERT_TOKEN", "alert_token", raw.alert_token);
 
+    for (value, key, min) in [
+        // Slack issues bot tokens: only their `xoxb-` shape is checked (below).
+        (&bot_token, "slack.bot_token / KLAXON_SLACK_BOT_TOKEN", 0),
+        (
+            &signing_secret,
+            "slack.signing_secret / KLAXON_SLACK_SIGNING_SECRET",
+            MIN_SECRET_CHARS,
+        ),
+        (
+            &alert_token,
+            "alert_token / KLAXON_ALERT_TOKEN",
+            MIN_SECRET_CHARS,
+        ),
+    ] {
+        if let Some(why) = value
+            .as_ref()
+            .and_then(|v| weak_secret(v.expose_secret(), min))
+        {
+            p.problem(source.to_string(), key.into(), why);
+        }
+    }
     if let Some(t) = &bot_token
         && !t.expose_secret().starts_with("xoxb-")
     {
@@ -637,6 +709,37 @@ fn from_raw(
     }
 }
 
+/// The shortest signing secret or alert token accepted (Slack's signing
+/// secrets are 32 hexadecimal characters; `openssl rand -hex 32` gives 64).
+pub const MIN_SECRET_CHARS: usize = 16;
+
+/// Values published as examples (in Klaxon's files, or Slack's documentation):
+/// anyone may know them, so none may guard an install.
+const PUBLISHED_SECRETS: &[&str] = &[
+    // Slack's "Verifying requests from Slack" example signing secret.
+    "8f742231b10e8888abcd99yyyzzz85a5",
+];
+
+/// Why a secret must not be used (a published placeholder, too short), if so.
+fn weak_secret(value: &str, min_chars: usize) -> Option<String> {
+    let lower = value.to_ascii_lowercase();
+    if ["replace", "change-me", "changeme", "example", "your-"]
+        .iter()
+        .any(|p| lower.contains(p))
+        || PUBLISHED_SECRETS.contains(&value)
+    {
+        return Some(
+            "is a published placeholder, so anyone could use it: set the real value".into(),
+        );
+    }
+    let n = value.chars().count();
+    (n < min_chars).then(|| {
+        format!(
+            "is {n} characters long; use at least {min_chars} (generate one with `openssl rand -hex 32`)"
+        )
+    })
+}
+
 /// The process environment, for [`load`].
 pub fn process_env(key: &str) -> Option<String> {
     std::env::var(key).ok()
@@ -707,13 +810,93 @@ mod tests {
     }
 
     #[test]
+    fn unknown_route_and_action_keys_are_refused_by_name() {
+        let err = from_toml(
+            "[[alerts.routes]]\nname = \"x\"\nmatchers = [\"team=payments\"]\n\n[[escalation.ladders]]\nname = \"default\"\nlevel = []\n",
+            "t.toml",
+            &env_of(&[]),
+        )
+        .expect_err("typos");
+        let keys: Vec<&str> = err.0.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"alerts.routes.0.matchers"), "{err}");
+        assert!(keys.contains(&"escalation.ladders.0.level"), "{err}");
+    }
+
+    #[test]
+    fn every_misspelt_and_duplicate_key_is_reported_in_one_pass() {
+        let text = "lisen = \"x\"\n[slack]\nincident_chanel = \"C1\"\n[outbox]\nchannel_rate = 1.0\nchannel_rate = 2.0\n[alerts]\nmax_silense = \"1h\"\n";
+        let err = from_toml(text, "t.toml", &env_of(&[])).expect_err("four mistakes");
+        let keys: Vec<&str> = err.0.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"lisen"), "{err}");
+        assert!(keys.contains(&"slack.incident_chanel"), "{err}");
+        assert!(keys.contains(&"alerts.max_silense"), "{err}");
+        assert!(
+            err.0
+                .iter()
+                .any(|p| p.key == "(syntax)" && p.message.contains("duplicate")),
+            "{err}"
+        );
+        assert_eq!(err.0.len(), 4, "{err}");
+    }
+
+    #[test]
+    fn published_placeholders_and_short_secrets_are_refused() {
+        for (key, value) in [
+            (
+                "KLAXON_SLACK_SIGNING_SECRET",
+                "replace-with-the-slack-signing-secret",
+            ),
+            (
+                "KLAXON_SLACK_SIGNING_SECRET",
+                "8f742231b10e8888abcd99yyyzzz85a5",
+            ),
+            ("KLAXON_SLACK_SIGNING_SECRET", "short"),
+            ("KLAXON_ALERT_TOKEN", "replace-with-a-long-random-token"),
+            ("KLAXON_ALERT_TOKEN", "REPLACE-ME-WITH-A-LONG-RANDOM-TOKEN"),
+            ("KLAXON_ALERT_TOKEN", "t0ken"),
+            ("KLAXON_SLACK_BOT_TOKEN", "xoxb-REPLACE-ME"),
+        ] {
+            let env = |k: &str| {
+                if k == key {
+                    Some(value.to_string())
+                } else if k == "KLAXON_SLACK_SIGNING_SECRET" {
+                    Some("4e9d1c07b2a85f36e0d9c4a1b7f2e813".to_string())
+                } else {
+                    None
+                }
+            };
+            let err = from_toml("", "t.toml", &env).expect_err(value);
+            assert!(
+                err.0.iter().any(|p| p.key.contains(key)),
+                "{value} for {key}: {err}"
+            );
+            assert!(
+                !err.to_string().contains(value) || value.len() < 8,
+                "the value itself is not echoed: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_shared_database_is_required_when_the_install_says_so() {
+        let env = env_of(&[("KLAXON_REQUIRE_SHARED_DATABASE", "true")]);
+        let err = from_toml("", "t.toml", &env).expect_err("SQLite with several replicas");
+        assert!(err.to_string().contains("PostgreSQL"), "{err}");
+        let env = env_of(&[
+            ("KLAXON_REQUIRE_SHARED_DATABASE", "true"),
+            ("KLAXON_DATABASE_URL", "postgres://k@db/k"),
+        ]);
+        assert!(from_toml("", "t.toml", &env).is_ok());
+    }
+
+    #[test]
     fn secrets_never_show_in_debug_output() {
         let s = from_toml(
             "",
             "t.toml",
             &env_of(&[
-                ("KLAXON_SLACK_BOT_TOKEN", "xoxb-very-secret"),
-                ("KLAXON_SLACK_SIGNING_SECRET", "sign-very-secret"),
+                ("KLAXON_SLACK_BOT_TOKEN", "xoxb-very-secret-bot"),
+                ("KLAXON_SLACK_SIGNING_SECRET", "sign-very-secret-value"),
                 ("KLAXON_DATABASE_URL", "postgres://u:pw-very-secret@h/db"),
             ]),
         )

@@ -27,7 +27,6 @@ use crate::server;
 use crate::slack::api::ConsoleMessage;
 
 const CHANNEL: &str = "C0INCIDENTS";
-const ALERT_TOKEN: &str = "demo-alert-token";
 const PEOPLE: [(&str, &str); 3] = [("U0ALICE", "alice"), ("U0BOB", "bob"), ("U0CAROL", "carol")];
 
 /// Turns Slack mrkdwn into what a terminal should show.
@@ -70,10 +69,28 @@ struct Player {
     client: reqwest::Client,
     base: String,
     secret: String,
+    alert_token: String,
     names: HashMap<&'static str, &'static str>,
 }
 
 impl Player {
+    /// Waits until `/readyz` answers 200 (the database is migrated).
+    async fn wait_until_ready(&self) -> anyhow::Result<()> {
+        for _ in 0..500 {
+            let ready = self
+                .client
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        anyhow::bail!("Klaxon did not become ready at {}", self.base)
+    }
+
     fn name<'a>(&self, user: &'a str) -> &'a str {
         self.names.get(user).copied().unwrap_or(user)
     }
@@ -196,7 +213,7 @@ impl Player {
         let response = self
             .client
             .post(format!("{}/alerts/alertmanager", self.base))
-            .bearer_auth(ALERT_TOKEN)
+            .bearer_auth(&self.alert_token)
             .json(&body)
             .send()
             .await?;
@@ -321,11 +338,11 @@ pub async fn run() -> anyhow::Result<()> {
     result
 }
 
-fn demo_config(checkout: &str) -> String {
+fn demo_config(checkout: &str, alert_token: &str) -> String {
     format!(
         r#"
 listen = "127.0.0.1:0"
-alert_token = "{ALERT_TOKEN}"
+alert_token = "{alert_token}"
 
 [outbox]
 channel_rate = 20.0
@@ -361,6 +378,7 @@ async fn play(dir: &std::path::Path) -> anyhow::Result<()> {
     let fixed = Arc::new(AtomicBool::new(false));
     let checkout = checkout_service(fixed.clone()).await?;
     let secret = format!("demo-{:016x}", rand::random::<u64>());
+    let alert_token = format!("demo-{:016x}", rand::random::<u64>());
     let db = format!("sqlite://{}", dir.join("klaxon.db").display());
     let env = |k: &str| match k {
         "KLAXON_DATABASE_URL" => Some(db.clone()),
@@ -368,7 +386,7 @@ async fn play(dir: &std::path::Path) -> anyhow::Result<()> {
         "KLAXON_INCIDENT_CHANNEL" => Some(CHANNEL.to_string()),
         _ => None,
     };
-    let settings = config::from_toml(&demo_config(&checkout), "demo", &env)?;
+    let settings = config::from_toml(&demo_config(&checkout, &alert_token), "demo", &env)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let app = server::build(settings, Some(tx)).await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -382,8 +400,10 @@ async fn play(dir: &std::path::Path) -> anyhow::Result<()> {
         client: reqwest::Client::new(),
         base: base.clone(),
         secret,
+        alert_token,
         names: names.clone(),
     };
+    p.wait_until_ready().await?;
 
     println!(
         "Klaxon demo — a real Klaxon at {base} on SQLite in {}",

@@ -38,6 +38,8 @@
 //! - [`slack`]: the Web API client (or the console stand-in) and the outbox
 //!   sender that delivers queued messages in order, with rate limits and retries.
 //! - [`alertmanager`]: Alertmanager's silences API.
+//! - [`health`]: Klaxon watching itself (database, Slack credentials and
+//!   channels, overdue jobs) for the metrics, the log and `/readyz`.
 //! - [`http`]: the axum router: Slack endpoints with signature checks, alert
 //!   webhooks, health, readiness and metrics.
 //!
@@ -53,6 +55,7 @@ pub mod config;
 pub mod demo;
 pub mod escalation;
 pub mod executor;
+pub mod health;
 pub mod http;
 pub mod incident;
 pub mod jobs;

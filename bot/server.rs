@@ -1,9 +1,10 @@
 //! Wiring: settings in, a running Klaxon out.
 //!
-//! [`build`] connects and migrates the database, loads the templates, chooses
-//! the Slack client (or the console stand-in) and plugs the adapters into the
-//! use cases. [`run`] serves HTTP and runs the job lanes and the outbox sender
-//! until the shutdown future completes; then it stops accepting connections,
+//! [`build`] opens the database (lazily: a PostgreSQL that is not up yet is
+//! waited for), loads the templates, chooses the Slack client (or the console
+//! stand-in) and plugs the adapters into the use cases. [`run`] serves HTTP at
+//! once, migrates the database when it answers, then runs the job lanes, the
+//! outbox sender and the health checks until the shutdown future completes; then it stops accepting connections,
 //! lets requests in flight, running jobs (within a grace period) and the Slack
 //! call in flight finish, and leaves everything else in the database for the
 //! next start. [`check_config`] is `klaxon check-config`.
@@ -15,6 +16,8 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use slack_morphism::prelude::SlackSigningSecret;
 use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -37,7 +40,7 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Connects, migrates and loads templates, on the system clock. `transcript`
+/// Opens the database and loads templates, on the system clock. `transcript`
 /// receives what the console stand-in posts (used by `klaxon demo`).
 pub async fn build(
     settings: Settings,
@@ -54,13 +57,11 @@ pub async fn build_with_clock(
 ) -> anyhow::Result<Arc<App>> {
     install_crypto_provider();
     let settings = Arc::new(settings);
-    let store = Store::connect(settings.database_url.expose_secret())
+    // A PostgreSQL that is down now is waited for (see `run`); a SQLite file
+    // that cannot be opened is a mistake to report at once.
+    let store = Store::connect_lazily(settings.database_url.expose_secret())
         .await
-        .context("cannot connect to the database")?;
-    store
-        .migrate()
-        .await
-        .context("cannot migrate the database")?;
+        .context("cannot open the database")?;
     let templates = Templates::load(settings.templates_dir.as_deref()).map_err(|problems| {
         anyhow::anyhow!(
             "templates are broken: {}",
@@ -93,18 +94,28 @@ pub async fn build_with_clock(
         Some(url) => Some(Arc::new(AlertmanagerApi::new(url)?)),
         None => None,
     };
+    let metrics = Metrics::new();
+    let levels: Vec<String> = settings
+        .escalation
+        .ladders
+        .values()
+        .flat_map(|l| l.levels.iter().map(|level| level.name.clone()))
+        .collect();
+    metrics.start_series(&levels, &job_registry().lanes_and_kinds());
     let ctx = Ctx {
         store,
         clock,
         templates: Arc::new(templates),
-        metrics: Arc::new(Metrics::new()),
+        metrics: Arc::new(metrics),
         outbox_wake: Arc::new(Notify::new()),
         jobs_wake: Default::default(),
         directory: Arc::new(GroupDirectory::new(slack.clone())),
+        reach: Default::default(),
         alertmanager,
         settings,
     };
     Ok(Arc::new(App {
+        database_ready: AtomicBool::new(false),
         ctx,
         slack,
         verifier,
@@ -128,16 +139,58 @@ pub fn job_registry() -> Registry<Ctx> {
 }
 
 /// Serves on `listener` until `shutdown` completes, then shuts down cleanly.
+///
+/// HTTP answers at once: `/healthz` 200, `/readyz` 503 until the database
+/// answers and is migrated (retried with backoff, so a database that starts
+/// after Klaxon is simply waited for). Then the job lanes and the outbox
+/// sender start, and `/readyz` turns 200.
 pub async fn run(
     app: Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let ctx = &app.ctx;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "klaxon listening");
+    let router = crate::http::router(app.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = tokio::spawn(run_workers(app.clone(), stop_rx));
+    let served = serve(listener, router, &app.ctx.settings.http, shutdown).await;
+
+    tracing::info!("shutting down: waiting for the job lanes and the outbox sender");
+    let _ = stop_tx.send(true);
+    let _ = workers.await;
+    app.ctx.store.close().await;
+    served.context("the HTTP server failed")
+}
+
+/// Waits for the database (migrating it), then runs the job lanes, the outbox
+/// sender and the health checks until `stop` turns true.
+async fn run_workers(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let ctx = &app.ctx;
+    let mut attempts = 0u32;
+    loop {
+        match ctx.store.migrate().await {
+            Ok(()) => break,
+            Err(e) => {
+                attempts = attempts.saturating_add(1);
+                let wait = crate::time::backoff(attempts, Duration::from_secs(30));
+                tracing::warn!(error = %e, retry_in = ?wait, "the database does not answer (or cannot be migrated) yet; not ready");
+                ctx.metrics.database_up.set(0);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+    app.database_ready.store(true, Ordering::Release);
+    ctx.metrics.database_up.set(1);
+    tracing::info!("database ready");
+    let stop_rx = stop.clone();
     let sender = Arc::new(OutboxSender::new(
         ctx.store.clone(),
         ctx.clock.clone(),
+        ctx.reach.clone(),
         app.slack.clone(),
         ctx.settings.outbox.clone(),
         ctx.metrics.clone(),
@@ -155,19 +208,15 @@ pub async fn run(
         ctx.metrics.clone(),
         ctx.jobs_wake.clone(),
     ));
-    let scheduler_task = tokio::spawn(scheduler.run(stop_rx));
-
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "klaxon listening");
-    let router = crate::http::router(app.clone());
-    let served = serve(listener, router, &ctx.settings.http, shutdown).await;
-
-    tracing::info!("shutting down: waiting for the job lanes and the outbox sender");
-    let _ = stop_tx.send(true);
+    let scheduler_task = tokio::spawn(scheduler.run(stop_rx.clone()));
+    let health_task = tokio::spawn(crate::health::watch(
+        ctx.clone(),
+        app.slack.clone(),
+        stop_rx,
+    ));
     let _ = scheduler_task.await;
     let _ = sender_task.await;
-    ctx.store.close().await;
-    served.context("the HTTP server failed")
+    let _ = health_task.await;
 }
 
 /// Accepts connections until `shutdown`, then lets requests in flight finish.

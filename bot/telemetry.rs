@@ -14,6 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -89,6 +90,12 @@ pub const REJECT_REASONS: &[&str] = &[
     "failed",
 ];
 
+/// A Slack channel Klaxon is configured to post in (a closed set: the config's).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    pub channel: String,
+}
+
 /// A job lane (`paging`, `actions`, `outside`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LaneLabels {
@@ -136,6 +143,13 @@ pub struct Metrics {
     pub notifications_deduplicated: Counter,
     pub alerts_stale: Family<SourceLabels, Counter>,
     pub alerts_rejected: Family<RejectLabels, Counter>,
+    pub database_up: Gauge,
+    pub slack_auth_ok: Gauge,
+    pub slack_scopes_missing: Gauge,
+    pub slack_channel_ok: Family<ChannelLabels, Gauge>,
+    pub scheduler_last_run: Gauge<f64, AtomicU64>,
+    pub outbox_last_run: Gauge<f64, AtomicU64>,
+    pub jobs_oldest_due: Family<LaneLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -285,7 +299,59 @@ impl Metrics {
                 });
             }
         }
+        let database_up = Gauge::default();
+        registry.register(
+            "klaxon_database_up",
+            "1 while the database answers (checked every 15 s and by /readyz), 0 otherwise",
+            database_up.clone(),
+        );
+        let slack_auth_ok = Gauge::default();
+        registry.register(
+            "klaxon_slack_auth_ok",
+            "1 while Slack accepts the bot token (auth.test, every minute; console mode counts as 1), 0 otherwise",
+            slack_auth_ok.clone(),
+        );
+        let slack_scopes_missing = Gauge::default();
+        registry.register(
+            "klaxon_slack_scopes_missing",
+            "How many of the scopes Klaxon uses the bot token lacks (from auth.test's X-OAuth-Scopes; the log names them)",
+            slack_scopes_missing.clone(),
+        );
+        let slack_channel_ok = Family::<ChannelLabels, Gauge>::default();
+        registry.register(
+            "klaxon_slack_channel_ok",
+            "1 while Klaxon can post in a configured channel, 0 when Slack refuses (not in the channel, not found, archived)",
+            slack_channel_ok.clone(),
+        );
+        let scheduler_last_run = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "klaxon_scheduler_last_run_timestamp",
+            "When a job lane last looked for due jobs (Unix time); lanes look at least every 30 s",
+            Unit::Seconds,
+            scheduler_last_run.clone(),
+        );
+        let outbox_last_run = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "klaxon_outbox_last_run_timestamp",
+            "When the outbox sender last looked for messages to send (Unix time); it looks at least every 30 s",
+            Unit::Seconds,
+            outbox_last_run.clone(),
+        );
+        let jobs_oldest_due = Family::<LaneLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register_with_unit(
+            "klaxon_jobs_oldest_due",
+            "How long the oldest job that is due and not finished has been due, by lane (0 when none)",
+            Unit::Seconds,
+            jobs_oldest_due.clone(),
+        );
         Metrics {
+            database_up,
+            slack_auth_ok,
+            slack_scopes_missing,
+            slack_channel_ok,
+            scheduler_last_run,
+            outbox_last_run,
+            jobs_oldest_due,
             alerts_stale,
             alerts_rejected,
             registry,
@@ -310,7 +376,56 @@ impl Metrics {
         }
     }
 
-    /// The OpenMetrics text exposition.
+    /// Creates the labelled series Klaxon can know in advance at zero, so the
+    /// first event of each shows as an increase (`increase()` cannot see a
+    /// series that appears at 1): every alert source and status, incident
+    /// source, Slack method, ladder level (`levels`) and job (`jobs`: lane, kind).
+    pub fn start_series(&self, levels: &[String], jobs: &[(&str, &str)]) {
+        for source in ["alertmanager", "grafana"] {
+            for status in ["firing", "resolved"] {
+                let _ = self.alerts_received.get_or_create(&AlertLabels {
+                    source: source.into(),
+                    status: status.into(),
+                });
+            }
+        }
+        for source in ["slack", "alertmanager", "grafana"] {
+            let _ = self.incidents_opened.get_or_create(&SourceLabels {
+                source: source.into(),
+            });
+        }
+        for method in [
+            "chat.postMessage",
+            "chat.update",
+            "chat.postEphemeral",
+            "conversations.open",
+        ] {
+            let _ = self.slack_messages_sent.get_or_create(&MethodLabels {
+                method: method.into(),
+            });
+        }
+        for level in levels {
+            let _ = self.pages_sent.get_or_create(&LevelLabels {
+                level: level.clone(),
+            });
+        }
+        for (lane, kind) in jobs {
+            let labels = JobLabels {
+                lane: (*lane).into(),
+                kind: (*kind).into(),
+            };
+            let _ = self.job_lateness.get_or_create(&labels);
+            let _ = self.jobs_timed_out.get_or_create(&labels);
+            let _ = self.job_failures.get_or_create(&labels);
+        }
+        for lane in jobs.iter().map(|(lane, _)| *lane) {
+            let labels = LaneLabels { lane: lane.into() };
+            let _ = self.jobs_running.get_or_create(&labels);
+            let _ = self.jobs_pending.get_or_create(&labels);
+        }
+    }
+
+    /// The OpenMetrics text exposition (what Prometheus asks for).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
@@ -318,4 +433,47 @@ impl Metrics {
         }
         out
     }
+
+    /// The classic Prometheus text format (version 0.0.4), for scrapers and
+    /// tools that do not ask for OpenMetrics (`promtool check metrics`, curl).
+    pub fn encode_classic(&self) -> String {
+        classic_text(&self.encode())
+    }
+}
+
+/// OpenMetrics text → the classic Prometheus text format: a counter family
+/// `x` is named `x_total` in its HELP and TYPE lines (as its samples are),
+/// and the `# UNIT` and `# EOF` lines go.
+pub fn classic_text(openmetrics: &str) -> String {
+    // TYPE follows HELP in OpenMetrics: read the types first.
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (*p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(name) && !name.ends_with("_total") {
+                    out.push_str(&format!("{prefix}{name}_total {tail}\n"));
+                } else {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }

@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["jobs"],
     &["usecases"],
-    &["slack", "alertmanager"],
+    &["slack", "alertmanager", "health"],
     &["app"],
     &["http"],
     &["server"],

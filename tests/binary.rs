@@ -96,9 +96,25 @@ async fn klaxon_serve_turns_a_signed_open_into_a_root_message_and_stops_cleanly_
 fn check_config_lists_every_problem_and_exits_nonzero() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("klaxon.toml");
+    // A misspelt key, a duplicate key, bad values and a broken action: all
+    // reported in one run, the action by its name.
     std::fs::write(
         &file,
-        "listen = \"nowhere\"\n[slack]\nincident_channel = \"#incidents\"\n[incidents]\ndefault_severity = \"P9\"\n",
+        r##"listen = "nowhere"
+lisen = "127.0.0.1:8080"
+[slack]
+incident_channel = "#incidents"
+incident_channel = "C0INCIDENTS"
+[incidents]
+default_severity = "P9"
+[[actions]]
+name = "restart-web"
+kind = "docker"
+container = "web"
+operation = "restart"
+timeout = "forever"
+allowed = ["user:U0ALICE"]
+"##,
     )
     .expect("write");
     let output = Command::new(BIN)
@@ -108,13 +124,20 @@ fn check_config_lists_every_problem_and_exits_nonzero() {
         .expect("runs");
     assert_eq!(output.status.code(), Some(1));
     let err = String::from_utf8_lossy(&output.stderr);
-    assert!(err.contains("3 problem(s)"), "{err}");
-    for key in [
-        "listen",
-        "slack.incident_channel",
-        "incidents.default_severity",
+    assert!(err.contains("6 problem(s)"), "{err}");
+    for (key, says) in [
+        ("listen", "not an address"),
+        ("lisen", "not a key Klaxon knows"),
+        ("(syntax)", "duplicate key"),
+        ("slack.incident_channel", "not a channel ID"),
+        ("incidents.default_severity", "not a severity"),
+        ("actions.restart-web.timeout", "not a duration"),
     ] {
-        assert!(err.contains(key), "{key} missing from:\n{err}");
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!(": {key}: ")) && l.contains(says)),
+            "{key} ({says}) missing from:\n{err}"
+        );
     }
 
     std::fs::write(&file, "[slack]\nincident_channel = \"C0INCIDENTS\"\n").expect("write");
@@ -127,6 +150,88 @@ fn check_config_lists_every_problem_and_exits_nonzero() {
         ok.status.success(),
         "{}",
         String::from_utf8_lossy(&ok.stderr)
+    );
+}
+
+/// The value of `KEY=value` in an env file.
+fn env_file_value(file: &str, key: &str) -> String {
+    let text = std::fs::read_to_string(file).expect("read");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{key} is not in {file}"))
+        .to_string()
+}
+
+/// Every `credentials:` of an `authorization` block in an Alertmanager config.
+fn alertmanager_credentials(file: &str) -> Vec<String> {
+    fn walk(v: &serde_yaml_ng::Value, out: &mut Vec<String>) {
+        match v {
+            serde_yaml_ng::Value::Mapping(m) => {
+                if let Some(c) = m
+                    .get("authorization")
+                    .and_then(|a| a.get("credentials"))
+                    .and_then(|c| c.as_str())
+                {
+                    out.push(c.to_string());
+                }
+                m.values().for_each(|v| walk(v, out));
+            }
+            serde_yaml_ng::Value::Sequence(s) => s.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let text = std::fs::read_to_string(file).expect("read");
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("yaml");
+    let mut out = Vec::new();
+    walk(&doc, &mut out);
+    out
+}
+
+#[test]
+fn the_placeholders_the_deploy_files_publish_are_refused_as_secrets() {
+    let env_file = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/klaxon.env.example");
+    let am_file = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/alertmanager.yml");
+    let signing = env_file_value(env_file, "KLAXON_SLACK_SIGNING_SECRET");
+    let mut tokens = alertmanager_credentials(am_file);
+    tokens.push(env_file_value(env_file, "KLAXON_ALERT_TOKEN"));
+    assert!(
+        !signing.is_empty() && tokens.len() >= 2,
+        "{signing} {tokens:?}"
+    );
+    for token in &tokens {
+        // check-config exits 1 on problems; serve exits 2 on a configuration it refuses.
+        for (command, code) in [("check-config", 1), ("serve", 2)] {
+            let output = Command::new(BIN)
+                .arg(command)
+                .env_clear()
+                .env("KLAXON_LISTEN", "127.0.0.1:0")
+                .env("KLAXON_SLACK_BOT_TOKEN", "xoxb-0000-0000-placeholder-test")
+                .env("KLAXON_SLACK_SIGNING_SECRET", &signing)
+                .env("KLAXON_ALERT_TOKEN", token)
+                .output()
+                .expect("runs");
+            assert_eq!(output.status.code(), Some(code), "{command} with {token}");
+            let err = String::from_utf8_lossy(&output.stderr);
+            for key in ["KLAXON_SLACK_SIGNING_SECRET", "KLAXON_ALERT_TOKEN"] {
+                assert!(
+                    err.lines()
+                        .any(|l| l.contains(key) && l.contains("published placeholder")),
+                    "{command}: {key} not refused:\n{err}"
+                );
+            }
+            assert!(!err.contains(token.as_str()), "a secret was echoed");
+        }
+    }
+    // Too short to be a secret, however random.
+    let output = Command::new(BIN)
+        .arg("check-config")
+        .env_clear()
+        .env("KLAXON_ALERT_TOKEN", "k3y9")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("is 4 characters long; use at least 16")
     );
 }
 

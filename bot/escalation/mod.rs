@@ -152,7 +152,6 @@ fn week() -> String {
 
 /// `[escalation]` as written in the config file.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawEscalation {
     #[serde(default)]
     ladders: Vec<RawLadder>,
@@ -164,7 +163,6 @@ pub struct RawEscalation {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawLadder {
     name: String,
     #[serde(default = "one")]
@@ -174,7 +172,6 @@ struct RawLadder {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawLevel {
     #[serde(default)]
     name: Option<String>,
@@ -183,7 +180,6 @@ struct RawLevel {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawSchedule {
     name: String,
     #[serde(default = "utc")]
@@ -198,7 +194,6 @@ struct RawSchedule {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawOverride {
     user: String,
     start: String,

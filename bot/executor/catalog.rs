@@ -56,7 +56,6 @@ pub struct RawAction {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawParam {
     pub name: String,
     #[serde(default)]
@@ -215,7 +214,12 @@ impl Catalog {
         let mut actions = BTreeMap::new();
         let name_shape = Regex::new("^[a-z0-9][a-z0-9_-]{0,39}$").ok();
         for (i, a) in raw.into_iter().enumerate() {
-            let key = format!("actions[{i}]");
+            // Problems name the action as people know it; by position when it has no name.
+            let key = if a.name.trim().is_empty() {
+                format!("actions[{i}]")
+            } else {
+                format!("actions.{}", a.name)
+            };
             let mut p = |k: &str, m: String| problems.push((format!("{key}.{k}"), m));
             if !name_shape.as_ref().is_some_and(|re| re.is_match(&a.name)) {
                 p(
@@ -502,13 +506,13 @@ mod tests {
         .expect_err("invalid");
         let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
         for expected in [
-            "actions[0].name",
-            "actions[0].kind",
-            "actions[1].params[0].pattern",
-            "actions[1].params[1]",
-            "actions[1].params[2].allowed",
-            "actions[1].allowed",
-            "actions[2].argv",
+            "actions.Bad Name.name",
+            "actions.Bad Name.kind",
+            "actions.loose.params[0].pattern",
+            "actions.loose.params[1]",
+            "actions.loose.params[2].allowed",
+            "actions.loose.allowed",
+            "actions.shell.argv",
         ] {
             assert!(
                 keys.contains(&expected),

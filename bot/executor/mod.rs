@@ -81,13 +81,20 @@ pub trait Configured: Send + Sync + std::fmt::Debug {
 
 /// A back end's typed settings from an action's table. Unknown keys are refused
 /// by the back end's `deny_unknown_fields` struct, durations are read by
-/// [`crate::time::parse_duration`], and a problem is one `("settings", line)`.
+/// [`crate::time::parse_duration`], and a problem is one `(key, line)`, the
+/// key being where in the table it went wrong (`timeout`, `args[2]`).
 pub(crate) fn settings_of<T: serde::de::DeserializeOwned>(
     table: &toml::Table,
 ) -> Result<T, Vec<(String, String)>> {
-    toml::Value::Table(table.clone())
-        .try_into::<T>()
-        .map_err(|e| vec![("settings".to_string(), e.to_string().replace('\n', " "))])
+    serde_path_to_error::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+        let path = e.path().to_string();
+        let key = if path == "." {
+            "settings".to_string()
+        } else {
+            path
+        };
+        vec![(key, e.into_inner().message().replace('\n', " "))]
+    })
 }
 
 /// Every placeholder in `template` that names no declared parameter, as problems of `key`.

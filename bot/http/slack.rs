@@ -195,6 +195,10 @@ struct Interaction {
     channel: Option<IdOnly>,
     #[serde(default)]
     trigger_id: Option<String>,
+    /// Where Slack takes a reply to this press (works in any channel, unlike
+    /// `chat.postEphemeral`, which needs the bot to be in it).
+    #[serde(default)]
+    response_url: Option<String>,
     #[serde(default)]
     actions: Vec<ActionItem>,
     #[serde(default)]
@@ -253,16 +257,12 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
         return refuse(StatusCode::BAD_REQUEST, "block_actions without actions");
     };
     let ctx = &app.ctx;
+    let response_url = interaction.response_url.clone();
     let tell = |text: String| {
         let user = user.clone();
         let channel = channel.clone();
-        async move {
-            if let Some(channel) = channel
-                && let Err(e) = ctx.thread().tell(&channel, &user, &text).await
-            {
-                log_fault(&e);
-            }
-        }
+        let response_url = response_url.clone();
+        async move { feedback(app, response_url.as_deref(), channel.as_ref(), &user, &text).await }
     };
     if action.action_id == blocks::ACTION_APPROVE || action.action_id == blocks::ACTION_DENY {
         let Some(id) = action.value.as_deref().and_then(|v| v.parse::<i64>().ok()) else {
@@ -310,11 +310,10 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
     let told = |answer: Answer| {
         let user = user.clone();
         let channel = channel.clone();
+        let response_url = response_url.clone();
         async move {
-            if let (Answer::Refused(text), Some(channel)) = (answer, channel)
-                && let Err(e) = ctx.thread().tell(&channel, &user, &text).await
-            {
-                log_fault(&e);
+            if let Answer::Refused(text) = answer {
+                feedback(app, response_url.as_deref(), channel.as_ref(), &user, &text).await;
             }
         }
     };
@@ -366,6 +365,42 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
         other => tracing::debug!(action = other, "ignored action"),
     }
     StatusCode::OK.into_response()
+}
+
+/// Tells the person who pressed a button something only they see: through the
+/// press's `response_url` when Slack gave one (it works in channels the bot is
+/// not in), else with `chat.postEphemeral` through the outbox.
+async fn feedback(
+    app: &Arc<App>,
+    response_url: Option<&str>,
+    channel: Option<&ChannelId>,
+    user: &SlackUserId,
+    text: &str,
+) {
+    if let Some(url) = response_url.filter(|u| app.slack.accepts_response_url(u)) {
+        let app = app.clone();
+        let url = url.to_string();
+        let text = text.to_string();
+        let channel = channel.cloned();
+        let user = user.clone();
+        tokio::spawn(async move {
+            if let Err(e) = app.slack.respond(&url, &text).await {
+                tracing::warn!(error = %e.code(), "could not answer a button press through its response_url; sending it as an ephemeral message instead");
+                tell(&app, channel.as_ref(), &user, &text).await;
+            }
+        });
+        return;
+    }
+    tell(app, channel, user, text).await;
+}
+
+/// `text` to `user` only, in `channel`, through the outbox.
+async fn tell(app: &Arc<App>, channel: Option<&ChannelId>, user: &SlackUserId, text: &str) {
+    if let Some(channel) = channel
+        && let Err(e) = app.ctx.thread().tell(channel, user, text).await
+    {
+        log_fault(&e);
+    }
 }
 
 async fn view_submission(app: &Arc<App>, user: SlackUserId, interaction: Interaction) -> Response {
@@ -452,8 +487,22 @@ struct MessageEvent {
 /// acknowledges the incident that paged its author. Each `event_id` is handled
 /// once, however often Slack retries it.
 pub async fn events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refusal) = unverified(&app, &headers, &body).await {
+    if let Some(refusal) = unsigned(&app, &headers, &body) {
+        // Slack signs the challenge it sends when the Request URL is saved, so a
+        // Klaxon without the right signing secret cannot pass it: say so plainly.
+        if serde_json::from_slice::<EventEnvelope>(&body)
+            .is_ok_and(|e| e.kind == "url_verification")
+        {
+            tracing::error!(
+                "refused Slack's URL verification: its signature does not match. Set \
+                 KLAXON_SLACK_SIGNING_SECRET to the app's Signing Secret (Basic Information → \
+                 App Credentials), restart Klaxon, then press Retry in Event Subscriptions"
+            );
+        }
         return refusal;
+    }
+    if let Some(answer) = replayed(&app, &headers).await {
+        return answer;
     }
     let envelope: EventEnvelope = match serde_json::from_slice(&body) {
         Ok(v) => v,

@@ -297,6 +297,17 @@ impl<C: Clone + Send + Sync + 'static> Registry<C> {
         self
     }
 
+    /// Every registered (lane, kind), for the metrics.
+    pub fn lanes_and_kinds(&self) -> Vec<(&'static str, &'static str)> {
+        let mut all: Vec<_> = self
+            .kinds
+            .iter()
+            .map(|(kind, r)| (r.lane.as_str(), *kind))
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
     /// The kinds of a lane (for metrics and tests).
     pub fn kinds_of(&self, lane: Lane) -> Vec<&'static str> {
         let mut kinds: Vec<_> = self

@@ -125,6 +125,9 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
                 match self.claim_and_start(lane, free, &slots, &mut tasks).await {
                     Ok(next) => {
                         failures = 0;
+                        self.metrics
+                            .scheduler_last_run
+                            .set(self.clock.now().0 as f64 / 1000.0);
                         next
                     }
                     Err(e) => {

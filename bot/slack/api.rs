@@ -2,7 +2,12 @@
 //!
 //! Slack answers HTTP 200 with `{"ok": false, "error": "…"}` for most failures,
 //! 429 with `Retry-After` when rate-limited, and 5xx when it is having a bad day.
-//! [`CallError`] sorts these into what the outbox should do next.
+//! [`CallError`] sorts these into what the outbox should do next. Every class
+//! has a deliberate policy, and only errors Slack documents as final for that
+//! message give up on it; anything else (an error code Klaxon does not know,
+//! a proxy's 403 or 407, a wrong API URL answering 404) is retried with
+//! backoff and counted, so a mistake in the install delays messages and
+//! alerts, it never loses them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,11 +21,18 @@ use tokio::sync::mpsc;
 pub enum CallError {
     /// Slack asked us to wait this long (HTTP 429 or `ratelimited`).
     RateLimited(Duration),
-    /// Worth trying again later: 5xx, timeouts, connection errors, Slack-side errors.
+    /// Worth trying again later: 5xx, timeouts, connection errors, Slack-side
+    /// errors, and whatever Klaxon does not recognise (counted by its code).
     Transient(String),
-    /// The token is wrong or revoked: retried (after the operator fixes it) and logged loudly.
+    /// The token is wrong or revoked, or a scope is missing: retried (after the
+    /// operator fixes it) and logged loudly.
     Auth(String),
-    /// Slack will never accept this message (`channel_not_found`, `not_in_channel`, …).
+    /// The bot cannot post in this channel (`not_in_channel`,
+    /// `channel_not_found`, `is_archived`): retried, because inviting the bot
+    /// fixes it, and the person and the log are told.
+    NoAccess(String),
+    /// Slack will never accept this message as it is (`no_text`,
+    /// `msg_too_long`, `message_not_found`, `user_disabled` …).
     Permanent(String),
 }
 
@@ -29,7 +41,10 @@ impl CallError {
     pub fn code(&self) -> String {
         match self {
             CallError::RateLimited(_) => "ratelimited".into(),
-            CallError::Transient(c) | CallError::Auth(c) | CallError::Permanent(c) => c.clone(),
+            CallError::Transient(c)
+            | CallError::Auth(c)
+            | CallError::NoAccess(c)
+            | CallError::Permanent(c) => c.clone(),
         }
     }
 }
@@ -43,6 +58,46 @@ const TRANSIENT_ERRORS: &[&str] = &[
     "team_added_to_org",
 ];
 
+/// Slack error codes that say the bot cannot post in the channel (yet).
+const NO_ACCESS_ERRORS: &[&str] = &["not_in_channel", "channel_not_found", "is_archived"];
+
+/// Slack error codes that say this message will never be accepted as it is
+/// (from the Web API's method pages: chat.postMessage, chat.update,
+/// chat.postEphemeral, conversations.open, views.open).
+const PERMANENT_ERRORS: &[&str] = &[
+    "no_text",
+    "msg_too_long",
+    "too_many_attachments",
+    "invalid_blocks",
+    "invalid_blocks_format",
+    "invalid_attachments",
+    "invalid_arguments",
+    "invalid_arg_name",
+    "invalid_json",
+    "json_not_object",
+    "message_not_found",
+    "cant_update_message",
+    "edit_window_closed",
+    "thread_not_found",
+    "user_not_in_channel",
+    "user_not_found",
+    "users_not_found",
+    "user_disabled",
+    "cannot_dm_bot",
+    "messages_tab_disabled",
+    "restricted_action",
+    "restricted_action_read_only_channel",
+    "restricted_action_thread_only_channel",
+    "restricted_action_non_threadable_channel",
+    "posting_to_general_channel_denied",
+    "duplicate_channel_not_found",
+    "expired_trigger_id",
+    "invalid_trigger_id",
+    "exchanged_trigger_id",
+    "unknown_method",
+    "method_deprecated",
+];
+
 /// Slack error codes that say the bot's credentials are the problem.
 const AUTH_ERRORS: &[&str] = &[
     "invalid_auth",
@@ -53,8 +108,58 @@ const AUTH_ERRORS: &[&str] = &[
     "missing_scope",
 ];
 
+/// The bot token scopes Klaxon uses, as the shipped app manifest
+/// (`deploy/slack-app-manifest.yml`) grants them, with what each is for.
+pub const REQUIRED_SCOPES: &[(&str, &str)] = &[
+    ("commands", "the /incident command"),
+    ("chat:write", "every thread message and root update"),
+    (
+        "chat:write.public",
+        "posting in a public channel the bot was not invited to",
+    ),
+    ("im:write", "direct-message pages"),
+    ("im:history", "\"ack\" replies to a page's direct message"),
+    (
+        "usergroups:read",
+        "user groups in ladders and action permissions",
+    ),
+    (
+        "channels:read",
+        "checking the public channels Klaxon posts in",
+    ),
+    (
+        "groups:read",
+        "checking the private channels Klaxon posts in",
+    ),
+];
+
+/// What `auth.test` says about the bot token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthInfo {
+    /// The workspace's name.
+    pub team: String,
+    /// The bot user's name.
+    pub user: String,
+    /// The scopes granted, when Slack says (`X-OAuth-Scopes`).
+    pub scopes: Option<Vec<String>>,
+}
+
+impl AuthInfo {
+    /// The [`REQUIRED_SCOPES`] the token lacks (none when Slack did not say).
+    pub fn missing_scopes(&self) -> Vec<&'static str> {
+        let Some(granted) = &self.scopes else {
+            return Vec::new();
+        };
+        REQUIRED_SCOPES
+            .iter()
+            .map(|(scope, _)| *scope)
+            .filter(|scope| !granted.iter().any(|g| g == scope))
+            .collect()
+    }
+}
+
 /// Methods whose arguments Slack wants form-encoded.
-const FORM_METHODS: &[&str] = &["usergroups.users.list"];
+const FORM_METHODS: &[&str] = &["usergroups.users.list", "conversations.info", "auth.test"];
 
 /// A message the console stand-in "posted", for `klaxon demo`'s transcript.
 #[derive(Debug, Clone)]
@@ -114,6 +219,77 @@ impl SlackApi {
         matches!(self, SlackApi::Console(_))
     }
 
+    /// Whether `url` may receive a reply to a button press: Slack's own
+    /// `https://hooks.slack.com/…`, or (for a test double) the configured API's host.
+    pub fn accepts_response_url(&self, url: &str) -> bool {
+        match self {
+            SlackApi::Console(_) => false,
+            SlackApi::Web(web) => {
+                let origin = |u: &str| -> Option<String> {
+                    let parsed = reqwest::Url::parse(u).ok()?;
+                    Some(format!(
+                        "{}://{}:{}",
+                        parsed.scheme(),
+                        parsed.host_str()?,
+                        parsed.port_or_known_default()?
+                    ))
+                };
+                url.starts_with("https://hooks.slack.com/")
+                    || (origin(url).is_some() && origin(url) == origin(&web.base_url))
+            }
+        }
+    }
+
+    /// Posts `text` to a press's `response_url`, visible only to the person
+    /// who pressed (`response_type: ephemeral`, the original message kept).
+    pub async fn respond(&self, url: &str, text: &str) -> Result<(), CallError> {
+        let SlackApi::Web(web) = self else {
+            return Ok(());
+        };
+        let body = json!({
+            "response_type": "ephemeral",
+            "replace_original": false,
+            "text": text,
+        });
+        let response = web.client.post(url).json(&body).send().await.map_err(|e| {
+            CallError::Transient(if e.is_timeout() {
+                "timeout".into()
+            } else {
+                "connection_error".into()
+            })
+        })?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(CallError::Transient(format!(
+                "http_{}",
+                response.status().as_u16()
+            )))
+        }
+    }
+
+    /// `auth.test`: who the bot token belongs to, and the scopes it was
+    /// granted (Slack: "auth.test", and the `X-OAuth-Scopes` header every Web
+    /// API answer carries). The console stand-in has every scope.
+    pub async fn auth_test(&self) -> Result<AuthInfo, CallError> {
+        let (answer, scopes) = match self {
+            SlackApi::Web(web) => web.call_with_scopes("auth.test", &json!({})).await?,
+            SlackApi::Console(_) => (json!({"team": "console", "user": "klaxon"}), None),
+        };
+        let field = |k: &str| {
+            answer
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string()
+        };
+        Ok(AuthInfo {
+            team: field("team"),
+            user: field("user"),
+            scopes,
+        })
+    }
+
     /// Calls `method` with a JSON body; `Ok` carries Slack's answer when `ok` is true.
     pub async fn call(&self, method: &str, body: &Value) -> Result<Value, CallError> {
         match self {
@@ -125,6 +301,18 @@ impl SlackApi {
 
 impl WebApi {
     async fn call(&self, method: &str, body: &Value) -> Result<Value, CallError> {
+        self.call_with_scopes(method, body)
+            .await
+            .map(|(answer, _)| answer)
+    }
+
+    /// Like `call`, also returning the scopes Slack says the token has
+    /// (the `X-OAuth-Scopes` response header).
+    async fn call_with_scopes(
+        &self,
+        method: &str,
+        body: &Value,
+    ) -> Result<(Value, Option<Vec<String>>), CallError> {
         let url = format!("{}/{}", self.base_url, method);
         let request = self
             .client
@@ -169,17 +357,27 @@ impl WebApi {
                 .clamp(1, 3_600);
             return Err(CallError::RateLimited(Duration::from_secs(wait)));
         }
-        if status.is_server_error() {
+        if !status.is_success() {
+            // 5xx: Slack is having a bad day. Any other status is not Slack
+            // speaking (Slack answers its errors with 200): a proxy's 403 or
+            // 407, a wrong KLAXON_SLACK_API_URL's 404. Retried and counted.
             return Err(CallError::Transient(format!("http_{}", status.as_u16())));
         }
-        if !status.is_success() {
-            return Err(CallError::Permanent(format!("http_{}", status.as_u16())));
-        }
+        let scopes = response
+            .headers()
+            .get("x-oauth-scopes")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            });
         let answer: Value = response
             .json()
             .await
             .map_err(|_| CallError::Transient("invalid_response".into()))?;
-        classify(answer)
+        classify(answer).map(|answer| (answer, scopes))
     }
 }
 
@@ -193,14 +391,19 @@ pub fn classify(answer: Value) -> Result<Value, CallError> {
         .and_then(Value::as_str)
         .unwrap_or("unknown_error")
         .to_string();
-    Err(if code == "ratelimited" {
+    let c = code.as_str();
+    Err(if c == "ratelimited" {
         CallError::RateLimited(Duration::from_secs(1))
-    } else if TRANSIENT_ERRORS.contains(&code.as_str()) {
+    } else if TRANSIENT_ERRORS.contains(&c) {
         CallError::Transient(code)
-    } else if AUTH_ERRORS.contains(&code.as_str()) {
+    } else if AUTH_ERRORS.contains(&c) {
         CallError::Auth(code)
-    } else {
+    } else if NO_ACCESS_ERRORS.contains(&c) {
+        CallError::NoAccess(code)
+    } else if PERMANENT_ERRORS.contains(&c) {
         CallError::Permanent(code)
+    } else {
+        CallError::Transient(code)
     })
 }
 
@@ -256,7 +459,16 @@ mod tests {
         assert!(classify(json!({"ok": true, "ts": "1.2"})).is_ok());
         assert_eq!(
             classify(json!({"ok": false, "error": "channel_not_found"})),
-            Err(CallError::Permanent("channel_not_found".into()))
+            Err(CallError::NoAccess("channel_not_found".into()))
+        );
+        assert_eq!(
+            classify(json!({"ok": false, "error": "no_text"})),
+            Err(CallError::Permanent("no_text".into()))
+        );
+        assert_eq!(
+            classify(json!({"ok": false, "error": "something_new_from_slack"})),
+            Err(CallError::Transient("something_new_from_slack".into())),
+            "an error Klaxon does not know is retried, not dropped"
         );
         assert_eq!(
             classify(json!({"ok": false, "error": "internal_error"})),
@@ -272,7 +484,7 @@ mod tests {
         );
         assert_eq!(
             classify(json!({"weird": 1})),
-            Err(CallError::Permanent("unknown_error".into()))
+            Err(CallError::Transient("unknown_error".into()))
         );
     }
 }

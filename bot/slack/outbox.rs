@@ -29,8 +29,9 @@ use crate::config::OutboxSettings;
 use crate::incident::{ChannelId, EventKind, SlackUserId, TimelineEvent};
 use crate::store::outbox::{self, MessageKind, NewMessage, Pending};
 use crate::store::{Store, StoreResult, incidents};
-use crate::telemetry::{MethodLabels, Metrics, SlackErrorLabels};
+use crate::telemetry::{ChannelLabels, MethodLabels, Metrics, SlackErrorLabels};
 use crate::time::{Clock, Millis, backoff};
+use crate::usecases::reach::SlackReach;
 
 /// How many heads one pass looks at.
 const BATCH: i64 = 256;
@@ -50,6 +51,7 @@ struct Bucket {
 pub struct OutboxSender {
     store: Store,
     clock: Clock,
+    reach: Arc<SlackReach>,
     api: Arc<SlackApi>,
     settings: OutboxSettings,
     metrics: Arc<Metrics>,
@@ -62,6 +64,7 @@ impl OutboxSender {
     pub fn new(
         store: Store,
         clock: Clock,
+        reach: Arc<SlackReach>,
         api: Arc<SlackApi>,
         settings: OutboxSettings,
         metrics: Arc<Metrics>,
@@ -71,6 +74,7 @@ impl OutboxSender {
         OutboxSender {
             store,
             clock,
+            reach,
             api,
             settings,
             metrics,
@@ -91,6 +95,9 @@ impl OutboxSender {
             let sleep_for = match self.drain(&shutdown).await {
                 Ok(next_due) => {
                     failures = 0;
+                    self.metrics
+                        .outbox_last_run
+                        .set(self.clock.now().0 as f64 / 1000.0);
                     next_due
                         .map(|due| due.since(self.clock.now()))
                         .unwrap_or(MAX_IDLE)
@@ -270,6 +277,9 @@ impl OutboxSender {
                     .get("ts")
                     .or_else(|| answer.get("message_ts"))
                     .and_then(Value::as_str);
+                if !matches!(row.kind, MessageKind::Direct | MessageKind::Ephemeral) {
+                    self.reach.unblock(&row.channel);
+                }
                 let mut tx = self.store.begin().await?;
                 outbox::mark_sent(&mut *tx, row.id, ts, self.clock.now()).await?;
                 if row.kind == MessageKind::Root
@@ -350,8 +360,75 @@ impl OutboxSender {
                 }
                 outbox::retry_later(self.store.pool(), row.id, now.plus(wait), code, true).await
             }
+            CallError::NoAccess(code)
+                if matches!(row.kind, MessageKind::Ephemeral | MessageKind::Direct) =>
+            {
+                // A note for one person, or a DM: useless if it waits for an invitation.
+                self.give_up(row, method, code).await
+            }
+            CallError::NoAccess(code) => {
+                let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
+                let wait = backoff(attempts, self.settings.max_backoff);
+                tracing::warn!(
+                    method,
+                    channel = %row.channel,
+                    error = %code,
+                    retry_in = ?wait,
+                    "Klaxon cannot post in this channel: invite the bot there (/invite @Klaxon) or fix the channel ID; the message waits"
+                );
+                self.reach.block(&row.channel, code);
+                self.metrics
+                    .slack_channel_ok
+                    .get_or_create(&ChannelLabels {
+                        channel: row.channel.clone(),
+                    })
+                    .set(0);
+                if row.attempts == 0 && row.kind == MessageKind::Root {
+                    self.tell_opener(row, code).await?;
+                }
+                outbox::retry_later(self.store.pool(), row.id, now.plus(wait), code, true).await
+            }
             CallError::Permanent(code) => self.give_up(row, method, code).await,
         }
+    }
+
+    /// Tells whoever opened an incident, by direct message, that its thread
+    /// cannot appear yet and how to fix it (the answer to their command may
+    /// have gone out before Slack refused).
+    async fn tell_opener(&self, row: &Pending, code: &str) -> StoreResult<()> {
+        let Some(r) = row.incident else {
+            return Ok(());
+        };
+        let Some(incident) = incidents::get(self.store.pool(), r).await? else {
+            return Ok(());
+        };
+        let Some(opener) = incident.opened_by else {
+            return Ok(());
+        };
+        let text = format!(
+            "⚠️ Klaxon could not post {r} in <#{}>: Slack says `{}`. Nothing is lost: the thread \
+             appears as soon as Klaxon can post there. Invite the bot with `/invite @Klaxon` in \
+             that channel (a private channel needs the invitation), or check the channel ID \
+             (KLAXON_INCIDENT_CHANNEL).",
+            incident.channel,
+            crate::templates::slack_escape(code)
+        );
+        outbox::enqueue(
+            self.store.pool(),
+            &NewMessage {
+                incident: None,
+                kind: MessageKind::Direct,
+                channel: &incident.channel,
+                user: Some(&opener),
+                payload: crate::blocks::text_message(&text),
+                updates: None,
+                page: false,
+            },
+            self.clock.now(),
+        )
+        .await?;
+        self.wake.notify_one();
+        Ok(())
     }
 
     async fn give_up(&self, row: &Pending, method: &str, error: &str) -> StoreResult<()> {

@@ -185,6 +185,21 @@ pub async fn next_due<'c, E: Executor<'c, Database = Any>>(
     Ok(due.into_iter().chain(lease).min().map(Millis))
 }
 
+/// When the oldest job of `lane` that is due by `now` and not finished
+/// (waiting or running) fell due, if there is one.
+pub async fn oldest_due<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    lane: &str,
+    now: Millis,
+) -> StoreResult<Option<Millis>> {
+    let row = sqlx::query("SELECT MIN(run_at) AS due FROM jobs WHERE lane = $1 AND run_at <= $2")
+        .bind(lane)
+        .bind(now.0)
+        .fetch_one(ex)
+        .await?;
+    Ok(col::<Option<i64>>(&row, "due")?.map(Millis))
+}
+
 /// Drops the waiting jobs of one kind for an incident (e.g. escalation after an ack).
 pub async fn cancel_for_incident<'c, E: Executor<'c, Database = Any>>(
     ex: E,

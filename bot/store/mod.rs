@@ -56,6 +56,17 @@ pub struct Store {
 impl Store {
     /// Connects (creating the SQLite file if it is missing). Does not migrate.
     pub async fn connect(url: &str) -> StoreResult<Store> {
+        Self::open(url, true).await
+    }
+
+    /// Like [`Store::connect`], but a PostgreSQL that does not answer yet is
+    /// not an error: the pool connects when first used (Klaxon then waits for
+    /// the database instead of exiting). A SQLite file is opened at once.
+    pub async fn connect_lazily(url: &str) -> StoreResult<Store> {
+        Self::open(url, false).await
+    }
+
+    async fn open(url: &str, eager: bool) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if url.starts_with("sqlite:") {
             (Backend::Sqlite, sqlite_url_with_create(url))
@@ -100,12 +111,13 @@ impl Store {
                     .connect_with(options)
                     .await?
             }
-            Backend::Postgres => {
+            Backend::Postgres if eager => {
                 pool_options
                     .max_connections(16)
                     .connect_with(options)
                     .await?
             }
+            Backend::Postgres => pool_options.max_connections(16).connect_lazy_with(options),
         };
         Ok(Store { pool, backend })
     }

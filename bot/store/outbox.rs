@@ -1,8 +1,8 @@
 //! The Slack outbox: messages wait here until Slack has them.
 //!
 //! A message is enqueued in the same transaction as the state change it reports.
-//! Rows sharing an `ordering_key` (one incident's messages) are delivered strictly
-//! in id order: only the oldest pending row of each key is ever a candidate
+//! Rows sharing an `ordering_key` (one incident's thread, or one person's
+//! direct messages) are delivered strictly in id order: only the oldest pending row of each key is ever a candidate
 //! ([`heads`]), and a sender must [`claim`] it (a short lease) before calling
 //! Slack, so two senders never deliver the same row.
 
@@ -76,9 +76,13 @@ pub async fn enqueue<'c, E: Executor<'c, Database = Any>>(
     msg: &NewMessage<'_>,
     now: Millis,
 ) -> StoreResult<i64> {
-    let ordering_key = match msg.incident {
-        Some(r) => format!("incident:{}", r.number()),
-        None => format!("channel:{}", msg.channel),
+    // A direct message (a page above all) is ordered among one person's
+    // direct messages only: it never waits behind a thread that Slack is
+    // refusing or that has a backlog.
+    let ordering_key = match (msg.kind, msg.user, msg.incident) {
+        (MessageKind::Direct, Some(user), _) => format!("direct:{user}"),
+        (_, _, Some(r)) => format!("incident:{}", r.number()),
+        (_, _, None) => format!("channel:{}", msg.channel),
     };
     let row = sqlx::query(
         "INSERT INTO outbox (incident_id, ordering_key, kind, channel, user_id, payload, next_attempt_at, created_at, ref_outbox_id, page) \

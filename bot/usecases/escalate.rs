@@ -261,7 +261,13 @@ async fn page_from(
         };
         let data = page_data(incident, &facts);
         let thread_text = ctx.render(TemplateName::EscalationPage, &data)?;
-        let dm_text = ctx.render(TemplateName::PageDm, &data)?;
+        let mut dm_text = ctx.render(TemplateName::PageDm, &data)?;
+        if let Some(why) = ctx.reach.blocked(&incident.channel) {
+            // The DM must not send people to a thread that is not there.
+            dm_text.push_str(&format!(
+                "\n⚠️ The incident's thread cannot appear yet: Klaxon may not post in that channel (Slack says `{why}`; `/invite @Klaxon` there fixes it). Acknowledge here."
+            ));
+        }
         let names: Vec<String> = who.users.iter().map(|u| format!("<@{u}>")).collect();
         let entry_text = match who.users.len() + who.groups.len() {
             1 => format!("paged {}:", level.name),

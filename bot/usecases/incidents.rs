@@ -57,22 +57,22 @@ pub async fn execute(ctx: &Ctx, actor: &Actor, command: Command) -> Result<Answe
             "Name the incident to reopen: `/incident reopen INC-12` (resolved incidents are not the channel's open one).".into(),
         ),
         Command::Ack { target } => match find(ctx, channel, target).await? {
-            Ok(i) => acknowledge(ctx, user, i.reference).await?,
+            Ok(i) => reached(ctx, &i.channel, acknowledge(ctx, user, i.reference).await?),
             Err(why) => Answer::Refused(why),
         },
         Command::Status { target, text } => match find(ctx, channel, target).await? {
-            Ok(i) => status(ctx, user, &i, text.as_str()).await?,
+            Ok(i) => reached(ctx, &i.channel, status(ctx, user, &i, text.as_str()).await?),
             Err(why) => Answer::Refused(why),
         },
         Command::Sev { target, severity } => match find(ctx, channel, target).await? {
             Ok(i) => match access::may_change_severity(ctx, user, &i).await? {
                 Some(refusal) => Answer::Refused(refusal),
-                None => set_severity(ctx, user, &i, severity).await?,
+                None => reached(ctx, &i.channel, set_severity(ctx, user, &i, severity).await?),
             },
             Err(why) => Answer::Refused(why),
         },
         Command::Assign { target, owner } => match find(ctx, channel, target).await? {
-            Ok(i) => assign(ctx, user, &i, &owner).await?,
+            Ok(i) => reached(ctx, &i.channel, assign(ctx, user, &i, &owner).await?),
             Err(why) => Answer::Refused(why),
         },
         Command::Resolve { target, summary } => match find(ctx, channel, target).await? {
@@ -82,7 +82,11 @@ pub async fn execute(ctx: &Ctx, actor: &Actor, command: Command) -> Result<Answe
                     resolution: Some(summary.as_str().to_string()),
                     follow_up: None,
                 };
-                resolve(ctx, Some(user), i.reference, &resolution).await?
+                reached(
+                    ctx,
+                    &i.channel,
+                    resolve(ctx, Some(user), i.reference, &resolution).await?,
+                )
             }
             Err(why) => Answer::Refused(why),
         },
@@ -104,6 +108,15 @@ pub async fn execute(ctx: &Ctx, actor: &Actor, command: Command) -> Result<Answe
             Err(why) => Answer::Refused(why),
         },
     })
+}
+
+/// `answer`, with a warning when Klaxon cannot post in `channel` (the thread
+/// the answer speaks of does not appear yet).
+fn reached(ctx: &Ctx, channel: &ChannelId, answer: Answer) -> Answer {
+    match (answer, ctx.reach.warning(channel)) {
+        (Answer::Done(text), Some(warning)) => Answer::Done(format!("{text}\n{warning}")),
+        (answer, _) => answer,
+    }
 }
 
 /// The incident named, or the channel's only open one; `Err` says why not.
@@ -174,14 +187,18 @@ pub async fn open(ctx: &Ctx, actor: &Actor, severity: Severity, title: &str) -> 
     ctx.thread().post_root(&mut tx, &incident, now).await?;
     ctx.commit(tx).await?;
     count_opened(ctx, IncidentSource::Slack);
-    Ok(Answer::Done(format!(
-        "🚨 *{}* declared ({severity}, respond within {}). The thread is in <#{}>. \
-         Run `/incident ack {}` when you are on it.",
-        incident.reference,
-        severity.response_target(),
-        channel,
-        incident.reference
-    )))
+    Ok(reached(
+        ctx,
+        &channel,
+        Answer::Done(format!(
+            "🚨 *{}* declared ({severity}, respond within {}). The thread is in <#{}>. \
+             Run `/incident ack {}` when you are on it.",
+            incident.reference,
+            severity.response_target(),
+            channel,
+            incident.reference
+        )),
+    ))
 }
 
 /// Inserts an incident with its first timeline event and (when a ladder pages

@@ -16,7 +16,7 @@
 //! - [`silences`]: silences in Alertmanager from Slack, as jobs.
 //! - [`actions`]: requests, approvals, runs and the audit log of approved actions.
 //! - [`housekeeping`]: forgetting what only guarded against duplicates.
-//! - [`access`], [`thread`], [`ports`]: the shared parts.
+//! - [`access`], [`thread`], [`ports`], [`reach`]: the shared parts.
 
 pub mod access;
 pub mod actions;
@@ -25,6 +25,7 @@ pub mod escalate;
 pub mod housekeeping;
 pub mod incidents;
 pub mod ports;
+pub mod reach;
 pub mod silences;
 pub mod thread;
 
@@ -111,6 +112,8 @@ pub struct Ctx {
     pub jobs_wake: jobs::Wake,
     /// Slack user groups (permissions).
     pub directory: Arc<dyn ports::Directory>,
+    /// What Klaxon knows about reaching Slack (credentials, blocked channels).
+    pub reach: Arc<reach::SlackReach>,
     /// Alertmanager's silences API, when `alerts.alertmanager_url` is set.
     pub alertmanager: Option<Arc<dyn ports::Alertmanager>>,
 }

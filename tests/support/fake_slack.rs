@@ -1,9 +1,13 @@
 //! A fake Slack Web API on 127.0.0.1, faithful enough to test against.
 //!
-//! It checks the bot token (`not_authed` / `invalid_auth`), answers like Slack
-//! (`{"ok": true, "channel", "ts"}`; `channel_not_found`, `message_not_found`,
-//! `no_text` …), records every call with its outcome, and can be told to fail:
-//! 429 with `Retry-After`, 5xx, Slack errors, or a delay before answering.
+//! It checks the bot token (`not_authed` / `invalid_auth`, and every call
+//! refused once the token is revoked), answers like Slack (`{"ok": true,
+//! "channel", "ts"}`; `channel_not_found`, `not_in_channel`, `is_archived`,
+//! `message_not_found`, `no_text` …), knows which channels the bot can see and
+//! post in (a private channel it was not invited to does not exist for it, as
+//! in Slack), takes replies at a button press's `response_url`, records every
+//! call with its outcome, and can be told to fail: 429 with `Retry-After`,
+//! 5xx, Slack errors, or a delay before answering.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -17,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-pub const TOKEN: &str = "xoxb-test-0000-fake";
+pub const TOKEN: &str = "xoxb-test-0000-fake-slack";
 
 /// What the next call (or every call) should suffer.
 #[derive(Debug, Clone)]
@@ -31,6 +35,30 @@ pub enum Fault {
     /// Wait this long, then answer normally.
     Delay(Duration),
 }
+
+/// What the bot may do in a channel (Slack: "conversations.info",
+/// "chat.postMessage" errors). The bot has `chat:write.public`, so a public
+/// channel needs no invitation unless set to [`Access::PublicNotMember`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The bot is in the channel.
+    Member,
+    /// A public channel the bot may not post in (`not_in_channel`).
+    PublicNotMember,
+    /// A private channel the bot was not invited to: invisible to it
+    /// (`channel_not_found` for every call).
+    PrivateNotMember,
+    /// Archived (`is_archived`).
+    Archived,
+}
+
+/// Methods Klaxon calls to check its install, not to say anything: kept
+/// apart from [`FakeSlack::calls`] (see [`FakeSlack::checks`]) and spared
+/// injected faults, so a test's faults hit the messages it is about.
+pub const CHECK_METHODS: &[&str] = &["auth.test", "conversations.info"];
+
+/// The method recorded for a reply posted to a `response_url`.
+pub const RESPONSE_URL: &str = "response_url";
 
 /// One call as the fake saw it.
 #[derive(Debug, Clone)]
@@ -59,9 +87,17 @@ impl Call {
 #[derive(Debug, Default)]
 struct Inner {
     calls: Vec<Call>,
+    /// Calls of [`CHECK_METHODS`].
+    checks: Vec<Call>,
     next_faults: VecDeque<Fault>,
     always: Option<Fault>,
     channels: HashSet<String>,
+    /// Channels where the bot is not simply a member.
+    access: HashMap<String, Access>,
+    /// Once true, every Web API call answers `token_revoked`.
+    revoked: bool,
+    /// Scopes the bot token lacks (of those the app manifest grants).
+    scopes_withheld: HashSet<String>,
     /// (channel, ts) of every message posted.
     messages: HashMap<(String, String), Value>,
     /// User group id → member user ids.
@@ -90,6 +126,7 @@ impl FakeSlack {
         }));
         let router = Router::new()
             .route("/api/{method}", post(handle))
+            .route("/hooks/{id}", post(response_url))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -126,6 +163,43 @@ impl FakeSlack {
         );
     }
 
+    /// Sets what the bot may do in `channel` (which must exist).
+    pub fn set_access(&self, channel: &str, access: Access) {
+        let mut g = self.lock();
+        g.channels.insert(channel.to_string());
+        g.access.insert(channel.to_string(), access);
+    }
+
+    /// `/invite @Klaxon` in `channel`: the bot becomes a member.
+    pub fn invite(&self, channel: &str) {
+        self.set_access(channel, Access::Member);
+    }
+
+    /// Revokes the bot token: every call answers `token_revoked` (Slack:
+    /// after an uninstall or a token rotation).
+    pub fn revoke_token(&self) {
+        self.lock().revoked = true;
+    }
+
+    /// Installs the app without `scopes`: Slack's `X-OAuth-Scopes` header
+    /// leaves them out.
+    pub fn withhold_scopes(&self, scopes: &[&str]) {
+        self.lock()
+            .scopes_withheld
+            .extend(scopes.iter().map(|s| s.to_string()));
+    }
+
+    /// A `response_url` as Slack puts in a button press's payload, served by
+    /// this fake (on the API's host, which Klaxon accepts for a test double).
+    pub fn response_url(&self) -> String {
+        let n = {
+            let mut g = self.lock();
+            g.counter += 1;
+            g.counter
+        };
+        format!("{}/hooks/{n}", self.api_url.trim_end_matches("/api"))
+    }
+
     /// Deactivates a user: direct messages to them fail with `user_disabled`.
     pub fn disable_user(&self, user: &str) {
         self.lock().disabled.insert(user.to_string());
@@ -137,7 +211,12 @@ impl FakeSlack {
         inner.next_faults.clear();
     }
 
-    /// Every call so far.
+    /// Every check call so far (`auth.test`, `conversations.info`).
+    pub fn checks(&self) -> Vec<Call> {
+        self.lock().checks.clone()
+    }
+
+    /// Every call so far, checks aside.
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
     }
@@ -212,7 +291,10 @@ async fn handle(
     };
     let body_value = parsed.clone().unwrap_or(Value::Null);
 
-    let fault = {
+    let is_check = CHECK_METHODS.contains(&method.as_str());
+    let fault = if is_check {
+        None
+    } else {
         let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
         g.next_faults.pop_front().or_else(|| g.always.clone())
     };
@@ -222,7 +304,12 @@ async fn handle(
 
     let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
     let record = |g: &mut Inner, status: u16, answer: &Value| {
-        g.calls.push(Call {
+        let log = if is_check {
+            &mut g.checks
+        } else {
+            &mut g.calls
+        };
+        log.push(Call {
             method: method.clone(),
             body: body_value.clone(),
             status,
@@ -262,11 +349,18 @@ async fn handle(
     let answer = match (auth.as_deref(), parsed) {
         (None, _) => slack_error("not_authed"),
         (Some(a), _) if a != format!("Bearer {TOKEN}") => slack_error("invalid_auth"),
+        _ if g.revoked => slack_error("token_revoked"),
         (_, Err(())) => slack_error("invalid_json"),
         (_, Ok(b)) => answer(&mut g, &method, &b),
     };
     record(&mut g, 200, &answer);
-    axum::Json(answer).into_response()
+    // Slack names the token's scopes on every answer.
+    let scopes: Vec<&str> = klaxon::slack::api::REQUIRED_SCOPES
+        .iter()
+        .map(|(scope, _)| *scope)
+        .filter(|scope| !g.scopes_withheld.contains(*scope))
+        .collect();
+    ([("x-oauth-scopes", scopes.join(","))], axum::Json(answer)).into_response()
 }
 
 fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
@@ -280,13 +374,28 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
         g.counter += 1;
         format!("1795367049.{:06}", g.counter * 100)
     };
+    // Why the bot cannot write in `channel`, as Slack's error code.
+    let cannot_write = |g: &Inner, channel: &str| -> Option<&'static str> {
+        if channel.starts_with('D') {
+            return None;
+        }
+        if !g.channels.contains(channel) {
+            return Some("channel_not_found");
+        }
+        match g.access.get(channel).copied().unwrap_or(Access::Member) {
+            Access::Member => None,
+            Access::PublicNotMember => Some("not_in_channel"),
+            Access::PrivateNotMember => Some("channel_not_found"),
+            Access::Archived => Some("is_archived"),
+        }
+    };
     match method {
         "chat.postMessage" => {
             let Some(channel) = s("channel") else {
                 return slack_error("channel_not_found");
             };
-            if !g.channels.contains(&channel) && !channel.starts_with('D') {
-                return slack_error("channel_not_found");
+            if let Some(code) = cannot_write(g, &channel) {
+                return slack_error(code);
             }
             if !has_text {
                 return slack_error("no_text");
@@ -305,8 +414,8 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
             let (Some(channel), Some(ts)) = (s("channel"), s("ts")) else {
                 return slack_error("invalid_arguments");
             };
-            if !g.channels.contains(&channel) {
-                return slack_error("channel_not_found");
+            if let Some(code) = cannot_write(g, &channel) {
+                return slack_error(code);
             }
             if !g.messages.contains_key(&(channel.clone(), ts.clone())) {
                 return slack_error("message_not_found");
@@ -322,8 +431,8 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
             let (Some(channel), Some(_user)) = (s("channel"), s("user")) else {
                 return slack_error("invalid_arguments");
             };
-            if !g.channels.contains(&channel) {
-                return slack_error("channel_not_found");
+            if let Some(code) = cannot_write(g, &channel) {
+                return slack_error(code);
             }
             let ts = next_ts(g);
             json!({"ok": true, "message_ts": ts})
@@ -346,7 +455,60 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
             },
             None => slack_error("invalid_arguments"),
         },
+        "conversations.info" => {
+            let Some(channel) = s("channel") else {
+                return slack_error("channel_not_found");
+            };
+            let access = g.access.get(&channel).copied().unwrap_or(Access::Member);
+            if !g.channels.contains(&channel) || access == Access::PrivateNotMember {
+                return slack_error("channel_not_found");
+            }
+            json!({"ok": true, "channel": {
+                "id": channel,
+                "is_channel": true,
+                "is_private": false,
+                "is_member": access == Access::Member,
+                "is_archived": access == Access::Archived,
+            }})
+        }
         "auth.test" => json!({"ok": true, "team": "Fake", "user": "klaxon", "user_id": "U0KLAXON"}),
         _ => slack_error("unknown_method"),
     }
+}
+
+/// A reply to a button press's `response_url` (Slack: "Handling user
+/// interaction", responding with `response_url`): JSON with `text`; recorded
+/// as a call of [`RESPONSE_URL`].
+async fn response_url(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
+    let fault = g.next_faults.pop_front().or_else(|| g.always.clone());
+    let status = match (&fault, &parsed) {
+        (Some(Fault::Status(code)), _) => *code,
+        (_, None) => 400,
+        (_, Some(v)) if v.get("text").and_then(Value::as_str).is_none() => 400,
+        _ => 200,
+    };
+    g.calls.push(Call {
+        method: RESPONSE_URL.to_string(),
+        body: parsed.unwrap_or(Value::Null),
+        status,
+        ok: status == 200,
+        ts: None,
+        at: std::time::Instant::now(),
+    });
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        if status == StatusCode::OK {
+            "ok"
+        } else {
+            "invalid_payload"
+        },
+    )
+        .into_response()
 }

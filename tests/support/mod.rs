@@ -5,6 +5,7 @@
 
 pub mod alertmanager;
 pub mod fake_slack;
+pub mod own_postgres;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,8 +22,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use fake_slack::{FakeSlack, Fault};
+pub use own_postgres::OwnPostgres;
 
-pub const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+pub const SECRET: &str = "4e9d1c07b2a85f36e0d9c4a1b7f2e813";
 pub const INCIDENT_CHANNEL: &str = "C0INCIDENTS";
 pub const ALICE: &str = "U0ALICE";
 pub const BOB: &str = "U0BOB";
@@ -147,13 +149,27 @@ impl TestApp {
         let task = tokio::spawn(server::run(app.clone(), listener, async {
             let _ = stopped.await;
         }));
-        TestApp {
+        let test_app = TestApp {
             base,
             app,
             client: reqwest::Client::new(),
             stop: Some(stop),
             task: Some(task),
+        };
+        test_app.wait_until_ready().await;
+        test_app
+    }
+
+    /// Waits until `/readyz` answers 200 (the database is migrated and the
+    /// lanes run), as a load balancer would.
+    pub async fn wait_until_ready(&self) {
+        for _ in 0..1_000 {
+            if self.get("/readyz").await.status() == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        panic!("Klaxon did not become ready at {}", self.base);
     }
 
     /// Shuts down cleanly (as on SIGTERM) and waits for it.
@@ -383,6 +399,20 @@ impl Served {
         env: &[(&str, &str)],
         log: Option<&std::path::Path>,
     ) -> Served {
+        let served = Self::spawn(dir, db_url, slack, config, env, log);
+        served.wait_ready(Duration::from_secs(10)).await;
+        served
+    }
+
+    /// Starts the binary without waiting for anything.
+    pub fn spawn(
+        dir: &std::path::Path,
+        db_url: &str,
+        slack: &FakeSlack,
+        config: &str,
+        env: &[(&str, &str)],
+        log: Option<&std::path::Path>,
+    ) -> Served {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -408,20 +438,50 @@ impl Served {
             .spawn()
             .expect("klaxon serve starts");
         // From here on, Drop kills and reaps the child whatever happens.
-        let served = Served {
+        Served {
             child,
             base: format!("http://127.0.0.1:{port}"),
-        };
+        }
+    }
+
+    /// Waits (up to `timeout`) until `/readyz` answers 200.
+    pub async fn wait_ready(&self, timeout: Duration) {
         let client = reqwest::Client::new();
-        for _ in 0..400 {
-            if let Ok(r) = client.get(format!("{}/readyz", served.base)).send().await
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await
                 && r.status() == 200
             {
-                return served;
+                return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("klaxon serve did not become ready at {}", served.base);
+        panic!("klaxon serve did not become ready at {}", self.base);
+    }
+
+    /// Waits (up to 10 s) until the process answers `/healthz`.
+    pub async fn wait_alive(&self) {
+        let client = reqwest::Client::new();
+        for _ in 0..400 {
+            if let Ok(r) = client.get(format!("{}/healthz", self.base)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("klaxon serve did not answer /healthz at {}", self.base);
+    }
+
+    /// `/readyz`: its status and its JSON detail.
+    pub async fn readyz(&self) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await
+            .expect("readyz answers");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// `/incident <text>` typed by `user`; returns the ephemeral text.
