@@ -196,7 +196,10 @@ async fn run_workers(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         ctx.metrics.clone(),
         ctx.outbox_wake.clone(),
     ));
-    let sender_task = tokio::spawn(sender.run(stop_rx.clone()));
+    // The sender stops after the lanes: pages queued while running jobs
+    // finish at shutdown still go out.
+    let (stop_sender, sender_stopped) = watch::channel(false);
+    let sender_task = tokio::spawn(sender.run(sender_stopped));
     if let Err(e) = housekeeping::schedule(ctx).await {
         tracing::warn!(error = %e, "could not schedule housekeeping");
     }
@@ -215,6 +218,7 @@ async fn run_workers(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         stop_rx,
     ));
     let _ = scheduler_task.await;
+    let _ = stop_sender.send(true);
     let _ = sender_task.await;
     let _ = health_task.await;
 }

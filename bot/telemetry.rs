@@ -67,6 +67,13 @@ pub struct LevelLabels {
     pub level: String,
 }
 
+/// How a page reached people: `thread` (the page in the incident's thread) or
+/// `direct` (a person's direct message).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ViaLabels {
+    pub via: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
     pub source: String,
@@ -138,6 +145,7 @@ pub struct Metrics {
     pub jobs_timed_out: Family<JobLabels, Counter>,
     pub job_failures: Family<JobLabels, Counter>,
     pub pages_dropped: Counter,
+    pub page_delivery: Family<ViaLabels, Histogram, fn() -> Histogram>,
     pub pages_sent: Family<LevelLabels, Counter>,
     pub alerts_received: Family<AlertLabels, Counter>,
     pub notifications_deduplicated: Counter,
@@ -239,6 +247,15 @@ impl Metrics {
             "How late a job started: actual start minus due time, by lane and kind",
             Unit::Seconds,
             job_lateness.clone(),
+        );
+        let page_delivery = Family::<ViaLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            lateness_histogram,
+        );
+        registry.register_with_unit(
+            "klaxon_page_delivery_delay",
+            "From a page being queued (its escalation step ran) to Slack accepting it, by via (thread, direct); add klaxon_job_lateness for the time from due",
+            Unit::Seconds,
+            page_delivery.clone(),
         );
         let jobs_timed_out = Family::<JobLabels, Counter>::default();
         registry.register(
@@ -360,6 +377,7 @@ impl Metrics {
             jobs_pending,
             jobs_running,
             job_lateness,
+            page_delivery,
             jobs_timed_out,
             job_failures,
             pages_dropped,
@@ -403,6 +421,11 @@ impl Metrics {
             let _ = self.slack_messages_sent.get_or_create(&MethodLabels {
                 method: method.into(),
             });
+        }
+        for via in ["thread", "direct"] {
+            let _ = self
+                .page_delivery
+                .get_or_create(&ViaLabels { via: via.into() });
         }
         for level in levels {
             let _ = self.pages_sent.get_or_create(&LevelLabels {

@@ -316,6 +316,7 @@ impl Templates {
                             wait: std::time::Duration::from_secs(1_800),
                             next_level: Some("engineering manager"),
                             after_empty: Some("on-call engineer".into()),
+                            by_hand: false,
                         },
                     ),
                 };
@@ -526,6 +527,8 @@ pub struct PageFacts<'a> {
     pub next_level: Option<&'a str>,
     /// The levels before this one that had nobody to page, when they were skipped.
     pub after_empty: Option<String>,
+    /// Paged by `/incident escalate` on an acknowledged incident: no level follows.
+    pub by_hand: bool,
 }
 
 /// Data for the escalation page and the page's direct message.
@@ -541,6 +544,7 @@ pub fn page_data(i: &Incident, page: &PageFacts<'_>) -> Value {
             "wait": human_duration(page.wait),
             "next_level": page.next_level,
             "after_empty": page.after_empty,
+            "by_hand": page.by_hand,
             "channel": i.channel.as_str(),
         }),
     )

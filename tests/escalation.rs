@@ -214,6 +214,13 @@ async fn escalate_pages_the_next_level_now_even_after_an_acknowledgement() {
         })
         .await;
     assert_eq!(paging(&calls, "engineering manager").len(), 1);
+    let by_hand = paging(&calls, "engineering manager")[0].text();
+    assert!(
+        by_hand.contains("Paged by hand: INC-1 is acknowledged")
+            && !by_hand.contains("Not acknowledged")
+            && !by_hand.contains("Next:"),
+        "an acknowledged incident's page says so and promises no next level: {by_hand}"
+    );
     assert_eq!(
         escalation_jobs(&app).await,
         0,
@@ -638,5 +645,62 @@ async fn a_page_whose_dm_slack_refuses_says_so_in_the_thread() {
             .contains("could not deliver the page (user_disabled)")),
         "{timeline:?}"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bare_ack_in_a_direct_message_answers_the_newest_page_delivered_not_one_still_queued() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, with_ladder("1h")).await;
+    app.command(BOB, "open P1 Payments failing").await;
+    slack
+        .wait_for(WAIT, "INC-1's page in Alice's direct messages", |c| {
+            c.iter().any(|c| c.str("channel") == Some("DU0ALICE"))
+        })
+        .await;
+    // INC-2 pages Alice too, but Slack is down: she has not seen that page.
+    slack.fail_always(Fault::Status(503));
+    app.command(BOB, "open P1 Search failing").await;
+    let inc2 = klaxon::incident::IncidentRef::new(2).expect("ref");
+    wait_until(WAIT, "INC-2's page to be queued", || async {
+        klaxon::store::pages::count_for(app.store().pool(), inc2)
+            .await
+            .expect("count")
+            == 1
+    })
+    .await;
+    let event = json!({
+        "token": "x", "team_id": "T0001", "api_app_id": "A0KLAXON", "type": "event_callback",
+        "event_id": "Ev0ACKNEWEST", "event_time": now_secs(),
+        "event": {"type": "message", "channel_type": "im", "channel": "DU0ALICE", "user": "U0ALICE",
+                  "text": "ack", "ts": "1795367100.000200"}
+    })
+    .to_string();
+    let r = app.post_signed("/slack/events", &event).await;
+    assert_eq!(r.status(), 200);
+    let state = |n: i64| {
+        let store = app.store().clone();
+        async move {
+            klaxon::store::incidents::get(
+                store.pool(),
+                klaxon::incident::IncidentRef::new(n).expect("ref"),
+            )
+            .await
+            .expect("get")
+            .expect("exists")
+            .state
+        }
+    };
+    wait_until(WAIT, "INC-1 to be acknowledged", || async {
+        state(1).await == klaxon::incident::IncidentState::Acknowledged
+    })
+    .await;
+    assert_eq!(
+        state(2).await,
+        klaxon::incident::IncidentState::Open,
+        "the page Alice never saw is not what her ack meant"
+    );
+    slack.heal();
     app.stop().await;
 }

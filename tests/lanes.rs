@@ -304,7 +304,7 @@ levels = [
     assert!(
         timeline
             .iter()
-            .any(|e| e.text.contains("did not deliver a page") && e.text.contains("acknowledged")),
+            .any(|e| e.text.contains("held back the page") && e.text.contains("acknowledged")),
         "the timeline says the page was not delivered and why"
     );
     let metrics = metrics_of(&app.base).await;
@@ -317,4 +317,302 @@ levels = [
 
 fn incident(n: i64) -> klaxon::incident::IncidentRef {
     klaxon::incident::IncidentRef::new(n).expect("ref")
+}
+
+fn three_levels(wait: &str) -> String {
+    format!(
+        r#"
+[[escalation.ladders]]
+name = "default"
+levels = [
+  {{ name = "on-call engineer", notify = ["user:U0ALICE"], wait = "{wait}" }},
+  {{ name = "team lead", notify = ["user:U0LEAD"], wait = "{wait}" }},
+  {{ name = "engineering manager", notify = ["user:U0BOSS"], wait = "{wait}" }},
+]
+"#
+    )
+}
+
+const HOUR: Duration = Duration::from_secs(3_600);
+
+#[tokio::test]
+async fn a_page_goes_out_ahead_of_its_threads_backlog_and_its_direct_message_is_paced_apart() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    // Slack's pace: about one message a second per channel.
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        Options {
+            extra_toml: three_levels("1h"),
+            outbox_toml: "channel_rate = 2.0\nchannel_burst = 1\nrequest_timeout = \"2s\"\nmax_backoff = \"1s\"\n".into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    app.command(BOB, "open P1 Checkout API returning 500s")
+        .await;
+    slack
+        .wait_for(WAIT, "level 1", |c| paging(c, "on-call engineer") == 1)
+        .await;
+    const UPDATES: usize = 12;
+    for n in 0..UPDATES {
+        app.command(BOB, &format!("status look {n}")).await;
+    }
+    // Level 2 falls due while twelve status updates wait for their turn.
+    app.clock().advance(HOUR);
+    let calls = slack
+        .wait_for(WAIT, "every status update", |c| {
+            c.iter().filter(|c| c.text().contains("\nlook ")).count() == UPDATES
+        })
+        .await;
+    let position =
+        |f: &dyn Fn(&fake_slack::Call) -> bool| calls.iter().position(f).expect("delivered");
+    let thread_page = position(&|c| c.text().contains("*Paging team lead*"));
+    let dm = position(&|c| c.str("channel") == Some("DU0LEAD"));
+    let after = |at: usize| {
+        calls[at..]
+            .iter()
+            .filter(|c| c.text().contains("\nlook "))
+            .count()
+    };
+    assert!(
+        after(thread_page) >= UPDATES / 2,
+        "the thread's page jumped the queue: only {} status updates came after it",
+        after(thread_page)
+    );
+    assert!(
+        after(dm) >= UPDATES / 2,
+        "the direct message is not paced by the incident channel: only {} status updates came after it",
+        after(dm)
+    );
+    let metrics = metrics_of(&app.base).await;
+    for via in ["thread", "direct"] {
+        assert!(
+            metrics.contains(&format!(
+                "klaxon_page_delivery_delay_seconds_count{{via=\"{via}\"}} 2"
+            )),
+            "{via}: {metrics}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_page_queued_before_an_acknowledgement_is_dropped_even_when_the_incident_was_reopened_since()
+ {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        Options {
+            extra_toml: three_levels("1h"),
+            ..Options::default()
+        },
+    )
+    .await;
+    app.command(BOB, "open P1 Checkout API returning 500s")
+        .await;
+    slack
+        .wait_for(WAIT, "level 1", |c| paging(c, "on-call engineer") == 1)
+        .await;
+    slack.fail_always(Fault::Status(503));
+    app.clock().advance(HOUR);
+    wait_until(WAIT, "level 2 to be queued", || async {
+        klaxon::store::pages::count_for(app.store().pool(), incident(1))
+            .await
+            .expect("count")
+            == 2
+    })
+    .await;
+    app.command(ALICE, "ack").await;
+    let reopened = app.command(ALICE, "reopen INC-1").await;
+    assert!(reopened.contains("open again"), "{reopened}");
+    slack.heal();
+    // Reopening resumes the ladder at the next level: that page is current.
+    let calls = slack
+        .wait_for(WAIT, "level 3", |c| paging(c, "engineering manager") == 1)
+        .await;
+    app.outbox_drained().await;
+    let delivered = slack.delivered();
+    assert_eq!(
+        paging(&delivered, "team lead"),
+        0,
+        "the page queued before the acknowledgement is not posted: {calls:?}"
+    );
+    assert!(
+        !delivered
+            .iter()
+            .any(|c| c.str("channel") == Some("DU0LEAD")),
+        "nor sent as a direct message"
+    );
+    assert!(
+        delivered
+            .iter()
+            .any(|c| c.str("channel") == Some("DU0BOSS")),
+        "the current level's page is sent"
+    );
+    let metrics = metrics_of(&app.base).await;
+    assert!(
+        metrics.contains("klaxon_pages_dropped_total 2"),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_severity_that_moves_the_incident_off_its_ladder_drops_the_pages_still_queued() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let extra = format!(
+        "{}\n[escalation.severities]\nP3 = \"none\"\n",
+        three_levels("1h")
+    );
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        Options {
+            extra_toml: extra,
+            ..Options::default()
+        },
+    )
+    .await;
+    slack.fail_always(Fault::Status(503));
+    app.command(BOB, "open P1 Checkout API returning 500s")
+        .await;
+    wait_until(WAIT, "level 1 to be queued", || async {
+        klaxon::store::pages::count_for(app.store().pool(), incident(1))
+            .await
+            .expect("count")
+            == 1
+    })
+    .await;
+    let answer = app.command(BOB, "sev P3").await;
+    assert!(answer.contains("now P3"), "{answer}");
+    slack.heal();
+    app.outbox_drained().await;
+    let delivered = slack.delivered();
+    assert_eq!(paging(&delivered, "on-call engineer"), 0);
+    assert!(
+        !delivered
+            .iter()
+            .any(|c| c.str("channel") == Some("DU0ALICE"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn when_slack_answers_again_every_message_that_backed_off_goes_out_at_once() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL, "C0OTHER"]).await;
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        Options {
+            outbox_toml: "channel_rate = 500.0\nchannel_burst = 500\nrequest_timeout = \"2s\"\nmax_backoff = \"1h\"\n".into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    slack.fail_always(Fault::Status(503));
+    app.command(BOB, "open P2 Search is slow").await;
+    // Several failures: the next attempt is minutes away on Klaxon's clock.
+    for _ in 0..8 {
+        let before = slack.calls().len();
+        app.clock().advance(Duration::from_secs(300));
+        slack
+            .wait_for(WAIT, "another attempt", |_| slack.calls().len() > before)
+            .await;
+    }
+    slack.heal();
+    // Another incident's first message finds Slack back; the backed-off root
+    // goes out with it, without Klaxon's clock moving.
+    app.command_in(BOB, "C0OTHER", "open P2 Queue backlog")
+        .await;
+    slack
+        .wait_for(WAIT, "both roots", |c| {
+            c.iter().any(|c| c.text().contains("Search is slow"))
+                && c.iter().any(|c| c.text().contains("Queue backlog"))
+        })
+        .await;
+    app.stop().await;
+}
+
+/// When the claim on the outbox row the sender holds runs out (ms, Klaxon's clock).
+async fn lease_expires_at(app: &TestApp) -> Option<i64> {
+    let row = sqlx::query("SELECT lease_expires_at FROM outbox WHERE lease_owner IS NOT NULL")
+        .fetch_optional(app.store().pool())
+        .await
+        .expect("lease");
+    row.and_then(|r| r.get::<Option<i64>, _>("lease_expires_at"))
+}
+
+#[tokio::test]
+async fn a_claim_on_a_message_is_short_renewed_while_its_call_runs_and_a_dead_senders_claim_runs_out()
+ {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        Options {
+            outbox_toml: "channel_rate = 500.0\nchannel_burst = 500\nrequest_timeout = \"10s\"\nmax_backoff = \"1s\"\n".into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    // Slack takes 5 s to answer the root.
+    slack.fail_next([Fault::Delay(Duration::from_secs(5))]);
+    app.command(BOB, "open P2 Search is slow").await;
+    wait_until(WAIT, "the claim", || async {
+        lease_expires_at(&app).await.is_some()
+    })
+    .await;
+    let first = lease_expires_at(&app).await.expect("claimed");
+    let left = first - app.clock().now().0;
+    assert!(
+        left <= 6_000,
+        "a crashed sender's message waits at most 6 s, not {left} ms"
+    );
+    wait_until(WAIT, "the claim to be renewed", || async {
+        let at = lease_expires_at(&app).await;
+        at.is_some_and(|at| at >= first + 1_000)
+    })
+    .await;
+    assert!(
+        slack.calls().is_empty(),
+        "renewed while the call was in flight"
+    );
+    slack
+        .wait_for(WAIT, "the root", |c| {
+            c.iter().any(|c| c.text().contains("Search is slow"))
+        })
+        .await;
+
+    // A sender elsewhere claimed a message, then died mid-call.
+    slack.fail_always(Fault::Status(503));
+    app.command(BOB, "status looking").await;
+    wait_until(WAIT, "the reply to be tried", || async {
+        slack.calls().len() >= 2
+    })
+    .await;
+    let now = app.clock().now();
+    sqlx::query(
+        "UPDATE outbox SET lease_owner = 'dead-replica', lease_expires_at = $1, next_attempt_at = $2 \
+         WHERE state = 'pending'",
+    )
+    .bind(now.plus(Duration::from_secs(6)).0)
+    .bind(now.0)
+    .execute(app.store().pool())
+    .await
+    .expect("claim");
+    slack.heal();
+    app.clock().advance(Duration::from_secs(7));
+    slack
+        .wait_for(WAIT, "the reply", |c| {
+            c.iter().any(|c| c.text().contains("looking"))
+        })
+        .await;
+    app.stop().await;
 }

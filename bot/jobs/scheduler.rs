@@ -79,15 +79,21 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
         }
     }
 
-    /// Runs every lane until `shutdown` turns true; running jobs get a grace period.
+    /// Runs every lane until `shutdown` turns true; running jobs get a grace
+    /// period. The paging lane stops last: it goes on paging while the other
+    /// lanes' jobs finish, so a shutdown never holds a page back for the grace.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let (stop_paging, paging_stopped) = watch::channel(false);
+        let paging = tokio::spawn(self.clone().lane_loop(Lane::Paging, paging_stopped));
         let mut lanes = JoinSet::new();
-        for lane in Lane::ALL {
+        for lane in Lane::ALL.into_iter().filter(|l| *l != Lane::Paging) {
             lanes.spawn(self.clone().lane_loop(lane, shutdown.clone()));
         }
         // The heartbeat lives as long as any lane (it renews their jobs' leases).
         let heartbeat = tokio::spawn(self.clone().heartbeat());
         while lanes.join_next().await.is_some() {}
+        let _ = stop_paging.send(true);
+        let _ = paging.await;
         heartbeat.abort();
         tracing::debug!("scheduler stopped");
     }

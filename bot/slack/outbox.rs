@@ -1,20 +1,33 @@
 //! The outbox sender: delivers queued messages to Slack, in order, at Slack's pace.
 //!
-//! It sleeps until the earliest pending message is due or until someone enqueues
-//! one (a [`Notify`]), then delivers the oldest pending message of every incident
-//! ("head"), one channel at a time per task and channels in parallel. A thread
-//! reply waits for its root's `ts`, because the root is older in the same order.
+//! It sleeps until the earliest pending message is due, a channel's next send
+//! slot comes, or someone enqueues one (a [`Notify`]); then it delivers the
+//! oldest pending message of every ordering key ("head"): one incident's
+//! thread, one incident's pages, one person's direct messages. A thread reply
+//! waits for its root's `ts`.
 //!
-//! - 429: wait `Retry-After`, for that message and its channel.
-//! - 5xx, timeouts, bad tokens: retry with exponential backoff, forever. A Slack
-//!   outage delays messages; it never drops them.
-//! - `channel_not_found` and other permanent errors: the row is marked `failed`
-//!   with the error (log and metric), and the incident's later messages go on.
-//! - A page (thread reply or DM) whose incident was acknowledged or resolved
-//!   while it waited is dropped and recorded, not delivered late.
+//! - Pages go first. Within a pacing bucket (a channel, or a person's direct
+//!   messages) pages are sent before anything else due, a page in a thread
+//!   does not queue behind the thread's backlog, and a direct message is paced
+//!   by the person's channel, not the incident's. A pass never sleeps for
+//!   pacing, so a page enqueued meanwhile is next.
+//! - 429: wait `Retry-After`, for that message and its bucket.
+//! - 5xx, timeouts, bad tokens, errors Klaxon does not know: retry with
+//!   exponential backoff, forever (pages at most [`PAGE_MAX_BACKOFF`] apart);
+//!   the first success after such a failure makes every backed-off message
+//!   due at once. A Slack outage delays messages; it never drops them.
+//! - The bot cannot post in the channel (`not_in_channel` …): retried, and
+//!   the opener is told how to fix it.
+//! - Errors Slack documents as final for the message: the row is marked
+//!   `failed` with the error (log and metric), and the incident's later
+//!   messages go on.
+//! - A page whose incident was acknowledged, reopened, moved to another ladder
+//!   or resolved while it waited is dropped and recorded, not delivered late.
 //!
-//! Each message is claimed with a short lease first, so several senders (several
-//! replicas) never deliver the same row.
+//! Each message is claimed with a short lease first ([`LEASE`], renewed while
+//! its call is in flight), so several senders (several replicas) never
+//! deliver the same row, and a crashed sender's messages go out seconds after
+//! the next start.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +42,7 @@ use crate::config::OutboxSettings;
 use crate::incident::{ChannelId, EventKind, SlackUserId, TimelineEvent};
 use crate::store::outbox::{self, MessageKind, NewMessage, Pending};
 use crate::store::{Store, StoreResult, incidents};
-use crate::telemetry::{ChannelLabels, MethodLabels, Metrics, SlackErrorLabels};
+use crate::telemetry::{ChannelLabels, MethodLabels, Metrics, SlackErrorLabels, ViaLabels};
 use crate::time::{Clock, Millis, backoff};
 use crate::usecases::reach::SlackReach;
 
@@ -38,6 +51,16 @@ const BATCH: i64 = 256;
 /// The longest the sender sleeps with nothing due (a safety net for rows other
 /// replicas enqueue; within one process the [`Notify`] wakes it at once).
 const MAX_IDLE: Duration = Duration::from_secs(30);
+/// How long a claim on a message lasts; renewed every [`RENEW_EVERY`] while
+/// its Slack call is in flight, so a crashed sender's messages go out a few
+/// seconds after the next start.
+const LEASE: Duration = Duration::from_secs(6);
+const RENEW_EVERY: Duration = Duration::from_secs(2);
+/// The longest a page waits between attempts while Slack fails: pages are
+/// few, and each must go out soon after Slack answers again.
+const PAGE_MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How soon a thread's page looks again for its root.
+const ROOT_WAIT_PAGE: Duration = Duration::from_millis(250);
 
 /// A per-channel token bucket: `burst` messages at once, then `rate` per second.
 #[derive(Debug)]
@@ -58,6 +81,19 @@ pub struct OutboxSender {
     wake: Arc<Notify>,
     owner: String,
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// Set when a call failed for a reason on Slack's side (or the way to it);
+    /// the next success makes every backed-off message due at once.
+    outage: std::sync::atomic::AtomicBool,
+}
+
+/// Which pacing bucket a message draws from: Slack paces `chat.postMessage`
+/// per channel ("Rate limits": about one message a second per channel, short
+/// bursts allowed), and a direct message goes to the person's own channel.
+fn pace_key(row: &Pending) -> String {
+    match (row.kind, row.user.as_deref()) {
+        (MessageKind::Direct, Some(user)) => format!("dm:{user}"),
+        _ => row.channel.clone(),
+    }
 }
 
 impl OutboxSender {
@@ -81,6 +117,7 @@ impl OutboxSender {
             wake,
             owner,
             buckets: Mutex::new(HashMap::new()),
+            outage: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -121,44 +158,68 @@ impl OutboxSender {
         tracing::debug!("outbox sender stopped");
     }
 
-    /// Delivers everything due; returns when the next pending message falls due.
+    /// Delivers everything due that Slack's pace allows now, pages first;
+    /// returns when to look again (the next message due, or the next send
+    /// slot of a paced channel). It never sleeps for pacing: a page enqueued
+    /// meanwhile wakes the sender and goes out ahead of the backlog.
     pub async fn drain(&self, shutdown: &watch::Receiver<bool>) -> StoreResult<Option<Millis>> {
         loop {
             let now = self.clock.now();
             let heads = outbox::heads(self.store.pool(), BATCH).await?;
             let (due, later): (Vec<Pending>, Vec<Pending>) =
                 heads.into_iter().partition(|p| p.next_attempt_at <= now);
+            let next_due = later.iter().map(|p| p.next_attempt_at).min();
             if due.is_empty() || *shutdown.borrow() {
-                return Ok(later.iter().map(|p| p.next_attempt_at).min());
+                return Ok(next_due);
             }
-            let mut by_channel: HashMap<String, Vec<Pending>> = HashMap::new();
+            let mut by_pace: HashMap<String, Vec<Pending>> = HashMap::new();
             for p in due {
-                by_channel.entry(p.channel.clone()).or_default().push(p);
+                by_pace.entry(pace_key(&p)).or_default().push(p);
             }
-            let results =
-                futures_util::future::join_all(by_channel.into_values().map(|rows| async move {
+            let results = futures_util::future::join_all(by_pace.into_iter().map(
+                |(key, mut rows)| async move {
+                    // Pages first, then the oldest due.
+                    rows.sort_by_key(|r| (!r.page, r.next_attempt_at, r.id));
+                    let mut delivered = 0usize;
                     for row in rows {
                         // At shutdown: finish the call in flight, leave the rest for the next start.
                         if *shutdown.borrow() {
                             break;
                         }
+                        if row.kind != MessageKind::Ephemeral
+                            && let Some(wait) = self.token_wait(&key).await
+                        {
+                            return StoreResult::Ok((delivered, Some(wait)));
+                        }
                         self.deliver(row).await?;
+                        delivered += 1;
                     }
-                    StoreResult::Ok(())
-                }))
-                .await;
+                    StoreResult::Ok((delivered, None))
+                },
+            ))
+            .await;
+            let mut progressed = false;
+            let mut paced: Option<Duration> = None;
             for r in results {
-                r?;
+                let (delivered, wait) = r?;
+                progressed |= delivered > 0;
+                if let Some(w) = wait {
+                    paced = Some(paced.map_or(w, |p| p.min(w)));
+                }
+            }
+            if !progressed {
+                let slot = paced.map(|w| self.clock.now().plus(w));
+                return Ok(match (next_due, slot) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                });
             }
         }
     }
 
     async fn deliver(&self, row: Pending) -> StoreResult<()> {
         let now = self.clock.now();
-        // Long enough for the call and its answer; short enough that a crashed
-        // sender's messages go out soon after the next start.
-        let lease = self.settings.request_timeout * 2 + Duration::from_secs(5);
-        if !outbox::claim(self.store.pool(), row.id, &self.owner, now, now.plus(lease)).await? {
+        if !outbox::claim(self.store.pool(), row.id, &self.owner, now, now.plus(LEASE)).await? {
             return Ok(());
         }
         if let Some(why) = row.stale_page() {
@@ -209,12 +270,18 @@ impl OutboxSender {
                     .give_up(&row, "chat.postMessage", "thread_root_never_posted")
                     .await;
             }
-            // The root is not out yet (it is older in the same order, so this is a
-            // race with another sender): look again shortly.
+            // The root is not out yet (a page has its own order, so it may get
+            // here first; else this is a race with another sender): look again
+            // shortly.
+            let wait = if row.page {
+                ROOT_WAIT_PAGE
+            } else {
+                Duration::from_secs(1)
+            };
             return outbox::retry_later(
                 self.store.pool(),
                 row.id,
-                now.plus(Duration::from_secs(1)),
+                now.plus(wait),
                 "waiting_for_thread_root",
                 false,
             )
@@ -244,9 +311,9 @@ impl OutboxSender {
             MessageKind::Ephemeral => set(&mut body, "user", row.user.as_deref().unwrap_or("")),
             MessageKind::Direct => {
                 let user = row.user.clone().unwrap_or_default();
+                let open = json!({"users": user});
                 match self
-                    .api
-                    .call("conversations.open", &json!({"users": user}))
+                    .holding(row.id, self.api.call("conversations.open", &open))
                     .await
                 {
                     Ok(answer) => {
@@ -263,10 +330,19 @@ impl OutboxSender {
             MessageKind::Root => {}
         }
         if row.kind != MessageKind::Ephemeral {
-            self.take_token(&row.channel).await;
+            self.take_token(&pace_key(&row)).await;
         }
-        match self.api.call(method, &body).await {
+        match self.holding(row.id, self.api.call(method, &body)).await {
             Ok(answer) => {
+                if self.outage.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                    let hurried = outbox::retry_now(self.store.pool(), self.clock.now()).await?;
+                    if hurried > 0 {
+                        tracing::info!(
+                            messages = hurried,
+                            "Slack answers again: sending what waited out the failures now"
+                        );
+                    }
+                }
                 self.metrics
                     .slack_messages_sent
                     .get_or_create(&MethodLabels {
@@ -280,8 +356,20 @@ impl OutboxSender {
                 if !matches!(row.kind, MessageKind::Direct | MessageKind::Ephemeral) {
                     self.reach.unblock(&row.channel);
                 }
+                let sent_at = self.clock.now();
+                if row.page {
+                    let via = if row.kind == MessageKind::Direct {
+                        "direct"
+                    } else {
+                        "thread"
+                    };
+                    self.metrics
+                        .page_delivery
+                        .get_or_create(&ViaLabels { via: via.into() })
+                        .observe(sent_at.since(row.created_at).as_secs_f64());
+                }
                 let mut tx = self.store.begin().await?;
-                outbox::mark_sent(&mut *tx, row.id, ts, self.clock.now()).await?;
+                outbox::mark_sent(&mut *tx, row.id, ts, sent_at).await?;
                 if row.kind == MessageKind::Root
                     && let (Some(r), Some(ts)) = (row.incident, ts)
                 {
@@ -302,7 +390,7 @@ impl OutboxSender {
         if let Some(r) = row.incident {
             let to = row.user.as_deref().and_then(SlackUserId::parse);
             let text = match (row.kind, &to) {
-                (MessageKind::Direct, Some(_)) => format!("did not deliver a page to ({why}):"),
+                (MessageKind::Direct, Some(_)) => format!("held back the page ({why}) for"),
                 _ => format!("did not post a page in the thread ({why})"),
             };
             incidents::add_event(
@@ -340,7 +428,7 @@ impl OutboxSender {
         match &e {
             CallError::RateLimited(wait) => {
                 tracing::info!(method, channel = %row.channel, wait = ?wait, "slack rate limit; waiting");
-                self.block_channel(&row.channel, *wait).await;
+                self.block_channel(&pace_key(row), *wait).await;
                 outbox::retry_later(
                     self.store.pool(),
                     row.id,
@@ -351,8 +439,15 @@ impl OutboxSender {
                 .await
             }
             CallError::Transient(code) | CallError::Auth(code) => {
+                self.outage
+                    .store(true, std::sync::atomic::Ordering::Release);
                 let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
-                let wait = backoff(attempts, self.settings.max_backoff);
+                let cap = if row.page {
+                    self.settings.max_backoff.min(PAGE_MAX_BACKOFF)
+                } else {
+                    self.settings.max_backoff
+                };
+                let wait = backoff(attempts, cap);
                 if matches!(e, CallError::Auth(_)) {
                     tracing::error!(method, error = %code, retry_in = ?wait, "slack rejected the bot token; check KLAXON_SLACK_BOT_TOKEN");
                 } else {
@@ -492,15 +587,48 @@ impl OutboxSender {
         Ok(())
     }
 
-    /// Waits for the channel's next send slot.
-    async fn take_token(&self, channel: &str) {
+    /// Runs a Slack call, renewing the message's lease while it is in flight.
+    async fn holding<T>(&self, id: i64, call: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(call);
+        let mut tick = tokio::time::interval_at(Instant::now() + RENEW_EVERY, RENEW_EVERY);
+        loop {
+            tokio::select! {
+                out = &mut call => return out,
+                _ = tick.tick() => {
+                    let until = self.clock.now().plus(LEASE);
+                    if let Err(e) = outbox::renew_lease(self.store.pool(), id, &self.owner, until).await {
+                        tracing::warn!(error = %e, "could not renew an outbox lease");
+                    }
+                }
+            }
+        }
+    }
+
+    /// How long until the pacing bucket `key` has a send slot (`None`: now).
+    async fn token_wait(&self, key: &str) -> Option<Duration> {
+        let rate = self.settings.channel_rate;
+        let burst = f64::from(self.settings.channel_burst);
+        let buckets = self.buckets.lock().await;
+        let b = buckets.get(key)?;
+        let now = Instant::now();
+        if let Some(until) = b.blocked_until
+            && until > now
+        {
+            return Some(until - now);
+        }
+        let tokens = (b.tokens + now.duration_since(b.refilled).as_secs_f64() * rate).min(burst);
+        (tokens < 1.0).then(|| Duration::from_secs_f64(((1.0 - tokens) / rate).max(0.001)))
+    }
+
+    /// Takes the next send slot of the pacing bucket `key`, waiting if needed.
+    async fn take_token(&self, key: &str) {
         let rate = self.settings.channel_rate;
         let burst = f64::from(self.settings.channel_burst);
         loop {
             let wait = {
                 let mut buckets = self.buckets.lock().await;
                 let now = Instant::now();
-                let b = buckets.entry(channel.to_string()).or_insert(Bucket {
+                let b = buckets.entry(key.to_string()).or_insert(Bucket {
                     tokens: burst,
                     refilled: now,
                     blocked_until: None,
@@ -521,10 +649,10 @@ impl OutboxSender {
         }
     }
 
-    async fn block_channel(&self, channel: &str, wait: Duration) {
+    async fn block_channel(&self, key: &str, wait: Duration) {
         let mut buckets = self.buckets.lock().await;
         let now = Instant::now();
-        let b = buckets.entry(channel.to_string()).or_insert(Bucket {
+        let b = buckets.entry(key.to_string()).or_insert(Bucket {
             tokens: 0.0,
             refilled: now,
             blocked_until: None,

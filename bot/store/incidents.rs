@@ -230,7 +230,7 @@ pub async fn acknowledge<'c, E: Executor<'c, Database = Any>>(
 ) -> StoreResult<Option<Incident>> {
     one(sqlx::query(concat!(
         "UPDATE incidents SET state = 'acknowledged', acknowledged_at = $3, acknowledged_by = $2, \
-         owner = COALESCE(owner, $2), updated_at = $3 \
+         owner = COALESCE(owner, $2), updated_at = $3, paging_epoch = paging_epoch + 1 \
          WHERE id = $1 AND state = 'open' RETURNING ",
         incident_columns!()
     ))
@@ -250,7 +250,7 @@ pub async fn reopen<'c, E: Executor<'c, Database = Any>>(
 ) -> StoreResult<Option<Incident>> {
     one(sqlx::query(concat!(
         "UPDATE incidents SET state = 'open', acknowledged_at = NULL, acknowledged_by = NULL, \
-         resolved_at = NULL, resolved_by = NULL, updated_at = $2 \
+         resolved_at = NULL, resolved_by = NULL, updated_at = $2, paging_epoch = paging_epoch + 1 \
          WHERE id = $1 AND state <> 'open' RETURNING ",
         incident_columns!()
     ))
@@ -278,7 +278,8 @@ pub async fn resolve<'c, E: Executor<'c, Database = Any>>(
 ) -> StoreResult<Option<Incident>> {
     one(sqlx::query(concat!(
         "UPDATE incidents SET state = 'resolved', resolved_at = $3, resolved_by = $2, \
-         root_cause = $4, resolution = $5, follow_up = $6, updated_at = $3 \
+         root_cause = $4, resolution = $5, follow_up = $6, updated_at = $3, \
+         paging_epoch = paging_epoch + 1 \
          WHERE id = $1 AND state <> 'resolved' RETURNING ",
         incident_columns!()
     ))
@@ -290,6 +291,20 @@ pub async fn resolve<'c, E: Executor<'c, Database = Any>>(
     .bind(resolution.follow_up.clone())
     .fetch_optional(ex)
     .await?)
+}
+
+/// Starts a new paging epoch: pages queued before now are dropped unsent (see
+/// `outbox::Pending::stale_page`). Acknowledging, reopening and resolving do it
+/// themselves; a change of ladder calls this.
+pub async fn new_paging_epoch<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE incidents SET paging_epoch = paging_epoch + 1 WHERE id = $1")
+        .bind(r.number())
+        .execute(ex)
+        .await?;
+    Ok(())
 }
 
 /// Records how far the ladder got (and which ladder, when it starts).

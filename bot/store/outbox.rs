@@ -1,8 +1,8 @@
 //! The Slack outbox: messages wait here until Slack has them.
 //!
 //! A message is enqueued in the same transaction as the state change it reports.
-//! Rows sharing an `ordering_key` (one incident's thread, or one person's
-//! direct messages) are delivered strictly in id order: only the oldest pending row of each key is ever a candidate
+//! Rows sharing an `ordering_key` (one incident's thread, its pages, or one
+//! person's direct messages) are delivered strictly in id order: only the oldest pending row of each key is ever a candidate
 //! ([`heads`]), and a sender must [`claim`] it (a short lease) before calling
 //! Slack, so two senders never deliver the same row.
 
@@ -77,16 +77,19 @@ pub async fn enqueue<'c, E: Executor<'c, Database = Any>>(
     now: Millis,
 ) -> StoreResult<i64> {
     // A direct message (a page above all) is ordered among one person's
-    // direct messages only: it never waits behind a thread that Slack is
-    // refusing or that has a backlog.
+    // direct messages only, and a page in a thread among its incident's pages:
+    // neither waits behind a thread's backlog (a page reply still waits for
+    // its thread's root, which the sender checks).
     let ordering_key = match (msg.kind, msg.user, msg.incident) {
         (MessageKind::Direct, Some(user), _) => format!("direct:{user}"),
+        (MessageKind::Reply, _, Some(r)) if msg.page => format!("page:{}", r.number()),
         (_, _, Some(r)) => format!("incident:{}", r.number()),
         (_, _, None) => format!("channel:{}", msg.channel),
     };
     let row = sqlx::query(
-        "INSERT INTO outbox (incident_id, ordering_key, kind, channel, user_id, payload, next_attempt_at, created_at, ref_outbox_id, page) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9) RETURNING id",
+        "INSERT INTO outbox (incident_id, ordering_key, kind, channel, user_id, payload, next_attempt_at, created_at, ref_outbox_id, page, paging_epoch) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, \
+                 CASE WHEN $9 = 1 THEN (SELECT paging_epoch FROM incidents WHERE id = $1) END) RETURNING id",
     )
     .bind(msg.incident.map(|r| r.number()))
     .bind(ordering_key)
@@ -124,27 +127,31 @@ pub struct Pending {
     /// Whether this is a page (see [`NewMessage::page`]).
     pub page: bool,
     pub created_at: Millis,
-    /// The incident's state now, and when it was acknowledged (for re-checks).
+    /// The incident's state now (for re-checks).
     pub incident_state: Option<IncidentState>,
-    pub acknowledged_at: Option<Millis>,
+    /// For a page: whether the incident's paging epoch moved on since it was
+    /// queued (an acknowledgement, a reopening, a resolution, a new ladder).
+    pub epoch_passed: bool,
 }
 
 impl Pending {
     /// Why a page should not go out any more: its incident was resolved, or
-    /// acknowledged after the page was queued (GoAlert's re-check before send).
+    /// acknowledged, reopened or moved to another ladder after the page was
+    /// queued (GoAlert's re-check before send).
     pub fn stale_page(&self) -> Option<&'static str> {
         if !self.page {
             return None;
         }
-        match self.incident_state {
-            Some(IncidentState::Resolved) => {
+        match (self.incident_state, self.epoch_passed) {
+            (Some(IncidentState::Resolved), _) => {
                 Some("the incident was resolved before the page went out")
             }
-            Some(IncidentState::Acknowledged)
-                if self.acknowledged_at.is_some_and(|a| a >= self.created_at) =>
-            {
+            (Some(IncidentState::Acknowledged), true) => {
                 Some("the incident was acknowledged before the page went out")
             }
+            (_, true) => Some(
+                "the incident was acknowledged and reopened, or its severity moved it to another ladder, before the page went out",
+            ),
             _ => None,
         }
     }
@@ -159,13 +166,14 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
     // so a backlog of thousands costs one index scan, not a query per row.
     let rows = sqlx::query(
         "SELECT o.id, o.incident_id, o.kind, o.channel, o.user_id, o.payload, o.attempts, o.next_attempt_at, \
-                o.page, o.created_at, o.ref_outbox_id, i.state AS incident_state, i.acknowledged_at, \
+                o.page, o.created_at, o.ref_outbox_id, i.state AS incident_state, \
+                CASE WHEN o.paging_epoch IS NOT NULL AND o.paging_epoch <> i.paging_epoch THEN 1 ELSE 0 END AS epoch_passed, \
                 i.thread_ts, r.slack_ts AS ref_ts, r.state AS ref_state \
          FROM (SELECT MIN(id) AS id FROM outbox WHERE state = 'pending' GROUP BY ordering_key) h \
          JOIN outbox o ON o.id = h.id \
          LEFT JOIN incidents i ON i.id = o.incident_id \
          LEFT JOIN outbox r ON r.id = o.ref_outbox_id \
-         ORDER BY o.next_attempt_at, o.id LIMIT $1",
+         ORDER BY o.page DESC, o.next_attempt_at, o.id LIMIT $1",
     )
     .bind(limit)
     .fetch_all(ex)
@@ -192,7 +200,7 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
                 incident_state: col::<Option<String>>(row, "incident_state")?
                     .as_deref()
                     .and_then(IncidentState::parse),
-                acknowledged_at: col::<Option<i64>>(row, "acknowledged_at")?.map(Millis),
+                epoch_passed: col::<i64>(row, "epoch_passed")? != 0,
             })
         })
         .collect()
@@ -249,6 +257,57 @@ pub async fn mark_sent<'c, E: Executor<'c, Database = Any>>(
     .execute(ex)
     .await?;
     Ok(())
+}
+
+/// Extends the lease on a message whose Slack call is still in flight.
+pub async fn renew_lease<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    id: i64,
+    owner: &str,
+    lease_until: Millis,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE outbox SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(lease_until.0)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Slack errors that say "not this channel" or "not yet": a recovery elsewhere
+/// does not make these worth an early retry.
+const NOT_HURRIED: &[&str] = &[
+    "not_in_channel",
+    "channel_not_found",
+    "is_archived",
+    "ratelimited",
+    "waiting_for_thread_root",
+    "waiting_for_updated_message",
+];
+
+/// After Slack answers again: every message waiting out a failure's backoff is
+/// due now (a message that failed during the outage would otherwise wait up to
+/// the longest backoff). Returns how many.
+pub async fn retry_now<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    now: Millis,
+) -> StoreResult<u64> {
+    let placeholders: Vec<String> = (0..NOT_HURRIED.len())
+        .map(|i| format!("${}", i + 2))
+        .collect();
+    let sql = format!(
+        "UPDATE outbox SET next_attempt_at = $1 WHERE state = 'pending' AND attempts > 0 \
+         AND next_attempt_at > $1 AND last_error IS NOT NULL AND last_error NOT IN ({})",
+        placeholders.join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.0);
+    for code in NOT_HURRIED {
+        q = q.bind(*code);
+    }
+    Ok(q.execute(ex).await?.rows_affected())
 }
 
 /// Puts a message back for a later attempt.

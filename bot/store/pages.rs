@@ -49,6 +49,29 @@ pub async fn latest_open_for<'c, E: Executor<'c, Database = Any>>(
     })
 }
 
+/// The open, unacknowledged incidents whose page reached `user` by direct
+/// message, the newest delivery first: what a bare `ack` in that direct
+/// message means (a page still queued was never seen).
+pub async fn delivered_open_for<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    user: &SlackUserId,
+) -> StoreResult<Vec<IncidentRef>> {
+    let rows = sqlx::query(
+        "SELECT o.incident_id AS id, MAX(o.sent_at) AS last FROM outbox o \
+         JOIN incidents i ON i.id = o.incident_id \
+         WHERE o.kind = 'direct' AND o.page = 1 AND o.state = 'sent' AND o.user_id = $1 \
+           AND i.state = 'open' \
+         GROUP BY o.incident_id ORDER BY last DESC, o.incident_id DESC",
+    )
+    .bind(user.as_str())
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| Ok(IncidentRef::new(col(r, "id")?)))
+        .filter_map(|r: StoreResult<Option<IncidentRef>>| r.transpose())
+        .collect()
+}
+
 /// How many pages an incident has sent (for tests and the summary).
 pub async fn count_for<'c, E: Executor<'c, Database = Any>>(
     ex: E,

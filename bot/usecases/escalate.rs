@@ -186,6 +186,8 @@ async fn page_from(
 ) -> Result<Option<Paged>> {
     let r = incident.reference;
     let thread = ctx.thread();
+    // Only `/incident escalate` pages an acknowledged incident; no later level follows then.
+    let by_hand = incident.state == IncidentState::Acknowledged;
     // Levels skipped on the way here because they had nobody to page.
     let mut skipped: Vec<String> = Vec::new();
     loop {
@@ -248,7 +250,10 @@ async fn page_from(
             continue;
         }
 
-        let next_level = ladder.level(step + 1).map(|l| l.name.as_str());
+        let next_level = ladder
+            .level(step + 1)
+            .map(|l| l.name.as_str())
+            .filter(|_| !by_hand);
         let facts = PageFacts {
             level: &level.name,
             users: who.users.clone(),
@@ -258,6 +263,7 @@ async fn page_from(
             wait: level.wait,
             next_level,
             after_empty: (!skipped.is_empty()).then(|| skipped.join(" and ")),
+            by_hand,
         };
         let data = page_data(incident, &facts);
         let thread_text = ctx.render(TemplateName::EscalationPage, &data)?;
@@ -269,9 +275,23 @@ async fn page_from(
             ));
         }
         let names: Vec<String> = who.users.iter().map(|u| format!("<@{u}>")).collect();
-        let entry_text = match who.users.len() + who.groups.len() {
-            1 => format!("paged {}:", level.name),
-            n => format!("paged {} ({n} in all):", level.name),
+        // The timeline mentions one person; the rest are counted, groups by ID.
+        let others = who.users.len().saturating_sub(1);
+        let mut extra = Vec::new();
+        if others > 0 {
+            extra.push(plural(
+                u64::try_from(others).unwrap_or(0),
+                "more person",
+                "more people",
+            ));
+        }
+        if !who.groups.is_empty() {
+            extra.push(format!("group {}", who.groups.join(", ")));
+        }
+        let entry_text = match (extra.is_empty(), who.users.is_empty()) {
+            (true, _) => format!("paged {}:", level.name),
+            (false, true) => format!("paged {} ({})", level.name, extra.join(" and ")),
+            (false, false) => format!("paged {} ({} besides):", level.name, extra.join(" and ")),
         };
         thread
             .post_page(

@@ -323,6 +323,8 @@ pub async fn set_severity(
         .ladder_for(severity)
         .map(|l| l.name.clone());
     if ladder != current.ladder && current.state == IncidentState::Open {
+        // Pages still queued for the old ladder are dropped unsent.
+        incidents::new_paging_epoch(&mut *tx, current.reference).await?;
         match &ladder {
             Some(name) => {
                 incidents::set_escalation(&mut *tx, current.reference, Some(name), None).await?;
@@ -697,12 +699,36 @@ pub async fn direct_message(
     }
     let answer = match command::parse(text) {
         Ok(Command::Ack { target }) => {
-            let target = match target {
-                Some(r) => Some(r),
-                None => pages::latest_open_for(ctx.store.pool(), user).await?,
+            // A bare `ack` answers the newest page this person received; a page
+            // still queued was never seen, so it is not what they meant.
+            let (target, others) = match target {
+                Some(r) => (Some(r), Vec::new()),
+                None => {
+                    let mut delivered = pages::delivered_open_for(ctx.store.pool(), user).await?;
+                    if delivered.is_empty() {
+                        (
+                            pages::latest_open_for(ctx.store.pool(), user).await?,
+                            Vec::new(),
+                        )
+                    } else {
+                        let newest = delivered.remove(0);
+                        (Some(newest), delivered)
+                    }
+                }
             };
             match target {
-                Some(r) => acknowledge(ctx, user, r).await?.text().to_string(),
+                Some(r) => {
+                    let mut text = acknowledge(ctx, user, r).await?.text().to_string();
+                    if !others.is_empty() {
+                        let names: Vec<String> =
+                            others.iter().map(|o| format!("{o} (`ack {o}`)")).collect();
+                        text.push_str(&format!(
+                            "\nAlso waiting for your acknowledgement: {}.",
+                            names.join(", ")
+                        ));
+                    }
+                    text
+                }
                 None => "Nothing waits for your acknowledgement. Name the incident: `ack INC-12`."
                     .to_string(),
             }

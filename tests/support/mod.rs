@@ -90,7 +90,13 @@ pub struct Options {
     pub incident_channel: Option<&'static str>,
     pub signing_secret: Option<&'static str>,
     pub extra_toml: String,
+    /// The `[outbox]` table (fast pacing and short backoffs by default).
+    pub outbox_toml: String,
 }
+
+/// The `[outbox]` settings tests use unless they say otherwise.
+pub const FAST_OUTBOX: &str =
+    "channel_rate = 500.0\nchannel_burst = 500\nrequest_timeout = \"2s\"\nmax_backoff = \"1s\"\n";
 
 impl Default for Options {
     fn default() -> Self {
@@ -98,6 +104,7 @@ impl Default for Options {
             incident_channel: Some(INCIDENT_CHANNEL),
             signing_secret: Some(SECRET),
             extra_toml: String::new(),
+            outbox_toml: FAST_OUTBOX.to_string(),
         }
     }
 }
@@ -124,8 +131,8 @@ pub fn test_settings(db_url: &str, slack: &FakeSlack, opts: &Options) -> config:
         env.insert("KLAXON_INCIDENT_CHANNEL", c.to_string());
     }
     let toml = format!(
-        "listen = \"127.0.0.1:0\"\n{}\n[outbox]\nchannel_rate = 500.0\nchannel_burst = 500\nrequest_timeout = \"2s\"\nmax_backoff = \"1s\"\n",
-        opts.extra_toml
+        "listen = \"127.0.0.1:0\"\n{}\n[outbox]\n{}",
+        opts.extra_toml, opts.outbox_toml
     );
     config::from_toml(&toml, "test", &|k| env.get(k).cloned())
         .unwrap_or_else(|e| panic!("test settings are invalid: {e}"))
