@@ -608,6 +608,7 @@ fn from_raw(
         EscalationSettings::default()
     });
 
+    let explicit_routes = !raw.alerts.routes.is_empty();
     let routes = Routes::from_raw(raw.alerts.routes).unwrap_or_else(|problems| {
         for (key, message) in problems {
             p.problem(source.to_string(), key, message);
@@ -622,6 +623,31 @@ fn from_raw(
                 source.to_string(),
                 format!("alerts.routes[{i}].ladder"),
                 format!("no escalation ladder is named `{ladder}`"),
+            );
+        }
+    }
+    // Alerts in use (a token for them, or routes) need a channel to open
+    // incidents in; without one every notification would be refused.
+    if (alert_token.is_some() || explicit_routes) && incident_channel.is_none() {
+        // The default route takes what no configured route matches (nothing,
+        // when one of them matches everything).
+        let catch_all = routes.routes().iter().any(|r| r.matchers.is_empty());
+        let homeless: Vec<&str> = routes
+            .routes()
+            .iter()
+            .chain((!catch_all).then(|| routes.default_route()))
+            .filter(|r| r.channel.is_none())
+            .map(|r| r.name.as_str())
+            .collect();
+        if !homeless.is_empty() {
+            p.problem(
+                source.to_string(),
+                "slack.incident_channel / KLAXON_INCIDENT_CHANNEL".into(),
+                format!(
+                    "alerts need a channel to open incidents in, and {} {} none: set KLAXON_INCIDENT_CHANNEL, or a `channel` on every [[alerts.routes]]",
+                    homeless.iter().map(|n| format!("route `{n}`")).collect::<Vec<_>>().join(", "),
+                    if homeless.len() == 1 { "has" } else { "have" }
+                ),
             );
         }
     }

@@ -93,6 +93,7 @@ pub const REJECT_REASONS: &[&str] = &[
     "unparseable",
     "too_large",
     "unknown_sender",
+    "unknown_path",
     "database_unavailable",
     "failed",
 ];

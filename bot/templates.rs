@@ -299,8 +299,11 @@ impl Templates {
                     TemplateName::ResolutionSummary => resolution_data(
                         &sample,
                         &timeline,
-                        &[("HighErrorRate".into(), 2)],
-                        &[("DiskFull".into(), 1)],
+                        &AlertSummary {
+                            resolved: vec![("HighErrorRate".into(), 2)],
+                            firing: vec![("DiskFull".into(), 1)],
+                            note: Some("Alertmanager listed only some of them".into()),
+                        },
                     ),
                     TemplateName::AlertFiring | TemplateName::AlertResolved => {
                         alerts_data(&sample, 3, &[sample_alert_view()], &sample_alerts(), true)
@@ -387,13 +390,6 @@ pub fn change_data(
 
 /// One alert as the thread shows it: long texts cut, links only to http(s).
 pub fn alert_view(a: &crate::alerts::Alert) -> Value {
-    let clip = |s: &str, n: usize| -> String {
-        if s.chars().count() > n {
-            format!("{}…", s.chars().take(n).collect::<String>())
-        } else {
-            s.to_string()
-        }
-    };
     let labels: Vec<String> = a
         .labels
         .iter()
@@ -421,6 +417,51 @@ pub fn alert_view(a: &crate::alerts::Alert) -> Value {
     })
 }
 
+/// The first `limit` of `alerts` as [`alert_view`]s, each with `distinct`:
+/// the labels whose values differ among `alerts` (`instance=api-2:9090`), so
+/// alerts of one name can be told apart.
+pub fn alert_views(alerts: &[&crate::alerts::Alert], limit: usize) -> Vec<Value> {
+    use std::collections::BTreeSet;
+    let keys: BTreeSet<&String> = alerts.iter().flat_map(|a| a.labels.keys()).collect();
+    let varying: Vec<&String> = keys
+        .into_iter()
+        .filter(|k| k.as_str() != "alertname")
+        .filter(|k| {
+            let mut values = alerts.iter().map(|a| a.labels.get(*k));
+            let first = values.next().flatten();
+            values.any(|v| v != first)
+        })
+        .collect();
+    alerts
+        .iter()
+        .take(limit)
+        .map(|a| {
+            let mut view = alert_view(a);
+            let distinct: Vec<String> = varying
+                .iter()
+                .filter_map(|k| {
+                    a.labels
+                        .get(*k)
+                        .map(|v| format!("{k}={}", v.replace('`', "'")))
+                })
+                .collect();
+            if let Some(o) = view.as_object_mut() {
+                o.insert("distinct".into(), json!(clip(&distinct.join(" "), 200)));
+            }
+            view
+        })
+        .collect()
+}
+
+/// `s` cut to `n` characters, with "…" when cut.
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() > n {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
+
 /// The root message's data: the incident and, for an alert incident, its alerts.
 pub fn root_data(i: &Incident, alerts: Option<&AlertsShown>) -> Value {
     with(
@@ -435,20 +476,26 @@ pub fn root_data(i: &Incident, alerts: Option<&AlertsShown>) -> Value {
 pub struct AlertsShown {
     /// The sender's name ("Alertmanager").
     pub source: String,
-    /// Alerts Klaxon holds that fire.
+    /// Alerts known to fire (listed as firing, or counted by Alertmanager's API).
     pub listed: u64,
-    /// Alerts the sender left out (its `max_alerts`).
+    /// Alerts the sender left out (its `max_alerts`): they may fire or not.
     pub hidden: u64,
     /// Alerts Klaxon holds that resolved.
     pub resolved: u64,
-    /// The first few, as [`AlertsShown`]'s views (name, summary, since, links …).
+    /// How many alerts the incident had in all (see `store::alerts::Counts`).
+    pub total: u64,
+    /// How to make the sender list them all (its `max_alerts` …).
+    pub hint: String,
+    /// Whether Klaxon can ask the sender's API about what it left out.
+    pub can_ask: bool,
+    /// The first few, as [`alert_views`] (name, summary, since, links …).
     pub shown: Vec<Value>,
 }
 
 impl AlertsShown {
-    /// What fires, by the sender's count.
+    /// Alerts known to fire.
     pub fn firing(&self) -> u64 {
-        self.listed.saturating_add(self.hidden)
+        self.listed
     }
 
     fn to_value(&self) -> Value {
@@ -463,8 +510,12 @@ impl AlertsShown {
             "listed_text": plural(self.listed, "alert", "alerts"),
             "hidden": self.hidden,
             "hidden_text": group_thousands(self.hidden),
+            "hint": self.hint,
+            "can_ask": self.can_ask,
             "resolved": self.resolved,
             "resolved_text": plural(self.resolved, "alert", "alerts"),
+            "total": self.total,
+            "total_text": plural(self.total, "alert", "alerts"),
             "shown": self.shown,
             "more": more,
             "more_text": group_thousands(more),
@@ -472,14 +523,20 @@ impl AlertsShown {
     }
 }
 
+/// An alert incident's alerts for its resolution summary.
+#[derive(Debug, Clone, Default)]
+pub struct AlertSummary {
+    /// Alert names that resolved, with how many of each.
+    pub resolved: Vec<(String, u64)>,
+    /// Alert names still firing, with how many of each.
+    pub firing: Vec<(String, u64)>,
+    /// What the counts leave out (a sender listed only some alerts).
+    pub note: Option<String>,
+}
+
 /// Data for the resolution summary, timeline included; for an alert incident,
 /// the names of the alerts that resolved and of any that still fire.
-pub fn resolution_data(
-    i: &Incident,
-    timeline: &[TimelineEvent],
-    alerts_resolved: &[(String, u64)],
-    alerts_firing: &[(String, u64)],
-) -> Value {
+pub fn resolution_data(i: &Incident, timeline: &[TimelineEvent], alerts: &AlertSummary) -> Value {
     let names = |list: &[(String, u64)]| -> Option<String> {
         (!list.is_empty()).then(|| {
             list.iter()
@@ -507,8 +564,9 @@ pub fn resolution_data(
         incident_data(i),
         json!({
             "timeline": events,
-            "alerts_resolved": names(alerts_resolved),
-            "alerts_firing": names(alerts_firing),
+            "alerts_resolved": names(&alerts.resolved),
+            "alerts_firing": names(&alerts.firing),
+            "alerts_note": alerts.note,
         }),
     )
 }
@@ -578,6 +636,8 @@ pub fn alerts_data(
             "with_standing": with_standing,
             "hidden": standing.hidden,
             "hidden_text": group_thousands(standing.hidden),
+            "hint": standing.hint,
+            "can_ask": standing.can_ask,
             "listed_text": plural(standing.listed, "alert", "alerts"),
         }),
     )
@@ -602,6 +662,9 @@ fn sample_alerts() -> AlertsShown {
         listed: 5,
         hidden: 45,
         resolved: 2,
+        total: 52,
+        hint: "its `max_alerts`; `max_alerts: 0` on the receiver lists them all".into(),
+        can_ask: false,
         shown: vec![sample_alert_view()],
     }
 }
@@ -687,7 +750,7 @@ mod tests {
         let text = t
             .render(
                 TemplateName::ResolutionSummary,
-                &resolution_data(&i, &timeline, &[], &[]),
+                &resolution_data(&i, &timeline, &AlertSummary::default()),
             )
             .expect("renders");
         for needle in [

@@ -280,7 +280,7 @@ async fn a_stale_firing_inside_an_open_incident_does_not_fire_again() {
 }
 
 #[tokio::test]
-async fn a_truncated_notification_never_resolves_an_incident_whose_alerts_still_fire() {
+async fn a_truncated_notification_never_resolves_an_incident_whose_left_out_alerts_may_fire() {
     let db = TestDb::sqlite();
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
     let app = TestApp::start_with(&db, &slack, options("")).await;
@@ -295,8 +295,12 @@ async fn a_truncated_notification_never_resolves_an_incident_whose_alerts_still_
         .wait_for(WAIT, "the root", |c| !roots(c).is_empty())
         .await;
     let root = roots(&calls)[0].text();
-    assert!(root.contains("50 alerts firing"), "{root}");
-    assert!(root.contains("5 alerts listed, 45 left out"), "{root}");
+    // Klaxon knows 5 fire; the 45 left out may or may not.
+    assert!(root.contains("5 alerts firing"), "{root}");
+    assert!(
+        root.contains("up to 45 more left out by Alertmanager"),
+        "{root}"
+    );
     assert!(root.contains("max_alerts: 0"), "{root}");
     // The first 5 resolve; 45 still fire. Whatever the top-level status says.
     for status in ["resolved", "firing"] {
@@ -318,15 +322,34 @@ async fn a_truncated_notification_never_resolves_an_incident_whose_alerts_still_
         .await
         .expect("query")
         .expect("incident");
-    assert!(!incident.is_resolved(), "45 alerts still fire");
+    assert!(!incident.is_resolved(), "45 alerts may still fire");
     let said = slack
         .delivered()
         .iter()
         .map(|c| c.text())
         .find(|t| t.contains("5 alerts resolved"))
         .expect("the thread says what resolved");
-    assert!(said.contains("45 alerts still fire"), "{said}");
+    assert!(
+        said.contains("left out 45 alerts")
+            && said.contains("cannot see whether they still fire")
+            && said.contains("`alerts.alertmanager_url` is not set")
+            && said.contains("INC-1 stays open"),
+        "{said}"
+    );
     assert!(said.contains("max_alerts: 0"), "{said}");
+    // The root says the same: nothing known to fire, some may.
+    let root = slack
+        .delivered()
+        .iter()
+        .rev()
+        .find(|c| c.method == "chat.update")
+        .map(|c| c.text())
+        .expect("the root was updated");
+    assert!(
+        root.contains("Up to 45 alerts left out by Alertmanager"),
+        "{root}"
+    );
+    assert!(!root.contains("all resolved"), "{root}");
     app.stop().await;
 }
 
@@ -471,25 +494,27 @@ async fn with_max_alerts_5_a_partly_resolved_group_stays_open_and_a_fully_resolv
     .await;
     let alerts: Vec<Value> = (0..50).map(|i| pod_alert(i, false)).collect();
     am.post_alerts(&json!(alerts)).await;
+    // The notification lists 5 and leaves 45 out; Klaxon asks Alertmanager's
+    // API how many fire and the root says so.
     let calls = slack
-        .wait_for(WAIT, "the thread", |c| {
-            roots(c)
-                .iter()
-                .any(|r| r.text().contains("50 alerts firing"))
+        .wait_for(WAIT, "the exact count in the root", |c| {
+            !roots(c).is_empty() && root_now(c).contains("50 alerts firing")
         })
         .await;
+    let first_root = roots(&calls)[0].text();
     assert!(
-        roots(&calls)[0].text().contains("45 left out"),
-        "{}",
-        roots(&calls)[0].text()
+        first_root.contains("*5 alerts firing* · up to 45 more left out"),
+        "{first_root}"
     );
 
     // The first five (Alertmanager lists alerts sorted by their labels) resolve.
     let first: Vec<Value> = (0..5).map(|i| pod_alert(i, true)).collect();
     am.post_alerts(&json!(first)).await;
     let calls = slack
-        .wait_for(WAIT, "what still fires", |c| {
-            c.iter().any(|c| c.text().contains("45 alerts still fire"))
+        .wait_for(WAIT, "what still fires, in the thread and the root", |c| {
+            c.iter()
+                .any(|c| c.text().contains("45 of this group still fire"))
+                && root_now(c).contains("45 alerts firing")
         })
         .await;
     assert!(
@@ -505,11 +530,33 @@ async fn with_max_alerts_5_a_partly_resolved_group_stays_open_and_a_fully_resolv
     // Then every alert resolves: the incident resolves.
     let all: Vec<Value> = (0..50).map(|i| pod_alert(i, true)).collect();
     am.post_alerts(&json!(all)).await;
-    slack
+    let calls = slack
         .wait_for(WAIT, "the resolution", |c| {
             c.iter().any(|c| c.text().contains("RESOLVED: INC-1"))
         })
         .await;
+    app.outbox_drained().await;
+    let calls = slack
+        .delivered()
+        .into_iter()
+        .chain(calls)
+        .collect::<Vec<_>>();
+    let root = root_now(&slack.delivered());
+    assert!(root.contains("50 alerts, all resolved"), "{root}");
+    let summary = calls
+        .iter()
+        .map(|c| c.text())
+        .find(|t| t.contains("RESOLVED: INC-1") && t.contains("*Timeline*"))
+        .expect("the summary");
+    assert!(
+        summary.contains("Alertmanager listed only some of them")
+            && summary.contains("up to 50 alerts at once"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("Alerts still firing"),
+        "nothing fires any more: {summary}"
+    );
     app.stop().await;
 }
 
@@ -635,4 +682,292 @@ fn any_parseable_notification_of_up_to_10000_alerts_gets_2xx_and_every_alert_is_
 #[test]
 fn any_parseable_notification_of_up_to_10000_alerts_gets_2xx_and_every_alert_is_kept_on_postgres() {
     every_parseable_notification_is_accepted_and_kept(Backend::Postgres);
+}
+
+/// A `checkout` group alert with its own severity label.
+fn checkout_alert(instance: &str, severity: &str) -> Value {
+    json!({
+        "status": "firing",
+        "labels": {"alertname": "HighErrorRate", "service": "checkout", "instance": instance, "severity": severity},
+        "annotations": {"summary": "Checkout returns 5xx"},
+        "startsAt": STARTS, "endsAt": "0001-01-01T00:00:00Z",
+        "fingerprint": format!("fp-{instance}"),
+    })
+}
+
+/// A notification of the `HighErrorRate/checkout` group; `commonLabels` as
+/// Alertmanager computes them (no `severity` when the alerts disagree).
+fn checkout_group(alerts: Vec<Value>) -> String {
+    let severities: std::collections::BTreeSet<&str> = alerts
+        .iter()
+        .filter_map(|a| a["labels"]["severity"].as_str())
+        .collect();
+    let mut common = json!({"alertname": "HighErrorRate", "service": "checkout"});
+    if severities.len() == 1 {
+        common["severity"] = json!(severities.iter().next());
+    }
+    json!({
+        "version": "4", "groupKey": "{}:{alertname=\"HighErrorRate\", service=\"checkout\"}",
+        "truncatedAlerts": 0, "status": "firing", "receiver": "klaxon",
+        "groupLabels": {"alertname": "HighErrorRate", "service": "checkout"},
+        "commonLabels": common, "commonAnnotations": {"summary": "Checkout returns 5xx"},
+        "externalURL": "http://alertmanager:9093", "alerts": alerts,
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_group_mixing_severities_takes_the_highest_and_a_higher_alert_joining_raises_it_and_pages()
+ {
+    let ladder = r#"
+[[escalation.ladders]]
+name = "default"
+levels = [ { name = "on-call engineer", notify = ["user:U0ALICE"], wait = "1h" } ]
+
+[escalation.severities]
+P2 = "none"
+"#;
+    // Critical and page in one group: Alertmanager's commonLabels has no severity.
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options(ladder)).await;
+    post(
+        &app,
+        "/alerts/alertmanager",
+        checkout_group(vec![
+            checkout_alert("api-1:9090", "critical"),
+            checkout_alert("api-2:9090", "warning"),
+        ]),
+    )
+    .await;
+    let calls = slack
+        .wait_for(WAIT, "the root and the page", |c| {
+            !roots(c).is_empty()
+                && c.iter()
+                    .any(|c| c.text().contains("*Paging on-call engineer*"))
+        })
+        .await;
+    assert!(
+        roots(&calls)[0].text().contains("[P0]"),
+        "{}",
+        roots(&calls)[0].text()
+    );
+    app.stop().await;
+
+    // A warning group pages nobody (P2 = "none") until a critical alert joins.
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options(ladder)).await;
+    post(
+        &app,
+        "/alerts/alertmanager",
+        checkout_group(vec![checkout_alert("api-1:9090", "warning")]),
+    )
+    .await;
+    app.settle().await;
+    assert!(roots(&slack.delivered())[0].text().contains("[P2]"));
+    assert!(
+        !slack
+            .delivered()
+            .iter()
+            .any(|c| c.text().contains("*Paging"))
+    );
+    post(
+        &app,
+        "/alerts/alertmanager",
+        checkout_group(vec![
+            checkout_alert("api-1:9090", "warning"),
+            checkout_alert("api-2:9090", "critical"),
+        ]),
+    )
+    .await;
+    let calls = slack
+        .wait_for(WAIT, "the raise and the page", |c| {
+            c.iter()
+                .any(|c| c.text().contains("*Paging on-call engineer*"))
+        })
+        .await;
+    let raised = calls
+        .iter()
+        .map(|c| c.text())
+        .find(|t| t.contains("raised from"))
+        .expect("the thread says the severity rose");
+    assert!(
+        raised.contains("INC-1 raised from *P2* to *P0*"),
+        "{raised}"
+    );
+    let root = root_now(&slack.delivered());
+    assert!(root.contains("[P0]"), "{root}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_webhook_url_with_a_trailing_slash_works_and_a_misspelt_one_is_refused_loudly() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    let (code, answer) = post(
+        &app,
+        "/alerts/alertmanager/",
+        notification("firing", firing(1), 0),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["incident"], "INC-1");
+    for path in [
+        "/alerts",
+        "/alert/alertmanager",
+        "/alerts//alertmanager",
+        "/alerts/",
+    ] {
+        let (code, answer) = post(&app, path, notification("firing", firing(2), 0)).await;
+        assert_eq!(code, 404, "{path}");
+        assert!(
+            answer.to_string().contains("/alerts/alertmanager"),
+            "{path}: the refusal names the right URL: {answer}"
+        );
+    }
+    let metrics = metrics_of(&app.base).await;
+    assert!(
+        metrics
+            .contains(r#"klaxon_alerts_rejected_total{source="unknown",reason="unknown_path"} 4"#),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_change_hidden_behind_max_alerts_still_reaches_the_thread() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    post(
+        &app,
+        "/alerts/alertmanager",
+        notification("firing", firing(5), 15),
+    )
+    .await;
+    app.settle().await;
+    // Ten more fire; the listing (the first five by labels) does not change.
+    post(
+        &app,
+        "/alerts/alertmanager",
+        notification("firing", firing(5), 25),
+    )
+    .await;
+    let calls = slack
+        .wait_for(WAIT, "the reply", |c| {
+            c.iter().any(|c| c.text().contains("leaves out 25 more"))
+        })
+        .await;
+    let reply = calls
+        .iter()
+        .map(|c| c.text())
+        .find(|t| t.contains("leaves out 25 more"))
+        .expect("reply");
+    assert!(
+        reply.contains("Alertmanager now lists 5 alerts firing"),
+        "{reply}"
+    );
+    app.settle().await;
+    let root = root_now(&slack.delivered());
+    assert!(root.contains("up to 25 more left out"), "{root}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_group_that_keeps_firing_is_never_forgotten_by_pruning_and_opens_nothing_new() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    let body = notification("firing", firing(1), 0);
+    post(&app, "/alerts/alertmanager", body.clone()).await;
+    app.settle().await;
+    // Resolved by hand while it still fires; Alertmanager repeats the group
+    // every 4 hours (its repeat_interval), unchanged.
+    let answer = app
+        .command(ALICE, "resolve INC-1 known flapping pod, tracked in OPS-9")
+        .await;
+    assert!(answer.contains("resolved"), "{answer}");
+    for _ in 0..(12 * 6) {
+        app.advance(Duration::from_secs(4 * 3600)).await;
+        let (code, answer) = post(&app, "/alerts/alertmanager", body.clone()).await;
+        assert_eq!(code, 200);
+        assert_eq!(answer["status"], "duplicate", "{answer}");
+    }
+    assert_eq!(
+        app.count("incidents").await,
+        1,
+        "12 days on, still one incident"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_storm_roots_count_follows_the_groups_folded_in_and_its_digest_counts_them_once() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        options("[[alerts.routes]]\nname = \"all\"\nmax_new_incidents_per_minute = 1\n"),
+    )
+    .await;
+    for n in 0..4 {
+        let body = json!({
+            "version": "4", "groupKey": format!("{{}}:{{alertname=\"Storm{n}\"}}"),
+            "truncatedAlerts": 0, "status": "firing", "receiver": "klaxon",
+            "groupLabels": {"alertname": format!("Storm{n}")},
+            "commonLabels": {"alertname": format!("Storm{n}"), "severity": "warning"},
+            "commonAnnotations": {}, "externalURL": "http://am",
+            "alerts": [{"status": "firing", "labels": {"alertname": format!("Storm{n}"), "severity": "warning"},
+                        "annotations": {}, "startsAt": STARTS, "endsAt": "0001-01-01T00:00:00Z",
+                        "fingerprint": format!("storm-{n}")}],
+        })
+        .to_string();
+        post(&app, "/alerts/alertmanager", body).await;
+    }
+    // Group 0 opens its own incident; groups 1–3 fold into the storm.
+    app.advance(Duration::from_secs(5)).await;
+    let calls = slack
+        .wait_for(WAIT, "the digest", |c| {
+            c.iter()
+                .any(|c| c.text().contains("folded into this storm"))
+        })
+        .await;
+    let digest = calls
+        .iter()
+        .map(|c| c.text())
+        .find(|t| t.contains("folded into this storm"))
+        .expect("digest");
+    assert!(
+        digest.contains("3 alert groups folded into this storm* (3 in all)"),
+        "{digest}"
+    );
+    app.settle().await;
+    let storm_root = slack
+        .delivered()
+        .iter()
+        .rev()
+        .find(|c| c.method == "chat.update" && c.text().contains("Alert storm"))
+        .map(|c| c.text())
+        .expect("the storm's root was updated");
+    assert!(storm_root.contains("3 alerts firing"), "{storm_root}");
+    app.stop().await;
+}
+
+#[test]
+fn check_config_refuses_alerts_with_no_channel_to_open_incidents_in() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_klaxon"))
+        .arg("check-config")
+        .env_clear()
+        .env("KLAXON_ALERT_TOKEN", "an-alert-token-long-enough")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("alerts need a channel") && err.contains("KLAXON_INCIDENT_CHANNEL"),
+        "{err}"
+    );
 }

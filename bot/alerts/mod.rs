@@ -19,7 +19,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::incident::{IncidentSource, UserText};
+use crate::incident::IncidentSource;
 use crate::time::Millis;
 
 /// Whether an alert (or a whole group) is still going on.
@@ -179,8 +179,9 @@ impl AlertBatch {
     /// `instance`, `service` or `job` label, the first there is), else
     /// `Alert group <group key>`.
     ///
-    /// Whitespace (newlines included) collapses to single spaces, and the
-    /// result is cut to [`UserText::MAX_CHARS`] so it is always a valid title.
+    /// Grafana's `[FIRING:2] ` prefix is dropped. Whitespace (newlines
+    /// included) collapses to single spaces, and the result is cut to
+    /// [`TITLE_MAX_CHARS`].
     pub fn title(&self) -> String {
         let nonempty = |m: &BTreeMap<String, String>, k: &str| -> Option<String> {
             m.get(k)
@@ -191,7 +192,7 @@ impl AlertBatch {
         let grafana_title = self
             .title
             .as_deref()
-            .map(str::trim)
+            .map(without_state_prefix)
             .filter(|t| !t.is_empty())
             .map(str::to_string);
         let text = nonempty(&self.common_annotations, "summary")
@@ -207,7 +208,33 @@ impl AlertBatch {
                 })
             })
             .unwrap_or_else(|| format!("Alert group {}", self.group_key));
-        one_line(&text, UserText::MAX_CHARS)
+        one_line(&text, TITLE_MAX_CHARS)
+    }
+}
+
+/// The longest title an alert gives its incident: the root message must
+/// still have room for the alerts themselves (the whole text is stored).
+pub const TITLE_MAX_CHARS: usize = 200;
+
+/// A Grafana title without the state its default template puts first
+/// (`[FIRING:2] `, `[RESOLVED] `): the incident's title must not freeze a
+/// state that changes.
+fn without_state_prefix(title: &str) -> &str {
+    let t = title.trim();
+    let Some(rest) = t.strip_prefix('[') else {
+        return t;
+    };
+    let Some((state, after)) = rest.split_once(']') else {
+        return t;
+    };
+    let word = state.split(':').next().unwrap_or_default();
+    let count_ok = state
+        .split_once(':')
+        .is_none_or(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if ["FIRING", "RESOLVED"].contains(&word) && count_ok {
+        after.trim()
+    } else {
+        t
     }
 }
 
@@ -251,6 +278,19 @@ fn one_line(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn grafana_titles_lose_the_state_their_default_template_puts_first() {
+        assert_eq!(
+            without_state_prefix("[FIRING:2] CPU Infra (critical)"),
+            "CPU Infra (critical)"
+        );
+        assert_eq!(without_state_prefix(" [RESOLVED] CPU Infra"), "CPU Infra");
+        assert_eq!(without_state_prefix("[FIRING] CPU"), "CPU");
+        assert_eq!(without_state_prefix("[prod] CPU high"), "[prod] CPU high");
+        assert_eq!(without_state_prefix("[FIRING:x] CPU"), "[FIRING:x] CPU");
+        assert_eq!(without_state_prefix("[FIRING:3]"), "");
+    }
+
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -381,7 +421,7 @@ mod tests {
         assert_eq!(b.title(), "HighErrorRate on api-1:9090");
 
         b.title = Some("[FIRING:1] HighErrorRate api (prod)".into());
-        assert_eq!(b.title(), "[FIRING:1] HighErrorRate api (prod)");
+        assert_eq!(b.title(), "HighErrorRate api (prod)");
 
         b.common_annotations = map(&[("summary", "  5% of checkout\nrequests fail  ")]);
         assert_eq!(b.title(), "5% of checkout requests fail");
@@ -396,9 +436,9 @@ mod tests {
 
         b.common_annotations = map(&[("summary", &"x".repeat(5_000))]);
         let t = b.title();
-        assert_eq!(t.chars().count(), UserText::MAX_CHARS);
+        assert_eq!(t.chars().count(), TITLE_MAX_CHARS);
         assert!(t.ends_with('…'));
-        assert!(UserText::parse(&t, "title").is_ok());
+        assert!(crate::incident::UserText::parse(&t, "title").is_ok());
     }
 
     #[test]

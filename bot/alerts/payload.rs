@@ -759,7 +759,7 @@ mod tests {
                 .as_deref()
                 .is_some_and(|m| m.starts_with("**Firing**"))
         );
-        assert_eq!(b.title(), "[FIRING:1] HighErrorRate api (prod)");
+        assert_eq!(b.title(), "HighErrorRate api (prod)", "without the state");
 
         let a = &b.alerts[0];
         assert_eq!(a.fingerprint, "c6eadffa33fcdf37");

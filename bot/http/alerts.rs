@@ -6,7 +6,8 @@
 //! lengths, it gets 2xx and is stored whole. What remains refused: a request
 //! without the configured bearer token (401, compared in constant time), a
 //! body that does not parse as the sender's format (400 with the reason), a
-//! body over `alerts.max_body_bytes` (413), an unknown sender path (404). Each
+//! body over `alerts.max_body_bytes` (413), an unknown sender or a misspelt
+//! webhook path under `/alert…` (404; a trailing slash is accepted). Each
 //! refusal is logged at warn with its reason and counted in
 //! `klaxon_alerts_rejected_total{source,reason}`. When the database does not
 //! answer the webhook gets 503, so the sender retries; the notification's
@@ -18,7 +19,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -57,6 +58,32 @@ fn refuse(app: &App, source: &str, reason: &str, status: StatusCode, text: Strin
     (status, text).into_response()
 }
 
+/// Any path no route serves. A POST under `/alert…` is a sender with a
+/// misspelt webhook URL (`/alerts`, `/alert/alertmanager`, `/alerts//grafana`):
+/// refused like an unknown sender, so it is logged, counted and alerted on
+/// (`KlaxonAlertsRejected`) instead of lost quietly.
+pub async fn not_found(State(app): State<Arc<App>>, method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    if method == Method::POST && path.starts_with("/alert") {
+        let text = format!(
+            "no alert webhook at {}; Klaxon accepts {}",
+            path.chars().take(80).collect::<String>(),
+            webhook_paths()
+        );
+        return refuse(&app, "unknown", "unknown_path", StatusCode::NOT_FOUND, text);
+    }
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// The webhook paths, for refusals: `/alerts/alertmanager, /alerts/grafana`.
+fn webhook_paths() -> String {
+    payload::SENDERS
+        .iter()
+        .map(|s| format!("/alerts/{}", s.path))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A notification from the sender named by the path.
 pub async fn receive(
     State(app): State<Arc<App>>,
@@ -68,11 +95,7 @@ pub async fn receive(
         let text = format!(
             "no alert sender posts to /alerts/{}; Klaxon accepts {}",
             sender.chars().take(64).collect::<String>(),
-            payload::SENDERS
-                .iter()
-                .map(|s| format!("/alerts/{}", s.path))
-                .collect::<Vec<_>>()
-                .join(", ")
+            webhook_paths()
         );
         return refuse(
             &app,

@@ -41,12 +41,19 @@ pub fn router(app: Arc<App>) -> Router {
             "/alerts/{sender}",
             post(alerts::receive).layer(DefaultBodyLimit::max(max_alert_body)),
         )
+        // A trailing slash is the same webhook (a URL pasted with one must not
+        // lose notifications for good: Alertmanager never retries a 404).
+        .route(
+            "/alerts/{sender}/",
+            post(alerts::receive).layer(DefaultBodyLimit::max(max_alert_body)),
+        )
         .route("/slack/commands", post(slack::commands))
         .route("/slack/interactions", post(slack::interactions))
         .route("/slack/events", post(slack::events))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .fallback(alerts::not_found)
         .layer(DefaultBodyLimit::max(max_body))
         // A request that takes too long (a slow body, a stuck database) gets 408.
         .layer(TimeoutLayer::with_status_code(

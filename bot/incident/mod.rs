@@ -270,6 +270,18 @@ impl fmt::Display for IncidentSource {
 }
 
 impl IncidentSource {
+    /// How to make this sender list every alert of a group, for the thread
+    /// (Alertmanager's webhook `max_alerts`; Grafana's webhook contact point
+    /// *Max alerts*).
+    pub fn truncation_hint(self) -> &'static str {
+        match self {
+            IncidentSource::Grafana => {
+                "the webhook contact point's *Max alerts*; 0 there lists them all"
+            }
+            _ => "its `max_alerts`; `max_alerts: 0` on the receiver lists them all",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             IncidentSource::Slack => "slack",

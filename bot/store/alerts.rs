@@ -14,18 +14,29 @@ use crate::incident::IncidentRef;
 use crate::time::Millis;
 
 /// Remembers a notification by content; `false` if it was processed before.
-pub async fn first_notification<'c, E: Executor<'c, Database = Any>>(
-    ex: E,
+/// A repeat refreshes when it was last seen, so a group that keeps firing
+/// (Alertmanager repeats it every `repeat_interval`) is never pruned as old
+/// and then taken for new.
+pub async fn first_notification(
+    tx: &mut super::Tx,
     dedupe_key: &str,
     now: Millis,
 ) -> StoreResult<bool> {
+    let seen = sqlx::query("UPDATE alert_notifications SET received_at = $2 WHERE dedupe_key = $1")
+        .bind(dedupe_key)
+        .bind(now.0)
+        .execute(&mut **tx)
+        .await?;
+    if seen.rows_affected() > 0 {
+        return Ok(false);
+    }
     let done = sqlx::query(
         "INSERT INTO alert_notifications (dedupe_key, received_at) VALUES ($1, $2) \
          ON CONFLICT (dedupe_key) DO NOTHING",
     )
     .bind(dedupe_key)
     .bind(now.0)
-    .execute(ex)
+    .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -267,56 +278,136 @@ pub async fn seen_resolved(
     Ok(seen)
 }
 
-/// Records how many alerts a group's last notification listed and how many the
-/// sender left out (`truncatedAlerts`).
-pub async fn set_group_size(
+/// What the latest notification of a group said of its size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupView {
+    /// Alerts it listed (firing and resolved).
+    pub listed: u64,
+    /// Of those, the ones that fire.
+    pub listed_firing: u64,
+    /// Alerts the sender left out (`truncatedAlerts`: Alertmanager's
+    /// `max_alerts`), firing or not.
+    pub truncated: u64,
+}
+
+impl GroupView {
+    /// Nothing of the group fires, and nothing was left out.
+    pub fn clear(&self) -> bool {
+        self.listed_firing == 0 && self.truncated == 0
+    }
+}
+
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Records what a notification said of its group's size (forgetting any
+/// earlier answer of Alertmanager's API); returns what the previous one said.
+pub async fn set_group_view(
     tx: &mut super::Tx,
     group_id: &str,
     incident: IncidentRef,
-    listed: u64,
-    truncated: u64,
-) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE alert_groups SET listed = $3, truncated = $4 WHERE group_id = $1 AND incident_id = $2",
+    view: GroupView,
+) -> StoreResult<Option<GroupView>> {
+    let before = sqlx::query(
+        "SELECT listed, listed_firing, truncated, peak FROM alert_groups WHERE group_id = $1 AND incident_id = $2",
     )
     .bind(group_id)
     .bind(incident.number())
-    .bind(i64::try_from(listed).unwrap_or(i64::MAX))
-    .bind(i64::try_from(truncated).unwrap_or(i64::MAX))
+    .fetch_optional(&mut **tx)
+    .await?;
+    let before = match before {
+        Some(row) => {
+            let n = |c: &str| -> StoreResult<u64> {
+                Ok(u64::try_from(col::<i64>(&row, c)?).unwrap_or(0))
+            };
+            // A group linked a moment ago has seen no notification yet.
+            let seen = n("listed")? + n("truncated")? + n("peak")? > 0;
+            seen.then_some(GroupView {
+                listed: n("listed")?,
+                listed_firing: n("listed_firing")?,
+                truncated: n("truncated")?,
+            })
+        }
+        None => None,
+    };
+    let size = int(view.listed.saturating_add(view.truncated));
+    sqlx::query(
+        "UPDATE alert_groups SET listed = $3, listed_firing = $4, truncated = $5, active = NULL, \
+         peak = CASE WHEN peak < $6 THEN $6 ELSE peak END \
+         WHERE group_id = $1 AND incident_id = $2",
+    )
+    .bind(group_id)
+    .bind(incident.number())
+    .bind(int(view.listed))
+    .bind(int(view.listed_firing))
+    .bind(int(view.truncated))
+    .bind(size)
+    .execute(&mut **tx)
+    .await?;
+    Ok(before)
+}
+
+/// Records how many of the group's alerts fire by Alertmanager's API (it
+/// counts the ones a notification left out, too).
+pub async fn set_group_active(
+    tx: &mut super::Tx,
+    group_id: &str,
+    incident: IncidentRef,
+    active: u64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE alert_groups SET active = $3, peak = CASE WHEN peak < $3 THEN $3 ELSE peak END \
+         WHERE group_id = $1 AND incident_id = $2",
+    )
+    .bind(group_id)
+    .bind(incident.number())
+    .bind(int(active))
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-/// How many of a group's alerts Klaxon holds as firing under an incident.
-pub async fn group_firing<'c, E: Executor<'c, Database = Any>>(
-    ex: E,
+/// Marks every alert of the group Klaxon holds as firing resolved: the
+/// sender said (whole) that none fires any more. Returns how many.
+pub async fn resolve_held_firing(
+    tx: &mut super::Tx,
     incident: IncidentRef,
     group_id: &str,
-) -> StoreResult<i64> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS n FROM alerts WHERE incident_id = $1 AND group_id = $2 AND status = 'firing'",
+    now: Millis,
+) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE alerts SET status = 'resolved', ends_at = COALESCE(ends_at, $3) \
+         WHERE incident_id = $1 AND group_id = $2 AND status = 'firing'",
     )
     .bind(incident.number())
     .bind(group_id)
-    .fetch_one(ex)
+    .bind(now.0)
+    .execute(&mut **tx)
     .await?;
-    col(&row, "n")
+    Ok(done.rows_affected())
 }
 
-/// An incident's alerts in numbers.
+/// An incident's alerts in numbers, by what the senders said last.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Alerts Klaxon holds that fire.
+    /// Alerts known to fire: listed as firing in each group's latest
+    /// notification, or counted by Alertmanager's API since.
     pub firing: u64,
+    /// Alerts the senders left out of their latest notifications (firing or
+    /// not: unknown), where Alertmanager's API was not asked since.
+    pub hidden: u64,
     /// Alerts Klaxon holds that resolved.
     pub resolved: u64,
-    /// Alerts the senders left out of their last notifications (`max_alerts`).
-    pub hidden: u64,
+    /// How many alerts the incident had: what Klaxon holds, or the most the
+    /// senders counted at once, whichever is more.
+    pub total: u64,
+    /// How many alerts Klaxon holds (firing or resolved).
+    pub held: u64,
 }
 
 impl Counts {
-    /// What fires, by the senders' count: held firing plus left out.
+    /// What may fire: known firing plus left out.
     pub fn firing_total(&self) -> u64 {
         self.firing.saturating_add(self.hidden)
     }
@@ -324,9 +415,13 @@ impl Counts {
 
 pub async fn counts(tx: &mut super::Tx, incident: IncidentRef) -> StoreResult<Counts> {
     let row = sqlx::query(
-        "SELECT (SELECT COUNT(*) FROM alerts WHERE incident_id = $1 AND status = 'firing') AS firing, \
+        "SELECT (SELECT CAST(COALESCE(SUM(CASE WHEN active IS NULL THEN listed_firing ELSE active END), 0) AS BIGINT) \
+                   FROM alert_groups WHERE incident_id = $1) AS firing, \
+                (SELECT CAST(COALESCE(SUM(CASE WHEN active IS NULL THEN truncated ELSE 0 END), 0) AS BIGINT) \
+                   FROM alert_groups WHERE incident_id = $1) AS hidden, \
                 (SELECT COUNT(*) FROM alerts WHERE incident_id = $1 AND status = 'resolved') AS resolved, \
-                (SELECT CAST(COALESCE(SUM(truncated), 0) AS BIGINT) FROM alert_groups WHERE incident_id = $1) AS hidden",
+                (SELECT COUNT(*) FROM alerts WHERE incident_id = $1) AS held, \
+                (SELECT CAST(COALESCE(SUM(peak), 0) AS BIGINT) FROM alert_groups WHERE incident_id = $1) AS peak",
     )
     .bind(incident.number())
     .fetch_one(&mut **tx)
@@ -338,6 +433,8 @@ pub async fn counts(tx: &mut super::Tx, incident: IncidentRef) -> StoreResult<Co
         firing: n("firing")?,
         resolved: n("resolved")?,
         hidden: n("hidden")?,
+        total: n("held")?.max(n("peak")?),
+        held: n("held")?,
     })
 }
 

@@ -13,11 +13,11 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use std::collections::HashMap;
 
-use super::thread::Entry;
+use super::thread::{Entry, standing};
 use super::{Ctx, Error, Result, incidents as open_close};
 use crate::alerts::routing::Route;
 use crate::alerts::{Alert, AlertBatch, AlertStatus};
@@ -25,10 +25,10 @@ use crate::blocks;
 use crate::incident::{ChannelId, EventKind, Incident, IncidentRef, IncidentSource, Severity};
 use crate::jobs::{self, Job, JobError, JobRun, Lane};
 use crate::store::Tx;
-use crate::store::alerts::{self as store, Counts, GroupLink};
+use crate::store::alerts::{self as store, GroupLink, GroupView};
 use crate::store::incidents::{self, NewIncident, Resolution};
 use crate::telemetry::SourceLabels;
-use crate::templates::{AlertsShown, TemplateName, alert_view, alerts_data};
+use crate::templates::{AlertsShown, TemplateName, alert_views, alerts_data};
 use crate::time::{Millis, group_thousands, plural};
 
 /// How long a storm collects groups before listing them.
@@ -53,17 +53,6 @@ pub struct Ingested {
 /// Alerts one message shows at most; the rest are counted ("… and 1,150 more").
 const SHOWN_IN_REPLY: usize = 10;
 
-/// Where an incident's alerts stand, for a message.
-pub fn standing(source: IncidentSource, counts: &Counts, shown: Vec<Value>) -> AlertsShown {
-    AlertsShown {
-        source: source.label().to_string(),
-        listed: counts.firing,
-        hidden: counts.hidden,
-        resolved: counts.resolved,
-        shown,
-    }
-}
-
 /// `HighErrorRate, DiskFull`: the distinct names of some alerts, for the timeline.
 fn names_of(alerts: &[&Alert]) -> String {
     let mut names: Vec<&str> = alerts.iter().map(|a| a.name()).collect();
@@ -87,8 +76,9 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
     let now = ctx.clock.now();
     let settings = &ctx.settings;
     let mut tx = ctx.begin().await?;
-    if !store::first_notification(&mut *tx, &batch.dedupe_key(), now).await? {
-        tx.rollback().await?;
+    if !store::first_notification(&mut tx, &batch.dedupe_key(), now).await? {
+        // Keeps the refreshed "last seen" of the repeat.
+        ctx.commit(tx).await?;
         return Ok(Ingested {
             duplicate: true,
             incident: None,
@@ -109,7 +99,10 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
         by_fingerprint.insert(a.fingerprint.as_str(), a);
     }
     let mut alerts: Vec<&Alert> = by_fingerprint.into_values().collect();
-    alerts.sort_by(|a, b| (a.starts_at, &a.fingerprint).cmp(&(b.starts_at, &b.fingerprint)));
+    // Oldest first, then by labels: messages list them in an order people can follow.
+    alerts.sort_by(|a, b| {
+        (a.starts_at, &a.labels, &a.fingerprint).cmp(&(b.starts_at, &b.labels, &b.fingerprint))
+    });
 
     // An alert seen resolved (fingerprint and start) and then "firing" again
     // for the same start is a stale, out-of-order delivery: it opens nothing.
@@ -154,13 +147,14 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
                 now.minus(std::time::Duration::from_secs(60)),
             )
             .await?;
+            let severity = severity_of(route, &labels, &alerts);
             let (incident, folded, new) = if recent >= cap {
                 let (incident, new) =
-                    storm_incident(ctx, &mut tx, batch, route, &labels, now).await?;
+                    storm_incident(ctx, &mut tx, batch, route, severity, now).await?;
                 (incident, true, new)
             } else {
                 let incident =
-                    open_for_group(ctx, &mut tx, batch, route, &group_id, &labels, now).await?;
+                    open_for_group(ctx, &mut tx, batch, route, &group_id, severity, now).await?;
                 (incident, false, true)
             };
             store::link_group(
@@ -213,15 +207,52 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
         }
     }
     store::upsert(&mut tx, r, &group_id, &changed, now).await?;
-    store::set_group_size(
-        &mut tx,
-        &group_id,
-        r,
-        u64::try_from(batch.alerts.len()).unwrap_or(u64::MAX),
-        batch.truncated_alerts,
-    )
-    .await?;
+    let view = GroupView {
+        listed: u64::try_from(batch.alerts.len()).unwrap_or(u64::MAX),
+        listed_firing: u64::try_from(
+            alerts
+                .iter()
+                .filter(|a| a.status == AlertStatus::Firing)
+                .count(),
+        )
+        .unwrap_or(u64::MAX),
+        truncated: batch.truncated_alerts,
+    };
+    let before = store::set_group_view(&mut tx, &group_id, r, view).await?;
+    if view.clear() {
+        // The whole group, listed in full, fires no more: anything Klaxon
+        // still holds as firing resolved unlisted.
+        store::resolve_held_firing(&mut tx, r, &group_id, now).await?;
+    }
+    // Alertmanager's API can count what `max_alerts` left out.
+    let can_ask = source == IncidentSource::Alertmanager && ctx.alertmanager.is_some();
+    let check = |announce: bool| CheckGroup {
+        incident: r.number(),
+        group_id: group_id.clone(),
+        matchers: batch.group_labels.clone(),
+        receiver: batch.receiver.clone(),
+        resolved: len(&resolved),
+        announce,
+    };
     let thread = ctx.thread();
+    // A firing alert of a higher severity than the incident's raises it.
+    let mut incident = incident;
+    if !new_thread {
+        let highest = fired.iter().map(|a| route.severity_for(&a.labels)).min();
+        if let Some(severity) = highest.filter(|s| *s < incident.severity) {
+            incident = raise(ctx, &mut tx, &incident, route, severity, now).await?;
+        }
+    }
+    let left_out = if view.truncated == 0 {
+        String::new()
+    } else {
+        format!(
+            " ({} listed {} and left out {} more of the group)",
+            source.label(),
+            group_thousands(view.listed),
+            group_thousands(view.truncated)
+        )
+    };
     if !fired.is_empty() {
         thread
             .record(
@@ -230,9 +261,10 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
                 Entry::new(
                     EventKind::AlertFired,
                     format!(
-                        "{} fired: {}",
+                        "{} fired: {}{}",
                         plural(len(&fired), "alert", "alerts"),
-                        names_of(&fired)
+                        names_of(&fired),
+                        left_out
                     ),
                 ),
                 now,
@@ -247,9 +279,10 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
                 Entry::new(
                     EventKind::AlertResolved,
                     format!(
-                        "{} resolved: {}",
+                        "{} resolved: {}{}",
                         plural(len(&resolved), "alert", "alerts"),
-                        names_of(&resolved)
+                        names_of(&resolved),
+                        left_out
                     ),
                 ),
                 now,
@@ -259,14 +292,16 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
     if new_thread {
         // The root message carries the alerts: no first reply is needed.
         thread.post_root(&mut tx, &incident, now).await?;
+        if view.truncated > 0 && can_ask {
+            // Exact numbers for the root.
+            jobs::enqueue(&mut *tx, &check(false), now, now).await?;
+        }
     } else if !outcome.folded || !resolved.is_empty() {
         let counts = store::counts(&mut tx, r).await?;
-        let group_firing = store::group_firing(&mut *tx, r, &group_id).await?;
-        // The notification says the group resolved, and Klaxon holds no alert of
-        // it that fires. Whether that is all of it depends on what was left out.
-        let group_cleared = batch.status == AlertStatus::Resolved && group_firing == 0;
-        let whole = batch.truncated_alerts == 0;
-        if route.auto_resolve && group_cleared && whole && counts.firing_total() == 0 {
+        let numbers_changed = before.is_some_and(|b| {
+            b.listed_firing != view.listed_firing || b.truncated != view.truncated
+        });
+        if route.auto_resolve && view.clear() && counts.firing_total() == 0 {
             // One reply: the resolution summary, naming what resolved.
             let resolution = Resolution {
                 root_cause: None,
@@ -276,29 +311,21 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
             outcome.resolved = open_close::resolve_in(ctx, &mut tx, None, r, &resolution, now)
                 .await?
                 .is_some();
-        } else if route.auto_resolve
-            && group_cleared
-            && !whole
-            && source == IncidentSource::Alertmanager
-            && ctx.alertmanager.is_some()
-        {
-            // Alertmanager left alerts out (`max_alerts`): ask it whether they
-            // still fire before resolving, or before saying how many do.
-            let check = CheckGroup {
-                incident: r.number(),
-                group_id: group_id.clone(),
-                matchers: batch.group_labels.clone(),
-                receiver: batch.receiver.clone(),
-                resolved: len(&resolved),
-            };
-            jobs::enqueue(&mut *tx, &check, now, now).await?;
-        } else if !fired.is_empty() || !resolved.is_empty() {
-            let standing = standing(source, &counts, Vec::new());
-            let reply = change_reply(ctx, &incident, &fired, &resolved, &standing)?;
+        } else if view.listed_firing == 0 && view.truncated > 0 && can_ask {
+            // Every listed alert resolved, but Alertmanager left some out
+            // (`max_alerts`): ask it whether they still fire before resolving,
+            // or before saying how many do.
+            jobs::enqueue(&mut *tx, &check(true), now, now).await?;
+        } else if !fired.is_empty() || !resolved.is_empty() || numbers_changed {
+            let standing = standing(source, &counts, Vec::new(), can_ask);
+            let reply = change_reply(ctx, &incident, &fired, &resolved, &standing, view)?;
             thread
                 .reply(&mut tx, &incident, blocks::text_message(&reply), now)
                 .await?;
             thread.refresh_root(&mut tx, &incident, now).await?;
+            if view.truncated > 0 && can_ask {
+                jobs::enqueue(&mut *tx, &check(false), now, now).await?;
+            }
         }
     }
     ctx.commit(tx).await?;
@@ -307,6 +334,55 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
         open_close::count_opened(ctx, source);
     }
     Ok(outcome)
+}
+
+/// Raises an open incident to `severity` because an alert of that severity
+/// fired: the thread says so, and paging follows the new severity's ladder.
+async fn raise(
+    ctx: &Ctx,
+    tx: &mut Tx,
+    incident: &Incident,
+    route: &Route,
+    severity: Severity,
+    now: Millis,
+) -> Result<Incident> {
+    let previous = incident.severity;
+    if incident.is_resolved() {
+        return Ok(incident.clone());
+    }
+    let Some(current) =
+        incidents::set_severity(&mut **tx, incident.reference, severity, now).await?
+    else {
+        return Ok(incident.clone());
+    };
+    let text = format!(
+        "⚠️ {} raised from *{previous}* to *{severity}*: a {severity} alert fired ({}; respond within {}).",
+        current.reference,
+        severity.description(),
+        severity.response_target()
+    );
+    ctx.thread()
+        .post_and_refresh(
+            tx,
+            &current,
+            Entry::new(
+                EventKind::SeverityChanged,
+                format!(
+                    "raised the severity from {previous} to {severity}: a {severity} alert fired"
+                ),
+            ),
+            &text,
+            now,
+        )
+        .await?;
+    open_close::switch_ladder(
+        tx,
+        &current,
+        ladder_of(ctx, route, severity).as_deref(),
+        now,
+    )
+    .await?;
+    Ok(current)
 }
 
 /// Counts stale firing alerts (call after the commit).
@@ -333,14 +409,9 @@ fn change_reply(
     fired: &[&Alert],
     resolved: &[&Alert],
     standing: &AlertsShown,
+    view: GroupView,
 ) -> Result<String> {
-    let views = |alerts: &[&Alert]| -> Vec<Value> {
-        alerts
-            .iter()
-            .take(SHOWN_IN_REPLY)
-            .map(|a| alert_view(a))
-            .collect()
-    };
+    let views = |alerts: &[&Alert]| alert_views(alerts, SHOWN_IN_REPLY);
     let mut parts = Vec::new();
     if !fired.is_empty() {
         parts.push(ctx.render(
@@ -360,12 +431,24 @@ fn change_reply(
             &alerts_data(incident, len(resolved), &views(resolved), standing, true),
         )?);
     }
+    if parts.is_empty() {
+        // Only the numbers moved, behind what the sender lists.
+        parts.push(format!(
+            "🔥 {} now lists {} firing and leaves out {} more of this group ({}).",
+            standing.source,
+            plural(view.listed_firing, "alert", "alerts"),
+            group_thousands(view.truncated),
+            standing.hint
+        ));
+    }
     Ok(parts.join("\n"))
 }
 
-/// After a resolved notification that left alerts out (`max_alerts`), asks
-/// Alertmanager whether any alert of the group still fires: none → the
-/// incident resolves; some → the thread says how many.
+/// After a notification that left alerts out (`max_alerts`), asks
+/// Alertmanager's API how many alerts of the group fire, so the counts Klaxon
+/// shows are exact. When the notification listed only resolved alerts
+/// (`announce`), the thread hears the answer: none fires → the incident
+/// resolves; some do → how many.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckGroup {
     pub incident: i64,
@@ -376,6 +459,14 @@ pub struct CheckGroup {
     pub receiver: String,
     /// How many alerts the notification listed as newly resolved.
     pub resolved: u64,
+    /// Whether the thread waits for the answer (else only the root changes).
+    #[serde(default = "announce_by_default")]
+    pub announce: bool,
+}
+
+/// Jobs queued before `announce` existed were all announcing.
+fn announce_by_default() -> bool {
+    true
 }
 
 /// After this many failed attempts the thread says Klaxon could not ask.
@@ -388,8 +479,8 @@ impl Job for CheckGroup {
 
     fn dedupe_key(&self) -> Option<String> {
         Some(format!(
-            "check_alert_group:{}:{}",
-            self.incident, self.group_id
+            "check_alert_group:{}:{}:{}",
+            self.incident, self.group_id, self.announce
         ))
     }
 
@@ -424,16 +515,15 @@ impl Job for CheckGroup {
         let Some(incident) = incidents::get(&mut *tx, r).await? else {
             return Ok(());
         };
-        if incident.is_resolved() {
+        if incident.is_resolved() || (active.is_none() && !self.announce) {
             ctx.commit_job(&run, tx).await?;
             return Ok(());
         }
-        let group_firing = store::group_firing(&mut *tx, r, &self.group_id).await?;
-        let held = u64::try_from(group_firing).unwrap_or(0);
-        // What Alertmanager holds beyond what Klaxon holds is what it left out.
-        let hidden = active.map(|n| n.saturating_sub(held));
-        if let Some(hidden) = hidden {
-            store::set_group_size(&mut tx, &self.group_id, r, held, hidden).await?;
+        if let Some(active) = active {
+            store::set_group_active(&mut tx, &self.group_id, r, active).await?;
+            if active == 0 {
+                store::resolve_held_firing(&mut tx, r, &self.group_id, now).await?;
+            }
         }
         let counts = store::counts(&mut tx, r).await?;
         let route_auto_resolve = store::route_of(&mut *tx, &self.group_id, r)
@@ -448,7 +538,10 @@ impl Job for CheckGroup {
                     .map(|route| route.auto_resolve)
             })
             .unwrap_or(true);
-        if hidden == Some(0) && counts.firing_total() == 0 && route_auto_resolve {
+        let thread = ctx.thread();
+        if !self.announce {
+            thread.refresh_root(&mut tx, &incident, now).await?;
+        } else if active == Some(0) && counts.firing_total() == 0 && route_auto_resolve {
             let resolution = Resolution {
                 root_cause: None,
                 resolution: Some(
@@ -459,22 +552,31 @@ impl Job for CheckGroup {
             };
             open_close::resolve_in(&ctx, &mut tx, None, r, &resolution, now).await?;
         } else {
-            let text = match hidden {
-                Some(_) => format!(
-                    "✅ *{}* · {} (Alertmanager's count: it listed only some of them, its `max_alerts`; `max_alerts: 0` on the receiver lists them all).",
-                    plural(self.resolved, "alert resolved", "alerts resolved"),
+            let hint = IncidentSource::Alertmanager.truncation_hint();
+            let text = match active {
+                Some(active) => format!(
+                    "✅ *{}* · {} of this group {} (Alertmanager's count: its notification listed only some of them, {hint}).",
                     plural(
-                        counts.firing_total(),
-                        "alert still fires",
-                        "alerts still fire"
+                        self.resolved,
+                        "listed alert resolved",
+                        "listed alerts resolved"
                     ),
+                    group_thousands(active),
+                    if active == 1 {
+                        "still fires"
+                    } else {
+                        "still fire"
+                    },
                 ),
                 None => format!(
-                    "✅ *{}*. Alertmanager listed only some of this group's alerts (its `max_alerts`) and did not answer when Klaxon asked which still fire, so {r} stays open: resolve it by hand, or set `max_alerts: 0` on the receiver.",
-                    plural(self.resolved, "alert resolved", "alerts resolved"),
+                    "✅ *{}*. Alertmanager listed only some of this group's alerts ({hint}) and did not answer when Klaxon asked which still fire, so {r} stays open: resolve it by hand when they are gone.",
+                    plural(
+                        self.resolved,
+                        "listed alert resolved",
+                        "listed alerts resolved"
+                    ),
                 ),
             };
-            let thread = ctx.thread();
             thread
                 .reply(&mut tx, &incident, blocks::text_message(&text), now)
                 .await?;
@@ -487,26 +589,38 @@ impl Job for CheckGroup {
     }
 }
 
-/// Where a route's new incident goes: its channel, severity and ladder.
-fn placement(
-    ctx: &Ctx,
-    route: &Route,
-    labels: &BTreeMap<String, String>,
-) -> Result<(ChannelId, Severity, Option<String>)> {
+/// Where a route's new incident goes: its channel and ladder, for `severity`.
+fn placement(ctx: &Ctx, route: &Route, severity: Severity) -> Result<(ChannelId, Option<String>)> {
     let settings = &ctx.settings;
     let channel = route
         .channel
         .clone()
         .or_else(|| settings.slack.incident_channel.clone())
         .ok_or_else(|| Error::NoChannel(route.name.clone()))?;
-    let severity = route.severity_for(labels);
-    let ladder = route.ladder.clone().or_else(|| {
-        settings
+    Ok((channel, ladder_of(ctx, route, severity)))
+}
+
+/// The ladder an alert incident of `severity` on `route` follows: the route's
+/// own, else the one configured for the severity.
+fn ladder_of(ctx: &Ctx, route: &Route, severity: Severity) -> Option<String> {
+    route.ladder.clone().or_else(|| {
+        ctx.settings
             .escalation
             .ladder_for(severity)
             .map(|l| l.name.clone())
-    });
-    Ok((channel, severity, ladder))
+    })
+}
+
+/// The severity of some alerts: the highest any of the firing ones names (a
+/// group mixing `critical` and `warning` is critical, though Alertmanager's
+/// `commonLabels` then has no severity), else what the group's labels say.
+fn severity_of(route: &Route, labels: &BTreeMap<String, String>, alerts: &[&Alert]) -> Severity {
+    alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing)
+        .map(|a| route.severity_for(&a.labels))
+        .min()
+        .unwrap_or_else(|| route.severity_for(labels))
 }
 
 /// Opens the incident for a new alert group.
@@ -516,10 +630,10 @@ async fn open_for_group(
     batch: &AlertBatch,
     route: &Route,
     group_id: &str,
-    labels: &BTreeMap<String, String>,
+    severity: Severity,
     now: Millis,
 ) -> Result<Incident> {
-    let (channel, severity, ladder) = placement(ctx, route, labels)?;
+    let (channel, ladder) = placement(ctx, route, severity)?;
     let previous = store::last_incident_for_group(&mut **tx, group_id).await?;
     let title = batch.title();
     let source = batch.source;
@@ -553,7 +667,7 @@ async fn storm_incident(
     tx: &mut Tx,
     batch: &AlertBatch,
     route: &Route,
-    labels: &BTreeMap<String, String>,
+    severity: Severity,
     now: Millis,
 ) -> Result<(Incident, bool)> {
     let key = format!("storm:{}", route.name);
@@ -562,7 +676,7 @@ async fn storm_incident(
     {
         return Ok((i, false));
     }
-    let (channel, severity, ladder) = placement(ctx, route, labels)?;
+    let (channel, ladder) = placement(ctx, route, severity)?;
     let title = format!(
         "Alert storm on route {}: more than {} new alert groups a minute",
         route.name, route.max_new_incidents_per_minute
@@ -636,7 +750,7 @@ async fn digest(ctx: &Ctx, tx: &mut Tx, r: IncidentRef, now: Millis) -> Result<(
     for (n, chunk) in titles.chunks(DIGEST_CHUNK).enumerate() {
         let mut lines = vec![format!(
             "🌩 *{} folded into this storm* ({} in all){}",
-            plural(len(&titles), "more alert group", "more alert groups"),
+            plural(len(&titles), "alert group", "alert groups"),
             group_thousands(u64::try_from(total).unwrap_or(0)),
             if n > 0 {
                 format!(", part {}", n + 1)
@@ -665,5 +779,7 @@ async fn digest(ctx: &Ctx, tx: &mut Tx, r: IncidentRef, now: Millis) -> Result<(
             )
             .await?;
     }
+    // The root's counts include the groups just folded in.
+    thread.refresh_root(tx, &incident, now).await?;
     Ok(())
 }

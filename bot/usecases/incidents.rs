@@ -279,6 +279,30 @@ pub async fn status(
     )))
 }
 
+/// After a change of severity: an open incident whose severity now means
+/// another ladder restarts paging at that ladder's first level, or stops
+/// paging when the new severity pages nobody; pages still queued for the old
+/// ladder are dropped unsent.
+pub(super) async fn switch_ladder(
+    tx: &mut Tx,
+    current: &Incident,
+    ladder: Option<&str>,
+    now: Millis,
+) -> Result<()> {
+    if ladder == current.ladder.as_deref() || current.state != IncidentState::Open {
+        return Ok(());
+    }
+    incidents::new_paging_epoch(&mut **tx, current.reference).await?;
+    match ladder {
+        Some(name) => {
+            incidents::set_escalation(&mut **tx, current.reference, Some(name), None).await?;
+            escalate::start(tx, current.reference, 0, now).await?;
+        }
+        None => escalate::stop(tx, current.reference).await?,
+    }
+    Ok(())
+}
+
 pub async fn set_severity(
     ctx: &Ctx,
     actor: &SlackUserId,
@@ -322,17 +346,7 @@ pub async fn set_severity(
         .escalation
         .ladder_for(severity)
         .map(|l| l.name.clone());
-    if ladder != current.ladder && current.state == IncidentState::Open {
-        // Pages still queued for the old ladder are dropped unsent.
-        incidents::new_paging_epoch(&mut *tx, current.reference).await?;
-        match &ladder {
-            Some(name) => {
-                incidents::set_escalation(&mut *tx, current.reference, Some(name), None).await?;
-                escalate::start(&mut tx, current.reference, 0, now).await?;
-            }
-            None => escalate::stop(&mut tx, current.reference).await?,
-        }
-    }
+    switch_ladder(&mut tx, &current, ladder.as_deref(), now).await?;
     ctx.commit(tx).await?;
     Ok(Answer::Done(format!(
         "{} is now {severity} (was {previous}).",
@@ -474,17 +488,26 @@ pub async fn resolve_in(
     let thread = ctx.thread();
     thread.record(tx, &current, entry, now).await?;
     let timeline = incidents::timeline(&mut **tx, r).await?;
-    let (alerts_resolved, alerts_firing) = if current.source == IncidentSource::Slack {
-        (Vec::new(), Vec::new())
+    let summary = if current.source == IncidentSource::Slack {
+        templates::AlertSummary::default()
     } else {
-        (
-            alerts::names(tx, r, AlertStatus::Resolved).await?,
-            alerts::names(tx, r, AlertStatus::Firing).await?,
-        )
+        let counts = alerts::counts(tx, r).await?;
+        templates::AlertSummary {
+            resolved: alerts::names(tx, r, AlertStatus::Resolved).await?,
+            firing: alerts::names(tx, r, AlertStatus::Firing).await?,
+            note: (counts.total > counts.held).then(|| {
+                format!(
+                    "{} listed only some of them ({}); the group had up to {} at once",
+                    current.source.label(),
+                    current.source.truncation_hint(),
+                    plural(counts.total, "alert", "alerts")
+                )
+            }),
+        }
     };
     let reply = ctx.render(
         TemplateName::ResolutionSummary,
-        &templates::resolution_data(&current, &timeline, &alerts_resolved, &alerts_firing),
+        &templates::resolution_data(&current, &timeline, &summary),
     )?;
     thread
         .reply(tx, &current, crate::blocks::text_message(&reply), now)

@@ -19,7 +19,7 @@ use crate::templates::{self, AlertsShown, TemplateName};
 use crate::time::Millis;
 
 /// Alerts the root message shows at most; it counts the rest.
-const SHOWN_IN_ROOT: i64 = 5;
+const SHOWN_IN_ROOT: usize = 5;
 
 /// One line of an incident's timeline, as a use case writes it.
 #[derive(Debug, Clone)]
@@ -307,15 +307,22 @@ impl<'a> Thread<'a> {
             None
         } else {
             let counts = alerts::counts(tx, incident.reference).await?;
-            let shown =
-                alerts::list(tx, incident.reference, AlertStatus::Firing, SHOWN_IN_ROOT).await?;
-            Some(AlertsShown {
-                source: incident.source.label().to_string(),
-                listed: counts.firing,
-                hidden: counts.hidden,
-                resolved: counts.resolved,
-                shown: shown.iter().map(templates::alert_view).collect(),
-            })
+            let shown = alerts::list(
+                tx,
+                incident.reference,
+                AlertStatus::Firing,
+                SHOWN_IN_ROOT as i64,
+            )
+            .await?;
+            let shown: Vec<&crate::alerts::Alert> = shown.iter().collect();
+            let can_ask =
+                incident.source == IncidentSource::Alertmanager && self.ctx.alertmanager.is_some();
+            Some(standing(
+                incident.source,
+                &counts,
+                templates::alert_views(&shown, SHOWN_IN_ROOT),
+                can_ask,
+            ))
         };
         let text = self.ctx.render(
             TemplateName::IncidentOpened,
@@ -331,5 +338,26 @@ impl<'a> Thread<'a> {
             .map(|a| (a.name.clone(), a.description.clone()))
             .collect();
         Ok(blocks::root_message(incident, &text, &checks))
+    }
+}
+
+/// Where an incident's alerts stand, for a message (the root, a reply about
+/// alerts). `can_ask`: Alertmanager's API can count what its notifications
+/// leave out.
+pub fn standing(
+    source: IncidentSource,
+    counts: &alerts::Counts,
+    shown: Vec<serde_json::Value>,
+    can_ask: bool,
+) -> AlertsShown {
+    AlertsShown {
+        source: source.label().to_string(),
+        listed: counts.firing,
+        hidden: counts.hidden,
+        resolved: counts.resolved,
+        total: counts.total,
+        hint: source.truncation_hint().to_string(),
+        can_ask,
+        shown,
     }
 }
