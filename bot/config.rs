@@ -263,10 +263,11 @@ pub fn from_toml(
     }
 }
 
-/// Reads the file's text into the raw settings, finding every problem it can
-/// at once: every syntax error (a duplicate key is one; the parser recovers and
-/// goes on) and every key Klaxon does not know. A value of the wrong type stops
-/// the reading (`Err`): serde reports one at a time.
+/// Reads the file's text into the raw settings, reporting as many problems as
+/// it can at once: every syntax error (a duplicate key is one; the parser
+/// recovers and goes on), every key Klaxon does not know, and every value of
+/// the wrong type (serde stops at the first, so that value is set aside and
+/// the reading starts again, up to [`MAX_VALUE_PROBLEMS`] times).
 fn parse_raw(text: &str, source: &str) -> Result<(RawFile, Vec<Problem>), ConfigErrors> {
     let problem = |key: String, message: String| Problem {
         source: source.to_string(),
@@ -286,11 +287,48 @@ fn parse_raw(text: &str, source: &str) -> Result<(RawFile, Vec<Problem>), Config
         .iter()
         .map(|e| problem("(syntax)".into(), one_line(e)))
         .collect();
-    let mut unknown = Vec::new();
-    let raw: Result<RawFile, _> =
-        serde_ignored::deserialize(toml::de::Deserializer::from(table), |path| {
-            unknown.push(path.to_string().replace("?.", ""))
-        });
+    let mut table: toml::Table =
+        match serde::Deserialize::deserialize(toml::de::Deserializer::from(table)) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(problem("(syntax)".into(), one_line(&e)));
+                return Err(ConfigErrors(problems));
+            }
+        };
+    let mut unknown: Vec<String> = Vec::new();
+    for _ in 0..MAX_VALUE_PROBLEMS {
+        let mut ignored = Vec::new();
+        let read: Result<RawFile, _> = serde_path_to_error::deserialize(
+            serde_ignored::Deserializer::new(toml::Value::Table(table.clone()), &mut |path| {
+                ignored.push(key_path(&path.to_string()))
+            }),
+        );
+        for key in ignored {
+            if !unknown.contains(&key) {
+                unknown.push(key);
+            }
+        }
+        match read {
+            Ok(raw) => {
+                problems.extend(unknown.into_iter().map(|key| {
+                    problem(
+                        key,
+                        "is not a key Klaxon knows (misspelt?): deploy/klaxon.example.toml lists every key"
+                            .into(),
+                    )
+                }));
+                return Ok((raw, problems));
+            }
+            Err(e) => {
+                let path: Vec<serde_path_to_error::Segment> = e.path().iter().cloned().collect();
+                let key = key_path(&e.path().to_string());
+                problems.push(problem(key, one_line(&e.inner().message())));
+                if !remove_at(&mut table, &path) {
+                    break;
+                }
+            }
+        }
+    }
     problems.extend(unknown.into_iter().map(|key| {
         problem(
             key,
@@ -298,12 +336,73 @@ fn parse_raw(text: &str, source: &str) -> Result<(RawFile, Vec<Problem>), Config
                 .into(),
         )
     }));
-    match raw {
-        Ok(raw) => Ok((raw, problems)),
-        Err(e) => {
-            problems.push(problem("(value)".into(), one_line(&e)));
-            Err(ConfigErrors(problems))
+    Err(ConfigErrors(problems))
+}
+
+/// How many values of the wrong type one reading reports.
+const MAX_VALUE_PROBLEMS: usize = 50;
+
+/// A key path as Klaxon writes them everywhere: `alerts.routes[0].channel`
+/// (serde writes `alerts.routes.0.channel`, and `?.` for optional values).
+fn key_path(raw: &str) -> String {
+    let mut out = String::new();
+    for part in raw
+        .replace("?.", "")
+        .split('.')
+        .filter(|p| !p.is_empty() && *p != "?")
+    {
+        if part.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
         }
+    }
+    if out.is_empty() { "(file)".into() } else { out }
+}
+
+/// Removes the value at `path` from `table`, so a reading can go on past it;
+/// `false` when there is nothing there to remove.
+fn remove_at(table: &mut toml::Table, path: &[serde_path_to_error::Segment]) -> bool {
+    use serde_path_to_error::Segment;
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut value: &mut toml::Value = match parents.first() {
+        Some(Segment::Map { key }) => match table.get_mut(key) {
+            Some(v) => v,
+            None => return false,
+        },
+        Some(_) => return false,
+        None => {
+            return match last {
+                Segment::Map { key } => table.remove(key).is_some(),
+                _ => false,
+            };
+        }
+    };
+    for segment in &parents[1..] {
+        value = match (segment, value) {
+            (Segment::Map { key }, toml::Value::Table(t)) => match t.get_mut(key) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Segment::Seq { index }, toml::Value::Array(a)) => match a.get_mut(*index) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, value) {
+        (Segment::Map { key }, toml::Value::Table(t)) => t.remove(key).is_some(),
+        (Segment::Seq { index }, toml::Value::Array(a)) if *index < a.len() => {
+            a.remove(*index);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -385,6 +484,17 @@ fn from_raw(
     ) {
         None => DEFAULT_DATABASE_URL.to_string(),
         Some((v, src, key)) => {
+            let lower = v.to_ascii_lowercase();
+            if ["replace-me", "change-me", "changeme"]
+                .iter()
+                .any(|w| lower.contains(w))
+            {
+                p.problem(
+                    src.clone(),
+                    key.clone(),
+                    "holds the example's placeholder: set the real database URL (with its real password)",
+                );
+            }
             if !(v.starts_with("sqlite:")
                 || v.starts_with("postgres://")
                 || v.starts_with("postgresql://"))
@@ -454,6 +564,15 @@ fn from_raw(
         {
             p.problem(source.to_string(), key.into(), why);
         }
+    }
+    if let (Some(a), Some(b)) = (&signing_secret, &alert_token)
+        && a.expose_secret() == b.expose_secret()
+    {
+        p.problem(
+            source.to_string(),
+            "alert_token / KLAXON_ALERT_TOKEN".into(),
+            "is the Slack signing secret: whoever sends alerts could then sign Slack requests; use its own value",
+        );
     }
     if let Some(t) = &bot_token
         && !t.expose_secret().starts_with("xoxb-")
@@ -748,6 +867,18 @@ const PUBLISHED_SECRETS: &[&str] = &[
 
 /// Why a secret must not be used (a published placeholder, too short), if so.
 fn weak_secret(value: &str, min_chars: usize) -> Option<String> {
+    let trimmed = value.trim();
+    if trimmed.len() >= 2
+        && ((trimmed.starts_with('"') && trimmed.ends_with('"'))
+            || (trimmed.starts_with('\'') && trimmed.ends_with('\'')))
+    {
+        // `docker run --env-file` and `kubectl create secret --from-env-file`
+        // keep quotes: the secret would then never match.
+        return Some("is wrapped in quotes, which become part of it: remove them".into());
+    }
+    if trimmed != value {
+        return Some("starts or ends with whitespace, which becomes part of it: remove it".into());
+    }
     let lower = value.to_ascii_lowercase();
     if ["replace", "change-me", "changeme", "example", "your-"]
         .iter()
@@ -759,11 +890,47 @@ fn weak_secret(value: &str, min_chars: usize) -> Option<String> {
         );
     }
     let n = value.chars().count();
-    (n < min_chars).then(|| {
-        format!(
+    if n < min_chars {
+        return Some(format!(
             "is {n} characters long; use at least {min_chars} (generate one with `openssl rand -hex 32`)"
+        ));
+    }
+    let distinct = value
+        .chars()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    (min_chars > 0 && distinct < MIN_DISTINCT_CHARS).then(|| {
+        format!(
+            "uses only {distinct} different characters, so it is easy to guess; generate one with `openssl rand -hex 32`"
         )
     })
+}
+
+/// The fewest different characters a secret may use (`openssl rand -hex 32`
+/// gives 16 of 16 possible).
+const MIN_DISTINCT_CHARS: usize = 6;
+
+/// Every environment variable Klaxon reads (README, "Configuration").
+pub const ENV_VARS: &[&str] = &[
+    "KLAXON_CONFIG",
+    "KLAXON_LISTEN",
+    "KLAXON_DATABASE_URL",
+    "KLAXON_SLACK_BOT_TOKEN",
+    "KLAXON_SLACK_SIGNING_SECRET",
+    "KLAXON_SLACK_API_URL",
+    "KLAXON_INCIDENT_CHANNEL",
+    "KLAXON_ALERT_TOKEN",
+    "KLAXON_LOG_FORMAT",
+    "KLAXON_REQUIRE_SHARED_DATABASE",
+    "RUST_LOG",
+];
+
+/// `KLAXON_*` variables in `names` that Klaxon does not read (misspelt?).
+pub fn unknown_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    names
+        .into_iter()
+        .filter(|n| n.starts_with("KLAXON_") && !ENV_VARS.contains(n))
+        .collect()
 }
 
 /// The process environment, for [`load`].
@@ -844,8 +1011,57 @@ mod tests {
         )
         .expect_err("typos");
         let keys: Vec<&str> = err.0.iter().map(|p| p.key.as_str()).collect();
-        assert!(keys.contains(&"alerts.routes.0.matchers"), "{err}");
-        assert!(keys.contains(&"escalation.ladders.0.level"), "{err}");
+        assert!(keys.contains(&"alerts.routes[0].matchers"), "{err}");
+        assert!(keys.contains(&"escalation.ladders[0].level"), "{err}");
+    }
+
+    #[test]
+    fn quoted_monotonous_and_shared_secrets_are_refused() {
+        let problems = |pairs: &[(&str, &str)]| -> String {
+            from_toml("", "t.toml", &env_of(pairs))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let quoted = problems(&[("KLAXON_ALERT_TOKEN", "\"4e9d1c07b2a85f36e0d9\"")]);
+        assert!(quoted.contains("wrapped in quotes"), "{quoted}");
+        let dull = problems(&[("KLAXON_ALERT_TOKEN", "aaaaaaaaaaaaaaaaaaaa")]);
+        assert!(dull.contains("only 1 different characters"), "{dull}");
+        let shared = problems(&[
+            ("KLAXON_ALERT_TOKEN", "4e9d1c07b2a85f36e0d9c4a1"),
+            ("KLAXON_SLACK_SIGNING_SECRET", "4e9d1c07b2a85f36e0d9c4a1"),
+            ("KLAXON_INCIDENT_CHANNEL", "C0INCIDENTS"),
+        ]);
+        assert!(shared.contains("is the Slack signing secret"), "{shared}");
+        assert!(
+            !shared.contains("4e9d1c07"),
+            "never echo a secret: {shared}"
+        );
+        let placeholder_db = problems(&[(
+            "KLAXON_DATABASE_URL",
+            "postgres://klaxon:REPLACE-ME@postgres.example.internal/klaxon",
+        )]);
+        assert!(
+            placeholder_db.contains("example's placeholder"),
+            "{placeholder_db}"
+        );
+        assert!(!placeholder_db.contains("postgres.example.internal"));
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_are_all_reported_with_the_rest() {
+        let text = "lisen = \"x\"\n[outbox]\nchannel_rate = \"fast\"\nchannel_burst = \"lots\"\n[slack]\nincident_chanel = \"C1\"\n[[actions]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x/health\"\ntimeout = 5\nallowed = [\"user:U0A\"]\n";
+        let err = from_toml(text, "t.toml", &env_of(&[])).expect_err("five mistakes");
+        let keys: Vec<&str> = err.0.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "lisen",
+            "outbox.channel_rate",
+            "outbox.channel_burst",
+            "slack.incident_chanel",
+            "actions.a.timeout",
+        ] {
+            assert!(keys.contains(&key), "{key} missing: {err}");
+        }
     }
 
     #[test]

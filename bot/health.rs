@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::jobs::Lane;
 use crate::slack::api::{CallError, REQUIRED_SCOPES, SlackApi};
-use crate::store::jobs;
+use crate::store::{jobs, outbox};
 use crate::telemetry::{ChannelLabels, LaneLabels};
 use crate::usecases::Ctx;
 use crate::usecases::reach::Auth;
@@ -112,8 +112,9 @@ pub async fn check_slack(ctx: &Ctx, slack: &SlackApi) {
             Auth::Ok(format!("workspace {}, bot user {}", info.team, info.user)),
             info.missing_scopes(),
         ),
-        Ok(Err(e)) => (Auth::Failed(e.code()), Vec::new()),
-        Err(_) => (Auth::Failed("timeout".into()), Vec::new()),
+        Ok(Err(CallError::Auth(code))) => (Auth::Failed(code), Vec::new()),
+        Ok(Err(e)) => (Auth::Unreachable(e.code()), Vec::new()),
+        Err(_) => (Auth::Unreachable("timeout".into()), Vec::new()),
     };
     match (&auth, &before) {
         (Auth::Ok(who), Auth::Ok(_)) => tracing::debug!(who, "Slack accepts the bot token"),
@@ -122,8 +123,16 @@ pub async fn check_slack(ctx: &Ctx, slack: &SlackApi) {
             error = %why,
             "Slack refuses the bot token (auth.test): check KLAXON_SLACK_BOT_TOKEN (OAuth & Permissions → Bot User OAuth Token) and that the app is installed; messages wait in the outbox meanwhile"
         ),
+        (Auth::Unreachable(why), _) => tracing::warn!(
+            error = %why,
+            api = %ctx.settings.slack.api_url,
+            "Klaxon gets no answer from Slack's API (auth.test): check the way out to it (a proxy, a firewall) and KLAXON_SLACK_API_URL; messages wait in the outbox meanwhile"
+        ),
         _ => {}
     }
+    ctx.metrics
+        .slack_reachable
+        .set(i64::from(!matches!(auth, Auth::Unreachable(_))));
     if !missing.is_empty() && missing != reach.missing_scopes() {
         let uses: Vec<String> = REQUIRED_SCOPES
             .iter()
@@ -138,9 +147,17 @@ pub async fn check_slack(ctx: &Ctx, slack: &SlackApi) {
     ctx.metrics
         .slack_scopes_missing
         .set(i64::try_from(missing.len()).unwrap_or(i64::MAX));
-    ctx.metrics
-        .slack_auth_ok
-        .set(i64::from(matches!(auth, Auth::Ok(_))));
+    // Only Slack's own refusal says the token is bad; without an answer the
+    // last verdict stands.
+    match &auth {
+        Auth::Ok(_) => {
+            ctx.metrics.slack_auth_ok.set(1);
+        }
+        Auth::Failed(_) => {
+            ctx.metrics.slack_auth_ok.set(0);
+        }
+        Auth::Unknown | Auth::Console | Auth::Unreachable(_) => {}
+    }
     let auth_ok = matches!(auth, Auth::Ok(_));
     let public_without_invitation = !missing.contains(&"chat:write.public");
     reach.set_missing_scopes(&missing);
@@ -196,7 +213,16 @@ pub async fn check_slack(ctx: &Ctx, slack: &SlackApi) {
                 ctx.metrics.slack_channel_ok.get_or_create(&labels).set(0);
             }
             None => {
-                ctx.reach.unblock(&channel);
+                if ctx.reach.unblock(&channel) {
+                    // Invited at last: what waits for the channel goes now,
+                    // not when its backoff runs out.
+                    let now = ctx.clock.now();
+                    let waiting = outbox::retry_channel_now(ctx.store.pool(), &channel, now)
+                        .await
+                        .unwrap_or(0);
+                    ctx.outbox_wake.notify_one();
+                    tracing::info!(channel, waiting, "Klaxon can post in this channel again");
+                }
                 ctx.metrics.slack_channel_ok.get_or_create(&labels).set(1);
             }
         }
@@ -210,6 +236,7 @@ pub fn detail(ctx: &Ctx, database: &str) -> Value {
         Auth::Console => "console mode (no bot token)".to_string(),
         Auth::Ok(who) => format!("ok ({who})"),
         Auth::Failed(why) => format!("refused: {why}"),
+        Auth::Unreachable(why) => format!("no answer from Slack: {why}"),
     };
     json!({
         "database": database,

@@ -72,6 +72,15 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             klaxon::telemetry::init_logging(settings.log_format);
+            let names: Vec<String> = std::env::vars_os()
+                .filter_map(|(k, _)| k.into_string().ok())
+                .collect();
+            for name in config::unknown_variables(names.iter().map(String::as_str)) {
+                tracing::warn!(
+                    variable = name,
+                    "Klaxon does not read this variable (misspelt?); README \"Configuration\" lists the ones it reads"
+                );
+            }
             rt.block_on(serve(settings))
         }
         Command::Migrate { config } => {

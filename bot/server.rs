@@ -59,9 +59,23 @@ pub async fn build_with_clock(
     let settings = Arc::new(settings);
     // A PostgreSQL that is down now is waited for (see `run`); a SQLite file
     // that cannot be opened is a mistake to report at once.
+    let database = crate::store::describe(settings.database_url.expose_secret());
+    tracing::info!(%database, "opening the database");
+    if settings.alert_token.is_none() && !settings.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %settings.listen,
+            "KLAXON_ALERT_TOKEN is not set: the alert webhooks accept anyone who can reach Klaxon"
+        );
+    }
     let store = Store::connect_lazily(settings.database_url.expose_secret())
         .await
-        .context("cannot open the database")?;
+        .with_context(|| {
+            if database.starts_with("SQLite") {
+                format!("cannot open the database ({database}): does its directory exist, and may Klaxon write there?")
+            } else {
+                format!("cannot open the database ({database})")
+            }
+        })?;
     let templates = Templates::load(settings.templates_dir.as_deref()).map_err(|problems| {
         anyhow::anyhow!(
             "templates are broken: {}",

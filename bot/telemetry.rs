@@ -20,8 +20,17 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 
 /// Starts logging. `RUST_LOG` filters (default `info`). Safe to call twice.
+/// The log filter without `RUST_LOG`.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
+
 pub fn init_logging(format: Option<LogFormat>) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // An empty or unusable RUST_LOG means the default, never silence. PostgreSQL's
+    // notices ("relation … already exists, skipping") are not news.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG_FILTER));
     let format = format.unwrap_or(if std::io::stdout().is_terminal() {
         LogFormat::Pretty
     } else {
@@ -155,6 +164,7 @@ pub struct Metrics {
     pub database_up: Gauge,
     pub slack_auth_ok: Gauge,
     pub slack_scopes_missing: Gauge,
+    pub slack_reachable: Gauge,
     pub slack_channel_ok: Family<ChannelLabels, Gauge>,
     pub scheduler_last_run: Gauge<f64, AtomicU64>,
     pub outbox_last_run: Gauge<f64, AtomicU64>,
@@ -323,11 +333,21 @@ impl Metrics {
             "1 while the database answers (checked every 15 s and by /readyz), 0 otherwise",
             database_up.clone(),
         );
+        // 1 until Slack says otherwise: a Klaxon that has not asked yet (its
+        // database is not up) must not look like one with a revoked token.
         let slack_auth_ok = Gauge::default();
+        slack_auth_ok.set(1);
         registry.register(
             "klaxon_slack_auth_ok",
-            "1 while Slack accepts the bot token (auth.test, every minute; console mode counts as 1), 0 otherwise",
+            "0 while Slack refuses the bot token (auth.test every minute: invalid_auth, token_revoked …), 1 otherwise (also before the first check and in console mode)",
             slack_auth_ok.clone(),
+        );
+        let slack_reachable = Gauge::default();
+        slack_reachable.set(1);
+        registry.register(
+            "klaxon_slack_reachable",
+            "0 while auth.test gets no answer from Slack's API (timeout, a proxy's refusal, a wrong API URL, Slack's 5xx), 1 otherwise",
+            slack_reachable.clone(),
         );
         let slack_scopes_missing = Gauge::default();
         registry.register(
@@ -341,7 +361,10 @@ impl Metrics {
             "1 while Klaxon can post in a configured channel, 0 when Slack refuses (not in the channel, not found, archived)",
             slack_channel_ok.clone(),
         );
+        // From the process's start, so "stalled" counts from there.
+        let started = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
         let scheduler_last_run = Gauge::<f64, AtomicU64>::default();
+        scheduler_last_run.set(started);
         registry.register_with_unit(
             "klaxon_scheduler_last_run_timestamp",
             "When a job lane last looked for due jobs (Unix time); lanes look at least every 30 s",
@@ -349,6 +372,7 @@ impl Metrics {
             scheduler_last_run.clone(),
         );
         let outbox_last_run = Gauge::<f64, AtomicU64>::default();
+        outbox_last_run.set(started);
         registry.register_with_unit(
             "klaxon_outbox_last_run_timestamp",
             "When the outbox sender last looked for messages to send (Unix time); it looks at least every 30 s",
@@ -366,6 +390,7 @@ impl Metrics {
             database_up,
             slack_auth_ok,
             slack_scopes_missing,
+            slack_reachable,
             slack_channel_ok,
             scheduler_last_run,
             outbox_last_run,

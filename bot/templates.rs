@@ -250,6 +250,27 @@ impl Templates {
                 });
             }
         }
+        // A file named for no template would be ignored: a misspelt override.
+        if let Some(dir) = dir
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            let known: Vec<String> = TemplateName::ALL
+                .iter()
+                .map(|t| format!("{}.hbs", t.name()))
+                .collect();
+            for entry in entries.flatten() {
+                let file = entry.file_name().to_string_lossy().to_string();
+                if file.ends_with(".hbs") && !known.contains(&file) {
+                    problems.push(TemplateError {
+                        name: "(templates_dir)",
+                        message: format!(
+                            "{file} replaces no template (misspelt?); the names are {}",
+                            known.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
         if problems.is_empty() {
             Ok(Templates { hb })
         } else {
@@ -699,6 +720,21 @@ pub fn sample_incident() -> Incident {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_misspelt_override_in_templates_dir_is_a_problem_not_ignored() {
+        let dir = std::env::temp_dir().join(format!("klaxon-tpl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("incident_open.hbs"), "x").expect("write");
+        let problems = Templates::load(Some(&dir)).expect_err("a misspelt name");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains("incident_open.hbs replaces no template")),
+            "{problems:?}"
+        );
+    }
+
     use super::*;
 
     #[test]

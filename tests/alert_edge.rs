@@ -796,8 +796,9 @@ P2 = "none"
         raised.contains("INC-1 raised from *P2* to *P0*"),
         "{raised}"
     );
-    let root = root_now(&slack.delivered());
-    assert!(root.contains("[P0]"), "{root}");
+    slack
+        .wait_for(WAIT, "the root at P0", |c| root_now(c).contains("[P0]"))
+        .await;
     app.stop().await;
 }
 

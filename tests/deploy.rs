@@ -32,19 +32,7 @@ fn yaml(file: &str) -> Vec<Value> {
 }
 
 /// The variables Klaxon reads (DESIGN §1).
-const KNOWN_VARIABLES: &[&str] = &[
-    "KLAXON_CONFIG",
-    "KLAXON_LISTEN",
-    "KLAXON_DATABASE_URL",
-    "KLAXON_SLACK_BOT_TOKEN",
-    "KLAXON_SLACK_SIGNING_SECRET",
-    "KLAXON_SLACK_API_URL",
-    "KLAXON_INCIDENT_CHANNEL",
-    "KLAXON_ALERT_TOKEN",
-    "KLAXON_LOG_FORMAT",
-    "KLAXON_REQUIRE_SHARED_DATABASE",
-    "RUST_LOG",
-];
+use klaxon::config::ENV_VARS as KNOWN_VARIABLES;
 
 #[test]
 fn the_example_config_passes_check_config() {

@@ -387,3 +387,136 @@ async fn a_database_that_is_down_at_start_is_waited_for_and_klaxon_becomes_ready
     assert!(answer.contains("INC-1"), "{answer}");
     slack.wait_for_count(1).await;
 }
+
+/// A signed Events API body as Slack posts it.
+async fn post_event(app: &TestApp, body: &Value) -> reqwest::Response {
+    app.post_signed("/slack/events", &body.to_string()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_database_fails_slack_events_and_presses_get_503_so_slack_retries_and_url_verification_still_passes()
+ {
+    let pg = OwnPostgres::start_new();
+    let db = TestDb::at(&pg.url());
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start(&db, &slack).await;
+    pg.stop();
+    let ack = serde_json::json!({
+        "token": "x", "team_id": "T0001", "api_app_id": "A0KLAXON", "type": "event_callback",
+        "event_id": "Ev0DBDOWN", "event_time": now_secs(),
+        "event": {"type": "message", "channel_type": "im", "channel": "DU0ALICE", "user": "U0ALICE",
+                  "text": "ack", "ts": "1795367100.000300"}
+    });
+    assert_eq!(post_event(&app, &ack).await.status(), 503);
+    let press = serde_json::json!({
+        "type": "block_actions", "user": {"id": ALICE}, "channel": {"id": INCIDENT_CHANNEL},
+        "trigger_id": "1.2.3",
+        "actions": [{"action_id": "incident_ack", "value": "1", "type": "button"}],
+    });
+    assert_eq!(app.interact(&press).await.status(), 503);
+    // Saving the Events URL works whatever the database does.
+    let challenge = serde_json::json!({
+        "token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+        "type": "url_verification"
+    });
+    let r = post_event(&app, &challenge).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["challenge"], challenge["challenge"]);
+    pg.start();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_proxy_in_the_way_of_auth_test_is_reported_as_unreachable_not_as_a_refused_token() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    slack.fail_checks(Fault::Status(407));
+    let app = TestApp::start(&db, &slack).await;
+    let detail = readyz_until(&app, "the check's verdict", |v| {
+        v["slack"]["auth"] != "not checked yet"
+    })
+    .await;
+    assert_eq!(
+        detail["slack"]["auth"], "no answer from Slack: http_407",
+        "{detail}"
+    );
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert_eq!(
+        metric(&metrics, "klaxon_slack_auth_ok"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(metric(&metrics, "klaxon_slack_reachable"), Some(0.0));
+    // Once Slack answers, it is reachable again.
+    slack.heal();
+    klaxon::health::check_slack(&app.app.ctx, &app.app.slack).await;
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert_eq!(metric(&metrics, "klaxon_slack_reachable"), Some(1.0));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_page_that_cannot_reach_someone_for_a_missing_scope_says_so_in_the_thread() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    slack.withhold_scopes(&["im:write"]);
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        Options {
+            extra_toml: ladder(),
+            ..Options::default()
+        },
+    )
+    .await;
+    app.command(BOB, "open P1 Checkout is down").await;
+    let calls = slack
+        .wait_for(WAIT, "the thread's note about the page", |c| {
+            c.iter()
+                .any(|c| c.text().contains("The page did not reach <@U0ALICE>"))
+        })
+        .await;
+    let note = calls
+        .iter()
+        .map(|c| c.text())
+        .find(|t| t.contains("The page did not reach"))
+        .expect("note");
+    assert!(note.contains("im:write"), "{note}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_bot_invited_at_last_posts_what_waited_at_once_not_when_its_backoff_runs_out() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    slack.set_access(INCIDENT_CHANNEL, Access::PrivateNotMember);
+    let app = TestApp::start(&db, &slack).await;
+    readyz_until(&app, "the blocked channel", |v| {
+        v["slack"]["channels_blocked"][INCIDENT_CHANNEL] == "channel_not_found"
+    })
+    .await;
+    app.command(ALICE, "open P2 Search is slow").await;
+    wait_until(WAIT, "the root to be refused", || async {
+        !posts_in(&slack.calls(), INCIDENT_CHANNEL).is_empty()
+    })
+    .await;
+    // Long refused: its next attempt is an hour away.
+    let later = app.clock().now().plus(Duration::from_secs(3_600));
+    sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE state = 'pending'")
+        .bind(later.0)
+        .execute(app.store().pool())
+        .await
+        .expect("backoff");
+    slack.invite(INCIDENT_CHANNEL);
+    // The next check sees the invitation.
+    klaxon::health::check_slack(&app.app.ctx, &app.app.slack).await;
+    slack
+        .wait_for(WAIT, "the thread", |c| {
+            posts_in(c, INCIDENT_CHANNEL)
+                .iter()
+                .any(|c| c.text().contains("Search is slow"))
+        })
+        .await;
+    app.stop().await;
+}

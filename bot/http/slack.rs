@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::signature;
+use super::signature::{self, SignatureError};
 use crate::app::App;
 use crate::blocks;
 use crate::incident::command;
@@ -52,8 +52,13 @@ async fn replayed(app: &App, headers: &HeaderMap) -> Option<Response> {
             Some(ephemeral("This request was already handled."))
         }
         Err(e) => {
-            tracing::error!(error = %e, "cannot record a Slack request");
-            Some(ephemeral(FAULT_REPLY))
+            // 503: Slack retries an event; a press shows the person an error
+            // instead of seeming to work.
+            tracing::error!(error = %e, "cannot record a Slack request (database unavailable); answered 503 so Slack retries");
+            Some(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database unavailable; retry later",
+            ))
         }
     }
 }
@@ -487,21 +492,37 @@ struct MessageEvent {
 /// acknowledges the incident that paged its author. Each `event_id` is handled
 /// once, however often Slack retries it.
 pub async fn events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refusal) = unsigned(&app, &headers, &body) {
+    let is_challenge = || {
+        serde_json::from_slice::<EventEnvelope>(&body).is_ok_and(|e| e.kind == "url_verification")
+    };
+    if let Err(e) = signature::verify(app.verifier.as_ref(), &headers, &body) {
         // Slack signs the challenge it sends when the Request URL is saved, so a
-        // Klaxon without the right signing secret cannot pass it: say so plainly.
-        if serde_json::from_slice::<EventEnvelope>(&body)
-            .is_ok_and(|e| e.kind == "url_verification")
-        {
-            tracing::error!(
-                "refused Slack's URL verification: its signature does not match. Set \
-                 KLAXON_SLACK_SIGNING_SECRET to the app's Signing Secret (Basic Information → \
-                 App Credentials), restart Klaxon, then press Retry in Event Subscriptions"
-            );
+        // Klaxon that cannot verify it fails that step: say why, plainly.
+        if is_challenge() {
+            let advice = match e {
+                SignatureError::Mismatch => {
+                    "set KLAXON_SLACK_SIGNING_SECRET to this app's Signing Secret (Basic Information → App Credentials) and restart Klaxon; if it is right, something between Slack and Klaxon changes the body"
+                }
+                SignatureError::Stale => {
+                    "this machine's clock is more than 5 minutes off Slack's: synchronise it (NTP)"
+                }
+                SignatureError::Missing => {
+                    "a proxy in front of Klaxon drops Slack's X-Slack-Signature and X-Slack-Request-Timestamp headers"
+                }
+                SignatureError::NotConfigured => {
+                    "set KLAXON_SLACK_SIGNING_SECRET and restart Klaxon"
+                }
+            };
+            tracing::error!(reason = %e, "refused Slack's URL verification: {advice}; then press Retry in Event Subscriptions");
+        } else {
+            tracing::warn!(reason = %e, "refused a Slack request");
         }
-        return refusal;
+        return refuse(StatusCode::UNAUTHORIZED, e.to_string());
     }
-    if let Some(answer) = replayed(&app, &headers).await {
+    // The challenge needs no database: answer it before the replay guard.
+    if !is_challenge()
+        && let Some(answer) = replayed(&app, &headers).await
+    {
         return answer;
     }
     let envelope: EventEnvelope = match serde_json::from_slice(&body) {

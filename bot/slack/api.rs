@@ -24,9 +24,14 @@ pub enum CallError {
     /// Worth trying again later: 5xx, timeouts, connection errors, Slack-side
     /// errors, and whatever Klaxon does not recognise (counted by its code).
     Transient(String),
-    /// The token is wrong or revoked, or a scope is missing: retried (after the
-    /// operator fixes it) and logged loudly.
+    /// The token is wrong or revoked: retried (after the operator fixes it)
+    /// and logged loudly.
     Auth(String),
+    /// The app lacks a scope this call needs (`missing_scope`; Slack names it
+    /// in `needed`): logged with the scope; a message retries until the app
+    /// is reinstalled with it, a page's direct message gives up and the
+    /// thread says so.
+    Scope(String),
     /// The bot cannot post in this channel (`not_in_channel`,
     /// `channel_not_found`, `is_archived`): retried, because inviting the bot
     /// fixes it, and the person and the log are told.
@@ -41,6 +46,7 @@ impl CallError {
     pub fn code(&self) -> String {
         match self {
             CallError::RateLimited(_) => "ratelimited".into(),
+            CallError::Scope(_) => "missing_scope".into(),
             CallError::Transient(c)
             | CallError::Auth(c)
             | CallError::NoAccess(c)
@@ -105,7 +111,6 @@ const AUTH_ERRORS: &[&str] = &[
     "token_revoked",
     "token_expired",
     "account_inactive",
-    "missing_scope",
 ];
 
 /// The bot token scopes Klaxon uses, as the shipped app manifest
@@ -394,6 +399,14 @@ pub fn classify(answer: Value) -> Result<Value, CallError> {
     let c = code.as_str();
     Err(if c == "ratelimited" {
         CallError::RateLimited(Duration::from_secs(1))
+    } else if c == "missing_scope" {
+        CallError::Scope(
+            answer
+                .get("needed")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_string(),
+        )
     } else if TRANSIENT_ERRORS.contains(&c) {
         CallError::Transient(code)
     } else if AUTH_ERRORS.contains(&c) {

@@ -353,8 +353,16 @@ impl OutboxSender {
                     .get("ts")
                     .or_else(|| answer.get("message_ts"))
                     .and_then(Value::as_str);
-                if !matches!(row.kind, MessageKind::Direct | MessageKind::Ephemeral) {
-                    self.reach.unblock(&row.channel);
+                if !matches!(row.kind, MessageKind::Direct | MessageKind::Ephemeral)
+                    && self.reach.unblock(&row.channel)
+                {
+                    let waiting = outbox::retry_channel_now(
+                        self.store.pool(),
+                        &row.channel,
+                        self.clock.now(),
+                    )
+                    .await?;
+                    tracing::info!(channel = %row.channel, waiting, "Klaxon can post in this channel again");
                 }
                 let sent_at = self.clock.now();
                 if row.page {
@@ -455,6 +463,27 @@ impl OutboxSender {
                 }
                 outbox::retry_later(self.store.pool(), row.id, now.plus(wait), code, true).await
             }
+            CallError::Scope(needed)
+                if matches!(row.kind, MessageKind::Ephemeral | MessageKind::Direct) =>
+            {
+                tracing::error!(method, scope = %needed, "the Slack app lacks a scope Klaxon needs for this message: add it under OAuth & Permissions and reinstall the app");
+                // A page waiting for a reinstall pages nobody: the thread says so now.
+                self.give_up(row, method, &format!("missing_scope {needed}"))
+                    .await
+            }
+            CallError::Scope(needed) => {
+                let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
+                let wait = backoff(attempts, self.settings.max_backoff);
+                tracing::error!(method, scope = %needed, retry_in = ?wait, "the Slack app lacks a scope Klaxon needs to post: add it under OAuth & Permissions and reinstall the app; the message waits");
+                outbox::retry_later(
+                    self.store.pool(),
+                    row.id,
+                    now.plus(wait),
+                    "missing_scope",
+                    true,
+                )
+                .await
+            }
             CallError::NoAccess(code)
                 if matches!(row.kind, MessageKind::Ephemeral | MessageKind::Direct) =>
             {
@@ -469,7 +498,7 @@ impl OutboxSender {
                     channel = %row.channel,
                     error = %code,
                     retry_in = ?wait,
-                    "Klaxon cannot post in this channel: invite the bot there (/invite @Klaxon) or fix the channel ID; the message waits"
+                    "Klaxon cannot post in this channel: invite the bot there (/invite @Klaxon), unarchive it, or fix the channel ID; the message waits"
                 );
                 self.reach.block(&row.channel, code);
                 self.metrics
@@ -502,11 +531,10 @@ impl OutboxSender {
         };
         let text = format!(
             "⚠️ Klaxon could not post {r} in <#{}>: Slack says `{}`. Nothing is lost: the thread \
-             appears as soon as Klaxon can post there. Invite the bot with `/invite @Klaxon` in \
-             that channel (a private channel needs the invitation), or check the channel ID \
-             (KLAXON_INCIDENT_CHANNEL).",
+             appears as soon as Klaxon can post there. {}",
             incident.channel,
-            crate::templates::slack_escape(code)
+            crate::templates::slack_escape(code),
+            crate::usecases::reach::how_to_fix(code)
         );
         outbox::enqueue(
             self.store.pool(),
@@ -669,7 +697,10 @@ fn dm_refusal_meaning(code: &str) -> Option<&'static str> {
         "user_disabled" | "account_inactive" => "their account is deactivated",
         "user_not_found" | "users_not_found" => "Slack does not know this user",
         "cannot_dm_bot" => "this user is a bot",
-        "not_allowed_token_type" | "missing_scope" => "the Slack app lacks the `im:write` scope",
+        "not_allowed_token_type" => "the Slack app lacks the `im:write` scope",
+        c if c.starts_with("missing_scope") => {
+            "the Slack app lacks a scope it needs (named above): add it and reinstall the app"
+        }
         "user_is_restricted" | "messages_tab_disabled" => {
             "the user cannot receive direct messages from apps"
         }

@@ -53,6 +53,25 @@ pub struct Store {
     backend: Backend,
 }
 
+/// Which database a URL names, for the log, without its password:
+/// `SQLite file klaxon.db`, `PostgreSQL at db.internal:5432/klaxon`.
+pub fn describe(url: &str) -> String {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let path = path.split('?').next().unwrap_or(path);
+        return format!("SQLite file {path}");
+    }
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let rest = rest.split('?').next().unwrap_or(rest);
+    format!("PostgreSQL at {rest}")
+}
+
+/// How long a request waits for a PostgreSQL connection before failing.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Store {
     /// Connects (creating the SQLite file if it is missing). Does not migrate.
     pub async fn connect(url: &str) -> StoreResult<Store> {
@@ -111,13 +130,19 @@ impl Store {
                     .connect_with(options)
                     .await?
             }
+            // A PostgreSQL that does not answer fails a request within 2 s, so a
+            // slash command still gets Klaxon's own answer inside Slack's 3 s.
             Backend::Postgres if eager => {
                 pool_options
                     .max_connections(16)
+                    .acquire_timeout(PG_ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await?
             }
-            Backend::Postgres => pool_options.max_connections(16).connect_lazy_with(options),
+            Backend::Postgres => pool_options
+                .max_connections(16)
+                .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+                .connect_lazy_with(options),
         };
         Ok(Store { pool, backend })
     }
@@ -178,6 +203,18 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_database_is_described_without_its_password() {
+        assert_eq!(
+            super::describe("sqlite://klaxon.db"),
+            "SQLite file klaxon.db"
+        );
+        assert_eq!(
+            super::describe("postgres://klaxon:s3cr3t@db.internal:5432/klaxon?sslmode=require"),
+            "PostgreSQL at db.internal:5432/klaxon"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -283,6 +283,7 @@ const NOT_HURRIED: &[&str] = &[
     "not_in_channel",
     "channel_not_found",
     "is_archived",
+    "missing_scope",
     "ratelimited",
     "waiting_for_thread_root",
     "waiting_for_updated_message",
@@ -308,6 +309,23 @@ pub async fn retry_now<'c, E: Executor<'c, Database = Any>>(
         q = q.bind(*code);
     }
     Ok(q.execute(ex).await?.rows_affected())
+}
+
+/// Makes every message waiting for `channel` due now (the bot was just
+/// invited there: they must not wait out their backoff). Returns how many.
+pub async fn retry_channel_now<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    channel: &str,
+    now: Millis,
+) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE outbox SET next_attempt_at = $2 WHERE state = 'pending' AND channel = $1 AND next_attempt_at > $2",
+    )
+    .bind(channel)
+    .bind(now.0)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Puts a message back for a later attempt.

@@ -271,7 +271,8 @@ async fn page_from(
         if let Some(why) = ctx.reach.blocked(&incident.channel) {
             // The DM must not send people to a thread that is not there.
             dm_text.push_str(&format!(
-                "\n⚠️ The incident's thread cannot appear yet: Klaxon may not post in that channel (Slack says `{why}`; `/invite @Klaxon` there fixes it). Acknowledge here."
+                "\n⚠️ The incident's thread cannot appear yet: Klaxon may not post in that channel (Slack says `{why}`). {} Acknowledge here.",
+                super::reach::how_to_fix(&why)
             ));
         }
         let names: Vec<String> = who.users.iter().map(|u| format!("<@{u}>")).collect();

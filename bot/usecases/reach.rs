@@ -19,8 +19,11 @@ pub enum Auth {
     Console,
     /// `auth.test` passed: the workspace and the bot's user, for the log.
     Ok(String),
-    /// `auth.test` failed: Slack's error (`invalid_auth`, `token_revoked` …).
+    /// Slack refused the token: its error (`invalid_auth`, `token_revoked` …).
     Failed(String),
+    /// `auth.test` got no answer from Slack: why (`timeout`, a proxy's
+    /// `http_407`, a wrong API URL's `http_404`, Slack's `http_503`).
+    Unreachable(String),
 }
 
 /// Shared, updated as Klaxon learns; cheap to read.
@@ -86,16 +89,18 @@ impl SlackReach {
         }
     }
 
-    /// Records that Klaxon can post in `channel` (again).
-    pub fn unblock(&self, channel: &str) {
+    /// Records that Klaxon can post in `channel` (again); `true` when it
+    /// could not before.
+    pub fn unblock(&self, channel: &str) -> bool {
         let known = self
             .state
             .read()
             .map(|s| s.blocked.contains_key(channel))
             .unwrap_or(false);
         if known && let Ok(mut s) = self.state.write() {
-            s.blocked.remove(channel);
+            return s.blocked.remove(channel).is_some();
         }
+        false
     }
 
     /// Why Klaxon cannot post in `channel`, if it cannot.
@@ -117,13 +122,39 @@ impl SlackReach {
     /// A line for the person who asked, when the incident's thread cannot
     /// appear in `channel` yet: what Slack said and how to fix it.
     pub fn warning(&self, channel: &ChannelId) -> Option<String> {
-        let why = self.blocked(channel)?;
-        Some(format!(
-            "⚠️ Klaxon cannot post in <#{channel}> yet (Slack says `{why}`): nothing is lost, \
-             the thread appears as soon as it can. Invite the bot there with `/invite @Klaxon` \
-             (a private channel needs the invitation), or check the channel ID \
+        if let Some(why) = self.blocked(channel) {
+            return Some(format!(
+                "⚠️ Klaxon cannot post in <#{channel}> yet (Slack says `{why}`): nothing is lost, \
+                 the thread appears as soon as it can. {}",
+                how_to_fix(&why)
+            ));
+        }
+        if let Auth::Failed(why) = self.auth() {
+            return Some(format!(
+                "⚠️ Slack refuses Klaxon's bot token (`{why}`): nothing reaches Slack until \
+                 KLAXON_SLACK_BOT_TOKEN is fixed; nothing is lost, the thread appears then."
+            ));
+        }
+        self.missing_scopes().contains(&"chat:write").then(|| {
+            "⚠️ The Slack app lacks the `chat:write` scope, so Klaxon cannot post the thread: \
+             add it under OAuth & Permissions and reinstall the app; nothing is lost meanwhile."
+                .to_string()
+        })
+    }
+}
+
+/// What fixes a channel Slack will not let Klaxon post in, by Slack's error.
+pub fn how_to_fix(code: &str) -> &'static str {
+    match code {
+        "is_archived" => {
+            "The channel is archived: unarchive it, or point Klaxon at another channel \
              (KLAXON_INCIDENT_CHANNEL, or the alert route's channel)."
-        ))
+        }
+        _ => {
+            "Invite the bot there with `/invite @Klaxon` (a private channel needs the \
+             invitation), or check the channel ID (KLAXON_INCIDENT_CHANNEL, or the alert \
+             route's channel)."
+        }
     }
 }
 
@@ -142,7 +173,17 @@ mod tests {
             w.contains("`not_in_channel`") && w.contains("/invite @Klaxon"),
             "{w}"
         );
-        reach.unblock("C0INCIDENTS");
+        assert!(reach.unblock("C0INCIDENTS"), "it was blocked");
         assert_eq!(reach.warning(&c), None);
+        reach.block("C0INCIDENTS", "is_archived");
+        let w = reach.warning(&c).expect("a warning");
+        assert!(w.contains("unarchive") && !w.contains("/invite"), "{w}");
+        reach.unblock("C0INCIDENTS");
+        reach.set_auth(Auth::Failed("token_revoked".into()));
+        let w = reach.warning(&c).expect("a warning about the token");
+        assert!(
+            w.contains("token_revoked") && w.contains("KLAXON_SLACK_BOT_TOKEN"),
+            "{w}"
+        );
     }
 }

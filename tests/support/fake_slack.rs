@@ -98,6 +98,8 @@ struct Inner {
     revoked: bool,
     /// Scopes the bot token lacks (of those the app manifest grants).
     scopes_withheld: HashSet<String>,
+    /// What every check call (`auth.test`, `conversations.info`) suffers.
+    check_fault: Option<Fault>,
     /// (channel, ts) of every message posted.
     messages: HashMap<(String, String), Value>,
     /// User group id → member user ids.
@@ -189,6 +191,12 @@ impl FakeSlack {
             .extend(scopes.iter().map(|s| s.to_string()));
     }
 
+    /// Every check call (`auth.test`, `conversations.info`) suffers `fault`
+    /// until [`FakeSlack::heal`].
+    pub fn fail_checks(&self, fault: Fault) {
+        self.lock().check_fault = Some(fault);
+    }
+
     /// A `response_url` as Slack puts in a button press's payload, served by
     /// this fake (on the API's host, which Klaxon accepts for a test double).
     pub fn response_url(&self) -> String {
@@ -208,6 +216,7 @@ impl FakeSlack {
     pub fn heal(&self) {
         let mut inner = self.lock();
         inner.always = None;
+        inner.check_fault = None;
         inner.next_faults.clear();
     }
 
@@ -293,7 +302,11 @@ async fn handle(
 
     let is_check = CHECK_METHODS.contains(&method.as_str());
     let fault = if is_check {
-        None
+        inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check_fault
+            .clone()
     } else {
         let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
         g.next_faults.pop_front().or_else(|| g.always.clone())
@@ -389,6 +402,18 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
             Access::Archived => Some("is_archived"),
         }
     };
+    // Slack: "missing_scope", naming the scope the method needs.
+    let needs = match method {
+        "chat.postMessage" | "chat.update" | "chat.postEphemeral" => Some("chat:write"),
+        "conversations.open" => Some("im:write"),
+        "usergroups.users.list" => Some("usergroups:read"),
+        _ => None,
+    };
+    if let Some(scope) = needs
+        && g.scopes_withheld.contains(scope)
+    {
+        return json!({"ok": false, "error": "missing_scope", "needed": scope});
+    }
     match method {
         "chat.postMessage" => {
             let Some(channel) = s("channel") else {

@@ -36,6 +36,14 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A database someone else runs (an [`OwnPostgres`], say) at `url`.
+    pub fn at(url: &str) -> TestDb {
+        TestDb {
+            url: url.to_string(),
+            _dir: None,
+        }
+    }
+
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("klaxon.db").display());
