@@ -781,17 +781,8 @@ P2 = "none"
         ]),
     )
     .await;
-    let calls = slack
-        .wait_for(WAIT, "the raise and the page", |c| {
-            c.iter()
-                .any(|c| c.text().contains("*Paging on-call engineer*"))
-        })
-        .await;
-    let raised = calls
-        .iter()
-        .map(|c| c.text())
-        .find(|t| t.contains("raised from"))
-        .expect("the thread says the severity rose");
+    slack.wait_for_text("*Paging on-call engineer*").await;
+    let raised = slack.wait_for_text("raised from").await;
     assert!(
         raised.contains("INC-1 raised from *P2* to *P0*"),
         "{raised}"
@@ -856,16 +847,7 @@ async fn a_change_hidden_behind_max_alerts_still_reaches_the_thread() {
         notification("firing", firing(5), 25),
     )
     .await;
-    let calls = slack
-        .wait_for(WAIT, "the reply", |c| {
-            c.iter().any(|c| c.text().contains("leaves out 25 more"))
-        })
-        .await;
-    let reply = calls
-        .iter()
-        .map(|c| c.text())
-        .find(|t| t.contains("leaves out 25 more"))
-        .expect("reply");
+    let reply = slack.wait_for_text("leaves out 25 more").await;
     assert!(
         reply.contains("Alertmanager now lists 5 alerts firing"),
         "{reply}"
@@ -930,17 +912,7 @@ async fn a_storm_roots_count_follows_the_groups_folded_in_and_its_digest_counts_
     }
     // Group 0 opens its own incident; groups 1–3 fold into the storm.
     app.advance(Duration::from_secs(5)).await;
-    let calls = slack
-        .wait_for(WAIT, "the digest", |c| {
-            c.iter()
-                .any(|c| c.text().contains("folded into this storm"))
-        })
-        .await;
-    let digest = calls
-        .iter()
-        .map(|c| c.text())
-        .find(|t| t.contains("folded into this storm"))
-        .expect("digest");
+    let digest = slack.wait_for_text("folded into this storm").await;
     assert!(
         digest.contains("3 alert groups folded into this storm* (3 in all)"),
         "{digest}"

@@ -471,17 +471,9 @@ async fn a_page_that_cannot_reach_someone_for_a_missing_scope_says_so_in_the_thr
     )
     .await;
     app.command(BOB, "open P1 Checkout is down").await;
-    let calls = slack
-        .wait_for(WAIT, "the thread's note about the page", |c| {
-            c.iter()
-                .any(|c| c.text().contains("The page did not reach <@U0ALICE>"))
-        })
+    let note = slack
+        .wait_for_text("The page did not reach <@U0ALICE>")
         .await;
-    let note = calls
-        .iter()
-        .map(|c| c.text())
-        .find(|t| t.contains("The page did not reach"))
-        .expect("note");
     assert!(note.contains("im:write"), "{note}");
     app.stop().await;
 }

@@ -263,13 +263,7 @@ levels = [
     app.command(BOB, "open P1 Checkout API returning 500s")
         .await;
     // The page (thread reply and DM) waits in the outbox while Slack is down.
-    wait_until(WAIT, "the page to be queued", || async {
-        klaxon::store::pages::count_for(app.store().pool(), incident(1))
-            .await
-            .expect("count")
-            == 1
-    })
-    .await;
+    pages_queued(&app, 1).await;
     let answer = app.command(ALICE, "ack").await;
     assert!(answer.contains("You acknowledged INC-1"), "{answer}");
     slack.heal();
@@ -313,6 +307,21 @@ levels = [
         "{metrics}"
     );
     app.stop().await;
+}
+
+/// Waits until INC-1 has queued `n` pages (whether Slack took them or not).
+async fn pages_queued(app: &TestApp, n: i64) {
+    wait_until(
+        WAIT,
+        &format!("{n} pages of INC-1 to be queued"),
+        || async {
+            klaxon::store::pages::count_for(app.store().pool(), incident(1))
+                .await
+                .expect("count")
+                == n
+        },
+    )
+    .await;
 }
 
 fn incident(n: i64) -> klaxon::incident::IncidentRef {
@@ -419,13 +428,7 @@ async fn a_page_queued_before_an_acknowledgement_is_dropped_even_when_the_incide
         .await;
     slack.fail_always(Fault::Status(503));
     app.clock().advance(HOUR);
-    wait_until(WAIT, "level 2 to be queued", || async {
-        klaxon::store::pages::count_for(app.store().pool(), incident(1))
-            .await
-            .expect("count")
-            == 2
-    })
-    .await;
+    pages_queued(&app, 2).await;
     app.command(ALICE, "ack").await;
     let reopened = app.command(ALICE, "reopen INC-1").await;
     assert!(reopened.contains("open again"), "{reopened}");
@@ -481,13 +484,7 @@ async fn a_severity_that_moves_the_incident_off_its_ladder_drops_the_pages_still
     slack.fail_always(Fault::Status(503));
     app.command(BOB, "open P1 Checkout API returning 500s")
         .await;
-    wait_until(WAIT, "level 1 to be queued", || async {
-        klaxon::store::pages::count_for(app.store().pool(), incident(1))
-            .await
-            .expect("count")
-            == 1
-    })
-    .await;
+    pages_queued(&app, 1).await;
     let answer = app.command(BOB, "sev P3").await;
     assert!(answer.contains("now P3"), "{answer}");
     slack.heal();

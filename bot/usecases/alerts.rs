@@ -253,40 +253,20 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
             group_thousands(view.truncated)
         )
     };
-    if !fired.is_empty() {
+    for (kind, verb, which) in [
+        (EventKind::AlertFired, "fired", &fired),
+        (EventKind::AlertResolved, "resolved", &resolved),
+    ] {
+        if which.is_empty() {
+            continue;
+        }
+        let text = format!(
+            "{} {verb}: {}{left_out}",
+            plural(len(which), "alert", "alerts"),
+            names_of(which)
+        );
         thread
-            .record(
-                &mut tx,
-                &incident,
-                Entry::new(
-                    EventKind::AlertFired,
-                    format!(
-                        "{} fired: {}{}",
-                        plural(len(&fired), "alert", "alerts"),
-                        names_of(&fired),
-                        left_out
-                    ),
-                ),
-                now,
-            )
-            .await?;
-    }
-    if !resolved.is_empty() {
-        thread
-            .record(
-                &mut tx,
-                &incident,
-                Entry::new(
-                    EventKind::AlertResolved,
-                    format!(
-                        "{} resolved: {}{}",
-                        plural(len(&resolved), "alert", "alerts"),
-                        names_of(&resolved),
-                        left_out
-                    ),
-                ),
-                now,
-            )
+            .record(&mut tx, &incident, Entry::new(kind, text), now)
             .await?;
     }
     if new_thread {

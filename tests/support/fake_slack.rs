@@ -262,6 +262,23 @@ impl FakeSlack {
         }
     }
 
+    /// Waits (up to 40 s) for a delivered message whose text contains
+    /// `needle`; returns that text.
+    pub async fn wait_for_text(&self, needle: &str) -> String {
+        let calls = self
+            .wait_for(
+                Duration::from_secs(40),
+                &format!("a message with {needle:?}"),
+                |c| c.iter().any(|c| c.text().contains(needle)),
+            )
+            .await;
+        calls
+            .iter()
+            .map(Call::text)
+            .find(|t| t.contains(needle))
+            .unwrap_or_default()
+    }
+
     /// Waits until `n` calls were delivered.
     pub async fn wait_for_count(&self, n: usize) -> Vec<Call> {
         self.wait_for(
