@@ -944,3 +944,56 @@ fn check_config_refuses_alerts_with_no_channel_to_open_incidents_in() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_late_resolution_of_an_alert_that_fired_again_since_resolves_nothing() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    const LATER: &str = "2026-11-22T17:30:00Z";
+    let both = |a: (&str, &str), b: (&str, &str)| {
+        notification(
+            if a.0 == "resolved" && b.0 == "resolved" {
+                "resolved"
+            } else {
+                "firing"
+            },
+            vec![alert("0000a", a.0, a.1), alert("0000b", b.0, b.1)],
+            0,
+        )
+    };
+    post(
+        &app,
+        "/alerts/alertmanager",
+        both(("firing", STARTS), ("firing", STARTS)),
+    )
+    .await;
+    // A fired again (a new start) ...
+    post(
+        &app,
+        "/alerts/alertmanager",
+        both(("firing", LATER), ("firing", STARTS)),
+    )
+    .await;
+    // ... and a notification from before that, delivered late, says both resolved.
+    let (code, answer) = post(
+        &app,
+        "/alerts/alertmanager",
+        both(("resolved", STARTS), ("resolved", STARTS)),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(answer["resolved"], false, "A still fires: {answer}");
+    app.settle().await;
+    let incident = klaxon::store::incidents::get(
+        app.store().pool(),
+        klaxon::incident::IncidentRef::new(1).expect("ref"),
+    )
+    .await
+    .expect("query")
+    .expect("incident");
+    assert!(!incident.is_resolved());
+    let root = root_now(&slack.delivered());
+    assert!(root.contains("1 alert firing"), "{root}");
+    app.stop().await;
+}

@@ -195,8 +195,17 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
     let mut fired = Vec::new();
     let mut resolved = Vec::new();
     let mut changed = Vec::new();
+    // A resolution of an earlier firing of an alert that fires again since
+    // (delivered late: HA peers, retries) changes nothing: it still fires.
+    let mut late_resolutions = 0u64;
     for a in &alerts {
         let before = held.get(&a.fingerprint);
+        if a.status == AlertStatus::Resolved
+            && before.is_some_and(|h| h.status == AlertStatus::Firing && h.starts_at > a.starts_at)
+        {
+            late_resolutions += 1;
+            continue;
+        }
         match (before.map(|h| h.status), a.status) {
             (None | Some(AlertStatus::Resolved), AlertStatus::Firing) => fired.push(*a),
             (Some(AlertStatus::Firing), AlertStatus::Resolved) => resolved.push(*a),
@@ -215,7 +224,8 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
                 .filter(|a| a.status == AlertStatus::Firing)
                 .count(),
         )
-        .unwrap_or(u64::MAX),
+        .unwrap_or(u64::MAX)
+            + late_resolutions,
         truncated: batch.truncated_alerts,
     };
     let before = store::set_group_view(&mut tx, &group_id, r, view).await?;
