@@ -591,3 +591,129 @@ async fn runs_on_the_same_target_wait_for_each_other() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_approval_pressed_after_the_incident_resolved_runs_nothing_and_the_request_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("touched");
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        Options {
+            extra_toml: format!(
+                r#"
+[[actions]]
+name = "touch-marker"
+kind = "command"
+argv = ["/usr/bin/touch", "{}"]
+allowed = ["user:U0ALICE", "user:U0BOB"]
+"#,
+                marker.display()
+            ),
+            ..Options::default()
+        },
+    )
+    .await;
+    app.command(ALICE, "open P1 Web is throwing 502s").await;
+    let answer = app.command(ALICE, "run touch-marker").await;
+    assert!(answer.contains("Approval requested"), "{answer}");
+    let calls = slack
+        .wait_for(WAIT, "the approval request", |c| {
+            c.iter()
+                .any(|c| c.text().contains("asks to run *touch-marker*"))
+        })
+        .await;
+    let id = calls
+        .iter()
+        .find(|c| c.text().contains("asks to run"))
+        .and_then(|c| c.body["blocks"][1]["elements"][0]["value"].as_str())
+        .expect("request id")
+        .to_string();
+
+    let resolved = app
+        .command(ALICE, "resolve INC-1 Rolled back the load balancer change")
+        .await;
+    assert!(resolved.contains("resolved"), "{resolved}");
+    let closed = slack
+        .wait_for_text("resolved before it ran; nothing ran")
+        .await;
+    assert!(closed.contains("touch-marker"), "{closed}");
+
+    app.interact(&press(BOB, "action_approve", &id)).await;
+    let refusal = slack.wait_for_text("INC-1 is resolved").await;
+    assert!(refusal.contains("nothing ran"), "{refusal}");
+    app.settle().await;
+    assert!(!marker.exists(), "the change did not run");
+    let events = audit_events(&app).await;
+    assert!(
+        events.contains(&"closed:touch-marker".to_string()),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| e.starts_with("approved")),
+        "{events:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_never_run_two_actions_on_one_target_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // `flock -n` fails at once if another run holds the lock: an overlap is a
+    // failed run.
+    let lock = dir.path().join("target.lock");
+    let catalog = format!(
+        r#"
+[[actions]]
+name = "locked-nap"
+kind = "command"
+argv = ["/usr/bin/flock", "-n", "{}", "/bin/sleep", "1"]
+read_only = true
+allowed = ["user:U0ALICE"]
+"#,
+        lock.display()
+    );
+    let db = TestDb::postgres().await;
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let options = || Options {
+        extra_toml: catalog.clone(),
+        ..Options::default()
+    };
+    let a = TestApp::start_with(&db, &slack, options()).await;
+    let b = TestApp::start_with(&db, &slack, options()).await;
+    a.command(ALICE, "open P2 Web is slow").await;
+    const RUNS: usize = 3;
+    let mut asked = Vec::new();
+    for _ in 0..RUNS {
+        asked.push(a.command(ALICE, "run locked-nap"));
+        asked.push(b.command(ALICE, "run locked-nap"));
+    }
+    for answer in futures_util::future::join_all(asked).await {
+        assert!(answer.contains("locked-nap"), "{answer}");
+    }
+    let outcomes = |c: &[fake_slack::Call]| -> Vec<String> {
+        let mut last: std::collections::BTreeMap<String, String> = Default::default();
+        for c in c.iter().filter(|c| c.method == "chat.update") {
+            if let Some(ts) = c.str("ts") {
+                last.insert(ts.to_string(), c.text());
+            }
+        }
+        last.into_values()
+            .filter(|t| t.contains("*locked-nap* succeeded") || t.contains("*locked-nap* failed"))
+            .collect()
+    };
+    let calls = slack
+        .wait_for(Duration::from_secs(60), "every run's outcome", |c| {
+            outcomes(c).len() == 2 * RUNS
+        })
+        .await;
+    let failed: Vec<String> = outcomes(&calls)
+        .into_iter()
+        .filter(|t| t.contains("failed"))
+        .collect();
+    assert!(failed.is_empty(), "runs overlapped: {failed:#?}");
+    a.stop().await;
+    b.stop().await;
+}

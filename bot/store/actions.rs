@@ -145,6 +145,24 @@ pub async fn get<'c, E: Executor<'c, Database = Any>>(
         .transpose()
 }
 
+/// An incident's requests still waiting for a decision or to start
+/// (`pending`, `approved`).
+pub async fn undecided_for<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    incident: IncidentRef,
+) -> StoreResult<Vec<Request>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM action_requests WHERE incident_id = $1 AND state IN ('pending', 'approved') ORDER BY id"
+    ));
+    sqlx::query(sql)
+        .bind(incident.number())
+        .fetch_all(ex)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
 pub async fn set_message<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     id: i64,
@@ -199,6 +217,26 @@ pub async fn running_on<'c, E: Executor<'c, Database = Any>>(
     .fetch_one(ex)
     .await?;
     col(&row, "n")
+}
+
+/// Inside the transaction that would start a run on `target`: whether fewer
+/// than `limit` runs on it are running, across every replica. On PostgreSQL
+/// the transaction first takes a lock on the target (held until it ends), so
+/// two replicas cannot both count "free" and both start; SQLite has one
+/// writer (one replica) and needs none.
+pub async fn target_free(
+    tx: &mut super::Tx,
+    backend: super::Backend,
+    target: &str,
+    limit: u32,
+) -> StoreResult<bool> {
+    if backend == super::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7001)) IS NULL AS locked")
+            .bind(format!("klaxon-target:{target}"))
+            .fetch_one(&mut **tx)
+            .await?;
+    }
+    Ok(running_on(&mut **tx, target).await? < i64::from(limit))
 }
 
 /// One line of the audit log.

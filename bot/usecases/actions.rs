@@ -449,6 +449,26 @@ pub async fn decide(ctx: &Ctx, user: &SlackUserId, id: i64, approve: bool) -> Re
         .await;
     };
     let action = req.action.clone();
+    if matches!(req.state, RequestState::Pending | RequestState::Expired)
+        && incidents::get(ctx.store.pool(), req.incident)
+            .await?
+            .is_some_and(|i| i.is_resolved())
+    {
+        let mut tx = ctx.begin().await?;
+        close_on_resolve(ctx, &mut tx, req.incident, ctx.clock.now()).await?;
+        ctx.commit(tx).await?;
+        return refuse(
+            ctx,
+            Some(req.incident),
+            user,
+            Some(&action),
+            format!(
+                "{} is resolved: that request closed and nothing ran.",
+                req.incident
+            ),
+        )
+        .await;
+    }
     if req.state != RequestState::Pending {
         return refuse(
             ctx,
@@ -593,6 +613,45 @@ async fn close_expired(ctx: &Ctx, tx: &mut Tx, req: &Request, now: Millis) -> Re
     show(ctx, tx, &incident, req, &text, now).await
 }
 
+/// When an incident resolves, its requests still waiting (for approval, or
+/// approved and not started) close as expiry closes them, their messages say
+/// why, and nothing of them runs: a change approved after the incident is
+/// over must not happen.
+pub async fn close_on_resolve(
+    ctx: &Ctx,
+    tx: &mut Tx,
+    incident: IncidentRef,
+    now: Millis,
+) -> Result<()> {
+    for req in actions::undecided_for(&mut **tx, incident).await? {
+        let why = format!("{incident} resolved before it ran");
+        let Some(current) = advance(
+            ctx,
+            tx,
+            &req,
+            (req.state, RequestState::Expired),
+            None,
+            "closed",
+            &why,
+            now,
+        )
+        .await?
+        else {
+            continue;
+        };
+        jobs::cancel(&mut **tx, &Expire::new(req.id, incident)).await?;
+        let text = format!(
+            "🔐 <@{}> asked to run *{}* on {incident}: `{}`\n⌛ Closed at {}: {incident} resolved before it ran; nothing ran.",
+            req.requested_by,
+            req.action,
+            slack_escape(&req.plan),
+            now.time_utc()
+        );
+        show(ctx, tx, &current, &req, &text, now).await?;
+    }
+    Ok(())
+}
+
 impl Expire {
     async fn work(self, ctx: &Ctx, run: JobRun) -> std::result::Result<(), JobError> {
         let Some(mut tx) = run.finish().await? else {
@@ -698,6 +757,19 @@ impl Run {
         let Some(mut tx) = run.finish().await? else {
             return Ok(());
         };
+        // Checked again under the target's lock: another replica may have
+        // started a run on it since.
+        if !actions::target_free(&mut tx, store.backend(), &req.target, action.concurrency).await? {
+            jobs::enqueue(
+                &mut *tx,
+                &Run::new(id, req.incident),
+                now.plus(TARGET_BUSY_RETRY),
+                now,
+            )
+            .await?;
+            ctx.commit_job(&run, tx).await?;
+            return Ok(());
+        }
         let Some(incident) = advance(
             ctx,
             &mut tx,

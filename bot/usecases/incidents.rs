@@ -487,6 +487,8 @@ pub async fn resolve_in(
     entry.actor = actor;
     let thread = ctx.thread();
     thread.record(tx, &current, entry, now).await?;
+    // Requests still waiting close first, so the summary's timeline has them.
+    actions::close_on_resolve(ctx, tx, r, now).await?;
     let timeline = incidents::timeline(&mut **tx, r).await?;
     let summary = if current.source == IncidentSource::Slack {
         templates::AlertSummary::default()
