@@ -613,3 +613,55 @@ async fn a_claim_on_a_message_is_short_renewed_while_its_call_runs_and_a_dead_se
         .await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_paged_incidents_drains_roots_first_and_no_page_starves_the_threads() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        Options {
+            extra_toml: three_levels("1h"),
+            ..Options::default()
+        },
+    )
+    .await;
+    // More paged incidents than the sender looks at in one pass, all queued
+    // while Slack is down: each has a root, a page in its thread and a DM.
+    const N: usize = 300;
+    slack.fail_always(Fault::Status(503));
+    for n in 0..N {
+        app.command(BOB, &format!("open P1 Service {n} down")).await;
+    }
+    pages_queued_everywhere(&app, N).await;
+    slack.heal();
+    let calls = slack
+        .wait_for(Duration::from_secs(90), "every thread's page", |c| {
+            paging(c, "on-call engineer") == N
+        })
+        .await;
+    let roots = calls
+        .iter()
+        .filter(|c| c.method == "chat.postMessage" && c.text().contains("INCIDENT INC-"))
+        .count();
+    assert_eq!(roots, N);
+    app.stop().await;
+}
+
+/// Waits until `n` pages were queued across every incident.
+async fn pages_queued_everywhere(app: &TestApp, n: usize) {
+    wait_until(
+        Duration::from_secs(60),
+        "the pages to be queued",
+        || async {
+            sqlx::query("SELECT COUNT(*) AS n FROM pages")
+                .fetch_one(app.store().pool())
+                .await
+                .expect("count")
+                .get::<i64, _>("n")
+                >= i64::try_from(n).expect("n")
+        },
+    )
+    .await;
+}

@@ -165,7 +165,7 @@ impl OutboxSender {
     pub async fn drain(&self, shutdown: &watch::Receiver<bool>) -> StoreResult<Option<Millis>> {
         loop {
             let now = self.clock.now();
-            let heads = outbox::heads(self.store.pool(), BATCH).await?;
+            let heads = outbox::heads(self.store.pool(), BATCH, now).await?;
             let (due, later): (Vec<Pending>, Vec<Pending>) =
                 heads.into_iter().partition(|p| p.next_attempt_at <= now);
             let next_due = later.iter().map(|p| p.next_attempt_at).min();
@@ -178,8 +178,8 @@ impl OutboxSender {
             }
             let results = futures_util::future::join_all(by_pace.into_iter().map(
                 |(key, mut rows)| async move {
-                    // Pages first, then the oldest due.
-                    rows.sort_by_key(|r| (!r.page, r.next_attempt_at, r.id));
+                    // Urgent first (pages, and roots pages wait for), then the oldest due.
+                    rows.sort_by_key(|r| (!r.urgent, r.next_attempt_at, r.id));
                     let mut delivered = 0usize;
                     for row in rows {
                         // At shutdown: finish the call in flight, leave the rest for the next start.

@@ -113,13 +113,21 @@ pub struct Held {
     pub starts_at: Millis,
 }
 
-/// The alerts an incident holds, by fingerprint.
-pub async fn held(tx: &mut super::Tx, incident: IncidentRef) -> StoreResult<HashMap<String, Held>> {
-    let rows =
-        sqlx::query("SELECT fingerprint, status, starts_at FROM alerts WHERE incident_id = $1")
-            .bind(incident.number())
-            .fetch_all(&mut **tx)
-            .await?;
+/// The alerts of one group an incident holds, by fingerprint.
+pub async fn held(
+    tx: &mut super::Tx,
+    incident: IncidentRef,
+    group_id: &str,
+) -> StoreResult<HashMap<String, Held>> {
+    // One group's, not the incident's: a storm incident holds thousands of
+    // groups, and each notification speaks for one.
+    let rows = sqlx::query(
+        "SELECT fingerprint, status, starts_at FROM alerts WHERE incident_id = $1 AND group_id = $2",
+    )
+    .bind(incident.number())
+    .bind(group_id)
+    .fetch_all(&mut **tx)
+    .await?;
     rows.iter()
         .map(|r| {
             let status: String = col(r, "status")?;

@@ -87,9 +87,9 @@ pub async fn enqueue<'c, E: Executor<'c, Database = Any>>(
         (_, _, None) => format!("channel:{}", msg.channel),
     };
     let row = sqlx::query(
-        "INSERT INTO outbox (incident_id, ordering_key, kind, channel, user_id, payload, next_attempt_at, created_at, ref_outbox_id, page, paging_epoch) \
+        "INSERT INTO outbox (incident_id, ordering_key, kind, channel, user_id, payload, next_attempt_at, created_at, ref_outbox_id, page, paging_epoch, urgent) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, \
-                 CASE WHEN $9 = 1 THEN (SELECT paging_epoch FROM incidents WHERE id = $1) END) RETURNING id",
+                 CASE WHEN $9 = 1 THEN (SELECT paging_epoch FROM incidents WHERE id = $1) END, $9) RETURNING id",
     )
     .bind(msg.incident.map(|r| r.number()))
     .bind(ordering_key)
@@ -103,6 +103,21 @@ pub async fn enqueue<'c, E: Executor<'c, Database = Any>>(
     .fetch_one(ex)
     .await?;
     col(&row, "id")
+}
+
+/// Makes the incident's root urgent while it waits: a page in its thread
+/// waits for it, so it must not wait behind other threads' roots.
+pub async fn hurry_root<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    incident: IncidentRef,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE outbox SET urgent = 1 WHERE incident_id = $1 AND kind = 'root' AND state = 'pending'",
+    )
+    .bind(incident.number())
+    .execute(ex)
+    .await?;
+    Ok(())
 }
 
 /// A pending message, with what the sender needs to deliver it.
@@ -126,6 +141,9 @@ pub struct Pending {
     pub ref_id: Option<i64>,
     /// Whether this is a page (see [`NewMessage::page`]).
     pub page: bool,
+    /// Whether it goes ahead of other due messages (a page, or the root a
+    /// page waits for).
+    pub urgent: bool,
     pub created_at: Millis,
     /// The incident's state now (for re-checks).
     pub incident_state: Option<IncidentState>,
@@ -157,25 +175,31 @@ impl Pending {
     }
 }
 
-/// The oldest pending message of every ordering key, soonest due first.
+/// The oldest pending message of every ordering key: the due ones first,
+/// urgent ones first among those, then soonest due. A page whose thread root
+/// has not gone out yet is left out (it goes once the root has).
 pub async fn heads<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     limit: i64,
+    now: Millis,
 ) -> StoreResult<Vec<Pending>> {
     // The heads come from the partial index (ordering_key, id) WHERE state = 'pending',
     // so a backlog of thousands costs one index scan, not a query per row.
     let rows = sqlx::query(
         "SELECT o.id, o.incident_id, o.kind, o.channel, o.user_id, o.payload, o.attempts, o.next_attempt_at, \
-                o.page, o.created_at, o.ref_outbox_id, i.state AS incident_state, \
+                o.page, o.urgent, o.created_at, o.ref_outbox_id, i.state AS incident_state, \
                 CASE WHEN o.paging_epoch IS NOT NULL AND o.paging_epoch <> i.paging_epoch THEN 1 ELSE 0 END AS epoch_passed, \
                 i.thread_ts, r.slack_ts AS ref_ts, r.state AS ref_state \
          FROM (SELECT MIN(id) AS id FROM outbox WHERE state = 'pending' GROUP BY ordering_key) h \
          JOIN outbox o ON o.id = h.id \
          LEFT JOIN incidents i ON i.id = o.incident_id \
          LEFT JOIN outbox r ON r.id = o.ref_outbox_id \
-         ORDER BY o.page DESC, o.next_attempt_at, o.id LIMIT $1",
+         WHERE NOT (o.kind = 'reply' AND o.page = 1 AND i.thread_ts IS NULL AND EXISTS \
+                    (SELECT 1 FROM outbox rt WHERE rt.incident_id = o.incident_id AND rt.kind = 'root' AND rt.state = 'pending')) \
+         ORDER BY CASE WHEN o.next_attempt_at <= $2 THEN 0 ELSE 1 END, o.urgent DESC, o.next_attempt_at, o.id LIMIT $1",
     )
     .bind(limit)
+    .bind(now.0)
     .fetch_all(ex)
     .await?;
     rows.iter()
@@ -196,6 +220,7 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
                 ref_failed: col::<Option<String>>(row, "ref_state")?.as_deref() == Some("failed"),
                 ref_id: col(row, "ref_outbox_id")?,
                 page: col::<i64>(row, "page")? != 0,
+                urgent: col::<i64>(row, "urgent")? != 0,
                 created_at: Millis(col(row, "created_at")?),
                 incident_state: col::<Option<String>>(row, "incident_state")?
                     .as_deref()

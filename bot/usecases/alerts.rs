@@ -191,7 +191,7 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
     outcome.incident = Some(r);
 
     // Store what changed, whole; sort what the thread should hear about.
-    let held = store::held(&mut tx, r).await?;
+    let held = store::held(&mut tx, r, &group_id).await?;
     let mut fired = Vec::new();
     let mut resolved = Vec::new();
     let mut changed = Vec::new();

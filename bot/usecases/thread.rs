@@ -146,6 +146,7 @@ impl<'a> Thread<'a> {
             now,
         )
         .await?;
+        outbox::hurry_root(&mut **tx, incident.reference).await?;
         Ok(())
     }
 
