@@ -149,10 +149,12 @@ pub struct Metrics {
     pub slack_api_errors: Family<SlackErrorLabels, Counter>,
     pub slack_permanent_failures: Counter,
     pub slack_updates_coalesced: Counter,
+    pub slack_doubles_avoided: Counter,
     pub jobs_pending: Family<LaneLabels, Gauge>,
     pub jobs_running: Family<LaneLabels, Gauge>,
     pub job_lateness: Family<JobLabels, Histogram, fn() -> Histogram>,
     pub jobs_timed_out: Family<JobLabels, Counter>,
+    pub jobs_taken_over: Family<LaneLabels, Counter>,
     pub job_failures: Family<JobLabels, Counter>,
     pub pages_dropped: Counter,
     pub page_delivery: Family<ViaLabels, Histogram, fn() -> Histogram>,
@@ -238,6 +240,12 @@ impl Metrics {
             "Message updates not sent because a newer update of the same message waited behind them",
             slack_updates_coalesced.clone(),
         );
+        let slack_doubles_avoided = Counter::default();
+        registry.register(
+            "klaxon_slack_doubles_avoided",
+            "Posts whose outcome was lost (a timeout, a database failure) found in Slack by their metadata, and so not posted again",
+            slack_doubles_avoided.clone(),
+        );
         let jobs_pending = Family::<LaneLabels, Gauge>::default();
         registry.register(
             "klaxon_jobs_pending",
@@ -273,6 +281,12 @@ impl Metrics {
             "klaxon_jobs_timed_out",
             "Jobs abandoned at their lane's timeout (retried later), by lane and kind",
             jobs_timed_out.clone(),
+        );
+        let jobs_taken_over = Family::<LaneLabels, Counter>::default();
+        registry.register(
+            "klaxon_jobs_taken_over",
+            "Jobs claimed after another worker's lease on them ran out before they finished (a replica died or stalled), by lane",
+            jobs_taken_over.clone(),
         );
         let job_failures = Family::<JobLabels, Counter>::default();
         registry.register(
@@ -405,6 +419,7 @@ impl Metrics {
             job_lateness,
             page_delivery,
             jobs_timed_out,
+            jobs_taken_over,
             job_failures,
             pages_dropped,
             pages_sent,
@@ -417,6 +432,7 @@ impl Metrics {
             slack_api_errors,
             slack_permanent_failures,
             slack_updates_coalesced,
+            slack_doubles_avoided,
         }
     }
 
@@ -471,6 +487,7 @@ impl Metrics {
             let labels = LaneLabels { lane: lane.into() };
             let _ = self.jobs_running.get_or_create(&labels);
             let _ = self.jobs_pending.get_or_create(&labels);
+            let _ = self.jobs_taken_over.get_or_create(&labels);
         }
     }
 

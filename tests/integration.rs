@@ -17,5 +17,6 @@ mod first_install;
 mod hostile;
 mod incident_flow;
 mod lanes;
+mod reliability;
 mod restart;
 mod slack_faults;

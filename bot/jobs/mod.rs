@@ -80,6 +80,18 @@ impl Lane {
         }
     }
 
+    /// How long a claimed job of this lane stays with its worker without a
+    /// heartbeat (renewed every [`scheduler::RENEW_EVERY`] while it runs). A
+    /// replica that dies mid-step leaves its pages for at most this long:
+    /// short for paging; longer where a stalled database would otherwise let
+    /// a second replica start an action that is still running.
+    pub fn lease(self) -> Duration {
+        match self {
+            Lane::Paging => Duration::from_secs(2),
+            Lane::Actions | Lane::Outside => Duration::from_secs(6),
+        }
+    }
+
     fn index(self) -> usize {
         match self {
             Lane::Paging => 0,
@@ -207,6 +219,8 @@ pub struct JobRun {
     pub started: Millis,
     /// Attempts so far, this one included.
     pub attempts: u32,
+    /// The incident the job belongs to.
+    incident: Option<IncidentRef>,
     /// Set when the finishing transaction committed (nothing left to clean up).
     finished: Arc<AtomicBool>,
 }
@@ -215,8 +229,16 @@ impl JobRun {
     /// Opens the transaction that finishes this job: its first statement deletes
     /// the job under this worker's lease. Write the job's effects in it and commit.
     /// `None` when the lease was lost (another worker runs the job): do nothing.
+    ///
+    /// A job of an incident locks the incident's row first, the store's one
+    /// lock order (incident, then its jobs, then its outbox rows; see
+    /// [`crate::store`]), so a step that falls due while the incident is
+    /// resolved or acknowledged waits for it instead of deadlocking with it.
     pub async fn finish(&self) -> Result<Option<Tx>, StoreError> {
         let mut tx = self.store.begin().await?;
+        if let Some(incident) = self.incident {
+            crate::store::incidents::lock(&mut tx, self.store.backend(), incident).await?;
+        }
         if rows::finish(&mut *tx, self.id, &self.owner).await? {
             Ok(Some(tx))
         } else {

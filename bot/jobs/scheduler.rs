@@ -6,12 +6,14 @@
 //! free slots (so no claimed job waits behind a slow one), runs each as its own
 //! task under the lane's timeout, and keeps their leases alive while they run
 //! (a heartbeat every [`RENEW_EVERY`]). A replica that dies stops renewing, and
-//! its jobs are taken over once their lease ([`LEASE`]) runs out.
+//! its jobs are taken over once their lease ([`Lane::lease`]: 2 s for paging)
+//! runs out; the takeover is logged and counted
+//! (`klaxon_jobs_taken_over_total{lane}`).
 //!
 //! A job that fails (or times out) is retried with exponential backoff. A
 //! database that does not answer makes the lane back off, then try again.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,10 +29,9 @@ use crate::time::{Clock, Millis, backoff};
 
 /// The longest sleep with nothing due (a safety net for jobs other replicas enqueue).
 const MAX_IDLE: Duration = Duration::from_secs(30);
-/// How long a claimed job is ours without a heartbeat.
-pub const LEASE: Duration = Duration::from_secs(6);
-/// How often the leases of running jobs are renewed.
-pub const RENEW_EVERY: Duration = Duration::from_secs(2);
+/// How often the leases of running jobs are renewed (a quarter of the
+/// shortest [`Lane::lease`], so a slow database round trip does not lose one).
+pub const RENEW_EVERY: Duration = Duration::from_millis(500);
 /// How long shutdown waits for running jobs before leaving them to their leases.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The shortest wait between two claims that found nothing to run.
@@ -45,8 +46,9 @@ pub struct Scheduler<C> {
     metrics: Arc<Metrics>,
     wake: Wake,
     owner: Arc<str>,
-    /// Jobs this process runs now (never started twice, even if a lease lapsed).
-    running: Mutex<HashSet<i64>>,
+    /// Jobs this process runs now, with their lanes (never started twice,
+    /// even if a lease lapsed).
+    running: Mutex<HashMap<i64, Lane>>,
 }
 
 impl<C> std::fmt::Debug for Scheduler<C> {
@@ -75,7 +77,7 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
             metrics,
             wake,
             owner: format!("jobs-{}-{:08x}", std::process::id(), rand::random::<u32>()).into(),
-            running: Mutex::new(HashSet::new()),
+            running: Mutex::new(HashMap::new()),
         }
     }
 
@@ -98,19 +100,25 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
         tracing::debug!("scheduler stopped");
     }
 
-    fn running_now(&self) -> usize {
-        self.running.lock().map(|r| r.len()).unwrap_or(0)
+    /// The lanes with a job running in this process now.
+    fn lanes_running(&self) -> BTreeSet<Lane> {
+        self.running
+            .lock()
+            .map(|r| r.values().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Renews the leases of the jobs this process runs, every [`RENEW_EVERY`].
     async fn heartbeat(self: Arc<Self>) {
         loop {
             tokio::time::sleep(RENEW_EVERY).await;
-            if self.running_now() > 0
-                && let Err(e) =
-                    rows::renew(self.store.pool(), &self.owner, self.clock.now().plus(LEASE)).await
-            {
-                tracing::warn!(error = %e, "could not renew job leases");
+            for lane in self.lanes_running() {
+                let until = self.clock.now().plus(lane.lease());
+                if let Err(e) =
+                    rows::renew(self.store.pool(), &self.owner, lane.as_str(), until).await
+                {
+                    tracing::warn!(lane = %lane, error = %e, "could not renew job leases");
+                }
             }
         }
     }
@@ -181,13 +189,34 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
             lane.as_str(),
             &self.owner,
             now,
-            now.plus(LEASE),
+            now.plus(lane.lease()),
             i64::try_from(free).unwrap_or(1),
         )
         .await?;
         let mut started = 0;
         for job in claimed {
-            let fresh = self.running.lock().is_ok_and(|mut r| r.insert(job.id));
+            if let Some(previous) = &job.taken_over_from
+                && previous.as_str() != &*self.owner
+            {
+                tracing::warn!(
+                    lane = %lane,
+                    job = job.id,
+                    kind = %job.kind,
+                    late_ms = now.since(job.run_at).as_millis() as u64,
+                    previous_worker = %previous,
+                    "took over a job whose lease ran out before it finished (its replica stopped or stalled)"
+                );
+                self.metrics
+                    .jobs_taken_over
+                    .get_or_create(&LaneLabels {
+                        lane: lane.as_str().into(),
+                    })
+                    .inc();
+            }
+            let fresh = self
+                .running
+                .lock()
+                .is_ok_and(|mut r| r.insert(job.id, lane).is_none());
             if !fresh {
                 continue; // Already running here: its lease lapsed and came back to us.
             }
@@ -251,6 +280,7 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
                 let run = JobRun {
                     store: self.store.clone(),
                     id: job.id,
+                    incident: job.incident,
                     owner: self.owner.clone(),
                     due: job.run_at,
                     started,

@@ -123,7 +123,10 @@ pub const REQUIRED_SCOPES: &[(&str, &str)] = &[
         "posting in a public channel the bot was not invited to",
     ),
     ("im:write", "direct-message pages"),
-    ("im:history", "\"ack\" replies to a page's direct message"),
+    (
+        "im:history",
+        "\"ack\" replies to a page's direct message, and finding a page whose outcome was lost",
+    ),
     (
         "usergroups:read",
         "user groups in ladders and action permissions",
@@ -135,6 +138,14 @@ pub const REQUIRED_SCOPES: &[(&str, &str)] = &[
     (
         "groups:read",
         "checking the private channels Klaxon posts in",
+    ),
+    (
+        "channels:history",
+        "finding a post whose outcome was lost (public channels), so it is not posted twice",
+    ),
+    (
+        "groups:history",
+        "finding a post whose outcome was lost (private channels), so it is not posted twice",
     ),
 ];
 
@@ -164,7 +175,33 @@ impl AuthInfo {
 }
 
 /// Methods whose arguments Slack wants form-encoded.
-const FORM_METHODS: &[&str] = &["usergroups.users.list", "conversations.info", "auth.test"];
+const FORM_METHODS: &[&str] = &[
+    "usergroups.users.list",
+    "conversations.info",
+    "conversations.history",
+    "conversations.replies",
+    "auth.test",
+];
+
+/// The `event_type` of the metadata Klaxon puts on every message it posts
+/// (Slack: "Message metadata"); the payload names the outbox row, so a post
+/// whose outcome was lost can be found again ([`SlackApi::find_posted`]).
+pub const METADATA_EVENT: &str = "klaxon_outbox_message";
+
+/// The `metadata` argument of `chat.postMessage` for outbox row `outbox_id`,
+/// created at `created_at` (the pair tells Klaxon installs sharing a channel apart).
+pub fn message_metadata(outbox_id: i64, created_at: crate::time::Millis) -> Value {
+    json!({
+        "event_type": METADATA_EVENT,
+        "event_payload": {"outbox_id": outbox_id, "created_at": created_at.0},
+    })
+}
+
+/// How far before a row's creation a lookup starts: Slack's clock and
+/// Klaxon's may disagree a little.
+const LOOKUP_SKEW_MS: i64 = 60_000;
+/// Pages of `conversations.history` a lookup reads at most (200 messages each).
+const LOOKUP_PAGES: usize = 10;
 
 /// A message the console stand-in "posted", for `klaxon demo`'s transcript.
 #[derive(Debug, Clone)]
@@ -293,6 +330,59 @@ impl SlackApi {
             user: field("user"),
             scopes,
         })
+    }
+
+    /// Finds the message Klaxon posted for outbox row `outbox_id` (created at
+    /// `created_at`) in `channel`, or in the thread `thread_ts` of it: its
+    /// `ts`, or `None` when Slack has no such message. Reads
+    /// `conversations.history` (or `conversations.replies`) with
+    /// `include_all_metadata`, newest first, from a minute before the row was
+    /// created, at most 2,000 messages; needs the `channels:history`,
+    /// `groups:history` or `im:history` scope of that conversation.
+    pub async fn find_posted(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        outbox_id: i64,
+        created_at: crate::time::Millis,
+    ) -> Result<Option<String>, CallError> {
+        let oldest = (created_at.0 - LOOKUP_SKEW_MS).max(0);
+        let mut args = json!({
+            "channel": channel,
+            "oldest": format!("{}.{:06}", oldest / 1000, (oldest % 1000) * 1000),
+            "include_all_metadata": "true",
+            "limit": "200",
+        });
+        let method = match thread_ts {
+            Some(ts) => {
+                args["ts"] = json!(ts);
+                "conversations.replies"
+            }
+            None => "conversations.history",
+        };
+        let wanted = message_metadata(outbox_id, created_at);
+        for _ in 0..LOOKUP_PAGES {
+            let answer = self.call(method, &args).await?;
+            let found = answer
+                .get("messages")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|m| m.get("metadata") == Some(&wanted))
+                .and_then(|m| m.get("ts"))
+                .and_then(Value::as_str);
+            if let Some(ts) = found {
+                return Ok(Some(ts.to_string()));
+            }
+            match answer
+                .pointer("/response_metadata/next_cursor")
+                .and_then(Value::as_str)
+            {
+                Some(cursor) if !cursor.is_empty() => args["cursor"] = json!(cursor),
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     /// Calls `method` with a JSON body; `Ok` carries Slack's answer when `ok` is true.
@@ -457,6 +547,10 @@ impl ConsoleApi {
         }
         match method {
             "conversations.open" => json!({"ok": true, "channel": {"id": channel}}),
+            // The console keeps no history: nothing was ever posted twice there.
+            "conversations.history" | "conversations.replies" => {
+                json!({"ok": true, "messages": []})
+            }
             "views.open" => json!({"ok": true, "view": {"id": format!("V{n}")}}),
             _ => json!({"ok": true, "channel": channel, "ts": ts, "message_ts": ts}),
         }

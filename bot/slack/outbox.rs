@@ -27,20 +27,34 @@
 //! Each message is claimed with a short lease first ([`LEASE`], renewed while
 //! its call is in flight), so several senders (several replicas) never
 //! deliver the same row, and a crashed sender's messages go out seconds after
-//! the next start.
+//! the next start. Pacing is shared by the replicas too: each channel's send
+//! slots live in the database ([`pacing`]), since Slack's limit belongs to
+//! the channel.
+//!
+//! No doubles. `chat.postMessage` has no idempotency key, so every post
+//! carries message metadata naming its outbox row, and the claim marks the
+//! row "maybe posted" before the call. When the outcome is lost (a timeout,
+//! a proxy's 5xx, a crash or a database failure before "sent" is recorded),
+//! the next attempt first looks for the row's message in Slack
+//! (`conversations.history` / `conversations.replies` with
+//! `include_all_metadata`) and records it as sent when found. The limits: a
+//! call still in flight at Slack when the lookup runs (after the lease ran
+//! out) is not found yet, and without the `*:history` scope the lookup is
+//! skipped (logged).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::{Mutex, Notify, watch};
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use super::api::{CallError, SlackApi};
 use crate::config::OutboxSettings;
 use crate::incident::{ChannelId, EventKind, SlackUserId, TimelineEvent};
-use crate::store::outbox::{self, MessageKind, NewMessage, Pending};
+use crate::store::outbox::{self, MessageKind, NewMessage, Pending, Posted};
+use crate::store::pacing::{self, Pace};
 use crate::store::{Store, StoreResult, incidents};
 use crate::telemetry::{ChannelLabels, MethodLabels, Metrics, SlackErrorLabels, ViaLabels};
 use crate::time::{Clock, Millis, backoff};
@@ -54,21 +68,13 @@ const MAX_IDLE: Duration = Duration::from_secs(30);
 /// How long a claim on a message lasts; renewed every [`RENEW_EVERY`] while
 /// its Slack call is in flight, so a crashed sender's messages go out a few
 /// seconds after the next start.
-const LEASE: Duration = Duration::from_secs(6);
-const RENEW_EVERY: Duration = Duration::from_secs(2);
+const LEASE: Duration = Duration::from_secs(2);
+const RENEW_EVERY: Duration = Duration::from_millis(500);
 /// The longest a page waits between attempts while Slack fails: pages are
 /// few, and each must go out soon after Slack answers again.
 const PAGE_MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How soon a thread's page looks again for its root.
 const ROOT_WAIT_PAGE: Duration = Duration::from_millis(250);
-
-/// A per-channel token bucket: `burst` messages at once, then `rate` per second.
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    refilled: Instant,
-    blocked_until: Option<Instant>,
-}
 
 #[derive(Debug)]
 pub struct OutboxSender {
@@ -80,7 +86,6 @@ pub struct OutboxSender {
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
     owner: String,
-    buckets: Mutex<HashMap<String, Bucket>>,
     /// Set when a call failed for a reason on Slack's side (or the way to it);
     /// the next success makes every backed-off message due at once.
     outage: std::sync::atomic::AtomicBool,
@@ -116,7 +121,6 @@ impl OutboxSender {
             metrics,
             wake,
             owner,
-            buckets: Mutex::new(HashMap::new()),
             outage: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -166,9 +170,23 @@ impl OutboxSender {
         loop {
             let now = self.clock.now();
             let heads = outbox::heads(self.store.pool(), BATCH, now).await?;
-            let (due, later): (Vec<Pending>, Vec<Pending>) =
-                heads.into_iter().partition(|p| p.next_attempt_at <= now);
-            let next_due = later.iter().map(|p| p.next_attempt_at).min();
+            // A message another sender holds a live claim on is not ours to
+            // try: look again when that claim runs out (its sender may die).
+            let held_elsewhere = |p: &Pending| match &p.lease {
+                Some((owner, until)) if owner != &self.owner && *until > now => Some(*until),
+                _ => None,
+            };
+            let (due, later): (Vec<Pending>, Vec<Pending>) = heads
+                .into_iter()
+                .partition(|p| p.next_attempt_at <= now && held_elsewhere(p).is_none());
+            let next_due = later
+                .iter()
+                .map(|p| {
+                    held_elsewhere(p)
+                        .unwrap_or(p.next_attempt_at)
+                        .max(p.next_attempt_at)
+                })
+                .min();
             if due.is_empty() || *shutdown.borrow() {
                 return Ok(next_due);
             }
@@ -186,13 +204,17 @@ impl OutboxSender {
                         if *shutdown.borrow() {
                             break;
                         }
+                        // The slot is taken before the claim: a message another
+                        // sender holds, or one that turns out not to need a
+                        // call, costs a slot, never a burst over the limit.
                         if row.kind != MessageKind::Ephemeral
-                            && let Some(wait) = self.token_wait(&key).await
+                            && let Some(wait) = self.take_slot(&key).await?
                         {
                             return StoreResult::Ok((delivered, Some(wait)));
                         }
-                        self.deliver(row).await?;
-                        delivered += 1;
+                        if self.deliver(row).await? {
+                            delivered += 1;
+                        }
                     }
                     StoreResult::Ok((delivered, None))
                 },
@@ -217,11 +239,36 @@ impl OutboxSender {
         }
     }
 
-    async fn deliver(&self, row: Pending) -> StoreResult<()> {
+    /// Delivers one message (or learns it need not go); `false` when another
+    /// sender claimed it first.
+    async fn deliver(&self, row: Pending) -> StoreResult<bool> {
         let now = self.clock.now();
-        if !outbox::claim(self.store.pool(), row.id, &self.owner, now, now.plus(LEASE)).await? {
-            return Ok(());
+        // Whether this pass will post it: then the claim marks it "maybe
+        // posted" before the call (see `outbox::claim`).
+        let will_post = matches!(
+            row.kind,
+            MessageKind::Root | MessageKind::Reply | MessageKind::Direct
+        ) && row.stale_page().is_none()
+            && (row.kind != MessageKind::Reply || row.thread_ts.is_some());
+        if !outbox::claim(
+            self.store.pool(),
+            row.id,
+            &self.owner,
+            now,
+            now.plus(LEASE),
+            will_post,
+        )
+        .await?
+        {
+            return Ok(false);
         }
+        self.deliver_claimed(row, will_post).await?;
+        Ok(true)
+    }
+
+    /// Delivers a message this sender holds the claim on.
+    async fn deliver_claimed(&self, row: Pending, will_post: bool) -> StoreResult<()> {
+        let now = self.clock.now();
         if let Some(why) = row.stale_page() {
             return self.drop_stale_page(&row, why, now).await;
         }
@@ -256,6 +303,7 @@ impl OutboxSender {
                 now.plus(Duration::from_secs(1)),
                 "waiting_for_updated_message",
                 false,
+                Posted::Unchanged,
             )
             .await;
         }
@@ -284,6 +332,7 @@ impl OutboxSender {
                 now.plus(wait),
                 "waiting_for_thread_root",
                 false,
+                Posted::Unchanged,
             )
             .await;
         }
@@ -329,8 +378,54 @@ impl OutboxSender {
             }
             MessageKind::Root => {}
         }
-        if row.kind != MessageKind::Ephemeral {
-            self.take_token(&pace_key(&row)).await;
+        if will_post {
+            // Slack keeps the metadata with the message: the way to find it
+            // again when this call's outcome is lost.
+            if let Some(o) = body.as_object_mut() {
+                o.insert(
+                    "metadata".into(),
+                    crate::slack::api::message_metadata(row.id, row.created_at),
+                );
+            }
+            if row.maybe_posted {
+                let channel = body
+                    .get("channel")
+                    .and_then(Value::as_str)
+                    .unwrap_or(&row.channel)
+                    .to_string();
+                let thread = match row.kind {
+                    MessageKind::Reply => row.thread_ts.as_deref(),
+                    _ => None,
+                };
+                match self
+                    .holding(
+                        row.id,
+                        self.api
+                            .find_posted(&channel, thread, row.id, row.created_at),
+                    )
+                    .await
+                {
+                    Ok(Some(ts)) => {
+                        tracing::info!(
+                            incident = row.incident.map(|r| r.to_string()).unwrap_or_default(),
+                            channel = %channel,
+                            ts,
+                            "a message whose outcome was lost is in Slack already; not posting it again"
+                        );
+                        self.metrics.slack_doubles_avoided.inc();
+                        return self.record_sent(&row, method, Some(&ts)).await;
+                    }
+                    Ok(None) => {}
+                    Err(CallError::Scope(needed)) => {
+                        tracing::warn!(
+                            scope = %needed,
+                            channel = %channel,
+                            "cannot look for a message whose outcome was lost (the Slack app lacks this scope): posting it again, which may show it twice"
+                        );
+                    }
+                    Err(e) => return self.handle_error(&row, method, e).await,
+                }
+            }
         }
         match self.holding(row.id, self.api.call(method, &body)).await {
             Ok(answer) => {
@@ -343,12 +438,6 @@ impl OutboxSender {
                         );
                     }
                 }
-                self.metrics
-                    .slack_messages_sent
-                    .get_or_create(&MethodLabels {
-                        method: method.into(),
-                    })
-                    .inc();
                 let ts = answer
                     .get("ts")
                     .or_else(|| answer.get("message_ts"))
@@ -364,30 +453,43 @@ impl OutboxSender {
                     .await?;
                     tracing::info!(channel = %row.channel, waiting, "Klaxon can post in this channel again");
                 }
-                let sent_at = self.clock.now();
-                if row.page {
-                    let via = if row.kind == MessageKind::Direct {
-                        "direct"
-                    } else {
-                        "thread"
-                    };
-                    self.metrics
-                        .page_delivery
-                        .get_or_create(&ViaLabels { via: via.into() })
-                        .observe(sent_at.since(row.created_at).as_secs_f64());
-                }
-                let mut tx = self.store.begin().await?;
-                outbox::mark_sent(&mut *tx, row.id, ts, sent_at).await?;
-                if row.kind == MessageKind::Root
-                    && let (Some(r), Some(ts)) = (row.incident, ts)
-                {
-                    incidents::set_thread_ts(&mut *tx, r, ts).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                self.record_sent(&row, method, ts).await
             }
             Err(e) => self.handle_error(&row, method, e).await,
         }
+    }
+
+    /// Records that Slack has the message (`ts` for posts), and for a root
+    /// the incident's thread.
+    async fn record_sent(&self, row: &Pending, method: &str, ts: Option<&str>) -> StoreResult<()> {
+        self.metrics
+            .slack_messages_sent
+            .get_or_create(&MethodLabels {
+                method: method.into(),
+            })
+            .inc();
+        let sent_at = self.clock.now();
+        if row.page {
+            let via = if row.kind == MessageKind::Direct {
+                "direct"
+            } else {
+                "thread"
+            };
+            self.metrics
+                .page_delivery
+                .get_or_create(&ViaLabels { via: via.into() })
+                .observe(sent_at.since(row.created_at).as_secs_f64());
+        }
+        // The incident's row before the outbox row: the store's lock order.
+        let mut tx = self.store.begin().await?;
+        if row.kind == MessageKind::Root
+            && let (Some(r), Some(ts)) = (row.incident, ts)
+        {
+            incidents::set_thread_ts(&mut *tx, r, ts).await?;
+        }
+        outbox::mark_sent(&mut *tx, row.id, ts, sent_at).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Leaves a page unsent because its incident no longer needs it, and says so
@@ -436,13 +538,20 @@ impl OutboxSender {
         match &e {
             CallError::RateLimited(wait) => {
                 tracing::info!(method, channel = %row.channel, wait = ?wait, "slack rate limit; waiting");
-                self.block_channel(&pace_key(row), *wait).await;
+                pacing::block_until(
+                    self.store.pool(),
+                    &pace_key(row),
+                    self.pace(),
+                    now.plus(*wait),
+                )
+                .await?;
                 outbox::retry_later(
                     self.store.pool(),
                     row.id,
                     now.plus(*wait),
                     "ratelimited",
                     false,
+                    Posted::No,
                 )
                 .await
             }
@@ -461,7 +570,21 @@ impl OutboxSender {
                 } else {
                     tracing::warn!(method, error = %code, attempts, retry_in = ?wait, "slack call failed; will retry");
                 }
-                outbox::retry_later(self.store.pool(), row.id, now.plus(wait), code, true).await
+                // No answer, or not Slack's: a post may have gone through.
+                let posted = match (&e, method) {
+                    (CallError::Transient(_), "chat.postMessage") => Posted::Unknown,
+                    (CallError::Transient(_), _) => Posted::Unchanged,
+                    _ => Posted::No,
+                };
+                outbox::retry_later(
+                    self.store.pool(),
+                    row.id,
+                    now.plus(wait),
+                    code,
+                    true,
+                    posted,
+                )
+                .await
             }
             CallError::Scope(needed)
                 if matches!(row.kind, MessageKind::Ephemeral | MessageKind::Direct) =>
@@ -481,6 +604,7 @@ impl OutboxSender {
                     now.plus(wait),
                     "missing_scope",
                     true,
+                    Posted::No,
                 )
                 .await
             }
@@ -510,7 +634,15 @@ impl OutboxSender {
                 if row.attempts == 0 && row.kind == MessageKind::Root {
                     self.tell_opener(row, code).await?;
                 }
-                outbox::retry_later(self.store.pool(), row.id, now.plus(wait), code, true).await
+                outbox::retry_later(
+                    self.store.pool(),
+                    row.id,
+                    now.plus(wait),
+                    code,
+                    true,
+                    Posted::No,
+                )
+                .await
             }
             CallError::Permanent(code) => self.give_up(row, method, code).await,
         }
@@ -632,61 +764,16 @@ impl OutboxSender {
         }
     }
 
-    /// How long until the pacing bucket `key` has a send slot (`None`: now).
-    async fn token_wait(&self, key: &str) -> Option<Duration> {
-        let rate = self.settings.channel_rate;
-        let burst = f64::from(self.settings.channel_burst);
-        let buckets = self.buckets.lock().await;
-        let b = buckets.get(key)?;
-        let now = Instant::now();
-        if let Some(until) = b.blocked_until
-            && until > now
-        {
-            return Some(until - now);
-        }
-        let tokens = (b.tokens + now.duration_since(b.refilled).as_secs_f64() * rate).min(burst);
-        (tokens < 1.0).then(|| Duration::from_secs_f64(((1.0 - tokens) / rate).max(0.001)))
+    /// This install's pace per bucket (`[outbox] channel_rate`, `channel_burst`).
+    fn pace(&self) -> Pace {
+        Pace::new(self.settings.channel_rate, self.settings.channel_burst)
     }
 
-    /// Takes the next send slot of the pacing bucket `key`, waiting if needed.
-    async fn take_token(&self, key: &str) {
-        let rate = self.settings.channel_rate;
-        let burst = f64::from(self.settings.channel_burst);
-        loop {
-            let wait = {
-                let mut buckets = self.buckets.lock().await;
-                let now = Instant::now();
-                let b = buckets.entry(key.to_string()).or_insert(Bucket {
-                    tokens: burst,
-                    refilled: now,
-                    blocked_until: None,
-                });
-                b.tokens =
-                    (b.tokens + now.duration_since(b.refilled).as_secs_f64() * rate).min(burst);
-                b.refilled = now;
-                match b.blocked_until {
-                    Some(until) if until > now => until - now,
-                    _ if b.tokens >= 1.0 => {
-                        b.tokens -= 1.0;
-                        return;
-                    }
-                    _ => Duration::from_secs_f64(((1.0 - b.tokens) / rate).max(0.001)),
-                }
-            };
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    async fn block_channel(&self, key: &str, wait: Duration) {
-        let mut buckets = self.buckets.lock().await;
-        let now = Instant::now();
-        let b = buckets.entry(key.to_string()).or_insert(Bucket {
-            tokens: 0.0,
-            refilled: now,
-            blocked_until: None,
-        });
-        b.tokens = 0.0;
-        b.blocked_until = Some(now + wait);
+    /// Takes the next send slot of the pacing bucket `key`, shared with every
+    /// replica: `None` when taken, else how long until the next one.
+    async fn take_slot(&self, key: &str) -> StoreResult<Option<Duration>> {
+        let wait = pacing::reserve(self.store.pool(), key, self.pace(), self.clock.now()).await?;
+        Ok(wait.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(1))))
     }
 }
 

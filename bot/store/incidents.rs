@@ -325,6 +325,25 @@ pub async fn set_escalation<'c, E: Executor<'c, Database = Any>>(
     Ok(())
 }
 
+/// Locks the incident's row for the rest of the transaction (PostgreSQL
+/// `FOR NO KEY UPDATE`, the lock an `UPDATE` of it takes), to keep the
+/// store's lock order (see [`crate::store`]) in a transaction whose first
+/// write is elsewhere. On SQLite the database's one write lock is the lock:
+/// nothing to do.
+pub async fn lock(
+    tx: &mut super::Tx,
+    backend: super::Backend,
+    incident: IncidentRef,
+) -> StoreResult<()> {
+    if backend == super::Backend::Postgres {
+        sqlx::query("SELECT id FROM incidents WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(incident.number())
+            .fetch_optional(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Records the `ts` of the thread's root message once Slack has it.
 pub async fn set_thread_ts<'c, E: Executor<'c, Database = Any>>(
     ex: E,

@@ -59,6 +59,11 @@ pub struct Claimed {
     pub run_at: Millis,
     /// Including this one.
     pub attempts: i64,
+    /// The incident the job belongs to (its row is locked first when the job finishes).
+    pub incident: Option<IncidentRef>,
+    /// The worker whose lease on it ran out before it finished (a replica
+    /// that died or stalled), when this claim takes it over.
+    pub taken_over_from: Option<String>,
 }
 
 /// Claims up to `limit` due jobs of `lane` whose lease is free or expired,
@@ -73,20 +78,20 @@ pub async fn claim_due(
 ) -> StoreResult<Vec<Claimed>> {
     let sql = match store.backend() {
         Backend::Postgres => {
-            "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
+            "UPDATE jobs SET previous_owner = lease_owner, lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM jobs \
                           WHERE lane = $5 AND run_at <= $3 \
                             AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
                           ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, kind, payload, run_at, attempts"
+             RETURNING id, kind, payload, run_at, attempts, incident_id, previous_owner"
         }
         Backend::Sqlite => {
-            "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
+            "UPDATE jobs SET previous_owner = lease_owner, lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM jobs \
                           WHERE lane = $5 AND run_at <= $3 \
                             AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
                           ORDER BY run_at LIMIT $4) \
-             RETURNING id, kind, payload, run_at, attempts"
+             RETURNING id, kind, payload, run_at, attempts, incident_id, previous_owner"
         }
     };
     let rows = sqlx::query(sql)
@@ -106,6 +111,8 @@ pub async fn claim_due(
                 payload: col(row, "payload")?,
                 run_at: Millis(col(row, "run_at")?),
                 attempts: col(row, "attempts")?,
+                incident: col::<Option<i64>>(row, "incident_id")?.and_then(IncidentRef::new),
+                taken_over_from: col(row, "previous_owner")?,
             })
         })
         .collect::<StoreResult<_>>()?;
@@ -113,17 +120,21 @@ pub async fn claim_due(
     Ok(jobs)
 }
 
-/// Extends every lease `owner` holds to `lease_until` (the heartbeat of running jobs).
+/// Extends every lease `owner` holds in `lane` to `lease_until` (the
+/// heartbeat of running jobs).
 pub async fn renew<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     owner: &str,
+    lane: &str,
     lease_until: Millis,
 ) -> StoreResult<u64> {
-    let done = sqlx::query("UPDATE jobs SET lease_expires_at = $2 WHERE lease_owner = $1")
-        .bind(owner)
-        .bind(lease_until.0)
-        .execute(ex)
-        .await?;
+    let done =
+        sqlx::query("UPDATE jobs SET lease_expires_at = $2 WHERE lease_owner = $1 AND lane = $3")
+            .bind(owner)
+            .bind(lease_until.0)
+            .bind(lane)
+            .execute(ex)
+            .await?;
     Ok(done.rows_affected())
 }
 

@@ -7,12 +7,29 @@
 //! Write transactions start with a write statement. On SQLite this takes the
 //! write lock at once (waiting on the busy timeout) instead of failing later
 //! when a read transaction tries to upgrade.
+//!
+//! One lock order, everywhere (PostgreSQL takes row locks; two transactions
+//! that take the same rows in opposite orders deadlock):
+//!
+//! 1. alert rows (`alert_groups`, `alerts`) — only the alert intake takes
+//!    them, before the incident they belong to;
+//! 2. the incident's row (`UPDATE incidents`, or [`incidents::lock`] when
+//!    the transaction writes elsewhere first);
+//! 3. its jobs (a job's finishing transaction locks its incident first:
+//!    [`crate::jobs::JobRun::finish`]);
+//! 4. its action requests and runs;
+//! 5. its outbox rows (the sender records a root's `ts` on the incident
+//!    before marking the row sent).
+//!
+//! Claims (`jobs`, `outbox`) and lease renewals are single statements that
+//! lock only their own rows and hold no other lock.
 
 pub mod actions;
 pub mod alerts;
 pub mod incidents;
 pub mod jobs;
 pub mod outbox;
+pub mod pacing;
 pub mod pages;
 
 use std::str::FromStr;

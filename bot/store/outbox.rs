@@ -150,6 +150,12 @@ pub struct Pending {
     /// For a page: whether the incident's paging epoch moved on since it was
     /// queued (an acknowledgement, a reopening, a resolution, a new ladder).
     pub epoch_passed: bool,
+    /// An earlier post of this row may have reached Slack without Klaxon
+    /// learning so (a timeout, or the database failed before "sent" was
+    /// recorded): look for it in Slack before posting again.
+    pub maybe_posted: bool,
+    /// Who holds a claim on it, and until when (a claim may have run out).
+    pub lease: Option<(String, Millis)>,
 }
 
 impl Pending {
@@ -187,7 +193,7 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
     // so a backlog of thousands costs one index scan, not a query per row.
     let rows = sqlx::query(
         "SELECT o.id, o.incident_id, o.kind, o.channel, o.user_id, o.payload, o.attempts, o.next_attempt_at, \
-                o.page, o.urgent, o.created_at, o.ref_outbox_id, i.state AS incident_state, \
+                o.page, o.urgent, o.created_at, o.ref_outbox_id, o.maybe_posted, o.lease_owner, o.lease_expires_at, i.state AS incident_state, \
                 CASE WHEN o.paging_epoch IS NOT NULL AND o.paging_epoch <> i.paging_epoch THEN 1 ELSE 0 END AS epoch_passed, \
                 i.thread_ts, r.slack_ts AS ref_ts, r.state AS ref_state \
          FROM (SELECT MIN(id) AS id FROM outbox WHERE state = 'pending' GROUP BY ordering_key) h \
@@ -226,6 +232,14 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
                     .as_deref()
                     .and_then(IncidentState::parse),
                 epoch_passed: col::<i64>(row, "epoch_passed")? != 0,
+                maybe_posted: col::<i64>(row, "maybe_posted")? != 0,
+                lease: match (
+                    col::<Option<String>>(row, "lease_owner")?,
+                    col::<Option<i64>>(row, "lease_expires_at")?,
+                ) {
+                    (Some(owner), Some(until)) => Some((owner, Millis(until))),
+                    _ => None,
+                },
             })
         })
         .collect()
@@ -246,21 +260,30 @@ pub async fn root_failed<'c, E: Executor<'c, Database = Any>>(
 }
 
 /// Takes a lease on a pending message; `false` if another sender holds it.
+///
+/// `will_post`: the sender means to post it (`chat.postMessage`) under this
+/// lease. The row is then marked [`Pending::maybe_posted`] in the same
+/// statement, before the call, and stays so until an outcome is recorded: a
+/// crash or a database failure after Slack took the message cannot make it
+/// look unsent.
 pub async fn claim<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     id: i64,
     owner: &str,
     now: Millis,
     lease_until: Millis,
+    will_post: bool,
 ) -> StoreResult<bool> {
     let done = sqlx::query(
-        "UPDATE outbox SET lease_owner = $2, lease_expires_at = $4 \
+        "UPDATE outbox SET lease_owner = $2, lease_expires_at = $4, \
+                maybe_posted = CASE WHEN $5 = 1 THEN 1 ELSE maybe_posted END \
          WHERE id = $1 AND state = 'pending' AND (lease_expires_at IS NULL OR lease_expires_at < $3 OR lease_owner = $2)",
     )
     .bind(id)
     .bind(owner)
     .bind(now.0)
     .bind(lease_until.0)
+    .bind(i64::from(will_post))
     .execute(ex)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -274,7 +297,7 @@ pub async fn mark_sent<'c, E: Executor<'c, Database = Any>>(
 ) -> StoreResult<()> {
     sqlx::query(
         "UPDATE outbox SET state = 'sent', slack_ts = $2, sent_at = $3, attempts = attempts + 1, \
-         lease_owner = NULL, lease_expires_at = NULL, last_error = NULL WHERE id = $1",
+         lease_owner = NULL, lease_expires_at = NULL, last_error = NULL, maybe_posted = 0 WHERE id = $1",
     )
     .bind(id)
     .bind(slack_ts)
@@ -353,6 +376,19 @@ pub async fn retry_channel_now<'c, E: Executor<'c, Database = Any>>(
     Ok(done.rows_affected())
 }
 
+/// What a failed attempt says about whether Slack has the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posted {
+    /// No post was tried in this attempt: whatever [`Pending::maybe_posted`]
+    /// said before still holds.
+    Unchanged,
+    /// Slack answered with an error: this attempt posted nothing, and an
+    /// earlier unsure one was looked for first and not found.
+    No,
+    /// No answer came (a timeout, a 5xx from a proxy): it may be in the channel.
+    Unknown,
+}
+
 /// Puts a message back for a later attempt.
 pub async fn retry_later<'c, E: Executor<'c, Database = Any>>(
     ex: E,
@@ -360,15 +396,22 @@ pub async fn retry_later<'c, E: Executor<'c, Database = Any>>(
     at: Millis,
     error: &str,
     counts_as_attempt: bool,
+    posted: Posted,
 ) -> StoreResult<()> {
     sqlx::query(
         "UPDATE outbox SET next_attempt_at = $2, last_error = $3, attempts = attempts + $4, \
-         lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+         lease_owner = NULL, lease_expires_at = NULL, \
+         maybe_posted = CASE $5 WHEN 0 THEN 0 WHEN 1 THEN 1 ELSE maybe_posted END WHERE id = $1",
     )
     .bind(id)
     .bind(at.0)
     .bind(error)
     .bind(i64::from(counts_as_attempt))
+    .bind(match posted {
+        Posted::No => 0i64,
+        Posted::Unknown => 1,
+        Posted::Unchanged => 2,
+    })
     .execute(ex)
     .await?;
     Ok(())

@@ -34,6 +34,28 @@ pub enum Fault {
     SlackError(&'static str),
     /// Wait this long, then answer normally.
     Delay(Duration),
+    /// Do the call (a post reaches the channel), then answer HTTP 504 as a
+    /// proxy does when Slack's answer is late: the caller cannot know.
+    LoseAnswer,
+}
+
+/// A post held before its answer (see [`FakeSlack::hold_next_post`]): the
+/// message is in the channel, the answer waits for [`Hold::release`].
+#[derive(Debug, Default)]
+pub struct Hold {
+    arrived: tokio::sync::Notify,
+    released: tokio::sync::Notify,
+}
+
+impl Hold {
+    /// Waits until the held post has reached the fake.
+    pub async fn arrived(&self) {
+        self.arrived.notified().await;
+    }
+    /// Lets the held answer go.
+    pub fn release(&self) {
+        self.released.notify_one();
+    }
 }
 
 /// What the bot may do in a channel (Slack: "conversations.info",
@@ -52,10 +74,16 @@ pub enum Access {
     Archived,
 }
 
-/// Methods Klaxon calls to check its install, not to say anything: kept
-/// apart from [`FakeSlack::calls`] (see [`FakeSlack::checks`]) and spared
-/// injected faults, so a test's faults hit the messages it is about.
-pub const CHECK_METHODS: &[&str] = &["auth.test", "conversations.info"];
+/// Methods Klaxon calls to check its install or to look for a message it
+/// may have posted, not to say anything: kept apart from
+/// [`FakeSlack::calls`] (see [`FakeSlack::checks`]) and spared injected
+/// faults, so a test's faults hit the messages it is about.
+pub const CHECK_METHODS: &[&str] = &[
+    "auth.test",
+    "conversations.info",
+    "conversations.history",
+    "conversations.replies",
+];
 
 /// The method recorded for a reply posted to a `response_url`.
 pub const RESPONSE_URL: &str = "response_url";
@@ -102,6 +130,13 @@ struct Inner {
     check_fault: Option<Fault>,
     /// (channel, ts) of every message posted.
     messages: HashMap<(String, String), Value>,
+    /// The next `chat.postMessage` is done, then its answer waits for this.
+    hold: Option<Arc<Hold>>,
+    /// Slack's per-channel posting limit when set: (messages per second,
+    /// burst); over it, 429 with `Retry-After`.
+    channel_limit: Option<(f64, u32)>,
+    /// Per channel: when each accepted post arrived (for the limit).
+    posted_at: HashMap<String, Vec<std::time::Instant>>,
     /// User group id → member user ids.
     groups: HashMap<String, Vec<String>>,
     /// Users whose accounts are deactivated (`user_disabled`).
@@ -213,6 +248,59 @@ impl FakeSlack {
         self.lock().disabled.insert(user.to_string());
     }
 
+    /// Holds the answer to the next `chat.postMessage` (the message itself
+    /// is posted) until [`Hold::release`]: a window in which to break the
+    /// caller's database, as a crash between Slack's answer and "sent".
+    pub fn hold_next_post(&self) -> Arc<Hold> {
+        let hold = Arc::new(Hold::default());
+        self.lock().hold = Some(hold.clone());
+        hold
+    }
+
+    /// Enforces a posting limit per channel, as Slack does: more than `burst`
+    /// posts at once or more than `rate` a second sustained get HTTP 429.
+    pub fn limit_channel_rate(&self, rate: f64, burst: u32) {
+        self.lock().channel_limit = Some((rate, burst));
+    }
+
+    /// Posts (`chat.postMessage`) Slack took more than once: the same
+    /// outbox row's metadata on two messages.
+    pub fn doubled_posts(&self) -> Vec<Value> {
+        let g = self.lock();
+        let mut seen = HashSet::new();
+        let mut doubled = Vec::new();
+        let mut posts: Vec<&Value> = g.messages.values().collect();
+        posts.sort_by_key(|m| {
+            m.get("ts")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        });
+        for m in posts {
+            if let Some(meta) = m.get("metadata")
+                && !seen.insert(meta.to_string())
+            {
+                doubled.push(m.clone());
+            }
+        }
+        doubled
+    }
+
+    /// The most posts one channel took within any one second.
+    pub fn busiest_second(&self, channel: &str) -> usize {
+        let g = self.lock();
+        let times = g.posted_at.get(channel).cloned().unwrap_or_default();
+        let mut most = 0;
+        for (i, start) in times.iter().enumerate() {
+            let n = times[i..]
+                .iter()
+                .take_while(|t| t.duration_since(*start) < Duration::from_secs(1))
+                .count();
+            most = most.max(n);
+        }
+        most
+    }
+
     pub fn heal(&self) {
         let mut inner = self.lock();
         inner.always = None;
@@ -290,6 +378,10 @@ impl FakeSlack {
     }
 }
 
+/// A call answered normally: Slack's answer, the token's scopes (for
+/// `X-OAuth-Scopes`) and a hold on the answer, if one was set.
+type Answered = (Value, String, Option<Arc<Hold>>);
+
 fn slack_error(code: &str) -> Value {
     json!({"ok": false, "error": code})
 }
@@ -332,65 +424,102 @@ async fn handle(
         tokio::time::sleep(*d).await;
     }
 
-    let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
-    let record = |g: &mut Inner, status: u16, answer: &Value| {
-        let log = if is_check {
-            &mut g.checks
-        } else {
-            &mut g.calls
+    let outcome: Result<Answered, Box<Response>> = (|| {
+        let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
+        let record = |g: &mut Inner, status: u16, answer: &Value| {
+            let log = if is_check {
+                &mut g.checks
+            } else {
+                &mut g.calls
+            };
+            log.push(Call {
+                method: method.clone(),
+                body: body_value.clone(),
+                status,
+                ok: status == 200 && answer.get("ok").and_then(Value::as_bool) == Some(true),
+                ts: answer
+                    .get("ts")
+                    .or_else(|| answer.get("message_ts"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                at: std::time::Instant::now(),
+            });
         };
-        log.push(Call {
-            method: method.clone(),
-            body: body_value.clone(),
-            status,
-            ok: status == 200 && answer.get("ok").and_then(Value::as_bool) == Some(true),
-            ts: answer
-                .get("ts")
-                .or_else(|| answer.get("message_ts"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            at: std::time::Instant::now(),
-        });
-    };
-    match fault {
-        Some(Fault::Status(code)) => {
-            record(&mut g, code, &Value::Null);
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return (status, "upstream connect error").into_response();
+        match fault {
+            Some(Fault::Status(code)) => {
+                record(&mut g, code, &Value::Null);
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                return Err(Box::new((status, "upstream connect error").into_response()));
+            }
+            Some(Fault::RateLimited(secs)) => {
+                let answer = slack_error("ratelimited");
+                record(&mut g, 429, &answer);
+                return Err(Box::new(
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", secs.to_string())],
+                        axum::Json(answer),
+                    )
+                        .into_response(),
+                ));
+            }
+            Some(Fault::SlackError(code)) => {
+                let answer = slack_error(code);
+                record(&mut g, 200, &answer);
+                return Err(Box::new(axum::Json(answer).into_response()));
+            }
+            Some(Fault::Delay(_)) | Some(Fault::LoseAnswer) | None => {}
         }
-        Some(Fault::RateLimited(secs)) => {
-            let answer = slack_error("ratelimited");
-            record(&mut g, 429, &answer);
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", secs.to_string())],
-                axum::Json(answer),
-            )
-                .into_response();
-        }
-        Some(Fault::SlackError(code)) => {
-            let answer = slack_error(code);
-            record(&mut g, 200, &answer);
-            return axum::Json(answer).into_response();
-        }
-        Some(Fault::Delay(_)) | None => {}
-    }
 
-    let answer = match (auth.as_deref(), parsed) {
-        (None, _) => slack_error("not_authed"),
-        (Some(a), _) if a != format!("Bearer {TOKEN}") => slack_error("invalid_auth"),
-        _ if g.revoked => slack_error("token_revoked"),
-        (_, Err(())) => slack_error("invalid_json"),
-        (_, Ok(b)) => answer(&mut g, &method, &b),
+        let answer = match (auth.as_deref(), parsed) {
+            (None, _) => slack_error("not_authed"),
+            (Some(a), _) if a != format!("Bearer {TOKEN}") => slack_error("invalid_auth"),
+            _ if g.revoked => slack_error("token_revoked"),
+            (_, Err(())) => slack_error("invalid_json"),
+            (_, Ok(b)) => answer(&mut g, &method, &b),
+        };
+        if answer.get("error").and_then(Value::as_str) == Some("ratelimited") {
+            record(&mut g, 429, &answer);
+            return Err(Box::new(
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "1")],
+                    axum::Json(answer),
+                )
+                    .into_response(),
+            ));
+        }
+        if matches!(fault, Some(Fault::LoseAnswer)) {
+            record(&mut g, 504, &answer);
+            return Err(Box::new(
+                (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout").into_response(),
+            ));
+        }
+        let hold = if method == "chat.postMessage" && answer.get("ok") == Some(&json!(true)) {
+            g.hold.take()
+        } else {
+            None
+        };
+        record(&mut g, 200, &answer);
+        // Slack names the token's scopes on every answer.
+        let scopes: Vec<&str> = klaxon::slack::api::REQUIRED_SCOPES
+            .iter()
+            .map(|(scope, _)| *scope)
+            .filter(|scope| !g.scopes_withheld.contains(*scope))
+            .collect();
+        let scopes = scopes.join(",");
+        Ok((answer, scopes, hold))
+    })();
+    let (answer, scopes, hold) = match outcome {
+        Ok(v) => v,
+        Err(response) => return *response,
     };
-    record(&mut g, 200, &answer);
-    // Slack names the token's scopes on every answer.
-    let scopes: Vec<&str> = klaxon::slack::api::REQUIRED_SCOPES
-        .iter()
-        .map(|(scope, _)| *scope)
-        .filter(|scope| !g.scopes_withheld.contains(*scope))
-        .collect();
-    ([("x-oauth-scopes", scopes.join(","))], axum::Json(answer)).into_response()
+    if let Some(hold) = hold {
+        hold.arrived.notify_one();
+        hold.released.notified().await;
+    }
+    ([("x-oauth-scopes", scopes)], axum::Json(answer)).into_response()
 }
 
 fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
@@ -400,9 +529,15 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
             .get("blocks")
             .and_then(Value::as_array)
             .is_some_and(|b| !b.is_empty());
+    // Slack's ts: seconds since the epoch, and a part that orders messages
+    // within the second.
     let next_ts = |g: &mut Inner| {
         g.counter += 1;
-        format!("1795367049.{:06}", g.counter * 100)
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        format!("{secs}.{:06}", g.counter % 1_000_000)
     };
     // Why the bot cannot write in `channel`, as Slack's error code.
     let cannot_write = |g: &Inner, channel: &str| -> Option<&'static str> {
@@ -424,6 +559,13 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
         "chat.postMessage" | "chat.update" | "chat.postEphemeral" => Some("chat:write"),
         "conversations.open" => Some("im:write"),
         "usergroups.users.list" => Some("usergroups:read"),
+        "conversations.history" | "conversations.replies" => {
+            match s("channel").as_deref().and_then(|c| c.chars().next()) {
+                Some('D') => Some("im:history"),
+                Some('G') => Some("groups:history"),
+                _ => Some("channels:history"),
+            }
+        }
         _ => None,
     };
     if let Some(scope) = needs
@@ -447,9 +589,44 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
             {
                 return slack_error("thread_not_found");
             }
+            // Slack: "metadata" must be an object with a string event_type
+            // and an object event_payload.
+            if let Some(meta) = body.get("metadata")
+                && (meta.get("event_type").and_then(Value::as_str).is_none()
+                    || !meta.get("event_payload").is_some_and(Value::is_object))
+            {
+                return slack_error("invalid_metadata_format");
+            }
+            if let Some((rate, burst)) = g.channel_limit {
+                let now = std::time::Instant::now();
+                let times = g.posted_at.entry(channel.clone()).or_default();
+                // A token bucket over the accepted posts: burst at once, rate a second.
+                let mut tokens = f64::from(burst);
+                let mut last: Option<std::time::Instant> = None;
+                for t in times.iter() {
+                    if let Some(l) = last {
+                        tokens = (tokens + t.duration_since(l).as_secs_f64() * rate)
+                            .min(f64::from(burst));
+                    }
+                    tokens -= 1.0;
+                    last = Some(*t);
+                }
+                if let Some(l) = last {
+                    tokens =
+                        (tokens + now.duration_since(l).as_secs_f64() * rate).min(f64::from(burst));
+                }
+                if tokens < 1.0 {
+                    return json!({"ok": false, "error": "ratelimited", "retry_after": 1});
+                }
+            }
             let ts = next_ts(g);
-            g.messages
-                .insert((channel.clone(), ts.clone()), body.clone());
+            g.posted_at
+                .entry(channel.clone())
+                .or_default()
+                .push(std::time::Instant::now());
+            let mut stored = body.clone();
+            stored["ts"] = json!(ts);
+            g.messages.insert((channel.clone(), ts.clone()), stored);
             json!({"ok": true, "channel": channel, "ts": ts, "message": {"text": s("text"), "ts": ts}})
         }
         "chat.update" => {
@@ -512,6 +689,79 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
                 "is_member": access == Access::Member,
                 "is_archived": access == Access::Archived,
             }})
+        }
+        "conversations.history" | "conversations.replies" => {
+            let Some(channel) = s("channel") else {
+                return slack_error("channel_not_found");
+            };
+            if !channel.starts_with('D') && cannot_write(g, &channel) == Some("channel_not_found") {
+                return slack_error("channel_not_found");
+            }
+            let with_metadata = s("include_all_metadata").as_deref() == Some("true");
+            let oldest: f64 = s("oldest").and_then(|o| o.parse().ok()).unwrap_or(0.0);
+            let limit: usize = s("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(100)
+                .clamp(1, 999);
+            let offset: usize = s("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+            let thread = s("ts");
+            if method == "conversations.replies" && thread.is_none() {
+                return slack_error("invalid_arguments");
+            }
+            let mut found: Vec<&Value> = g
+                .messages
+                .iter()
+                .filter(|((c, ts), m)| {
+                    let in_thread = m.get("thread_ts").and_then(Value::as_str);
+                    c == &channel
+                        && ts.parse::<f64>().unwrap_or(0.0) > oldest
+                        && match &thread {
+                            // A thread: its parent and its replies.
+                            Some(t) => ts == t || in_thread == Some(t.as_str()),
+                            // The channel: top-level messages only.
+                            None => in_thread.is_none(),
+                        }
+                })
+                .map(|(_, m)| m)
+                .collect();
+            let key = |m: &&Value| {
+                m.get("ts")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .parse::<f64>()
+                    .unwrap_or(0.0)
+            };
+            found.sort_by(|a, b| key(a).total_cmp(&key(b)));
+            if thread.is_none() {
+                // conversations.history: newest first.
+                found.reverse();
+            }
+            let page: Vec<Value> = found
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .map(|m| {
+                    let mut shown = json!({
+                        "type": "message",
+                        "ts": m.get("ts"),
+                        "text": m.get("text"),
+                    });
+                    if let Some(t) = m.get("thread_ts") {
+                        shown["thread_ts"] = t.clone();
+                    }
+                    if with_metadata && let Some(meta) = m.get("metadata") {
+                        shown["metadata"] = meta.clone();
+                    }
+                    shown
+                })
+                .collect();
+            let next = if offset + limit < found.len() {
+                (offset + limit).to_string()
+            } else {
+                String::new()
+            };
+            json!({"ok": true, "messages": page, "has_more": !next.is_empty(),
+                   "response_metadata": {"next_cursor": next}})
         }
         "auth.test" => json!({"ok": true, "team": "Fake", "user": "klaxon", "user_id": "U0KLAXON"}),
         _ => slack_error("unknown_method"),
