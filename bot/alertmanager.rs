@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use std::collections::BTreeMap;
 
-use crate::usecases::ports::{Alertmanager, BoxFuture, NewSilence};
+use crate::usecases::ports::{Alertmanager, BoxFuture, ListedAlert, NewSilence};
 
 /// One call may take this long before it counts as failed (the job retries).
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,13 +81,14 @@ impl AlertmanagerApi {
 }
 
 impl AlertmanagerApi {
-    /// `GET /api/v2/alerts` with one `filter` per label and the receiver as an
-    /// anchored, escaped regular expression; counts what is active.
-    async fn count_active(
+    /// `GET /api/v2/alerts` with one `filter` per label (active, silenced and
+    /// inhibited alerts alike) and, when given, the receiver as an anchored,
+    /// escaped regular expression.
+    async fn list_alerts(
         &self,
         matchers: &BTreeMap<String, String>,
-        receiver: &str,
-    ) -> Result<u64, String> {
+        receiver: Option<&str>,
+    ) -> Result<Vec<Value>, String> {
         let mut query: Vec<(&str, String)> = matchers
             .iter()
             .map(|(k, v)| {
@@ -100,7 +101,7 @@ impl AlertmanagerApi {
         query.push(("active", "true".into()));
         query.push(("silenced", "true".into()));
         query.push(("inhibited", "true".into()));
-        if !receiver.is_empty() {
+        if let Some(receiver) = receiver.filter(|r| !r.is_empty()) {
             query.push(("receiver", format!("^(?:{})$", regex::escape(receiver))));
         }
         let url =
@@ -122,10 +123,10 @@ impl AlertmanagerApi {
             .json()
             .await
             .map_err(|e| format!("Alertmanager's answer is not JSON: {}", without_url(&e)))?;
-        alerts
-            .as_array()
-            .map(|a| u64::try_from(a.len()).unwrap_or(u64::MAX))
-            .ok_or_else(|| "Alertmanager's answer is not a list of alerts".to_string())
+        match alerts {
+            Value::Array(a) => Ok(a),
+            _ => Err("Alertmanager's answer is not a list of alerts".to_string()),
+        }
     }
 }
 
@@ -143,7 +144,33 @@ impl Alertmanager for AlertmanagerApi {
         matchers: &'a BTreeMap<String, String>,
         receiver: &'a str,
     ) -> BoxFuture<'a, Result<u64, String>> {
-        Box::pin(self.count_active(matchers, receiver))
+        Box::pin(async move {
+            let alerts = self.list_alerts(matchers, Some(receiver)).await?;
+            Ok(u64::try_from(alerts.len()).unwrap_or(u64::MAX))
+        })
+    }
+
+    fn matching_alerts<'a>(
+        &'a self,
+        matchers: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<Vec<ListedAlert>, String>> {
+        Box::pin(async move {
+            let alerts = self.list_alerts(matchers, None).await?;
+            Ok(alerts
+                .iter()
+                .map(|a| ListedAlert {
+                    fingerprint: a
+                        .get("fingerprint")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    labels: a
+                        .get("labels")
+                        .and_then(|l| serde_json::from_value(l.clone()).ok())
+                        .unwrap_or_default(),
+                })
+                .collect())
+        })
     }
 }
 

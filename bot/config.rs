@@ -58,6 +58,10 @@ pub struct AlertSettings {
     pub expire_silences_on_resolve: bool,
     /// The longest silence `/incident silence` may create.
     pub max_silence: Duration,
+    /// Who may silence an incident's alerts besides its owner, whoever
+    /// opened it and the people of its ladder (`user:`, `group:`,
+    /// `schedule:`); empty: only those.
+    pub silencers: Vec<crate::escalation::Target>,
     /// Largest alert notification accepted, in bytes (default
     /// [`DEFAULT_ALERT_BODY_BYTES`]); a larger one gets 413, is logged and counted.
     pub max_body_bytes: usize,
@@ -177,6 +181,8 @@ struct RawAlerts {
     alertmanager_url: Option<String>,
     expire_silences_on_resolve: Option<bool>,
     max_silence: Option<String>,
+    #[serde(default)]
+    silencers: Vec<String>,
     max_body_bytes: Option<usize>,
     #[serde(default)]
     routes: Vec<RawRoute>,
@@ -785,11 +791,19 @@ fn from_raw(
         raw.alerts.max_silence,
         Duration::from_secs(7 * 24 * 3600),
     );
+    let mut silencers = Vec::new();
+    for (i, t) in raw.alerts.silencers.iter().enumerate() {
+        match crate::escalation::Target::parse(t) {
+            Ok(t) => silencers.push(t),
+            Err(e) => p.problem(source.to_string(), format!("alerts.silencers[{i}]"), e),
+        }
+    }
     let alerts = AlertSettings {
         routes,
         alertmanager_url,
         expire_silences_on_resolve: raw.alerts.expire_silences_on_resolve.unwrap_or(true),
         max_silence,
+        silencers,
         max_body_bytes: raw
             .alerts
             .max_body_bytes

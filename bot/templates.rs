@@ -15,7 +15,7 @@ use handlebars::{
 };
 use serde_json::{Value, json};
 
-use crate::incident::{Incident, SlackUserId, TimelineEvent};
+use crate::incident::{Incident, SlackUserId, TimelineEvent, single_line, visible_text};
 use crate::time::{Millis, group_thousands, human_duration, plural};
 
 /// The templates Klaxon knows, each a file `<name>.hbs`.
@@ -415,12 +415,17 @@ pub fn alert_view(a: &crate::alerts::Alert) -> Value {
         .labels
         .iter()
         .filter(|(k, _)| k.as_str() != "alertname")
-        .map(|(k, v)| format!("{k}={}", v.replace('`', "'")))
+        .map(|(k, v)| label_text(k, v))
         .collect();
     let mut links = Vec::new();
+    // A link names its host: an alert's annotations may point anywhere.
     let mut link = |url: Option<&String>, label: &str| {
         if let Some(u) = url.filter(|u| linkable(u)) {
-            links.push(json!({"url": u, "label": label}));
+            let host = reqwest::Url::parse(u)
+                .ok()
+                .and_then(|p| p.host_str().map(str::to_string))
+                .unwrap_or_default();
+            links.push(json!({"url": u, "label": format!("{label} ({host})")}));
         }
     };
     link(a.annotations.get("runbook_url"), "runbook");
@@ -429,9 +434,9 @@ pub fn alert_view(a: &crate::alerts::Alert) -> Value {
     link(a.generator_url.as_ref(), "source");
     link(a.silence_url.as_ref(), "silence in Grafana");
     json!({
-        "name": clip(a.name(), 200),
-        "summary": a.annotations.get("summary").map(|s| clip(s, 300)),
-        "description": a.annotations.get("description").map(|s| clip(s, 600)),
+        "name": clip(&single_line(a.name()), 200),
+        "summary": a.annotations.get("summary").map(|s| clip(&single_line(s), 300)),
+        "description": a.annotations.get("description").map(|s| clip(&visible_text(s), 600)),
         "since": a.starts_at.date_time_utc(),
         "labels": clip(&labels.join(" "), 300),
         "links": links,
@@ -460,11 +465,7 @@ pub fn alert_views(alerts: &[&crate::alerts::Alert], limit: usize) -> Vec<Value>
             let mut view = alert_view(a);
             let distinct: Vec<String> = varying
                 .iter()
-                .filter_map(|k| {
-                    a.labels
-                        .get(*k)
-                        .map(|v| format!("{k}={}", v.replace('`', "'")))
-                })
+                .filter_map(|k| a.labels.get(*k).map(|v| label_text(k, v)))
                 .collect();
             if let Some(o) = view.as_object_mut() {
                 o.insert("distinct".into(), json!(clip(&distinct.join(" "), 200)));
@@ -472,6 +473,12 @@ pub fn alert_views(alerts: &[&crate::alerts::Alert], limit: usize) -> Vec<Value>
             view
         })
         .collect()
+}
+
+/// A label as the thread shows it (`instance=api-2:9090`): one line, no
+/// invisible characters, no backquote to break out of code.
+fn label_text(k: &str, v: &str) -> String {
+    format!("{}={}", single_line(k), single_line(v).replace('`', "'"))
 }
 
 /// `s` cut to `n` characters, with "…" when cut.

@@ -238,7 +238,7 @@ async fn new_and_resolved_alerts_of_a_group_reply_in_its_thread_and_a_refire_ope
         "{first_root}"
     );
     assert!(
-        first_root.contains("<http://prometheus:9090/graph?g0.expr=up|source>"),
+        first_root.contains("<http://prometheus:9090/graph?g0.expr=up|source (prometheus)>"),
         "{first_root}"
     );
     let thread: Vec<String> = calls
@@ -382,10 +382,10 @@ async fn a_grafana_notification_opens_an_incident_with_its_dashboard_links() {
     let details = roots(&calls)[0].text();
     assert!(details.contains("1 alert firing"), "{details}");
     assert!(
-        details.contains("<http://grafana:3000/d/klaxon|dashboard>"),
+        details.contains("<http://grafana:3000/d/klaxon|dashboard (grafana)>"),
         "{details}"
     );
-    assert!(details.contains("|panel>"), "{details}");
+    assert!(details.contains("|panel (grafana)>"), "{details}");
     app.stop().await;
 }
 
@@ -519,6 +519,13 @@ async fn a_real_alertmanager_opens_threads_resolves_them_and_honours_a_silence_f
     } else {
         "INC-2"
     };
+    // Only the incident's owner, its opener, its ladder's people and
+    // `alerts.silencers` may silence: Alice takes the incident first.
+    let answer = app
+        .command(ALICE, &format!("silence {still_open} 2h"))
+        .await;
+    assert!(answer.contains("may silence its alerts"), "{answer}");
+    app.command(ALICE, &format!("ack {still_open}")).await;
     let answer = app
         .command(ALICE, &format!("silence {still_open} 2h"))
         .await;
@@ -594,5 +601,186 @@ async fn a_real_alertmanager_opens_threads_resolves_them_and_honours_a_silence_f
             count_text(c, "silence in Alertmanager is expired") >= 1
         })
         .await;
+    app.stop().await;
+}
+
+/// A notification sent straight to Klaxon (as anyone holding the alert token
+/// could), for a group labelled only by `labels`, with one alert.
+fn crafted(group_labels: Value, alert_labels: Value) -> String {
+    json!({
+        "version": "4", "groupKey": format!("{{}}:{group_labels}"), "truncatedAlerts": 0,
+        "status": "firing", "receiver": "klaxon",
+        "groupLabels": group_labels, "commonLabels": alert_labels.clone(),
+        "commonAnnotations": {"summary": "disk almost full"}, "externalURL": "http://am",
+        "alerts": [{"status": "firing", "labels": alert_labels,
+                    "annotations": {"summary": "disk almost full"},
+                    "startsAt": "2026-11-30T05:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://prometheus/graph", "fingerprint": "c0ffee0000000001"}]
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_silence_from_slack_never_mutes_alerts_outside_its_incident() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let am_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        alert_options(&format!(
+            "[alerts]\nalertmanager_url = \"http://127.0.0.1:{am_port}\"\nsilencers = [\"user:U0ALICE\"]\n"
+        )),
+    )
+    .await;
+    let am =
+        Alertmanager::start_on(am_port, &format!("{}/alerts/alertmanager", app.base), TOKEN).await;
+    // Three real critical alerts, in Alertmanager.
+    am.post_alerts(&json!([
+        Alertmanager::alert("PaymentsDown", "payments", false),
+        Alertmanager::alert("CheckoutErrors", "checkout", false),
+        Alertmanager::alert("DatabaseDown", "db", false),
+    ]))
+    .await;
+    wait_until(WAIT, "Alertmanager to hold the three alerts", || async {
+        am.get("/api/v2/alerts")
+            .await
+            .as_array()
+            .map_or(0, |a| a.len())
+            == 3
+    })
+    .await;
+
+    // A notification whose group is labelled only by severity, with an alert
+    // that carries nothing else either: a silence on it would mute every
+    // critical alert.
+    let post = |body: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(format!("{}/alerts/alertmanager", app.base))
+                .bearer_auth(TOKEN)
+                .body(body)
+                .send()
+                .await
+                .expect("post")
+                .status()
+        }
+    };
+    assert_eq!(
+        post(crafted(
+            json!({"severity": "critical"}),
+            json!({"severity": "critical"})
+        ))
+        .await,
+        200
+    );
+    let calls = slack
+        .wait_for(WAIT, "the crafted incident", |c| {
+            c.iter().any(|c| c.text().contains("disk almost full"))
+        })
+        .await;
+    let root = calls
+        .iter()
+        .find(|c| c.text().contains("disk almost full"))
+        .expect("root")
+        .text();
+    let inc = root
+        .split("INCIDENT ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .expect("the incident's ref")
+        .to_string();
+    // Someone in the channel who is not among the silencers is refused.
+    let answer = app.command(BOB, &format!("silence {inc} 7d")).await;
+    assert!(answer.contains("may silence its alerts"), "{answer}");
+    let answer = app.command(ALICE, &format!("silence {inc} 7d")).await;
+    assert!(answer.contains("Asking Alertmanager"), "{answer}");
+    let calls = slack
+        .wait_for(WAIT, "the refusal", |c| {
+            c.iter().any(|c| c.text().contains("Did not silence"))
+        })
+        .await;
+    let refusal = calls
+        .iter()
+        .find(|c| c.text().contains("Did not silence"))
+        .expect("refusal")
+        .text();
+    assert!(
+        refusal.contains("would also mute 3 alerts"),
+        "the thread says why: {refusal}"
+    );
+    let silences = am.get("/api/v2/silences").await;
+    assert_eq!(
+        silences.as_array().map_or(0, |a| a.len()),
+        0,
+        "no silence was made: {silences}"
+    );
+
+    // The same group label, but an alert with a name of its own: the silence
+    // matches its full labels, so it is made and mutes nothing real.
+    assert_eq!(
+        post(crafted(
+            json!({"severity": "critical", "team": "storage"}),
+            json!({"alertname": "DiskAlmostFull", "severity": "critical", "team": "storage"})
+        ))
+        .await,
+        200
+    );
+    let calls = slack
+        .wait_for(WAIT, "the second incident", |c| {
+            c.iter()
+                .filter(|c| c.text().contains("INCIDENT") && c.text().contains("disk almost full"))
+                .count()
+                >= 2
+        })
+        .await;
+    let second = calls
+        .iter()
+        .filter(|c| c.text().contains("INCIDENT") && c.text().contains("disk almost full"))
+        .nth(1)
+        .expect("second root")
+        .text();
+    let inc2 = second
+        .split("INCIDENT ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .expect("ref")
+        .to_string();
+    app.command(ALICE, &format!("silence {inc2} 7d")).await;
+    let calls = slack
+        .wait_for(WAIT, "the silence notice", |c| {
+            c.iter()
+                .any(|c| c.text().contains("silenced 1 alert group of"))
+        })
+        .await;
+    let notice = calls
+        .iter()
+        .find(|c| c.text().contains("silenced 1 alert group of"))
+        .expect("notice")
+        .text();
+    assert!(
+        notice.contains(r#"alertname="DiskAlmostFull""#),
+        "the matchers are shown: {notice}"
+    );
+    let until = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(7 * 24))
+        .expect("date")
+        .strftime("%Y-%m-%d")
+        .to_string();
+    assert!(
+        notice.contains(&until),
+        "the end date is shown ({until}): {notice}"
+    );
+    let alerts = am.get("/api/v2/alerts").await;
+    for a in alerts.as_array().expect("alerts") {
+        assert_eq!(
+            a["status"]["state"], "active",
+            "no real alert is muted: {a}"
+        );
+    }
     app.stop().await;
 }

@@ -417,6 +417,7 @@ async fn a_replica_killed_as_ladder_steps_fall_due_leaves_no_page_more_than_thre
                 >= N
         })
         .await;
+    let mut latest = Duration::ZERO;
     for (user, wait) in [("DU0LEAD", 3), ("DU0BOSS", 6)] {
         let dms: Vec<&fake_slack::Call> = calls
             .iter()
@@ -436,12 +437,14 @@ async fn a_replica_killed_as_ladder_steps_fall_due_leaves_no_page_more_than_thre
                 });
             let due = *opened_at + Duration::from_secs(wait);
             let late = dm.at.saturating_duration_since(due);
+            latest = latest.max(late);
             assert!(
                 late <= Duration::from_secs(3),
                 "{inc}: {user} paged {late:?} after the step was due"
             );
         }
     }
+    println!("after the SIGKILL, the latest page went out {latest:?} after its due time");
     let metrics = metrics_of(&b.base).await;
     assert!(
         metrics.contains(&format!(

@@ -267,7 +267,7 @@ pub(crate) fn is_label_name(s: &str) -> bool {
 
 /// `s` on one line (whitespace runs become one space), at most `max` characters.
 fn one_line(s: &str, max: usize) -> String {
-    let joined = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let joined = crate::incident::single_line(s);
     if joined.chars().count() <= max {
         return joined;
     }

@@ -157,7 +157,8 @@ pub fn parse(text: &str) -> Result<Command, UsageError> {
                 }
                 Err(_) => (None, rest),
             };
-            let title = UserText::parse(title, "title")
+            // A title is one line: it must not print lines of its own in the root.
+            let title = UserText::parse(&super::single_line(title), "title")
                 .map_err(|e| UsageError::new(format!("{e}: say what is broken"), USAGE_OPEN))?;
             Ok(Command::Open { severity, title })
         }
@@ -350,8 +351,16 @@ mod tests {
             parse("open   Checkout   slow"),
             Ok(Command::Open {
                 severity: None,
-                title: text("Checkout   slow")
+                title: text("Checkout slow")
             })
+        );
+        assert_eq!(
+            parse("open P1 Checkout\n• *Status:* Resolved\u{202E}"),
+            Ok(Command::Open {
+                severity: Some(Severity::P1),
+                title: text("Checkout • *Status:* Resolved")
+            }),
+            "a title is one line without invisible characters: it cannot forge lines of the root"
         );
     }
 

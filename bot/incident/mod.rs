@@ -227,11 +227,54 @@ impl fmt::Display for ChannelId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserText(String);
 
+/// Whether `c` changes how the text around it is laid out or read without
+/// showing itself: the bidirectional embeddings, overrides, isolates and
+/// marks (Unicode TR #9), zero-width spaces and joiners, the word joiner and
+/// invisible operators, the byte order mark. Shown in Slack, they make text
+/// read as something else ("right-to-left override" reverses what follows).
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
+/// `s` as one line of a Slack message: invisible format characters dropped,
+/// control characters (newlines, tabs …) and runs of whitespace as one space,
+/// trimmed. For titles, labels and names, which must not print lines of
+/// their own ("• *Status:* Resolved").
+pub fn single_line(s: &str) -> String {
+    let spaced: String = s
+        .chars()
+        .filter(|c| !is_invisible_format(*c))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `s` with invisible format characters and control characters other than
+/// newlines and tabs dropped: for text that may have lines of its own
+/// (status updates, descriptions).
+pub fn visible_text(s: &str) -> String {
+    s.chars()
+        .filter(|c| !is_invisible_format(*c) && (!c.is_control() || *c == '\n' || *c == '\t'))
+        .collect()
+}
+
 impl UserText {
     pub const MAX_CHARS: usize = 2_000;
 
+    /// Text a person typed, trimmed, without invisible format or control
+    /// characters (newlines stay); `Err` says why it is refused (empty, too long).
     pub fn parse(s: &str, what: &str) -> Result<Self, String> {
-        let t = s.trim();
+        let cleaned = visible_text(s);
+        let t = cleaned.trim();
         if t.is_empty() {
             return Err(format!("the {what} is empty"));
         }

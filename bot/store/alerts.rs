@@ -567,6 +567,55 @@ pub async fn set_alert_route<'c, E: Executor<'c, Database = Any>>(
     Ok(())
 }
 
+/// An alert of one of an incident's groups, as a silence needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupAlert {
+    pub fingerprint: String,
+    pub status: AlertStatus,
+    /// Every label, as the sender sent them.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The alerts Klaxon holds for `group_id` of `incident`, firing or not.
+pub async fn alerts_of_group<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    incident: IncidentRef,
+    group_id: &str,
+) -> StoreResult<Vec<GroupAlert>> {
+    let rows = sqlx::query(
+        "SELECT fingerprint, status, detail FROM alerts WHERE incident_id = $1 AND group_id = $2 ORDER BY id",
+    )
+    .bind(incident.number())
+    .bind(group_id)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let status: String = col(r, "status")?;
+            let detail: String = col(r, "detail")?;
+            let d: Detail = serde_json::from_str(&detail).unwrap_or_default();
+            Ok(GroupAlert {
+                fingerprint: col(r, "fingerprint")?,
+                status: AlertStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("alert status {status}")))?,
+                labels: d.labels,
+            })
+        })
+        .collect()
+}
+
+/// The fingerprints of every alert Klaxon holds for `incident`.
+pub async fn fingerprints_of<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    incident: IncidentRef,
+) -> StoreResult<HashSet<String>> {
+    let rows = sqlx::query("SELECT fingerprint FROM alerts WHERE incident_id = $1")
+        .bind(incident.number())
+        .fetch_all(ex)
+        .await?;
+    rows.iter().map(|r| col(r, "fingerprint")).collect()
+}
+
 /// A group of an incident, for silences.
 #[derive(Debug, Clone)]
 pub struct GroupRow {

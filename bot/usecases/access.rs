@@ -48,6 +48,56 @@ pub async fn is_among(
     }
 }
 
+/// Who may silence an incident's alerts in Alertmanager: its owner, whoever
+/// opened it, the people of its ladder (every level), and those named in
+/// `alerts.silencers`. A silence mutes real alerts for hours or days, so a
+/// member of the channel who is none of these is refused (and audited).
+/// `Some`: the refusal.
+pub async fn may_silence(
+    ctx: &Ctx,
+    user: &SlackUserId,
+    incident: &Incident,
+) -> Result<Option<String>> {
+    if incident.opened_by.as_ref() == Some(user) || incident.owner.as_ref() == Some(user) {
+        return Ok(None);
+    }
+    let ladder = incident
+        .ladder
+        .as_deref()
+        .and_then(|n| ctx.settings.escalation.ladder(n))
+        .or_else(|| ctx.settings.escalation.ladder_for(incident.severity));
+    let mut allowed: Vec<Target> = ladder
+        .map(|l| {
+            l.levels
+                .iter()
+                .flat_map(|lvl| lvl.targets.iter().cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    allowed.extend(ctx.settings.alerts.silencers.iter().cloned());
+    if let Ok(true) = is_among(ctx, user, &allowed).await {
+        return Ok(None);
+    }
+    let why = format!(
+        "Only {}'s owner, whoever opened it, the people of its escalation ladder and those in `alerts.silencers` may silence its alerts.",
+        incident.reference
+    );
+    actions::audit(
+        ctx.store.pool(),
+        &AuditEntry {
+            incident: Some(incident.reference),
+            request: None,
+            actor: Some(user.as_str()),
+            event: "refused",
+            action: Some("silence"),
+            detail: &why,
+        },
+        ctx.clock.now(),
+    )
+    .await?;
+    Ok(Some(format!("⛔ {why}")))
+}
+
 /// When `incidents.severity_changers` is set, only those people, and whoever
 /// opened or owns the incident, may change its severity. `Some`: the refusal,
 /// already audited.

@@ -640,6 +640,9 @@ pub async fn silence(
             human_duration(alerts.max_silence)
         )));
     }
+    if let Some(refusal) = access::may_silence(ctx, actor, incident).await? {
+        return Ok(Answer::Refused(refusal));
+    }
     let now = ctx.clock.now();
     let mut tx = ctx.begin().await?;
     if incidents::touch_open(&mut *tx, r, now).await?.is_none() {

@@ -42,6 +42,13 @@ pub struct NewSilence {
     pub comment: String,
 }
 
+/// An alert as Alertmanager's API lists it (`GET /api/v2/alerts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedAlert {
+    pub fingerprint: String,
+    pub labels: BTreeMap<String, String>,
+}
+
 /// Alertmanager's API v2: silences, and which alerts are active.
 pub trait Alertmanager: Send + Sync + Debug {
     /// Creates a silence; returns its id.
@@ -55,4 +62,11 @@ pub trait Alertmanager: Send + Sync + Debug {
         matchers: &'a BTreeMap<String, String>,
         receiver: &'a str,
     ) -> BoxFuture<'a, Result<u64, String>>;
+    /// Every alert Alertmanager holds now (active, silenced or inhibited)
+    /// that carries every label of `matchers`: what a silence with those
+    /// matchers would mute.
+    fn matching_alerts<'a>(
+        &'a self,
+        matchers: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<Vec<ListedAlert>, String>>;
 }

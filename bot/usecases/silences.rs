@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::ports::NewSilence;
+use super::ports::{ListedAlert, NewSilence};
 use super::thread::Entry;
 use super::{Ctx, Result};
+use crate::alerts::AlertStatus;
 use crate::incident::{EventKind, IncidentRef, IncidentSource, SlackUserId};
 use crate::jobs::{self, Job, JobError, JobRun, Lane};
 use crate::store::{Tx, alerts as store, incidents};
@@ -96,22 +97,59 @@ impl Job for Create {
                     .map(|i| i.title)
                     .unwrap_or_default();
                 let groups = store::groups_of(pool, r).await?;
+                let known = store::fingerprints_of(pool, r).await?;
                 let now = ctx.clock.now();
                 let duration = Duration::from_millis(self.duration_ms);
                 let until = now.plus(duration);
-                let mut ids = Vec::new();
-                let mut failure = None;
+                // First every group's matchers, checked against what
+                // Alertmanager holds: a silence mutes this incident's alerts
+                // and nothing else, or it is not made.
+                let mut planned = Vec::new();
+                let mut refusal = None;
                 for g in groups
                     .iter()
                     .filter(|g| g.source == IncidentSource::Alertmanager.as_str())
                 {
-                    let matchers: BTreeMap<String, String> =
+                    let alerts = store::alerts_of_group(pool, r, &g.group_id).await?;
+                    let group_labels: BTreeMap<String, String> =
                         serde_json::from_value(g.labels.clone()).unwrap_or_default();
-                    if matchers.is_empty() {
+                    let Some(matchers) = silence_matchers(&group_labels, &alerts) else {
                         continue;
+                    };
+                    let caught = match api.matching_alerts(&matchers).await {
+                        Ok(caught) => caught,
+                        Err(e) if run.attempts < MAX_ATTEMPTS => {
+                            return Err(JobError::Retry {
+                                reason: e,
+                                after: None,
+                            });
+                        }
+                        Err(e) => {
+                            refusal = Some(Outcome::Failed(e));
+                            break;
+                        }
+                    };
+                    let strangers: Vec<&ListedAlert> = caught
+                        .iter()
+                        .filter(|a| !known.contains(&a.fingerprint))
+                        .collect();
+                    if let Some(first) = strangers.first() {
+                        refusal = Some(Outcome::Refused(format!(
+                            "a silence on {} would also mute {} that {r} does not hold (for one: {}). \
+                             Silence in Alertmanager by hand if that is what you want",
+                            show_matchers(&matchers),
+                            plural(len(&strangers), "alert", "alerts"),
+                            show_matchers(&first.labels)
+                        )));
+                        break;
                     }
+                    planned.push(matchers);
+                }
+                let mut ids = Vec::new();
+                let mut failure = None;
+                for matchers in planned.iter().filter(|_| refusal.is_none()) {
                     let silence = NewSilence {
-                        matchers,
+                        matchers: matchers.clone(),
                         starts: now,
                         ends: until,
                         created_by: format!("slack:{}", self.user),
@@ -130,21 +168,23 @@ impl Job for Create {
                         }
                     }
                 }
-                match failure {
-                    Some(e) if run.attempts < MAX_ATTEMPTS => {
+                match (refusal, failure) {
+                    (Some(refused), _) => refused,
+                    (None, Some(e)) if run.attempts < MAX_ATTEMPTS => {
                         return Err(JobError::Retry {
                             reason: e,
                             after: None,
                         });
                     }
-                    Some(e) => Outcome::Failed(e),
-                    None if ids.is_empty() => Outcome::Failed(
-                        "it has no Alertmanager alert group with labels to match".into(),
-                    ),
-                    None => Outcome::Created {
+                    (None, Some(e)) => Outcome::Failed(e),
+                    (None, None) if ids.is_empty() => {
+                        Outcome::Failed("it has no firing Alertmanager alert to match".into())
+                    }
+                    (None, None) => Outcome::Created {
                         ids,
                         until,
                         duration,
+                        matchers: planned,
                     },
                 }
             }
@@ -161,6 +201,7 @@ impl Job for Create {
                 ids,
                 until,
                 duration,
+                matchers,
             } => {
                 for id in &ids {
                     store::add_silence(&mut *tx, r, id, &self.user, until).await?;
@@ -174,14 +215,26 @@ impl Job for Create {
                         human_duration(duration)
                     ),
                     format!(
-                        "🔕 {who} silenced {} of {r} in Alertmanager for {} (until {}). Silence: `{}`",
+                        "🔕 {who} silenced {} of {r} in Alertmanager for {}, until {}. Matchers: {}. Silence: `{}`",
                         plural(len(&ids), "alert group", "alert groups"),
                         human_duration(duration),
-                        until.time_utc_from(now),
+                        until.date_time_utc(),
+                        matchers
+                            .iter()
+                            .map(|m| crate::templates::slack_escape(&show_matchers(m)))
+                            .collect::<Vec<_>>()
+                            .join("; "),
                         ids.join("`, `")
                     ),
                 )
             }
+            Outcome::Refused(reason) => (
+                format!("silence refused: {reason}"),
+                format!(
+                    "⛔ Did not silence {r}: {}.",
+                    crate::templates::slack_escape(&reason)
+                ),
+            ),
             Outcome::Failed(reason) => (
                 format!("silence failed: {reason}"),
                 format!(
@@ -209,8 +262,39 @@ enum Outcome {
         ids: Vec<String>,
         until: Millis,
         duration: Duration,
+        matchers: Vec<BTreeMap<String, String>>,
     },
+    /// Not made on purpose: it would reach beyond the incident.
+    Refused(String),
     Failed(String),
+}
+
+/// The matchers of a silence for one group: every label that all of the
+/// group's firing alerts share (their full label sets, not only the group's
+/// labels, which a notification may choose as broadly as `severity`), and
+/// the group's labels. `None` when nothing fires.
+fn silence_matchers(
+    group_labels: &BTreeMap<String, String>,
+    alerts: &[store::GroupAlert],
+) -> Option<BTreeMap<String, String>> {
+    let mut firing = alerts.iter().filter(|a| a.status == AlertStatus::Firing);
+    let mut shared = firing.next()?.labels.clone();
+    for a in firing {
+        shared.retain(|k, v| a.labels.get(k) == Some(v));
+    }
+    for (k, v) in group_labels {
+        shared.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    (!shared.is_empty()).then_some(shared)
+}
+
+/// Matchers as Alertmanager writes them: `{alertname="X", service="y"}`.
+fn show_matchers(m: &BTreeMap<String, String>) -> String {
+    let inner: Vec<String> = m
+        .iter()
+        .map(|(k, v)| format!("{k}={}", serde_json::Value::from(v.as_str())))
+        .collect();
+    format!("{{{}}}", inner.join(", "))
 }
 
 /// Expires the silences Klaxon created for an incident (when it resolves).
@@ -279,5 +363,63 @@ impl Job for ExpireAll {
         }
         ctx.commit_job(&run, tx).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(fp: &str, status: AlertStatus, labels: &[(&str, &str)]) -> store::GroupAlert {
+        store::GroupAlert {
+            fingerprint: fp.into(),
+            status,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_silence_matches_every_label_the_firing_alerts_share_not_only_the_group_labels() {
+        let group: BTreeMap<String, String> =
+            [("severity".to_string(), "critical".to_string())].into();
+        let alerts = [
+            alert(
+                "a",
+                AlertStatus::Firing,
+                &[
+                    ("alertname", "DiskFull"),
+                    ("severity", "critical"),
+                    ("host", "db-1"),
+                ],
+            ),
+            alert(
+                "b",
+                AlertStatus::Firing,
+                &[
+                    ("alertname", "DiskFull"),
+                    ("severity", "critical"),
+                    ("host", "db-2"),
+                ],
+            ),
+            alert(
+                "c",
+                AlertStatus::Resolved,
+                &[("alertname", "Other"), ("severity", "critical")],
+            ),
+        ];
+        let m = silence_matchers(&group, &alerts).expect("matchers");
+        assert_eq!(
+            show_matchers(&m),
+            r#"{alertname="DiskFull", severity="critical"}"#,
+            "a group labelled only by severity still silences only DiskFull"
+        );
+        assert_eq!(
+            silence_matchers(&group, &alerts[2..]),
+            None,
+            "nothing fires: no silence"
+        );
     }
 }
