@@ -829,6 +829,27 @@ fn from_raw(
                 );
             }
         }
+        // An approval nobody can ever give is a refusal in disguise.
+        let can_approve = |t: &crate::escalation::Target| match t {
+            crate::escalation::Target::Schedule(s) => escalation
+                .schedules
+                .get(s)
+                .is_some_and(|s| !s.rotation.is_empty() || !s.overrides.is_empty()),
+            _ => true,
+        };
+        if action.approval
+            && action
+                .approvers
+                .iter()
+                .all(|t| matches!(t, crate::escalation::Target::Schedule(_)) && !can_approve(t))
+            && !action.approvers.is_empty()
+        {
+            p.problem(
+                source.to_string(),
+                format!("actions.{name}.approvers"),
+                "nobody can ever approve it: its approvers are schedules with nobody in their rotation",
+            );
+        }
     }
 
     match (listen, p.problems.is_empty()) {
@@ -972,6 +993,32 @@ mod tests {
         assert_eq!(s.database_url.expose_secret(), DEFAULT_DATABASE_URL);
         assert!(s.slack.bot_token.is_none());
         assert_eq!(s.incidents.default_severity, Severity::P2);
+    }
+
+    #[test]
+    fn an_action_only_an_empty_schedule_could_approve_is_refused() {
+        let text = r#"
+[[escalation.schedules]]
+name = "nobody"
+handoff = "2026-11-02 09:00"
+
+[[actions]]
+name = "restart-web"
+kind = "http"
+url = "http://127.0.0.1:8001/restart"
+method = "POST"
+allowed = ["user:U0ALICE"]
+approvers = ["schedule:nobody"]
+"#;
+        let problems = match from_toml(text, "t.toml", &env_of(&[])) {
+            Ok(_) => panic!("accepted an action nobody can approve"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            problems.contains("actions.restart-web.approvers")
+                && problems.contains("nobody can ever approve"),
+            "{problems}"
+        );
     }
 
     #[test]

@@ -119,6 +119,72 @@ async fn a_body_that_never_arrives_gets_408_and_overload_gets_503() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn invented_methods_and_paths_never_create_metric_series() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, hardened("")).await;
+    let series = |m: &str| -> Vec<String> {
+        m.lines()
+            .filter(|l| l.starts_with("http_requests_total"))
+            .map(|l| l.rsplit_once(' ').map_or(l, |(k, _)| k).to_string())
+            .collect()
+    };
+    // One request of each kind first, so the series these requests may use exist.
+    let warm = reqwest::Method::from_bytes(b"WARMUP").expect("method");
+    let _ = app
+        .client
+        .request(warm, format!("{}/nowhere", app.base))
+        .send()
+        .await;
+    let _ = app.client.get(format!("{}/nowhere", app.base)).send().await;
+    let _ = app
+        .client
+        .post(format!("{}/nowhere", app.base))
+        .send()
+        .await;
+    let before = series(&app.get("/metrics").await.text().await.expect("metrics"));
+    for n in 0..500 {
+        let method = reqwest::Method::from_bytes(format!("BREW{n}").as_bytes()).expect("method");
+        for path in [
+            format!("/x{n}"),
+            format!("/alerts/a{n}"),
+            "/metrics".to_string(),
+        ] {
+            let _ = app
+                .client
+                .request(method.clone(), format!("{}{path}", app.base))
+                .send()
+                .await;
+        }
+        let _ = app.client.get(format!("{}/p{n}/q", app.base)).send().await;
+    }
+    let after_text = app.get("/metrics").await.text().await.expect("metrics");
+    let after = series(&after_text);
+    let new: Vec<&String> = after.iter().filter(|s| !before.contains(s)).collect();
+    // At most: (unmatched, other, 404), (a matched route, other, 405) × 3.
+    assert!(
+        new.len() <= 4,
+        "invented methods and paths added {} series: {new:#?}",
+        new.len()
+    );
+    assert!(
+        !after_text.contains("BREW"),
+        "an invented method became a label"
+    );
+    assert!(
+        !after_text.contains("/x1"),
+        "an invented path became a label"
+    );
+    assert!(
+        after_text.len() < 64 * 1024,
+        "/metrics stays small: {} bytes",
+        after_text.len()
+    );
+    drop(slack);
+    app.stop().await;
+}
+
 /// Runs `cases` random bodies against `path` and returns the statuses seen.
 fn fuzz_endpoint(
     rt: &tokio::runtime::Runtime,
@@ -193,6 +259,153 @@ fn alert_bodies() -> impl Strategy<Value = String> {
                 .to_string()
             }),
     ]
+}
+
+/// Any Unicode, weighted towards what breaks text handling: multi-byte and
+/// astral characters, combining marks, bidi controls, zero-width and control
+/// characters, newlines.
+fn any_text(max: usize) -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![
+            4 => any::<char>(),
+            1 => Just('\u{202E}'),
+            1 => Just('\u{2066}'),
+            1 => Just('\u{200B}'),
+            1 => Just('\u{0301}'),
+            1 => Just('\n'),
+            1 => Just('\u{0}'),
+            1 => Just('数'),
+            1 => Just('🚨'),
+            1 => Just(' '),
+        ],
+        0..max,
+    )
+    .prop_map(|v| v.into_iter().collect())
+}
+
+const VERBS: &[&str] = &[
+    "open",
+    "open P1",
+    "status",
+    "status INC-1",
+    "sev",
+    "sev INC-1",
+    "assign",
+    "resolve",
+    "resolve INC-1",
+    "ack",
+    "escalate",
+    "silence",
+    "silence INC-1",
+    "run",
+    "run INC-1",
+    "list",
+    "help",
+    "reopen",
+    "oncall",
+    "actions",
+];
+
+#[test]
+fn every_text_field_takes_any_unicode_and_gets_an_answer_without_a_panic() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let db = TestDb::sqlite();
+    let (slack, app) = rt.block_on(async {
+        let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+        let app = TestApp::start_with(&db, &slack, hardened("")).await;
+        app.command(ALICE, "open P2 Something to act on").await;
+        (slack, app)
+    });
+    // Every subcommand, with any text where an INC-n, a severity, a person
+    // or a title may stand.
+    let commands = fuzz_endpoint(
+        &rt,
+        &app,
+        "/slack/commands",
+        true,
+        (proptest::sample::select(VERBS), any_text(24)).prop_map(|(verb, text)| {
+            command_form(ALICE, INCIDENT_CHANNEL, &format!("{verb} {text}"))
+        }),
+    );
+    assert!(
+        commands.iter().all(|s| *s == 200),
+        "every command gets an answer: {commands:?}"
+    );
+    // Button presses, select menus and the resolve form, with any text in every field.
+    fuzz_endpoint(
+        &rt,
+        &app,
+        "/slack/interactions",
+        true,
+        (any_text(16), any_text(16), any_text(40), 0..3usize).prop_map(|(action, value, text, kind)| {
+            let payload = match kind {
+                0 => serde_json::json!({
+                    "type": "block_actions", "user": {"id": "U0ALICE"}, "channel": {"id": INCIDENT_CHANNEL},
+                    "trigger_id": "1.2.3", "response_url": text,
+                    "actions": [{"action_id": action, "value": value, "type": "button"}],
+                }),
+                1 => serde_json::json!({
+                    "type": "block_actions", "user": {"id": "U0ALICE"}, "channel": {"id": INCIDENT_CHANNEL},
+                    "trigger_id": "1.2.3",
+                    "actions": [{"action_id": "incident_run", "block_id": value, "type": "static_select",
+                                 "selected_option": {"value": action}}],
+                }),
+                _ => serde_json::json!({
+                    "type": "view_submission", "user": {"id": "U0ALICE"},
+                    "view": {"callback_id": "incident_resolve_modal", "private_metadata": value,
+                             "state": {"values": {
+                                 "root_cause": {"root_cause": {"type": "plain_text_input", "value": text}},
+                                 "resolution": {"resolution": {"type": "plain_text_input", "value": action}},
+                             }}},
+                }),
+            };
+            serde_urlencoded::to_string([("payload", payload.to_string())]).expect("form")
+        }),
+    );
+    // The DM `ack`, and other direct messages, with any text.
+    fuzz_endpoint(
+        &rt,
+        &app,
+        "/slack/events",
+        true,
+        (any_text(40), "[A-Za-z0-9]{6}").prop_map(|(text, id)| {
+            serde_json::json!({
+                "token": "x", "team_id": "T0001", "api_app_id": "A0KLAXON", "type": "event_callback",
+                "event_id": format!("Ev{id}"), "event_time": now_secs(),
+                "event": {"type": "message", "channel_type": "im", "channel": "D0ALICEDM", "user": "U0ALICE",
+                          "text": text, "ts": "1795367100.000100"}
+            })
+            .to_string()
+        }),
+    );
+    // Alerts whose names, labels, annotations and links are any text.
+    fuzz_endpoint(
+        &rt,
+        &app,
+        "/alerts/alertmanager",
+        false,
+        (any_text(20), any_text(20), any_text(60), any_text(30)).prop_map(|(name, value, summary, url)| {
+            serde_json::json!({
+                "version": "4", "groupKey": format!("{{}}:{{alertname={name:?}}}"), "status": "firing",
+                "receiver": "r", "groupLabels": {"alertname": name}, "commonLabels": {"alertname": name},
+                "commonAnnotations": {"summary": summary}, "externalURL": "http://x", "truncatedAlerts": 0,
+                "alerts": [{"status": "firing", "labels": {"alertname": name, "instance": value},
+                            "annotations": {"summary": summary, "runbook_url": url, "description": value},
+                            "startsAt": "2026-11-30T05:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                            "generatorURL": url, "fingerprint": format!("fp-{value}")}]
+            })
+            .to_string()
+        }),
+    );
+    rt.block_on(async {
+        assert_eq!(app.get("/readyz").await.status(), 200, "still healthy");
+        drop(slack);
+        app.stop().await;
+    });
 }
 
 #[test]

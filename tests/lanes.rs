@@ -83,6 +83,7 @@ async fn slow_outside_work_never_delays_a_page(backend: Backend) {
         r#"
 [alerts]
 alertmanager_url = "http://{hung}"
+silencers = ["user:U0BOB"]
 
 [[escalation.ladders]]
 name = "default"

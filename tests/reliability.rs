@@ -283,6 +283,7 @@ async fn two_replicas_posting_in_one_channel_keep_to_slacks_pace_for_it() {
         "Slack never had to refuse a post for the channel's rate"
     );
     let busiest = slack.busiest_second(INCIDENT_CHANNEL);
+    println!("two replicas, one channel: at most {busiest} posts in any one second, {refused} refused");
     assert!(
         busiest <= 4 + 4,
         "at most the burst plus a second's rate in any second: {busiest}"
@@ -328,6 +329,7 @@ async fn a_p0_page_goes_out_within_two_seconds_after_sixty_quiet_p3_incidents() 
         .find(|c| c.ok && c.str("channel") == Some("DU0ALICE"))
         .expect("the DM");
     let took = dm.at.duration_since(opened);
+    println!("the P0's page DM went out {took:?} after it was opened, behind 60 P3 roots");
     assert!(
         dm.text().contains("INC-61"),
         "the DM pages for the P0: {}",

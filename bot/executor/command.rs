@@ -1,11 +1,18 @@
 //! `kind = "command"`: an argv fixed in the catalog (`pg_isready`, `redis-cli
 //! ping`, scripts the team already trusts), run without a shell.
 //!
-//! Settings: `argv` (placeholders may fill arguments, never the program; no
-//! shells, no `env`/`sudo` wrappers, no `-c` interpreters), `timeout` (default
+//! Settings: `argv` (placeholders may fill arguments, never the program),
+//! `allow_interpreter` (see below), `timeout` (default
 //! 30s; the process is killed then), `output_limit` (bytes kept, default 64 KiB),
 //! `env` (the only variables besides a fixed PATH: the environment is cleared),
 //! `read_only` (default false: commands need approval unless declared read-only).
+//!
+//! Programs that turn their arguments into commands are refused by what they
+//! are, not by how they are called: shells, interpreters (Python, Perl, Ruby,
+//! Node, awk …, whatever the flags) and wrappers that run another program
+//! (`env`, `sudo`, `timeout`, `nice`, `xargs` …), since each walks around "no
+//! shell". An action that truly needs one says so with `allow_interpreter =
+//! "<why>"`; the approval request then shows the reason instead of "no shell".
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,11 +30,109 @@ use super::{Backend, Configured, Outcome, Step, Values, fill};
 pub struct CommandBackend;
 
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Programs that run text as commands.
 const SHELLS: &[&str] = &[
-    "sh", "bash", "dash", "zsh", "ksh", "mksh", "fish", "csh", "tcsh", "busybox", "env", "sudo",
-    "su", "doas", "xargs", "nohup", "eval", "exec",
+    "sh",
+    "bash",
+    "dash",
+    "zsh",
+    "ksh",
+    "mksh",
+    "fish",
+    "csh",
+    "tcsh",
+    "ash",
+    "yash",
+    "rbash",
+    "busybox",
+    "pwsh",
+    "powershell",
+    "eval",
+    "exec",
 ];
-const INTERPRETERS: &[&str] = &["python", "python3", "perl", "ruby", "node", "php", "lua"];
+/// Programs that run code given as text or in a file the argv names.
+const INTERPRETERS: &[&str] = &[
+    "python",
+    "pypy",
+    "perl",
+    "ruby",
+    "irb",
+    "node",
+    "nodejs",
+    "deno",
+    "bun",
+    "php",
+    "lua",
+    "luajit",
+    "tclsh",
+    "wish",
+    "awk",
+    "gawk",
+    "mawk",
+    "nawk",
+    "rscript",
+    "r",
+    "osascript",
+    "jshell",
+    "groovy",
+    "scala",
+    "gdb",
+    "expect",
+];
+/// Programs that run another program named in their arguments.
+const WRAPPERS: &[&str] = &[
+    "env",
+    "sudo",
+    "doas",
+    "su",
+    "runuser",
+    "pkexec",
+    "xargs",
+    "nohup",
+    "timeout",
+    "nice",
+    "ionice",
+    "chroot",
+    "setsid",
+    "stdbuf",
+    "taskset",
+    "chrt",
+    "flock",
+    "time",
+    "watch",
+    "strace",
+    "ltrace",
+    "unshare",
+    "nsenter",
+    "script",
+    "parallel",
+    "systemd-run",
+    "setpriv",
+    "capsh",
+    "firejail",
+    "bwrap",
+    "numactl",
+    "cgexec",
+    "sg",
+    "newgrp",
+    "find",
+];
+
+/// What a program is, when it would run text or another program.
+fn runs_other_code(program: &str) -> Option<&'static str> {
+    // `python3.11` is `python`, `perl5.36` is `perl`, `/usr/bin/env` is `env`.
+    let name = program_name(program).to_ascii_lowercase();
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    if SHELLS.contains(&name.as_str()) || SHELLS.contains(&base) {
+        Some("a shell")
+    } else if INTERPRETERS.contains(&name.as_str()) || INTERPRETERS.contains(&base) {
+        Some("an interpreter")
+    } else if WRAPPERS.contains(&name.as_str()) || WRAPPERS.contains(&base) {
+        Some("a program that runs other programs")
+    } else {
+        None
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +146,10 @@ struct Settings {
     env: BTreeMap<String, String>,
     #[serde(default)]
     read_only: Option<bool>,
+    /// Why this action may run a shell, an interpreter or a wrapper (shown
+    /// to approvers); without it such a program is refused.
+    #[serde(default)]
+    allow_interpreter: Option<String>,
 }
 
 fn program_name(argv0: &str) -> &str {
@@ -55,6 +164,8 @@ struct Command {
     limit: usize,
     env: BTreeMap<String, String>,
     read_only: bool,
+    /// What the program is and why the catalog allows it, when it runs other code.
+    runs_code: Option<(&'static str, String)>,
 }
 
 impl Backend for CommandBackend {
@@ -82,22 +193,25 @@ impl Backend for CommandBackend {
                 "the program itself cannot be a parameter".into(),
             ));
         }
-        if SHELLS.contains(&name) {
-            problems.push((
+        let kind = runs_other_code(program);
+        let reason = s
+            .allow_interpreter
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        match (kind, reason) {
+            (Some(kind), None) => problems.push((
                 "argv".into(),
-                format!("`{name}` would interpret text as commands; name the program to run directly (no shell)"),
-            ));
-        }
-        if INTERPRETERS.iter().any(|i| name.starts_with(i))
-            && s.argv
-                .iter()
-                .skip(1)
-                .any(|a| a == "-c" || a == "-e" || a == "-E")
-        {
-            problems.push((
-                "argv".into(),
-                format!("`{name} -c/-e` runs code from text; run a script file instead"),
-            ));
+                format!(
+                    "`{name}` is {kind}: it can run anything its arguments say, which walks around \"no shell\". \
+                     Run the program or script directly, or set `allow_interpreter = \"<why>\"` (approvers see it)"
+                ),
+            )),
+            (None, Some(_)) => problems.push((
+                "allow_interpreter".into(),
+                format!("`{name}` is not a shell, interpreter or wrapper: leave `allow_interpreter` out"),
+            )),
+            _ => {}
         }
         for arg in &s.argv {
             problems.extend(super::unknown_placeholders("argv", arg, params));
@@ -110,6 +224,7 @@ impl Backend for CommandBackend {
             limit: s.output_limit.unwrap_or(64 * 1024).clamp(1024, 1024 * 1024),
             env: s.env,
             read_only: s.read_only == Some(true),
+            runs_code: kind.zip(reason.map(str::to_string)),
             argv: s.argv,
         }))
     }
@@ -130,6 +245,7 @@ impl Configured for Command {
             timeout: self.timeout,
             limit: self.limit,
             env: self.env.clone(),
+            runs_code: self.runs_code.clone(),
             argv,
         }))
     }
@@ -137,6 +253,7 @@ impl Configured for Command {
 
 struct CommandStep {
     argv: Vec<String>,
+    runs_code: Option<(&'static str, String)>,
     timeout: Duration,
     limit: usize,
     env: BTreeMap<String, String>,
@@ -167,8 +284,15 @@ async fn read_capped(mut r: impl AsyncRead + Unpin, limit: usize) -> (Vec<u8>, u
 
 impl Step for CommandStep {
     fn describe(&self) -> String {
+        let how = match &self.runs_code {
+            None => "no shell".to_string(),
+            Some((kind, why)) => format!(
+                "`{}` is {kind}, allowed by the catalog: {why}",
+                program_name(self.argv.first().map(String::as_str).unwrap_or_default())
+            ),
+        };
         format!(
-            "run {} (no shell, timeout {})",
+            "run {} ({how}; timeout {})",
             self.argv
                 .iter()
                 .map(|a| if a.is_empty() || a.contains(char::is_whitespace) {
@@ -263,5 +387,75 @@ impl Step for CommandStep {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configure(
+        argv: &[&str],
+        allow: Option<&str>,
+    ) -> Result<Arc<dyn Configured>, Vec<(String, String)>> {
+        let mut table = toml::Table::new();
+        table.insert(
+            "argv".into(),
+            toml::Value::Array(
+                argv.iter()
+                    .map(|a| toml::Value::String(a.to_string()))
+                    .collect(),
+            ),
+        );
+        if let Some(why) = allow {
+            table.insert("allow_interpreter".into(), toml::Value::String(why.into()));
+        }
+        CommandBackend.configure(&table, &["v".to_string()])
+    }
+
+    #[test]
+    fn shells_interpreters_and_wrappers_are_refused_by_what_they_are_not_by_their_flags() {
+        for argv in [
+            &["/usr/bin/timeout", "5", "/bin/sh", "-c", "echo {v}"][..],
+            &["perl", "-le", "print {v}"],
+            &["/usr/bin/python3", "-Ic", "print(1)"],
+            &["python3.11", "/opt/scripts/check.py"],
+            &["/usr/bin/env", "FOO=1", "/bin/true"],
+            &["nice", "-n", "10", "/bin/true"],
+            &["xargs", "-0", "rm"],
+            &["sudo", "-u", "postgres", "/bin/true"],
+            &["awk", "BEGIN { system(\"id\") }"],
+            &["/bin/BASH", "script.sh"],
+        ] {
+            let problems = configure(argv, None).expect_err("refused");
+            assert!(
+                problems
+                    .iter()
+                    .any(|(k, m)| k == "argv" && m.contains("allow_interpreter")),
+                "{argv:?}: {problems:?}"
+            );
+        }
+        assert!(configure(&["/usr/bin/pg_isready", "-h", "{v}"], None).is_ok());
+    }
+
+    #[test]
+    fn an_allowed_interpreter_says_why_in_what_approvers_see() {
+        let action = configure(
+            &["/usr/bin/python3", "/opt/runbooks/failover.py", "{v}"],
+            Some("the failover script the DBA team maintains"),
+        )
+        .expect("allowed with a reason");
+        let mut values = Values::new();
+        values.insert("v".into(), "db-1".into());
+        let text = action.prepare(&values).expect("step").describe();
+        assert!(
+            text.contains("`python3` is an interpreter, allowed by the catalog: the failover script the DBA team maintains"),
+            "{text}"
+        );
+        assert!(!text.contains("no shell"), "{text}");
+        assert!(
+            configure(&["/usr/bin/pg_isready"], Some("because")).is_err(),
+            "a reason for a program that needs none is a mistake"
+        );
     }
 }

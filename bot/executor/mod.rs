@@ -148,27 +148,68 @@ pub fn placeholders(template: &str) -> Vec<String> {
     names
 }
 
-/// Token shapes that are redacted from any output, whatever the configuration.
-static TOKEN_SHAPES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
-    [
-        r"xox[abposr]-[0-9A-Za-z-]{8,}",
-        r"xapp-[0-9A-Za-z-]{8,}",
-        r"AKIA[0-9A-Z]{16}",
-        r"gh[pousr]_[0-9A-Za-z]{20,}",
-        r"eyJ[0-9A-Za-z_-]{8,}\.[0-9A-Za-z_-]{8,}\.[0-9A-Za-z_-]{8,}",
-        r"(?i)bearer\s+[0-9A-Za-z._~+/=-]{8,}",
-        r"(?i)(password|passwd|secret|token|api[_-]?key)\s*[=:]\s*\S+",
-        r"://[^\s:/@]+:[^\s@/]+@",
-    ]
-    .iter()
-    .filter_map(|p| Regex::new(p).ok())
-    .collect()
+/// Secret shapes redacted from any output, whatever the configuration, as
+/// (pattern, replacement): the providers' documented token formats (Slack,
+/// AWS access key ids of every kind, GitHub, GitLab, Stripe, Google, OpenAI,
+/// Anthropic, npm, PyPI, SendGrid, Azure storage keys), PEM private keys,
+/// credentials in URLs and `Authorization` headers, and any key whose name
+/// says secret (`password`, `token`, `secret`, `api_key`, `credential` …)
+/// written as `key=value`, `key: value` or JSON `"key": "value"`, which keeps
+/// the key and hides the value. The kinds follow the default rules of
+/// gitleaks, the usual reference for secret shapes.
+static SECRET_SHAPES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+    const KEY: &str = r"[A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|session[_-]?key)[A-Za-z0-9_.-]*";
+    let keyed_json = format!(r#"(?i)("{KEY}"\s*:\s*)"(?:[^"\\]|\\.)*""#);
+    let keyed_text = format!(
+        r#"(?i)(\b{KEY}\s*[=:]\s*)(?:"[^"
+]*"|'[^'
+]*'|[^\s,;]+)"#
+    );
+    let shapes: Vec<(String, &'static str)> = vec![
+        (
+            r"(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\z)".into(),
+            "[REDACTED PRIVATE KEY]",
+        ),
+        (keyed_json, r#"$1"[REDACTED]""#),
+        (keyed_text, "${1}[REDACTED]"),
+        (r"xox[abposre]-[0-9A-Za-z-]{8,}".into(), "[REDACTED]"),
+        (r"xapp-[0-9A-Za-z-]{8,}".into(), "[REDACTED]"),
+        (r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+".into(), "[REDACTED]"),
+        (r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA)[A-Z0-9]{16}\b".into(), "[REDACTED]"),
+        (r"gh[pousr]_[0-9A-Za-z]{20,}".into(), "[REDACTED]"),
+        (r"github_pat_[0-9A-Za-z_]{22,}".into(), "[REDACTED]"),
+        (r"glpat-[0-9A-Za-z_-]{20,}".into(), "[REDACTED]"),
+        (r"\b(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{16,}".into(), "[REDACTED]"),
+        (r"\bAIza[0-9A-Za-z_-]{35}".into(), "[REDACTED]"),
+        (r"\bsk-(?:ant-|proj-|svcacct-)?[A-Za-z0-9_-]{20,}".into(), "[REDACTED]"),
+        (r"\bnpm_[A-Za-z0-9]{36}\b".into(), "[REDACTED]"),
+        (r"\bpypi-[A-Za-z0-9_-]{50,}".into(), "[REDACTED]"),
+        (r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}".into(), "[REDACTED]"),
+        (r"(?i)AccountKey=[A-Za-z0-9+/=]{40,}".into(), "[REDACTED]"),
+        (r"eyJ[0-9A-Za-z_-]{8,}\.[0-9A-Za-z_-]{8,}\.[0-9A-Za-z_-]{8,}".into(), "[REDACTED]"),
+        (r"(?i)\b(bearer|basic|token)\s+[0-9A-Za-z._~+/=-]{8,}".into(), "${1} [REDACTED]"),
+        (r"://[^\s:/@]+:[^\s@/]+@".into(), "://[REDACTED]@"),
+    ];
+    shapes
+        .into_iter()
+        .filter_map(|(p, r)| match Regex::new(&p) {
+            Ok(re) => Some((re, r)),
+            Err(e) => {
+                tracing::error!(pattern = %p, error = %e, "a built-in secret pattern does not compile");
+                None
+            }
+        })
+        .collect()
 });
 
-/// Replaces secrets in `text`: the built-in token shapes and the configured patterns.
+/// Replaces secrets in `text`: the built-in shapes ([`SECRET_SHAPES`]) and
+/// the action's configured patterns (`redact`).
 pub fn redact(text: &str, extra: &[Regex]) -> String {
     let mut out = text.to_string();
-    for re in TOKEN_SHAPES.iter().chain(extra) {
+    for (re, with) in SECRET_SHAPES.iter() {
+        out = re.replace_all(&out, *with).into_owned();
+    }
+    for re in extra {
         out = re.replace_all(&out, "[REDACTED]").into_owned();
     }
     out
@@ -232,6 +273,45 @@ mod tests {
             assert!(!out.contains(secret), "{secret} leaked: {out}");
         }
         assert!(out.contains("[REDACTED]"));
+    }
+
+    #[test]
+    fn every_built_in_secret_shape_compiles() {
+        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+        assert_eq!(SECRET_SHAPES.len(), 20, "a pattern failed to compile");
+    }
+
+    #[test]
+    fn json_quoted_passwords_temporary_aws_keys_and_private_keys_are_redacted() {
+        let metadata = r#"{"Code": "Success", "AccessKeyId": "ASIAIOSFODNN7EXAMPLE", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "Token": "IQoJb3JpZ2luX2VjEXAMPLETOKEN=="}"#;
+        let config = "db:\n  password: \"hunter two\"\n  api_key='k-123 456'\n";
+        let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\nafter";
+        let misc = "github_pat_11ABCDEFG0123456789abcdefghij glpat-abcdefghij0123456789 sk_live_0123456789abcdef AIzaSyA-0123456789abcdefghijklmnopqrstu Authorization: Basic dXNlcjpwYXNz https://hooks.slack.com/services/T000/B000/XXXX";
+        let out = redact(&format!("{metadata}\n{config}\n{pem}\n{misc}"), &[]);
+        for secret in [
+            "ASIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI",
+            "IQoJb3JpZ2lu",
+            "hunter two",
+            "k-123 456",
+            "b3BlbnNzaC1rZXktdjEAAAAA",
+            "github_pat_11",
+            "glpat-abc",
+            "sk_live_0123",
+            "AIzaSyA",
+            "dXNlcjpwYXNz",
+            "T000/B000",
+        ] {
+            assert!(!out.contains(secret), "{secret} leaked: {out}");
+        }
+        for kept in [
+            "\"SecretAccessKey\": \"[REDACTED]\"",
+            "password: [REDACTED]",
+            "after",
+            "\"Code\": \"Success\"",
+        ] {
+            assert!(out.contains(kept), "{kept} missing: {out}");
+        }
     }
 
     #[test]
