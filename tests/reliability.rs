@@ -283,7 +283,9 @@ async fn two_replicas_posting_in_one_channel_keep_to_slacks_pace_for_it() {
         "Slack never had to refuse a post for the channel's rate"
     );
     let busiest = slack.busiest_second(INCIDENT_CHANNEL);
-    println!("two replicas, one channel: at most {busiest} posts in any one second, {refused} refused");
+    println!(
+        "two replicas, one channel: at most {busiest} posts in any one second, {refused} refused"
+    );
     assert!(
         busiest <= 4 + 4,
         "at most the burst plus a second's rate in any second: {busiest}"
@@ -373,11 +375,12 @@ async fn a_replica_killed_as_ladder_steps_fall_due_leaves_no_page_more_than_thre
     const N: usize = 12;
     let client = reqwest::Client::new();
     let mut opened = Vec::new();
+    // Every incident opens on A: B has had no traffic at all, and must still
+    // notice the steps A leaves behind.
     for n in 0..N {
-        let base = if n % 2 == 0 { &a.base } else { &b.base };
         let r = send_command(
             &client,
-            base,
+            &a.base,
             BOB,
             &format!("open P1 Shard {n} unavailable"),
         )
@@ -387,7 +390,7 @@ async fn a_replica_killed_as_ladder_steps_fall_due_leaves_no_page_more_than_thre
         // The ladder started before the answer: level 2 is due by now + 3 s.
         opened.push(Instant::now());
     }
-    // SIGKILL one replica, and let it hold every level-2 step as if it had
+    // SIGKILL A, and let it hold every level-2 step as it would had it
     // claimed each the moment it fell due: the worst case for the survivor,
     // which may only take them when the claims run out.
     let before_due = opened[0] + Duration::from_millis(2_500);
@@ -460,4 +463,49 @@ async fn a_replica_killed_as_ladder_steps_fall_due_leaves_no_page_more_than_thre
             .join(" ")
     );
     assert!(b.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_p0_page_dm_goes_out_ahead_of_thirty_p2_pages_queued_for_the_same_person() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    slack.limit_channel_rate(1.0, 3);
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        Options {
+            extra_toml: ladder("5m"),
+            outbox_toml: "channel_rate = 1.0\nchannel_burst = 3\nrequest_timeout = \"2s\"\nmax_backoff = \"1s\"\n"
+                .to_string(),
+            ..Options::default()
+        },
+    )
+    .await;
+    // Thirty P2s page Alice: her DMs go out at Slack's pace, one a second.
+    for n in 0..30 {
+        app.command(BOB, &format!("open P2 Queue {n} backing up"))
+            .await;
+    }
+    let opened = Instant::now();
+    app.command(BOB, "open P0 Payments are down").await;
+    let is_p0_dm = |c: &fake_slack::Call| {
+        c.ok && c.str("channel") == Some("DU0ALICE") && c.text().contains("*INC-31*")
+    };
+    let calls = slack
+        .wait_for(WAIT, "the P0's page DM", |c| c.iter().any(is_p0_dm))
+        .await;
+    let dm = calls.iter().find(|c| is_p0_dm(c)).expect("the DM");
+    let took = dm.at.duration_since(opened);
+    let p2_before = calls
+        .iter()
+        .filter(|c| c.ok && c.str("channel") == Some("DU0ALICE") && c.at < dm.at)
+        .count();
+    println!(
+        "the P0's page DM went out {took:?} after it was opened, after {p2_before} of 30 P2 page DMs"
+    );
+    assert!(
+        p2_before < 10,
+        "the P0's page waited behind {p2_before} P2 pages to the same person ({took:?})"
+    );
+    app.stop().await;
 }

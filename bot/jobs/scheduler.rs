@@ -27,8 +27,13 @@ use crate::store::{Store, StoreResult};
 use crate::telemetry::{JobLabels, LaneLabels, Metrics};
 use crate::time::{Clock, Millis, backoff};
 
-/// The longest sleep with nothing due (a safety net for jobs other replicas enqueue).
+/// The longest sleep with nothing due, when this process is the only one.
 const MAX_IDLE: Duration = Duration::from_secs(30);
+/// How often the paging lane looks for due jobs on a shared database (jobs
+/// another replica enqueued, or left behind when it died).
+pub const SHARED_PAGING_POLL: Duration = Duration::from_millis(500);
+/// The same for the other lanes.
+pub const SHARED_POLL: Duration = Duration::from_secs(2);
 /// How often the leases of running jobs are renewed (a quarter of the
 /// shortest [`Lane::lease`], so a slow database round trip does not lose one).
 pub const RENEW_EVERY: Duration = Duration::from_millis(500);
@@ -100,6 +105,18 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
         tracing::debug!("scheduler stopped");
     }
 
+    /// The longest a lane sleeps: on SQLite this process is the only one
+    /// (30 s, a safety net); on PostgreSQL replicas share the jobs, so the
+    /// paging lane looks every [`SHARED_PAGING_POLL`] and the others every
+    /// [`SHARED_POLL`].
+    fn idle_cap(&self, lane: Lane) -> Duration {
+        match (self.store.backend(), lane) {
+            (crate::store::Backend::Sqlite, _) => MAX_IDLE,
+            (crate::store::Backend::Postgres, Lane::Paging) => SHARED_PAGING_POLL,
+            (crate::store::Backend::Postgres, _) => SHARED_POLL,
+        }
+    }
+
     /// The lanes with a job running in this process now.
     fn lanes_running(&self) -> BTreeSet<Lane> {
         self.running
@@ -152,7 +169,11 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
                     }
                 }
             };
-            let until = wait_until.unwrap_or_else(|| self.clock.now().plus(MAX_IDLE));
+            // Other replicas enqueue and claim jobs this one hears nothing
+            // of: on a shared database each lane looks again soon, so a
+            // replica that dies leaves its steps for at most a lease and a poll.
+            let cap = self.clock.now().plus(self.idle_cap(lane));
+            let until = wait_until.map_or(cap, |u| u.min(cap));
             tokio::select! {
                 _ = self.wake.lane(lane).notified() => {}
                 _ = self.clock.sleep_until(until) => {}

@@ -62,9 +62,16 @@ use crate::usecases::reach::SlackReach;
 
 /// How many heads one pass looks at.
 const BATCH: i64 = 256;
-/// The longest the sender sleeps with nothing due (a safety net for rows other
-/// replicas enqueue; within one process the [`Notify`] wakes it at once).
+/// The longest the sender sleeps with nothing due when it is the only one
+/// (SQLite; within one process the [`Notify`] wakes it at once).
 const MAX_IDLE: Duration = Duration::from_secs(30);
+/// The same on a shared database, where other replicas enqueue rows and may
+/// die holding claims on them.
+const SHARED_POLL: Duration = Duration::from_millis(500);
+/// The least wait before a post whose outcome was lost is looked up and
+/// tried again: Slack may store a message a little after Klaxon stopped
+/// waiting for its answer.
+const UNKNOWN_OUTCOME_WAIT: Duration = Duration::from_secs(5);
 /// How long a claim on a message lasts; renewed every [`RENEW_EVERY`] while
 /// its Slack call is in flight, so a crashed sender's messages go out a few
 /// seconds after the next start.
@@ -133,6 +140,12 @@ impl OutboxSender {
             if *shutdown.borrow() {
                 break;
             }
+            // On a shared database other replicas enqueue and claim messages
+            // this one hears nothing of: look again soon.
+            let idle = match self.store.backend() {
+                crate::store::Backend::Sqlite => MAX_IDLE,
+                crate::store::Backend::Postgres => SHARED_POLL,
+            };
             let sleep_for = match self.drain(&shutdown).await {
                 Ok(next_due) => {
                     failures = 0;
@@ -141,8 +154,8 @@ impl OutboxSender {
                         .set(self.clock.now().0 as f64 / 1000.0);
                     next_due
                         .map(|due| due.since(self.clock.now()))
-                        .unwrap_or(MAX_IDLE)
-                        .min(MAX_IDLE)
+                        .unwrap_or(idle)
+                        .min(idle)
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
@@ -196,8 +209,16 @@ impl OutboxSender {
             }
             let results = futures_util::future::join_all(by_pace.into_iter().map(
                 |(key, mut rows)| async move {
-                    // Urgent first (pages, and roots pages wait for), then the oldest due.
-                    rows.sort_by_key(|r| (!r.urgent, r.next_attempt_at, r.id));
+                    // Urgent first (pages, and roots pages wait for), the
+                    // most severe incident's first among those, then the oldest due.
+                    rows.sort_by(|a, b| {
+                        (!a.urgent, a.severity_rank(), a.next_attempt_at, a.id).cmp(&(
+                            !b.urgent,
+                            b.severity_rank(),
+                            b.next_attempt_at,
+                            b.id,
+                        ))
+                    });
                     let mut delivered = 0usize;
                     for row in rows {
                         // At shutdown: finish the call in flight, leave the rest for the next start.
@@ -575,6 +596,11 @@ impl OutboxSender {
                     (CallError::Transient(_), "chat.postMessage") => Posted::Unknown,
                     (CallError::Transient(_), _) => Posted::Unchanged,
                     _ => Posted::No,
+                };
+                let wait = if posted == Posted::Unknown {
+                    wait.max(UNKNOWN_OUTCOME_WAIT)
+                } else {
+                    wait
                 };
                 outbox::retry_later(
                     self.store.pool(),

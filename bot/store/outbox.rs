@@ -1,8 +1,9 @@
 //! The Slack outbox: messages wait here until Slack has them.
 //!
 //! A message is enqueued in the same transaction as the state change it reports.
-//! Rows sharing an `ordering_key` (one incident's thread, its pages, or one
-//! person's direct messages) are delivered strictly in id order: only the oldest pending row of each key is ever a candidate
+//! Rows sharing an `ordering_key` (one incident's thread, its pages in the
+//! thread, one person's pages for one incident, or one person's other direct
+//! messages) are delivered strictly in id order: only the oldest pending row of each key is ever a candidate
 //! ([`heads`]), and a sender must [`claim`] it (a short lease) before calling
 //! Slack, so two senders never deliver the same row.
 
@@ -81,6 +82,11 @@ pub async fn enqueue<'c, E: Executor<'c, Database = Any>>(
     // neither waits behind a thread's backlog (a page reply still waits for
     // its thread's root, which the sender checks).
     let ordering_key = match (msg.kind, msg.user, msg.incident) {
+        // A page DM is ordered among that person's pages for the same
+        // incident only: a P0's page never queues behind a P2's.
+        (MessageKind::Direct, Some(user), Some(r)) if msg.page => {
+            format!("page-direct:{user}:{}", r.number())
+        }
         (MessageKind::Direct, Some(user), _) => format!("direct:{user}"),
         (MessageKind::Reply, _, Some(r)) if msg.page => format!("page:{}", r.number()),
         (_, _, Some(r)) => format!("incident:{}", r.number()),
@@ -156,9 +162,21 @@ pub struct Pending {
     pub maybe_posted: bool,
     /// Who holds a claim on it, and until when (a claim may have run out).
     pub lease: Option<(String, Millis)>,
+    /// The incident's severity now (`P0` … `P3`).
+    pub severity: Option<String>,
 }
 
 impl Pending {
+    /// Sorts the most severe incident's messages first (0 for P0); messages
+    /// of no incident last.
+    pub fn severity_rank(&self) -> u8 {
+        self.severity
+            .as_deref()
+            .and_then(|s| s.strip_prefix('P'))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(9)
+    }
+
     /// Why a page should not go out any more: its incident was resolved, or
     /// acknowledged, reopened or moved to another ladder after the page was
     /// queued (GoAlert's re-check before send).
@@ -193,7 +211,7 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
     // so a backlog of thousands costs one index scan, not a query per row.
     let rows = sqlx::query(
         "SELECT o.id, o.incident_id, o.kind, o.channel, o.user_id, o.payload, o.attempts, o.next_attempt_at, \
-                o.page, o.urgent, o.created_at, o.ref_outbox_id, o.maybe_posted, o.lease_owner, o.lease_expires_at, i.state AS incident_state, \
+                o.page, o.urgent, o.created_at, o.ref_outbox_id, o.maybe_posted, o.lease_owner, o.lease_expires_at, i.state AS incident_state, i.severity, \
                 CASE WHEN o.paging_epoch IS NOT NULL AND o.paging_epoch <> i.paging_epoch THEN 1 ELSE 0 END AS epoch_passed, \
                 i.thread_ts, r.slack_ts AS ref_ts, r.state AS ref_state \
          FROM (SELECT MIN(id) AS id FROM outbox WHERE state = 'pending' GROUP BY ordering_key) h \
@@ -202,7 +220,7 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
          LEFT JOIN outbox r ON r.id = o.ref_outbox_id \
          WHERE NOT (o.kind = 'reply' AND o.page = 1 AND i.thread_ts IS NULL AND EXISTS \
                     (SELECT 1 FROM outbox rt WHERE rt.incident_id = o.incident_id AND rt.kind = 'root' AND rt.state = 'pending')) \
-         ORDER BY CASE WHEN o.next_attempt_at <= $2 THEN 0 ELSE 1 END, o.urgent DESC, o.next_attempt_at, o.id LIMIT $1",
+         ORDER BY CASE WHEN o.next_attempt_at <= $2 THEN 0 ELSE 1 END, o.urgent DESC, COALESCE(i.severity, 'P9'), o.next_attempt_at, o.id LIMIT $1",
     )
     .bind(limit)
     .bind(now.0)
@@ -233,6 +251,7 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
                     .and_then(IncidentState::parse),
                 epoch_passed: col::<i64>(row, "epoch_passed")? != 0,
                 maybe_posted: col::<i64>(row, "maybe_posted")? != 0,
+                severity: col(row, "severity")?,
                 lease: match (
                     col::<Option<String>>(row, "lease_owner")?,
                     col::<Option<i64>>(row, "lease_expires_at")?,
