@@ -459,8 +459,9 @@ max_new_incidents_per_minute = 10
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_real_alertmanager_opens_threads_resolves_them_and_honours_a_silence_from_slack() {
+/// Klaxon on SQLite with a real Alertmanager that notifies it, and whose API
+/// it uses for silences; `alerts` is more of the `[alerts]` table.
+async fn with_real_alertmanager(alerts: &str) -> (TestDb, FakeSlack, TestApp, Alertmanager) {
     let db = TestDb::sqlite();
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
     let am_port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -471,12 +472,18 @@ async fn a_real_alertmanager_opens_threads_resolves_them_and_honours_a_silence_f
         &db,
         &slack,
         alert_options(&format!(
-            "[alerts]\nalertmanager_url = \"http://127.0.0.1:{am_port}\"\n"
+            "[alerts]\nalertmanager_url = \"http://127.0.0.1:{am_port}\"\n{alerts}"
         )),
     )
     .await;
     let am =
         Alertmanager::start_on(am_port, &format!("{}/alerts/alertmanager", app.base), TOKEN).await;
+    (db, slack, app, am)
+}
+
+#[tokio::test]
+async fn a_real_alertmanager_opens_threads_resolves_them_and_honours_a_silence_from_slack() {
+    let (_db, slack, app, am) = with_real_alertmanager("").await;
 
     am.post_alerts(&json!([
         Alertmanager::alert("HighErrorRate", "checkout", false),
@@ -622,22 +629,7 @@ fn crafted(group_labels: Value, alert_labels: Value) -> String {
 
 #[tokio::test]
 async fn a_silence_from_slack_never_mutes_alerts_outside_its_incident() {
-    let db = TestDb::sqlite();
-    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let am_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let app = TestApp::start_with(
-        &db,
-        &slack,
-        alert_options(&format!(
-            "[alerts]\nalertmanager_url = \"http://127.0.0.1:{am_port}\"\nsilencers = [\"user:U0ALICE\"]\n"
-        )),
-    )
-    .await;
-    let am =
-        Alertmanager::start_on(am_port, &format!("{}/alerts/alertmanager", app.base), TOKEN).await;
+    let (_db, slack, app, am) = with_real_alertmanager("silencers = [\"user:U0ALICE\"]\n").await;
     // Three real critical alerts, in Alertmanager.
     am.post_alerts(&json!([
         Alertmanager::alert("PaymentsDown", "payments", false),

@@ -294,8 +294,10 @@ async fn two_replicas_posting_in_one_channel_keep_to_slacks_pace_for_it() {
     assert!(b.terminate().success());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_p0_page_goes_out_within_two_seconds_after_sixty_quiet_p3_incidents() {
+/// Klaxon on SQLite at Slack's own pace for a channel (about one message a
+/// second, bursts of 3) against a fake Slack that enforces it, with the
+/// three-level ladder at 5-minute waits.
+async fn at_slacks_pace() -> (TestDb, FakeSlack, TestApp) {
     let db = TestDb::sqlite();
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
     slack.limit_channel_rate(1.0, 3);
@@ -304,13 +306,18 @@ async fn a_p0_page_goes_out_within_two_seconds_after_sixty_quiet_p3_incidents() 
         &slack,
         Options {
             extra_toml: ladder("5m"),
-            // Slack's own pace for a channel: about one message a second.
             outbox_toml: "channel_rate = 1.0\nchannel_burst = 3\nrequest_timeout = \"2s\"\nmax_backoff = \"1s\"\n"
                 .to_string(),
             ..Options::default()
         },
     )
     .await;
+    (db, slack, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_p0_page_goes_out_within_two_seconds_after_sixty_quiet_p3_incidents() {
+    let (_db, slack, app) = at_slacks_pace().await;
     for n in 0..60 {
         app.command(
             BOB,
@@ -467,20 +474,7 @@ async fn a_replica_killed_as_ladder_steps_fall_due_leaves_no_page_more_than_thre
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_p0_page_dm_goes_out_ahead_of_thirty_p2_pages_queued_for_the_same_person() {
-    let db = TestDb::sqlite();
-    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    slack.limit_channel_rate(1.0, 3);
-    let app = TestApp::start_with(
-        &db,
-        &slack,
-        Options {
-            extra_toml: ladder("5m"),
-            outbox_toml: "channel_rate = 1.0\nchannel_burst = 3\nrequest_timeout = \"2s\"\nmax_backoff = \"1s\"\n"
-                .to_string(),
-            ..Options::default()
-        },
-    )
-    .await;
+    let (_db, slack, app) = at_slacks_pace().await;
     // Thirty P2s page Alice: her DMs go out at Slack's pace, one a second.
     for n in 0..30 {
         app.command(BOB, &format!("open P2 Queue {n} backing up"))

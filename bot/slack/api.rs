@@ -42,6 +42,36 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// Whether a post that failed this way may still have reached the
+    /// channel: no answer came (a timeout, a dropped connection, an answer
+    /// that is not JSON), a 5xx, or Slack's `fatal_error` / `internal_error`
+    /// ("some aspect of the operation may have succeeded", Slack's
+    /// chat.postMessage docs). A 4xx or any other Slack error code means
+    /// nothing was posted.
+    pub fn may_have_posted(&self) -> bool {
+        match self {
+            CallError::Transient(code) => {
+                matches!(
+                    code.as_str(),
+                    "timeout"
+                        | "connection_error"
+                        | "invalid_response"
+                        | "fatal_error"
+                        | "internal_error"
+                ) || code.starts_with("http_5")
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether Slack may still be working on the call when Klaxon learns of
+    /// the failure (a timeout, a gateway's timeout): then a lookup must wait
+    /// a little, or it may miss a message Slack stores a moment later.
+    pub fn may_still_be_in_flight(&self) -> bool {
+        matches!(self, CallError::Transient(code)
+            if matches!(code.as_str(), "timeout" | "connection_error" | "http_504"))
+    }
+
     /// A short label for metrics and the outbox row.
     pub fn code(&self) -> String {
         match self {

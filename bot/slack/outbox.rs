@@ -592,12 +592,12 @@ impl OutboxSender {
                     tracing::warn!(method, error = %code, attempts, retry_in = ?wait, "slack call failed; will retry");
                 }
                 // No answer, or not Slack's: a post may have gone through.
-                let posted = match (&e, method) {
-                    (CallError::Transient(_), "chat.postMessage") => Posted::Unknown,
-                    (CallError::Transient(_), _) => Posted::Unchanged,
-                    _ => Posted::No,
+                let posted = match method {
+                    "chat.postMessage" if e.may_have_posted() => Posted::Unknown,
+                    "chat.postMessage" => Posted::No,
+                    _ => Posted::Unchanged,
                 };
-                let wait = if posted == Posted::Unknown {
+                let wait = if posted == Posted::Unknown && e.may_still_be_in_flight() {
                     wait.max(UNKNOWN_OUTCOME_WAIT)
                 } else {
                     wait

@@ -82,6 +82,17 @@ pub async fn may_silence(
         "Only {}'s owner, whoever opened it, the people of its escalation ladder and those in `alerts.silencers` may silence its alerts.",
         incident.reference
     );
+    refuse(ctx, user, incident, "silence", why).await.map(Some)
+}
+
+/// Audits a refusal of `what` on `incident` and words it for the person.
+async fn refuse(
+    ctx: &Ctx,
+    user: &SlackUserId,
+    incident: &Incident,
+    what: &str,
+    why: String,
+) -> Result<String> {
     actions::audit(
         ctx.store.pool(),
         &AuditEntry {
@@ -89,13 +100,13 @@ pub async fn may_silence(
             request: None,
             actor: Some(user.as_str()),
             event: "refused",
-            action: Some("silence"),
+            action: Some(what),
             detail: &why,
         },
         ctx.clock.now(),
     )
     .await?;
-    Ok(Some(format!("⛔ {why}")))
+    Ok(format!("⛔ {why}"))
 }
 
 /// When `incidents.severity_changers` is set, only those people, and whoever
@@ -120,18 +131,5 @@ pub async fn may_change_severity(
         "Only the people in `incidents.severity_changers`, or whoever opened or owns {}, may change its severity.",
         incident.reference
     );
-    actions::audit(
-        ctx.store.pool(),
-        &AuditEntry {
-            incident: Some(incident.reference),
-            request: None,
-            actor: Some(user.as_str()),
-            event: "refused",
-            action: Some("sev"),
-            detail: &why,
-        },
-        ctx.clock.now(),
-    )
-    .await?;
-    Ok(Some(format!("⛔ {why}")))
+    refuse(ctx, user, incident, "sev", why).await.map(Some)
 }
