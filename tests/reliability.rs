@@ -359,6 +359,54 @@ async fn a_p0_page_goes_out_within_two_seconds_after_sixty_quiet_p3_incidents() 
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_p0_page_goes_out_within_two_seconds_after_sixty_quiet_p3_incidents_on_two_postgres_replicas()
+ {
+    let db = TestDb::postgres().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    slack.limit_channel_rate(1.0, 3);
+    let config = format!(
+        "[outbox]\nchannel_rate = 1.0\nchannel_burst = 3\nrequest_timeout = \"2s\"\nmax_backoff = \"1s\"\n{}",
+        ladder("5m")
+    );
+    let a = Served::start(dir.path(), &db.url, &slack, &config).await;
+    let b = Served::start(dir.path(), &db.url, &slack, &config).await;
+    let client = reqwest::Client::new();
+    for n in 0..60 {
+        let base = if n % 2 == 0 { &a.base } else { &b.base };
+        let r = send_command(
+            &client,
+            base,
+            BOB,
+            &format!("open P3 Certificate for host-{n} expires in 20 days"),
+        )
+        .await
+        .expect("open");
+        assert_eq!(r.status(), 200);
+    }
+    let opened = Instant::now();
+    let r = send_command(&client, &b.base, BOB, "open P0 Checkout is down")
+        .await
+        .expect("open");
+    assert_eq!(r.status(), 200);
+    let is_dm = |c: &fake_slack::Call| c.ok && c.str("channel") == Some("DU0ALICE");
+    let calls = slack
+        .wait_for(WAIT, "the P0's page DM", |c| c.iter().any(is_dm))
+        .await;
+    let dm = calls.iter().find(|c| is_dm(c)).expect("the DM");
+    let took = dm.at.duration_since(opened);
+    println!(
+        "two replicas: the P0's page DM went out {took:?} after it was opened, behind 60 P3 roots"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "the P0's page DM went out {took:?} after it was opened, behind the channel's chatter"
+    );
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
+
 /// The incident a page names ("… for INC-7 …").
 fn paged_incident(call: &fake_slack::Call) -> Option<String> {
     call.text().split(" for ").nth(1).map(|s| {
