@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use std::collections::BTreeMap;
 
+use crate::time::Millis;
 use crate::usecases::ports::{Alertmanager, BoxFuture, ListedAlert, NewSilence};
 
 /// One call may take this long before it counts as failed (the job retries).
@@ -168,6 +169,11 @@ impl Alertmanager for AlertmanagerApi {
                         .get("labels")
                         .and_then(|l| serde_json::from_value(l.clone()).ok())
                         .unwrap_or_default(),
+                    starts_at: a
+                        .get("startsAt")
+                        .and_then(Value::as_str)
+                        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                        .map(Millis::from_timestamp),
                 })
                 .collect())
         })

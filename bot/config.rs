@@ -58,9 +58,8 @@ pub struct AlertSettings {
     pub expire_silences_on_resolve: bool,
     /// The longest silence `/incident silence` may create.
     pub max_silence: Duration,
-    /// Who may silence an incident's alerts besides its owner, whoever
-    /// opened it and the people of its ladder (`user:`, `group:`,
-    /// `schedule:`); empty: only those.
+    /// Who may silence an incident's alerts besides the people of its
+    /// escalation ladder (`user:`, `group:`, `schedule:`); empty: only those.
     pub silencers: Vec<crate::escalation::Target>,
     /// Largest alert notification accepted, in bytes (default
     /// [`DEFAULT_ALERT_BODY_BYTES`]); a larger one gets 413, is logged and counted.

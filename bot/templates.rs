@@ -177,9 +177,13 @@ fn markup_helper(
 pub fn linkable(url: &str) -> bool {
     (url.starts_with("https://") || url.starts_with("http://"))
         && url.len() <= 2_000
-        && !url
-            .chars()
-            .any(|c| c.is_whitespace() || matches!(c, '<' | '>' | '|'))
+        && !url.chars().any(|c| {
+            c.is_whitespace()
+                || c.is_control()
+                || crate::incident::is_invisible_format(c)
+                || matches!(c, '<' | '>' | '|')
+        })
+        && reqwest::Url::parse(url).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()))
 }
 
 /// `{{link url label}}`: `<url|label>` for a safe http(s) URL, the escaped label otherwise.
@@ -743,6 +747,14 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_link_with_an_invisible_or_control_character_or_no_host_is_not_a_link() {
+        assert!(linkable("https://runbooks.example.com/x"));
+        assert!(!linkable("https://runbooks.example.com\u{202e}/moc.live"));
+        assert!(!linkable("https://runbooks.example.com/\u{0007}"));
+        assert!(!linkable("https://"));
+    }
 
     #[test]
     fn escaping_neutralises_mentions_and_links() {

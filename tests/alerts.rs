@@ -483,7 +483,7 @@ async fn with_real_alertmanager(alerts: &str) -> (TestDb, FakeSlack, TestApp, Al
 
 #[tokio::test]
 async fn a_real_alertmanager_opens_threads_resolves_them_and_honours_a_silence_from_slack() {
-    let (_db, slack, app, am) = with_real_alertmanager("").await;
+    let (_db, slack, app, am) = with_real_alertmanager("silencers = [\"user:U0ALICE\"]\n").await;
 
     am.post_alerts(&json!([
         Alertmanager::alert("HighErrorRate", "checkout", false),
@@ -526,13 +526,11 @@ async fn a_real_alertmanager_opens_threads_resolves_them_and_honours_a_silence_f
     } else {
         "INC-2"
     };
-    // Only the incident's owner, its opener, its ladder's people and
-    // `alerts.silencers` may silence: Alice takes the incident first.
-    let answer = app
-        .command(ALICE, &format!("silence {still_open} 2h"))
-        .await;
+    // Only its ladder's people and `alerts.silencers` may silence; owning
+    // the incident (anyone can, with an ack) is not enough.
+    app.command(BOB, &format!("ack {still_open}")).await;
+    let answer = app.command(BOB, &format!("silence {still_open} 2h")).await;
     assert!(answer.contains("may silence its alerts"), "{answer}");
-    app.command(ALICE, &format!("ack {still_open}")).await;
     let answer = app
         .command(ALICE, &format!("silence {still_open} 2h"))
         .await;
@@ -611,6 +609,32 @@ async fn a_real_alertmanager_opens_threads_resolves_them_and_honours_a_silence_f
     app.stop().await;
 }
 
+/// The reference of the `nth` incident whose root mentions `needle`.
+async fn wait_for_incident(slack: &FakeSlack, needle: &str, nth: usize) -> String {
+    let is_root = |c: &fake_slack::Call| {
+        c.method == "chat.postMessage"
+            && c.str("thread_ts").is_none()
+            && c.text().contains("INCIDENT")
+            && c.text().contains(needle)
+    };
+    let calls = slack
+        .wait_for(WAIT, needle, |c| {
+            c.iter().filter(|c| is_root(c)).count() >= nth
+        })
+        .await;
+    let root = calls
+        .iter()
+        .filter(|c| is_root(c))
+        .nth(nth - 1)
+        .expect("root")
+        .text();
+    root.split("INCIDENT ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .expect("the incident's ref")
+        .to_string()
+}
+
 /// A notification sent straight to Klaxon (as anyone holding the alert token
 /// could), for a group labelled only by `labels`, with one alert.
 fn crafted(group_labels: Value, alert_labels: Value) -> String {
@@ -645,6 +669,9 @@ async fn a_silence_from_slack_never_mutes_alerts_outside_its_incident() {
             == 3
     })
     .await;
+    let real_inc = wait_for_incident(&slack, "PaymentsDown on payments", 1).await;
+    wait_for_incident(&slack, "DatabaseDown on db", 1).await;
+    wait_for_incident(&slack, "CheckoutErrors on checkout", 1).await;
 
     // A notification whose group is labelled only by severity, with an alert
     // that carries nothing else either: a silence on it would mute every
@@ -670,41 +697,36 @@ async fn a_silence_from_slack_never_mutes_alerts_outside_its_incident() {
         .await,
         200
     );
-    let calls = slack
-        .wait_for(WAIT, "the crafted incident", |c| {
-            c.iter().any(|c| c.text().contains("disk almost full"))
-        })
-        .await;
-    let root = calls
-        .iter()
-        .find(|c| c.text().contains("disk almost full"))
-        .expect("root")
-        .text();
-    let inc = root
-        .split("INCIDENT ")
-        .nth(1)
-        .and_then(|s| s.split(':').next())
-        .expect("the incident's ref")
-        .to_string();
+    let inc = wait_for_incident(&slack, "disk almost full", 1).await;
     // Someone in the channel who is not among the silencers is refused.
     let answer = app.command(BOB, &format!("silence {inc} 7d")).await;
     assert!(answer.contains("may silence its alerts"), "{answer}");
     let answer = app.command(ALICE, &format!("silence {inc} 7d")).await;
     assert!(answer.contains("Asking Alertmanager"), "{answer}");
-    let calls = slack
-        .wait_for(WAIT, "the refusal", |c| {
-            c.iter().any(|c| c.text().contains("Did not silence"))
-        })
-        .await;
-    let refusal = calls
-        .iter()
-        .find(|c| c.text().contains("Did not silence"))
-        .expect("refusal")
-        .text();
+    let refusal = slack.wait_for_text("Did not silence").await;
     assert!(
-        refusal.contains("would also mute 3 alerts"),
+        refusal.contains("no `alertname`"),
+        "a silence without an alert name is never made: {refusal}"
+    );
+
+    // A crafted alert named like a real one: its silence would mute the real
+    // alert, which this incident does not hold.
+    let mut named = serde_json::from_str::<Value>(&crafted(
+        json!({"alertname": "PaymentsDown"}),
+        json!({"alertname": "PaymentsDown", "severity": "critical"}),
+    ))
+    .expect("json");
+    named["commonAnnotations"]["summary"] = json!("crafted payments alert");
+    assert_eq!(post(named.to_string()).await, 200);
+    let named_inc = wait_for_incident(&slack, "crafted payments alert", 1).await;
+    app.command(ALICE, &format!("silence {named_inc} 7d")).await;
+    let refusal = slack.wait_for_text("would also mute 1 alert").await;
+    assert!(
+        refusal.contains("PaymentsDown"),
         "the thread says why: {refusal}"
     );
+    app.command(ALICE, &format!("resolve {named_inc} crafted"))
+        .await;
     let silences = am.get("/api/v2/silences").await;
     assert_eq!(
         silences.as_array().map_or(0, |a| a.len()),
@@ -712,8 +734,8 @@ async fn a_silence_from_slack_never_mutes_alerts_outside_its_incident() {
         "no silence was made: {silences}"
     );
 
-    // The same group label, but an alert with a name of its own: the silence
-    // matches its full labels, so it is made and mutes nothing real.
+    // An alert with a name of its own, but one Alertmanager never had: a
+    // silence for it would only mute alerts that fire later.
     assert_eq!(
         post(crafted(
             json!({"severity": "critical", "team": "storage"}),
@@ -722,40 +744,67 @@ async fn a_silence_from_slack_never_mutes_alerts_outside_its_incident() {
         .await,
         200
     );
-    let calls = slack
-        .wait_for(WAIT, "the second incident", |c| {
-            c.iter()
-                .filter(|c| c.text().contains("INCIDENT") && c.text().contains("disk almost full"))
-                .count()
-                >= 2
-        })
-        .await;
-    let second = calls
-        .iter()
-        .filter(|c| c.text().contains("INCIDENT") && c.text().contains("disk almost full"))
-        .nth(1)
-        .expect("second root")
-        .text();
-    let inc2 = second
-        .split("INCIDENT ")
-        .nth(1)
-        .and_then(|s| s.split(':').next())
-        .expect("ref")
-        .to_string();
+    let inc2 = wait_for_incident(&slack, "DiskAlmostFull", 1).await;
     app.command(ALICE, &format!("silence {inc2} 7d")).await;
-    let calls = slack
-        .wait_for(WAIT, "the silence notice", |c| {
-            c.iter()
-                .any(|c| c.text().contains("silenced 1 alert group of"))
-        })
+    let refusal = slack.wait_for_text("holds none of the alerts").await;
+    assert!(refusal.contains(&inc2), "{refusal}");
+
+    // A forged copy of a real alert (same labels, and its fingerprint, which
+    // anyone can compute from them): its start is not Alertmanager's.
+    let real = am
+        .get("/api/v2/alerts?filter=alertname%3D%22PaymentsDown%22")
         .await;
-    let notice = calls
-        .iter()
-        .find(|c| c.text().contains("silenced 1 alert group of"))
-        .expect("notice")
-        .text();
+    let fingerprint = real[0]["fingerprint"]
+        .as_str()
+        .expect("fingerprint")
+        .to_string();
+    let labels = real[0]["labels"].clone();
+    let mut forged = serde_json::from_str::<Value>(&crafted(
+        json!({"alertname": "PaymentsDown", "severity": "critical"}),
+        labels.clone(),
+    ))
+    .expect("json");
+    forged["alerts"][0]["fingerprint"] = json!(fingerprint);
+    forged["commonAnnotations"]["summary"] = json!("forged payments copy");
+    assert_eq!(post(forged.to_string()).await, 200);
+    let forged_inc = wait_for_incident(&slack, "forged payments copy", 1).await;
+    app.command(ALICE, &format!("silence {forged_inc} 7d"))
+        .await;
+    let refusal = slack.wait_for_text("did not come from Alertmanager").await;
+    assert!(refusal.contains(&forged_inc), "{refusal}");
+    app.command(ALICE, &format!("resolve {forged_inc} forged"))
+        .await;
+
+    // The same copy with the exact start too (whoever can read Alertmanager's
+    // API): the real incident holds the alert as well, so still no silence.
+    let mut exact = forged.clone();
+    // Grouped by a label the real alert has.
+    exact["groupKey"] = json!("{}:{service=\"payments\"}");
+    exact["groupLabels"] = json!({"service": "payments"});
+    exact["alerts"][0]["startsAt"] = real[0]["startsAt"].clone();
+    exact["commonAnnotations"]["summary"] = json!("exact payments copy");
+    assert_eq!(post(exact.to_string()).await, 200);
+    let exact_inc = wait_for_incident(&slack, "exact payments copy", 1).await;
+    app.command(ALICE, &format!("silence {exact_inc} 7d")).await;
+    let refusal = slack.wait_for_text("also holds these alerts").await;
+    assert!(refusal.contains(&real_inc), "{refusal}");
+    assert_eq!(
+        am.get("/api/v2/silences")
+            .await
+            .as_array()
+            .map_or(0, |a| a.len()),
+        0,
+        "still no silence"
+    );
+
+    // With the copy resolved, the real incident's silence is made: its own
+    // alert name and labels, the end date shown, nothing else muted.
+    app.command(ALICE, &format!("resolve {exact_inc} a forged copy"))
+        .await;
+    app.command(ALICE, &format!("silence {real_inc} 7d")).await;
+    let notice = slack.wait_for_text("silenced 1 alert group of").await;
     assert!(
-        notice.contains(r#"alertname="DiskAlmostFull""#),
+        notice.contains(r#"alertname="PaymentsDown""#),
         "the matchers are shown: {notice}"
     );
     let until = jiff::Timestamp::now()
@@ -769,9 +818,11 @@ async fn a_silence_from_slack_never_mutes_alerts_outside_its_incident() {
     );
     let alerts = am.get("/api/v2/alerts").await;
     for a in alerts.as_array().expect("alerts") {
+        let muted = a["status"]["state"] == "suppressed";
         assert_eq!(
-            a["status"]["state"], "active",
-            "no real alert is muted: {a}"
+            muted,
+            a["labels"]["alertname"] == "PaymentsDown",
+            "only PaymentsDown is muted: {a}"
         );
     }
     app.stop().await;

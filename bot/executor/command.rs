@@ -45,6 +45,7 @@ const SHELLS: &[&str] = &[
     "yash",
     "rbash",
     "busybox",
+    "toybox",
     "pwsh",
     "powershell",
     "eval",
@@ -53,9 +54,13 @@ const SHELLS: &[&str] = &[
 /// Programs that run code given as text or in a file the argv names.
 const INTERPRETERS: &[&str] = &[
     "python",
+    "pythonw",
+    "ipython",
+    "jython",
     "pypy",
     "perl",
     "ruby",
+    "jruby",
     "irb",
     "node",
     "nodejs",
@@ -70,6 +75,7 @@ const INTERPRETERS: &[&str] = &[
     "gawk",
     "mawk",
     "nawk",
+    "original-awk",
     "rscript",
     "r",
     "osascript",
@@ -78,11 +84,28 @@ const INTERPRETERS: &[&str] = &[
     "scala",
     "gdb",
     "expect",
+    "guile",
+    "sbcl",
+    "racket",
+    "julia",
+    "erl",
+    "escript",
+    "elixir",
+    "emacs",
+    "vim",
+    "vi",
+    "nvim",
+    "ex",
+    "gnuplot",
+    "sed",
+    "make",
+    "git",
 ];
 /// Programs that run another program named in their arguments.
 const WRAPPERS: &[&str] = &[
     "env",
     "sudo",
+    "sudoedit",
     "doas",
     "su",
     "runuser",
@@ -102,11 +125,15 @@ const WRAPPERS: &[&str] = &[
     "watch",
     "strace",
     "ltrace",
+    "valgrind",
     "unshare",
     "nsenter",
     "script",
     "parallel",
     "systemd-run",
+    "systemd-cat",
+    "systemd-nspawn",
+    "systemd-inhibit",
     "setpriv",
     "capsh",
     "firejail",
@@ -116,18 +143,69 @@ const WRAPPERS: &[&str] = &[
     "sg",
     "newgrp",
     "find",
+    "ld",
+    "ld.so",
+    "setarch",
+    "linux32",
+    "linux64",
+    "x86_64",
+    "i386",
+    "prlimit",
+    "ssh",
+    "ssh-agent",
+    "start-stop-daemon",
+    "run-parts",
+    "coreutils",
+    "less",
+    "more",
+    "socat",
+    "unbuffer",
+    "runcon",
+    "schroot",
+    "flatpak-spawn",
+    "fakeroot",
+    "faketime",
+    "xvfb-run",
+    "dbus-launch",
+    "chpst",
+    "cpulimit",
+    "daemonize",
+    "torsocks",
+    "proxychains",
+    "at",
+    "batch",
+    "crontab",
+    "tmux",
+    "screen",
+    "dtach",
+    "entr",
+    "inotifywait",
 ];
 
 /// What a program is, when it would run text or another program.
 fn runs_other_code(program: &str) -> Option<&'static str> {
-    // `python3.11` is `python`, `perl5.36` is `perl`, `/usr/bin/env` is `env`.
+    // `python3.11` is `python`, `perl5.36` is `perl`, `/usr/bin/env` is `env`,
+    // `busybox.static` is `busybox`, `python3-dbg` is `python`,
+    // `ld-linux-x86-64.so.2` is `ld`.
     let name = program_name(program).to_ascii_lowercase();
-    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    if SHELLS.contains(&name.as_str()) || SHELLS.contains(&base) {
+    let mut candidates = vec![name.clone()];
+    for sep in ['.', '-'] {
+        if let Some((head, _)) = name.split_once(sep) {
+            candidates.push(head.to_string());
+        }
+    }
+    for c in candidates.clone() {
+        candidates.push(
+            c.trim_end_matches(|ch: char| ch.is_ascii_digit() || ch == '.')
+                .to_string(),
+        );
+    }
+    let any_in = |list: &[&str]| candidates.iter().any(|c| list.contains(&c.as_str()));
+    if any_in(SHELLS) {
         Some("a shell")
-    } else if INTERPRETERS.contains(&name.as_str()) || INTERPRETERS.contains(&base) {
+    } else if any_in(INTERPRETERS) {
         Some("an interpreter")
-    } else if WRAPPERS.contains(&name.as_str()) || WRAPPERS.contains(&base) {
+    } else if any_in(WRAPPERS) {
         Some("a program that runs other programs")
     } else {
         None
@@ -193,7 +271,22 @@ impl Backend for CommandBackend {
                 "the program itself cannot be a parameter".into(),
             ));
         }
-        let kind = runs_other_code(program);
+        // The program, and any argument that names a shell or an
+        // interpreter (`setarch x86_64 /bin/sh -c …`, `ld.so /bin/sh`): a
+        // wrapper this list does not know still cannot smuggle one in.
+        let kind = runs_other_code(program).or_else(|| {
+            s.argv
+                .iter()
+                .skip(1)
+                .find_map(|a| match runs_other_code(a) {
+                    Some(k @ ("a shell" | "an interpreter"))
+                        if !a.contains('{') && (a.contains('/') || !a.starts_with('-')) =>
+                    {
+                        Some(k)
+                    }
+                    _ => None,
+                })
+        });
         let reason = s
             .allow_interpreter
             .as_deref()
@@ -426,6 +519,16 @@ mod tests {
             &["sudo", "-u", "postgres", "/bin/true"],
             &["awk", "BEGIN { system(\"id\") }"],
             &["/bin/BASH", "script.sh"],
+            &["/lib64/ld-linux-x86-64.so.2", "/bin/sh", "-c", "id"],
+            &["/usr/bin/setarch", "x86_64", "/bin/sh", "-c", "id"],
+            &["/usr/bin/prlimit", "--nofile=10", "/bin/sh", "-c", "id"],
+            &["/usr/bin/some-new-wrapper", "/usr/bin/python3", "x.py"],
+            &["/usr/bin/sed", "-n", "1e id", "/etc/hostname"],
+            &["/usr/bin/git", "-c", "alias.x=!id", "x"],
+            &["/usr/bin/make", "--eval=x:;id"],
+            &["busybox.static", "sh"],
+            &["python3-dbg", "x.py"],
+            &["/usr/bin/ssh", "db-1", "systemctl", "restart", "x"],
         ] {
             let problems = configure(argv, None).expect_err("refused");
             assert!(

@@ -146,6 +146,12 @@ impl Backend for HttpBackend {
             let name = rest[start + 1..start + len].to_string();
             let at = offset + start;
             let position = if at > query_at {
+                if !s.url[..at].ends_with('=') {
+                    problems.push((
+                        "url".into(),
+                        format!("`{{{name}}}` in the query must be a value (`?key={{{name}}}`), never a key"),
+                    ));
+                }
                 Position::Query
             } else {
                 // In the path, a placeholder must be a whole segment of its own.
@@ -397,6 +403,10 @@ mod tests {
         assert!(
             configure("http://127.0.0.1:8001/api/x{svc}/health").is_err(),
             "a placeholder is a whole path segment"
+        );
+        assert!(
+            configure("http://127.0.0.1:8001/api?{svc}").is_err(),
+            "a placeholder in the query is a value, never a key"
         );
     }
 

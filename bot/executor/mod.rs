@@ -158,7 +158,7 @@ pub fn placeholders(template: &str) -> Vec<String> {
 /// the key and hides the value. The kinds follow the default rules of
 /// gitleaks, the usual reference for secret shapes.
 static SECRET_SHAPES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
-    const KEY: &str = r"[A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|session[_-]?key)[A-Za-z0-9_.-]*";
+    const KEY: &str = r"[A-Za-z0-9_.-]*(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|session[_-]?key|auth)[A-Za-z0-9_.-]*";
     let keyed_json = format!(r#"(?i)("{KEY}"\s*:\s*)"(?:[^"\\]|\\.)*""#);
     let keyed_text = format!(
         r#"(?i)(\b{KEY}\s*[=:]\s*)(?:"[^"
@@ -170,8 +170,20 @@ static SECRET_SHAPES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
             r"(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\z)".into(),
             "[REDACTED PRIVATE KEY]",
         ),
+        (r"(?i)\b(bearer|basic|token)\s+[0-9A-Za-z._~+/=-]{8,}".into(), "${1} [REDACTED]"),
         (keyed_json, r#"$1"[REDACTED]""#),
+        (
+            format!(r#"(?i)('{KEY}'\s*:\s*)'(?:[^'\\]|\\.)*'"#),
+            "${1}'[REDACTED]'",
+        ),
+        (format!(r"(?i)(<{KEY}>)[^<]*(</)"), "${1}[REDACTED]${2}"),
+        (format!(r"(?i)(--{KEY}\s+)[^\s-]\S*"), "${1}[REDACTED]"),
+        (
+            r"(?i)(\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^\n]*?\s-p)\S+".into(),
+            "${1}[REDACTED]",
+        ),
         (keyed_text, "${1}[REDACTED]"),
+        (r"\bhf_[A-Za-z0-9]{30,}".into(), "[REDACTED]"),
         (r"xox[abposre]-[0-9A-Za-z-]{8,}".into(), "[REDACTED]"),
         (r"xapp-[0-9A-Za-z-]{8,}".into(), "[REDACTED]"),
         (r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+".into(), "[REDACTED]"),
@@ -187,7 +199,6 @@ static SECRET_SHAPES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         (r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}".into(), "[REDACTED]"),
         (r"(?i)AccountKey=[A-Za-z0-9+/=]{40,}".into(), "[REDACTED]"),
         (r"eyJ[0-9A-Za-z_-]{8,}\.[0-9A-Za-z_-]{8,}\.[0-9A-Za-z_-]{8,}".into(), "[REDACTED]"),
-        (r"(?i)\b(bearer|basic|token)\s+[0-9A-Za-z._~+/=-]{8,}".into(), "${1} [REDACTED]"),
         (r"://[^\s:/@]+:[^\s@/]+@".into(), "://[REDACTED]@"),
     ];
     shapes
@@ -278,7 +289,7 @@ mod tests {
     #[test]
     fn every_built_in_secret_shape_compiles() {
         let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-        assert_eq!(SECRET_SHAPES.len(), 20, "a pattern failed to compile");
+        assert_eq!(SECRET_SHAPES.len(), 25, "a pattern failed to compile");
     }
 
     #[test]
@@ -286,6 +297,20 @@ mod tests {
         let metadata = r#"{"Code": "Success", "AccessKeyId": "ASIAIOSFODNN7EXAMPLE", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "Token": "IQoJb3JpZ2luX2VjEXAMPLETOKEN=="}"#;
         let config = "db:\n  password: \"hunter two\"\n  api_key='k-123 456'\n";
         let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\nafter";
+        let more = "{'password': 'pyrepr-pass'} passphrase=pp-1 DB_PASS=dbpass-1 REDIS_AUTH=ra-1 mysql -uroot -pS3cretPw --password hunter3 <password>xmlpass</password> hf_abcdefghijklmnopqrstuvwxyz0123456789";
+        let more_out = redact(more, &[]);
+        for secret in [
+            "pyrepr-pass",
+            "pp-1",
+            "dbpass-1",
+            "ra-1",
+            "S3cretPw",
+            "hunter3",
+            "xmlpass",
+            "hf_abc",
+        ] {
+            assert!(!more_out.contains(secret), "{secret} leaked: {more_out}");
+        }
         let misc = "github_pat_11ABCDEFG0123456789abcdefghij glpat-abcdefghij0123456789 sk_live_0123456789abcdef AIzaSyA-0123456789abcdefghijklmnopqrstu Authorization: Basic dXNlcjpwYXNz https://hooks.slack.com/services/T000/B000/XXXX";
         let out = redact(&format!("{metadata}\n{config}\n{pem}\n{misc}"), &[]);
         for secret in [

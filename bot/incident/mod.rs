@@ -230,18 +230,34 @@ pub struct UserText(String);
 /// Whether `c` changes how the text around it is laid out or read without
 /// showing itself: the bidirectional embeddings, overrides, isolates and
 /// marks (Unicode TR #9), zero-width spaces and joiners, the word joiner and
-/// invisible operators, the byte order mark. Shown in Slack, they make text
-/// read as something else ("right-to-left override" reverses what follows).
+/// invisible operators, the byte order mark, the soft hyphen, the combining
+/// grapheme joiner, Hangul and braille blanks, Mongolian and Khmer invisible
+/// marks, interlinear annotation marks and tag characters (most of Unicode's
+/// `Cf` category and the "default ignorable" blanks). Shown in Slack, they
+/// make text read as something else ("right-to-left override" reverses what
+/// follows) or hide it.
 pub fn is_invisible_format(c: char) -> bool {
     matches!(
         c,
-        '\u{061C}'
-            | '\u{180E}'
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
             | '\u{200B}'..='\u{200F}'
             | '\u{202A}'..='\u{202E}'
             | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
             | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E007F}'
     )
 }
 
@@ -462,6 +478,13 @@ pub struct TimelineEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_single_line_keeps_no_invisible_or_line_breaking_character() {
+        let forged = "Disk full\u{2028}• *Status:* Resolved\u{202E}\u{00AD}\u{034F}\u{115F}\u{3164}\u{2800}\u{E0041}\r\n\u{0085}x";
+        assert_eq!(single_line(forged), "Disk full • *Status:* Resolved x");
+        assert_eq!(visible_text("a\u{200B}b\nc\u{E0041}"), "ab\nc");
+    }
 
     #[test]
     fn severities_parse_case_insensitively_and_reject_anything_else() {

@@ -572,6 +572,8 @@ pub async fn set_alert_route<'c, E: Executor<'c, Database = Any>>(
 pub struct GroupAlert {
     pub fingerprint: String,
     pub status: AlertStatus,
+    /// When the sender said it started firing.
+    pub starts_at: Millis,
     /// Every label, as the sender sent them.
     pub labels: BTreeMap<String, String>,
 }
@@ -583,7 +585,7 @@ pub async fn alerts_of_group<'c, E: Executor<'c, Database = Any>>(
     group_id: &str,
 ) -> StoreResult<Vec<GroupAlert>> {
     let rows = sqlx::query(
-        "SELECT fingerprint, status, detail FROM alerts WHERE incident_id = $1 AND group_id = $2 ORDER BY id",
+        "SELECT fingerprint, status, starts_at, detail FROM alerts WHERE incident_id = $1 AND group_id = $2 ORDER BY id",
     )
     .bind(incident.number())
     .bind(group_id)
@@ -598,6 +600,7 @@ pub async fn alerts_of_group<'c, E: Executor<'c, Database = Any>>(
                 fingerprint: col(r, "fingerprint")?,
                 status: AlertStatus::parse(&status)
                     .ok_or_else(|| StoreError::Corrupt(format!("alert status {status}")))?,
+                starts_at: Millis(col(r, "starts_at")?),
                 labels: d.labels,
             })
         })
@@ -614,6 +617,36 @@ pub async fn fingerprints_of<'c, E: Executor<'c, Database = Any>>(
         .fetch_all(ex)
         .await?;
     rows.iter().map(|r| col(r, "fingerprint")).collect()
+}
+
+/// The other open incidents that hold any of `fingerprints` as firing
+/// alerts (a duplicate, or a forged copy of a real alert).
+pub async fn other_open_holders<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    incident: IncidentRef,
+    fingerprints: &[&str],
+) -> StoreResult<Vec<IncidentRef>> {
+    if fingerprints.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (0..fingerprints.len())
+        .map(|i| format!("${}", i + 2))
+        .collect();
+    let sql = format!(
+        "SELECT DISTINCT a.incident_id FROM alerts a JOIN incidents i ON i.id = a.incident_id \
+         WHERE a.incident_id <> $1 AND i.state <> 'resolved' AND a.status = 'firing' \
+         AND a.fingerprint IN ({}) ORDER BY a.incident_id",
+        placeholders.join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(incident.number());
+    for f in fingerprints {
+        q = q.bind(*f);
+    }
+    let rows = q.fetch_all(ex).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| col::<i64>(r, "incident_id").ok().and_then(IncidentRef::new))
+        .collect())
 }
 
 /// A group of an incident, for silences.

@@ -48,19 +48,16 @@ pub async fn is_among(
     }
 }
 
-/// Who may silence an incident's alerts in Alertmanager: its owner, whoever
-/// opened it, the people of its ladder (every level), and those named in
-/// `alerts.silencers`. A silence mutes real alerts for hours or days, so a
-/// member of the channel who is none of these is refused (and audited).
-/// `Some`: the refusal.
+/// Who may silence an incident's alerts in Alertmanager: the people of its
+/// escalation ladder (every level) and those named in `alerts.silencers`. A
+/// silence mutes real alerts for hours or days, so anyone else is refused
+/// (and audited). Owning the incident is not enough: anyone in the channel
+/// can make themselves its owner with `/incident ack`. `Some`: the refusal.
 pub async fn may_silence(
     ctx: &Ctx,
     user: &SlackUserId,
     incident: &Incident,
 ) -> Result<Option<String>> {
-    if incident.opened_by.as_ref() == Some(user) || incident.owner.as_ref() == Some(user) {
-        return Ok(None);
-    }
     let ladder = incident
         .ladder
         .as_deref()
@@ -79,7 +76,7 @@ pub async fn may_silence(
         return Ok(None);
     }
     let why = format!(
-        "Only {}'s owner, whoever opened it, the people of its escalation ladder and those in `alerts.silencers` may silence its alerts.",
+        "Only the people of {}'s escalation ladder and those in `alerts.silencers` may silence its alerts.",
         incident.reference
     );
     refuse(ctx, user, incident, "silence", why).await.map(Some)

@@ -47,6 +47,8 @@ pub struct NewSilence {
 pub struct ListedAlert {
     pub fingerprint: String,
     pub labels: BTreeMap<String, String>,
+    /// When Alertmanager says it started firing (`startsAt`), if it said.
+    pub starts_at: Option<Millis>,
 }
 
 /// Alertmanager's API v2: silences, and which alerts are active.

@@ -7,7 +7,7 @@
 //! job's transaction (no database lock is held while it answers); the result is
 //! then recorded, and announced in the thread, in that transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -113,37 +113,42 @@ impl Job for Create {
                     let alerts = store::alerts_of_group(pool, r, &g.group_id).await?;
                     let group_labels: BTreeMap<String, String> =
                         serde_json::from_value(g.labels.clone()).unwrap_or_default();
-                    let Some(matchers) = silence_matchers(&group_labels, &alerts) else {
-                        continue;
-                    };
-                    let caught = match api.matching_alerts(&matchers).await {
-                        Ok(caught) => caught,
-                        Err(e) if run.attempts < MAX_ATTEMPTS => {
-                            return Err(JobError::Retry {
-                                reason: e,
-                                after: None,
-                            });
-                        }
-                        Err(e) => {
-                            refusal = Some(Outcome::Failed(e));
+                    let sets = match silence_matchers(&group_labels, &alerts) {
+                        Ok(sets) => sets,
+                        Err(why) => {
+                            refusal = Some(Outcome::Refused(why));
                             break;
                         }
                     };
-                    let strangers: Vec<&ListedAlert> = caught
-                        .iter()
-                        .filter(|a| !known.contains(&a.fingerprint))
-                        .collect();
-                    if let Some(first) = strangers.first() {
-                        refusal = Some(Outcome::Refused(format!(
-                            "a silence on {} would also mute {} that {r} does not hold (for one: {}). \
-                             Silence in Alertmanager by hand if that is what you want",
-                            show_matchers(&matchers),
-                            plural(len(&strangers), "alert", "alerts"),
-                            show_matchers(&first.labels)
-                        )));
+                    for SilenceFor {
+                        matchers,
+                        alerts: own,
+                    } in sets
+                    {
+                        let caught = match api.matching_alerts(&matchers).await {
+                            Ok(caught) => caught,
+                            Err(e) if run.attempts < MAX_ATTEMPTS => {
+                                return Err(JobError::Retry {
+                                    reason: e,
+                                    after: None,
+                                });
+                            }
+                            Err(e) => {
+                                refusal = Some(Outcome::Failed(e));
+                                break;
+                            }
+                        };
+                        if let Some(why) =
+                            beyond_the_incident(pool, r, &matchers, &own, &known, &caught).await?
+                        {
+                            refusal = Some(Outcome::Refused(why));
+                            break;
+                        }
+                        planned.push(matchers);
+                    }
+                    if refusal.is_some() {
                         break;
                     }
-                    planned.push(matchers);
                 }
                 let mut ids = Vec::new();
                 let mut failure = None;
@@ -269,23 +274,113 @@ enum Outcome {
     Failed(String),
 }
 
-/// The matchers of a silence for one group: every label that all of the
-/// group's firing alerts share (their full label sets, not only the group's
-/// labels, which a notification may choose as broadly as `severity`), and
-/// the group's labels. `None` when nothing fires.
+/// One silence to make: its matchers, and the alerts it is for (fingerprint
+/// → when each started, as the sender said).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SilenceFor {
+    matchers: BTreeMap<String, String>,
+    alerts: BTreeMap<String, Millis>,
+}
+
+/// The silences for one group: one per alert name among its firing alerts,
+/// each matching every label those alerts share (their full label sets, not
+/// only the group's labels, which a notification may choose as broadly as
+/// `severity`), with the fingerprints of the alerts it is for. Every silence
+/// names an `alertname`, so none can mute whole classes of future alerts.
+/// `Err`: why no silence can be made.
 fn silence_matchers(
     group_labels: &BTreeMap<String, String>,
     alerts: &[store::GroupAlert],
-) -> Option<BTreeMap<String, String>> {
-    let mut firing = alerts.iter().filter(|a| a.status == AlertStatus::Firing);
-    let mut shared = firing.next()?.labels.clone();
-    for a in firing {
-        shared.retain(|k, v| a.labels.get(k) == Some(v));
+) -> std::result::Result<Vec<SilenceFor>, String> {
+    let mut by_name: BTreeMap<&str, Vec<&store::GroupAlert>> = BTreeMap::new();
+    for a in alerts.iter().filter(|a| a.status == AlertStatus::Firing) {
+        let Some(name) = a.labels.get("alertname").filter(|n| !n.is_empty()) else {
+            return Err(
+                "one of its firing alerts has no `alertname`, so a silence could not be kept to it"
+                    .into(),
+            );
+        };
+        by_name.entry(name).or_default().push(a);
     }
-    for (k, v) in group_labels {
-        shared.entry(k.clone()).or_insert_with(|| v.clone());
+    let mut sets = Vec::new();
+    for group in by_name.values() {
+        let mut shared = group[0].labels.clone();
+        for a in &group[1..] {
+            shared.retain(|k, v| a.labels.get(k) == Some(v));
+        }
+        for (k, v) in group_labels {
+            shared.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        sets.push(SilenceFor {
+            matchers: shared,
+            alerts: group
+                .iter()
+                .map(|a| (a.fingerprint.clone(), a.starts_at))
+                .collect(),
+        });
     }
-    (!shared.is_empty()).then_some(shared)
+    Ok(sets)
+}
+
+/// Why a silence with `matchers` would reach beyond incident `r`, or `None`
+/// when it mutes its alerts and nothing else: every alert Alertmanager would
+/// mute is one `r` holds (`known`), Alertmanager holds at least one of the
+/// alerts the silence is for (`own`, with when each started: otherwise they
+/// never came from it, and the silence would only mute alerts that fire
+/// later), each of those started when Alertmanager says (a forged copy of a
+/// real alert carries its computable fingerprint, not its start), and no
+/// other open incident holds them.
+async fn beyond_the_incident(
+    pool: &sqlx::AnyPool,
+    r: IncidentRef,
+    matchers: &BTreeMap<String, String>,
+    own: &BTreeMap<String, Millis>,
+    known: &HashSet<String>,
+    caught: &[ListedAlert],
+) -> Result<Option<String>> {
+    let strangers: Vec<&ListedAlert> = caught
+        .iter()
+        .filter(|a| !known.contains(&a.fingerprint))
+        .collect();
+    if let Some(first) = strangers.first() {
+        return Ok(Some(format!(
+            "a silence on {} would also mute {} that {r} does not hold (for one: {}). \
+             Silence in Alertmanager by hand if that is what you want",
+            show_matchers(matchers),
+            plural(len(&strangers), "alert", "alerts"),
+            show_matchers(&first.labels)
+        )));
+    }
+    if !caught.iter().any(|a| own.contains_key(&a.fingerprint)) {
+        return Ok(Some(format!(
+            "Alertmanager holds none of the alerts a silence on {} is for (they did not come from it, \
+             or no longer fire), so it would only mute alerts that fire later",
+            show_matchers(matchers)
+        )));
+    }
+    for a in caught {
+        let (Some(ours), Some(theirs)) = (own.get(&a.fingerprint), a.starts_at) else {
+            continue;
+        };
+        if ours.0.abs_diff(theirs.0) > 1_000 {
+            return Ok(Some(format!(
+                "Alertmanager's alert {} started firing at {}, not at {} as {r} has it: this copy did not come from Alertmanager",
+                show_matchers(&a.labels),
+                theirs.date_time_utc(),
+                ours.date_time_utc()
+            )));
+        }
+    }
+    let fingerprints: Vec<&str> = caught.iter().map(|a| a.fingerprint.as_str()).collect();
+    let others = store::other_open_holders(pool, r, &fingerprints).await?;
+    if !others.is_empty() {
+        let names: Vec<String> = others.iter().map(|o| o.to_string()).collect();
+        return Ok(Some(format!(
+            "{} also holds these alerts; resolve the duplicate, or silence in Alertmanager by hand",
+            names.join(", ")
+        )));
+    }
+    Ok(None)
 }
 
 /// Matchers as Alertmanager writes them: `{alertname="X", service="y"}`.
@@ -374,6 +469,7 @@ mod tests {
         store::GroupAlert {
             fingerprint: fp.into(),
             status,
+            starts_at: Millis(0),
             labels: labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -382,7 +478,8 @@ mod tests {
     }
 
     #[test]
-    fn a_silence_matches_every_label_the_firing_alerts_share_not_only_the_group_labels() {
+    fn a_silence_matches_every_label_the_firing_alerts_of_one_name_share_not_only_the_group_labels()
+    {
         let group: BTreeMap<String, String> =
             [("severity".to_string(), "critical".to_string())].into();
         let alerts = [
@@ -406,20 +503,42 @@ mod tests {
             ),
             alert(
                 "c",
+                AlertStatus::Firing,
+                &[
+                    ("alertname", "LoadHigh"),
+                    ("severity", "critical"),
+                    ("host", "db-1"),
+                ],
+            ),
+            alert(
+                "d",
                 AlertStatus::Resolved,
                 &[("alertname", "Other"), ("severity", "critical")],
             ),
         ];
-        let m = silence_matchers(&group, &alerts).expect("matchers");
+        let sets = silence_matchers(&group, &alerts).expect("matchers");
+        let shown: Vec<String> = sets.iter().map(|s| show_matchers(&s.matchers)).collect();
         assert_eq!(
-            show_matchers(&m),
-            r#"{alertname="DiskFull", severity="critical"}"#,
-            "a group labelled only by severity still silences only DiskFull"
+            shown,
+            vec![
+                r#"{alertname="DiskFull", severity="critical"}"#.to_string(),
+                r#"{alertname="LoadHigh", host="db-1", severity="critical"}"#.to_string(),
+            ],
+            "a group labelled only by severity still silences only its own alert names"
         );
+        assert_eq!(sets[0].alerts.len(), 2);
         assert_eq!(
-            silence_matchers(&group, &alerts[2..]),
-            None,
+            silence_matchers(&group, &alerts[3..]),
+            Ok(Vec::new()),
             "nothing fires: no silence"
+        );
+        assert!(
+            silence_matchers(
+                &group,
+                &[alert("e", AlertStatus::Firing, &[("severity", "critical")])]
+            )
+            .is_err(),
+            "an alert without a name cannot be silenced on its own"
         );
     }
 }
