@@ -257,8 +257,12 @@ levels = [
     };
     let app = TestApp::start_with(&db, &slack, opts).await;
     app.command(BOB, "open P1 Queue stuck").await;
+    // A page goes ahead of its thread's backlog: wait for both.
     let calls = slack
-        .wait_for(WAIT, "level 2", |c| !paging(c, "team lead").is_empty())
+        .wait_for(WAIT, "level 2 and the notice", |c| {
+            !paging(c, "team lead").is_empty()
+                && c.iter().any(|c| c.text().contains("has nobody to page"))
+        })
         .await;
     let notice = calls
         .iter()
@@ -544,16 +548,18 @@ async fn reopening_an_incident_resumes_its_ladder_at_the_next_level() {
     app.command(ALICE, "resolve drained the queue").await;
     let answer = app.command(ALICE, "reopen INC-1").await;
     assert_eq!(answer, "INC-1 is open again.");
+    // A page goes ahead of its thread's backlog: wait for both.
     let calls = slack
-        .wait_for(WAIT, "level 2 after the reopen", |c| {
-            !paging(c, "team lead").is_empty()
-        })
+        .wait_for(
+            WAIT,
+            "level 2 after the reopen, and the reopen notice",
+            |c| {
+                !paging(c, "team lead").is_empty()
+                    && c.iter()
+                        .any(|c| c.text().contains("<@U0ALICE> reopened INC-1"))
+            },
+        )
         .await;
-    assert!(
-        calls
-            .iter()
-            .any(|c| c.text().contains("<@U0ALICE> reopened INC-1"))
-    );
     assert_eq!(
         paging(&calls, "on-call engineer").len(),
         1,
