@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sqlx::Row;
 
 use crate::support::alertmanager::Alertmanager;
 use crate::support::*;
@@ -449,7 +450,6 @@ max_new_incidents_per_minute = 10
     listed.sort();
     listed.dedup();
     assert_eq!(listed.len(), N - 10, "every folded group is listed once");
-    use sqlx::Row;
     let groups: i64 = sqlx::query("SELECT COUNT(*) AS n FROM alert_groups")
         .fetch_one(app.store().pool())
         .await
@@ -746,7 +746,7 @@ async fn a_silence_from_slack_never_mutes_alerts_outside_its_incident() {
     );
     let inc2 = wait_for_incident(&slack, "DiskAlmostFull", 1).await;
     app.command(ALICE, &format!("silence {inc2} 7d")).await;
-    let refusal = slack.wait_for_text("holds none of the alerts").await;
+    let refusal = slack.wait_for_text("does not hold 1 of the 1 alert").await;
     assert!(refusal.contains(&inc2), "{refusal}");
 
     // A forged copy of a real alert (same labels, and its fingerprint, which
@@ -796,6 +796,43 @@ async fn a_silence_from_slack_never_mutes_alerts_outside_its_incident() {
         0,
         "still no silence"
     );
+
+    // A forged alert slipped into the real incident's own group (its group
+    // key is no secret either): Alertmanager does not hold it, so it cannot
+    // widen the real incident's silence.
+    let number: i64 = real_inc.trim_start_matches("INC-").parse().expect("number");
+    let group_id: String = sqlx::query("SELECT group_id FROM alert_groups WHERE incident_id = $1")
+        .bind(number)
+        .fetch_one(app.store().pool())
+        .await
+        .expect("group")
+        .get("group_id");
+    let group_key = group_id.trim_start_matches("alertmanager:").to_string();
+    let slipped = |forged_status: &str| {
+        json!({
+            "version": "4", "groupKey": group_key, "truncatedAlerts": 0, "status": "firing",
+            "receiver": "klaxon", "groupLabels": {"alertname": "PaymentsDown", "service": "payments"},
+            "commonLabels": {"alertname": "PaymentsDown"}, "commonAnnotations": {},
+            "externalURL": "http://am",
+            "alerts": [
+                {"status": "firing", "labels": labels.clone(), "annotations": {},
+                 "startsAt": real[0]["startsAt"].clone(), "endsAt": "0001-01-01T00:00:00Z",
+                 "fingerprint": fingerprint.clone()},
+                {"status": forged_status, "labels": {"alertname": "PaymentsDown"}, "annotations": {},
+                 "startsAt": "2026-11-30T05:00:00Z",
+                 "endsAt": if forged_status == "firing" { "0001-01-01T00:00:00Z" } else { "2026-11-30T05:01:00Z" },
+                 "fingerprint": "f0f0f0f0f0f0f0f0"}
+            ]
+        })
+        .to_string()
+    };
+    assert_eq!(post(slipped("firing")).await, 200);
+    app.settle().await;
+    app.command(ALICE, &format!("silence {real_inc} 7d")).await;
+    let refusal = slack.wait_for_text("does not hold 1 of the 2 alerts").await;
+    assert!(refusal.contains(&real_inc), "{refusal}");
+    assert_eq!(post(slipped("resolved")).await, 200);
+    app.settle().await;
 
     // With the copy resolved, the real incident's silence is made: its own
     // alert name and labels, the end date shown, nothing else muted.

@@ -100,6 +100,31 @@ const INTERPRETERS: &[&str] = &[
     "sed",
     "make",
     "git",
+    "view",
+    "rview",
+    "editor",
+    "sensible-editor",
+    "cmake",
+    "dc",
+    "ed",
+    "m4",
+    "npx",
+    "npm",
+    "sqlite3",
+    "psql",
+    "mysql",
+    "mariadb",
+    "gcc",
+    "cc",
+    "clang",
+    "tar",
+    "zip",
+    "rsync",
+    "scp",
+    "sftp",
+    "apt",
+    "apt-get",
+    "dpkg",
 ];
 /// Programs that run another program named in their arguments.
 const WRAPPERS: &[&str] = &[
@@ -180,7 +205,27 @@ const WRAPPERS: &[&str] = &[
     "dtach",
     "entr",
     "inotifywait",
+    "pager",
+    "sensible-pager",
 ];
+
+/// Whether any word of `arg` (split at spaces, `=`, `,`, quotes and the like,
+/// as a wrapper would split it) names a shell or an interpreter
+/// (`-wrapper /bin/sh,-c,id`, `--use-compress-program=sh`, `"sh -c 'id'"`).
+fn names_a_shell_or_interpreter(arg: &str) -> Option<&'static str> {
+    arg.split(|c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                '=' | ',' | ';' | ':' | '"' | '\'' | '(' | ')' | '|' | '&'
+            )
+    })
+    .filter(|w| !w.is_empty() && !w.starts_with('-'))
+    .find_map(|w| match runs_other_code(w) {
+        Some(k @ ("a shell" | "an interpreter")) => Some(k),
+        _ => None,
+    })
+}
 
 /// What a program is, when it would run text or another program.
 fn runs_other_code(program: &str) -> Option<&'static str> {
@@ -278,14 +323,7 @@ impl Backend for CommandBackend {
             s.argv
                 .iter()
                 .skip(1)
-                .find_map(|a| match runs_other_code(a) {
-                    Some(k @ ("a shell" | "an interpreter"))
-                        if !a.contains('{') && (a.contains('/') || !a.starts_with('-')) =>
-                    {
-                        Some(k)
-                    }
-                    _ => None,
-                })
+                .find_map(|a| names_a_shell_or_interpreter(a))
         });
         let reason = s
             .allow_interpreter
@@ -334,6 +372,18 @@ impl Configured for Command {
             .iter()
             .map(|a| fill(a, values))
             .collect::<Result<Vec<_>, _>>()?;
+        // A parameter's value may complete a word into a shell's name
+        // (`/bin/{p}`): the filled argv is checked again.
+        if self.runs_code.is_none()
+            && let Some(kind) = argv
+                .iter()
+                .skip(1)
+                .find_map(|a| names_a_shell_or_interpreter(a))
+        {
+            return Err(format!(
+                "the filled arguments would start {kind}, which this action does not allow"
+            ));
+        }
         Ok(Box::new(CommandStep {
             timeout: self.timeout,
             limit: self.limit,
@@ -529,6 +579,20 @@ mod tests {
             &["busybox.static", "sh"],
             &["python3-dbg", "x.py"],
             &["/usr/bin/ssh", "db-1", "systemctl", "restart", "x"],
+            &["/usr/bin/gcc", "-wrapper", "/bin/sh,-c,id", "-E", "x.c"],
+            &[
+                "/usr/bin/tar",
+                "-cf",
+                "/dev/null",
+                "--checkpoint-action=exec=id",
+                "/etc",
+            ],
+            &["/usr/bin/unknown", "--use-compress-program=sh"],
+            &["/usr/bin/unknown", "sh -c 'id'"],
+            &["/usr/bin/unknown", "--exec=sh"],
+            &["/usr/bin/unknown", "/bin/sh\u{a0}"],
+            &["/usr/bin/sqlite3", ":memory:", ".shell id"],
+            &["/usr/bin/view", "/etc/hostname"],
         ] {
             let problems = configure(argv, None).expect_err("refused");
             assert!(
@@ -539,6 +603,30 @@ mod tests {
             );
         }
         assert!(configure(&["/usr/bin/pg_isready", "-h", "{v}"], None).is_ok());
+        assert!(
+            configure(
+                &[
+                    "/usr/bin/redis-cli",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    "6379",
+                    "ping"
+                ],
+                None
+            )
+            .is_ok()
+        );
+        // A value that completes a shell's name is refused when the step is made.
+        let action = configure(&["/usr/bin/unknown", "/bin/{v}"], None).expect("configured");
+        let mut values = Values::new();
+        values.insert("v".into(), "sh".into());
+        assert!(
+            action.prepare(&values).is_err(),
+            "the filled argv names a shell"
+        );
+        values.insert("v".into(), "data".into());
+        assert!(action.prepare(&values).is_ok());
     }
 
     #[test]

@@ -182,6 +182,29 @@ static SECRET_SHAPES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
             r"(?i)(\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^\n]*?\s-p)\S+".into(),
             "${1}[REDACTED]",
         ),
+        (
+            format!(r#"(?i)(["']{KEY}["']\s*=>\s*)(?:"[^"\n]*"|'[^'\n]*')"#),
+            "${1}\"[REDACTED]\"",
+        ),
+        (format!(r#"(?i)(:{KEY}\s+)"[^"\n]*""#), "${1}\"[REDACTED]\""),
+        (
+            format!(r#"(?i)(<entry\s+key="{KEY}"\s*>)[^<]*"#),
+            "${1}[REDACTED]",
+        ),
+        (format!(r"(?i)(\b{KEY}%3D)[^&\s]+"), "${1}[REDACTED]"),
+        (
+            r"(?i)(\bIDENTIFIED\s+BY\s+|\bPASSWORD\s+)'[^'\n]*'".into(),
+            "${1}'[REDACTED]'",
+        ),
+        (
+            r"(?i)(\bcurl\b[^\n]*?\s(?:-u|--user)\s*[^:\s]+:)\S+".into(),
+            "${1}[REDACTED]",
+        ),
+        (
+            r"(?i)(\b(?:redis-cli|sshpass)\b[^\n]*?\s-[ap]\s*)\S+".into(),
+            "${1}[REDACTED]",
+        ),
+        (r"(?i)(\b(?:set-)?cookie\s*:\s*)[^\n]+".into(), "${1}[REDACTED]"),
         (keyed_text, "${1}[REDACTED]"),
         (r"\bhf_[A-Za-z0-9]{30,}".into(), "[REDACTED]"),
         (r"xox[abposre]-[0-9A-Za-z-]{8,}".into(), "[REDACTED]"),
@@ -289,7 +312,7 @@ mod tests {
     #[test]
     fn every_built_in_secret_shape_compiles() {
         let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-        assert_eq!(SECRET_SHAPES.len(), 25, "a pattern failed to compile");
+        assert_eq!(SECRET_SHAPES.len(), 33, "a pattern failed to compile");
     }
 
     #[test]
@@ -298,7 +321,25 @@ mod tests {
         let config = "db:\n  password: \"hunter two\"\n  api_key='k-123 456'\n";
         let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\nafter";
         let more = "{'password': 'pyrepr-pass'} passphrase=pp-1 DB_PASS=dbpass-1 REDIS_AUTH=ra-1 mysql -uroot -pS3cretPw --password hunter3 <password>xmlpass</password> hf_abcdefghijklmnopqrstuvwxyz0123456789";
-        let more_out = redact(more, &[]);
+        let more = format!(
+            "{more} {}",
+            r#""password" => "rb-pass" CREATE USER x IDENTIFIED BY 'sql-pass'; ALTER ROLE y PASSWORD 'pg-pass' curl -u admin:curl-pass https://x redis-cli -a redis-pass ping sshpass -p ssh-pass ssh h Cookie: session=cookie-val <entry key="password">entry-pass</entry> :password "clj-pass" password%3Durl-pass&x=1"#
+        );
+        let more_out = redact(&more, &[]);
+        for secret in [
+            "rb-pass",
+            "sql-pass",
+            "pg-pass",
+            "curl-pass",
+            "redis-pass",
+            "ssh-pass",
+            "cookie-val",
+            "entry-pass",
+            "clj-pass",
+            "url-pass",
+        ] {
+            assert!(!more_out.contains(secret), "{secret} leaked: {more_out}");
+        }
         for secret in [
             "pyrepr-pass",
             "pp-1",

@@ -232,8 +232,10 @@ pub struct UserText(String);
 /// marks (Unicode TR #9), zero-width spaces and joiners, the word joiner and
 /// invisible operators, the byte order mark, the soft hyphen, the combining
 /// grapheme joiner, Hangul and braille blanks, Mongolian and Khmer invisible
-/// marks, interlinear annotation marks and tag characters (most of Unicode's
-/// `Cf` category and the "default ignorable" blanks). Shown in Slack, they
+/// marks, interlinear annotation marks, variation selectors, Egyptian and
+/// shorthand format controls and tag characters (most of Unicode's `Cf`
+/// category and the "default ignorable" characters). An emoji loses its
+/// presentation selector (⚠️ shows as ⚠), nothing else. Shown in Slack, they
 /// make text read as something else ("right-to-left override" reverses what
 /// follows) or hide it.
 pub fn is_invisible_format(c: char) -> bool {
@@ -253,11 +255,15 @@ pub fn is_invisible_format(c: char) -> bool {
             | '\u{2066}'..='\u{206F}'
             | '\u{2800}'
             | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
             | '\u{FEFF}'
             | '\u{FFA0}'
             | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
             | '\u{1D173}'..='\u{1D17A}'
             | '\u{E0000}'..='\u{E007F}'
+            | '\u{E0100}'..='\u{E01EF}'
     )
 }
 

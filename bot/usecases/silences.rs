@@ -323,13 +323,14 @@ fn silence_matchers(
 }
 
 /// Why a silence with `matchers` would reach beyond incident `r`, or `None`
-/// when it mutes its alerts and nothing else: every alert Alertmanager would
-/// mute is one `r` holds (`known`), Alertmanager holds at least one of the
-/// alerts the silence is for (`own`, with when each started: otherwise they
-/// never came from it, and the silence would only mute alerts that fire
-/// later), each of those started when Alertmanager says (a forged copy of a
-/// real alert carries its computable fingerprint, not its start), and no
-/// other open incident holds them.
+/// when it mutes the alerts it is for and nothing else: every alert
+/// Alertmanager would mute is one of the firing alerts it is for (`own`,
+/// with when each started; an alert of another group, or one `r` holds only
+/// as resolved, does not count), Alertmanager holds every one of those
+/// (else a forged alert could have widened the matchers to alerts that fire
+/// later), each started when Alertmanager says (a forged copy of a real
+/// alert carries its computable fingerprint, not its start), and no other
+/// open incident holds them.
 async fn beyond_the_incident(
     pool: &sqlx::AnyPool,
     r: IncidentRef,
@@ -338,23 +339,42 @@ async fn beyond_the_incident(
     known: &HashSet<String>,
     caught: &[ListedAlert],
 ) -> Result<Option<String>> {
+    // Everything it would mute must be one of the firing alerts it is for:
+    // not another group's, not one the incident holds only as resolved.
     let strangers: Vec<&ListedAlert> = caught
         .iter()
-        .filter(|a| !known.contains(&a.fingerprint))
+        .filter(|a| !own.contains_key(&a.fingerprint))
         .collect();
     if let Some(first) = strangers.first() {
+        let held = if known.contains(&first.fingerprint) {
+            format!("that are not among the firing alerts of {r} it is for")
+        } else {
+            format!("that {r} does not hold")
+        };
         return Ok(Some(format!(
-            "a silence on {} would also mute {} that {r} does not hold (for one: {}). \
+            "a silence on {} would also mute {} {held} (for one: {}). \
              Silence in Alertmanager by hand if that is what you want",
             show_matchers(matchers),
             plural(len(&strangers), "alert", "alerts"),
             show_matchers(&first.labels)
         )));
     }
-    if !caught.iter().any(|a| own.contains_key(&a.fingerprint)) {
+    // Every alert it is for must be one Alertmanager holds: an alert it never
+    // had (a forged one) would only widen the matchers to alerts that fire later.
+    let missing: Vec<&String> = own
+        .keys()
+        .filter(|f| !caught.iter().any(|a| &a.fingerprint == *f))
+        .collect();
+    if !missing.is_empty() {
         return Ok(Some(format!(
-            "Alertmanager holds none of the alerts a silence on {} is for (they did not come from it, \
-             or no longer fire), so it would only mute alerts that fire later",
+            "Alertmanager does not hold {} of the {} a silence on {} is for (they did not come from it, \
+             or no longer fire), so it could mute alerts that fire later",
+            missing.len(),
+            plural(
+                u64::try_from(own.len()).unwrap_or(u64::MAX),
+                "alert",
+                "alerts"
+            ),
             show_matchers(matchers)
         )));
     }
