@@ -67,18 +67,6 @@ async fn deliver(app: &TestApp, path: &str, body: &str, token: Option<&str>) -> 
     req.send().await.expect("request")
 }
 
-fn roots(calls: &[fake_slack::Call]) -> Vec<fake_slack::Call> {
-    calls
-        .iter()
-        .filter(|c| {
-            c.method == "chat.postMessage"
-                && c.str("thread_ts").is_none()
-                && c.text().contains("INCIDENT INC-")
-        })
-        .cloned()
-        .collect()
-}
-
 fn count_text(calls: &[fake_slack::Call], needle: &str) -> usize {
     calls
         .iter()

@@ -329,20 +329,6 @@ fn incident(n: i64) -> klaxon::incident::IncidentRef {
     klaxon::incident::IncidentRef::new(n).expect("ref")
 }
 
-fn three_levels(wait: &str) -> String {
-    format!(
-        r#"
-[[escalation.ladders]]
-name = "default"
-levels = [
-  {{ name = "on-call engineer", notify = ["user:U0ALICE"], wait = "{wait}" }},
-  {{ name = "team lead", notify = ["user:U0LEAD"], wait = "{wait}" }},
-  {{ name = "engineering manager", notify = ["user:U0BOSS"], wait = "{wait}" }},
-]
-"#
-    )
-}
-
 const HOUR: Duration = Duration::from_secs(3_600);
 
 #[tokio::test]
@@ -354,7 +340,7 @@ async fn a_page_goes_out_ahead_of_its_threads_backlog_and_its_direct_message_is_
         &db,
         &slack,
         Options {
-            extra_toml: three_levels("1h"),
+            extra_toml: three_level_ladder("1h"),
             outbox_toml: "channel_rate = 2.0\nchannel_burst = 1\nrequest_timeout = \"2s\"\nmax_backoff = \"1s\"\n".into(),
             ..Options::default()
         },
@@ -417,7 +403,7 @@ async fn a_page_queued_before_an_acknowledgement_is_dropped_even_when_the_incide
         &db,
         &slack,
         Options {
-            extra_toml: three_levels("1h"),
+            extra_toml: three_level_ladder("1h"),
             ..Options::default()
         },
     )
@@ -471,7 +457,7 @@ async fn a_severity_that_moves_the_incident_off_its_ladder_drops_the_pages_still
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
     let extra = format!(
         "{}\n[escalation.severities]\nP3 = \"none\"\n",
-        three_levels("1h")
+        three_level_ladder("1h")
     );
     let app = TestApp::start_with(
         &db,
@@ -623,7 +609,7 @@ async fn a_backlog_of_paged_incidents_drains_roots_first_and_no_page_starves_the
         &db,
         &slack,
         Options {
-            extra_toml: three_levels("1h"),
+            extra_toml: three_level_ladder("1h"),
             ..Options::default()
         },
     )

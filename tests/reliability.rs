@@ -9,32 +9,6 @@ use crate::support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn ladder(wait: &str) -> String {
-    format!(
-        r#"
-[[escalation.ladders]]
-name = "default"
-levels = [
-  {{ name = "on-call engineer", notify = ["user:U0ALICE"], wait = "{wait}" }},
-  {{ name = "team lead", notify = ["user:U0LEAD"], wait = "{wait}" }},
-  {{ name = "engineering manager", notify = ["user:U0BOSS"], wait = "{wait}" }},
-]
-"#
-    )
-}
-
-fn roots(calls: &[fake_slack::Call]) -> Vec<fake_slack::Call> {
-    calls
-        .iter()
-        .filter(|c| {
-            c.method == "chat.postMessage"
-                && c.str("thread_ts").is_none()
-                && c.text().contains("INCIDENT INC-")
-        })
-        .cloned()
-        .collect()
-}
-
 async fn lost_answer_is_found_again(backend: Backend) {
     let db = TestDb::of(backend).await;
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
@@ -119,7 +93,7 @@ async fn postgres_stopped_for_ten_seconds_after_slack_took_a_root_posts_nothing_
         &db,
         &slack,
         Options {
-            extra_toml: ladder("2s"),
+            extra_toml: three_level_ladder("2s"),
             ..Options::default()
         },
     )
@@ -178,7 +152,7 @@ async fn resolutions_and_acknowledgements_racing_ladder_steps_on_two_replicas_ne
     let db = TestDb::postgres().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let config = format!("[outbox]\n{FAST_OUTBOX}{}", ladder("1s"));
+    let config = format!("[outbox]\n{FAST_OUTBOX}{}", three_level_ladder("1s"));
     let a = Served::start(dir.path(), &db.url, &slack, &config).await;
     let b = Served::start(dir.path(), &db.url, &slack, &config).await;
     let before = deadlocks(&db.url).await;
@@ -305,7 +279,7 @@ async fn at_slacks_pace() -> (TestDb, FakeSlack, TestApp) {
         &db,
         &slack,
         Options {
-            extra_toml: ladder("5m"),
+            extra_toml: three_level_ladder("5m"),
             outbox_toml: "channel_rate = 1.0\nchannel_burst = 3\nrequest_timeout = \"2s\"\nmax_backoff = \"1s\"\n"
                 .to_string(),
             ..Options::default()
@@ -368,7 +342,7 @@ async fn a_p0_page_goes_out_within_two_seconds_after_sixty_quiet_p3_incidents_on
     slack.limit_channel_rate(1.0, 3);
     let config = format!(
         "[outbox]\nchannel_rate = 1.0\nchannel_burst = 3\nrequest_timeout = \"2s\"\nmax_backoff = \"1s\"\n{}",
-        ladder("5m")
+        three_level_ladder("5m")
     );
     let a = Served::start(dir.path(), &db.url, &slack, &config).await;
     let b = Served::start(dir.path(), &db.url, &slack, &config).await;
@@ -424,7 +398,7 @@ async fn a_replica_killed_as_ladder_steps_fall_due_leaves_no_page_more_than_thre
     let db = TestDb::postgres().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let config = format!("[outbox]\n{FAST_OUTBOX}{}", ladder("3s"));
+    let config = format!("[outbox]\n{FAST_OUTBOX}{}", three_level_ladder("3s"));
     let a = Served::start(dir.path(), &db.url, &slack, &config).await;
     let b = Served::start(dir.path(), &db.url, &slack, &config).await;
     const N: usize = 12;

@@ -594,3 +594,32 @@ pub fn command_form(user: &str, channel: &str, text: &str) -> String {
     ])
     .expect("form")
 }
+
+/// The three-level ladder most escalation tests use: U0ALICE, then U0LEAD,
+/// then U0BOSS, each waiting `wait`.
+pub fn three_level_ladder(wait: &str) -> String {
+    format!(
+        r#"
+[[escalation.ladders]]
+name = "default"
+levels = [
+  {{ name = "on-call engineer", notify = ["user:U0ALICE"], wait = "{wait}" }},
+  {{ name = "team lead", notify = ["user:U0LEAD"], wait = "{wait}" }},
+  {{ name = "engineering manager", notify = ["user:U0BOSS"], wait = "{wait}" }},
+]
+"#
+    )
+}
+
+/// The incident roots among `calls` (`chat.postMessage` outside a thread).
+pub fn roots(calls: &[fake_slack::Call]) -> Vec<fake_slack::Call> {
+    calls
+        .iter()
+        .filter(|c| {
+            c.method == "chat.postMessage"
+                && c.str("thread_ts").is_none()
+                && c.text().contains("INCIDENT INC-")
+        })
+        .cloned()
+        .collect()
+}
