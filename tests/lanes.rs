@@ -399,15 +399,7 @@ async fn a_page_queued_before_an_acknowledgement_is_dropped_even_when_the_incide
  {
     let db = TestDb::sqlite();
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let app = TestApp::start_with(
-        &db,
-        &slack,
-        Options {
-            extra_toml: three_level_ladder("1h"),
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = TestApp::start_with(&db, &slack, with_three_level_ladder("1h")).await;
     app.command(BOB, "open P1 Checkout API returning 500s")
         .await;
     slack
@@ -605,15 +597,7 @@ async fn a_claim_on_a_message_is_short_renewed_while_its_call_runs_and_a_dead_se
 async fn a_backlog_of_paged_incidents_drains_roots_first_and_no_page_starves_the_threads() {
     let db = TestDb::sqlite();
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let app = TestApp::start_with(
-        &db,
-        &slack,
-        Options {
-            extra_toml: three_level_ladder("1h"),
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = TestApp::start_with(&db, &slack, with_three_level_ladder("1h")).await;
     // More paged incidents than the sender looks at in one pass, all queued
     // while Slack is down: each has a root, a page in its thread and a DM.
     const N: usize = 300;

@@ -89,15 +89,7 @@ async fn postgres_stopped_for_ten_seconds_after_slack_took_a_root_posts_nothing_
     let pg = OwnPostgres::start_new();
     let db = TestDb::at(&pg.url());
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let app = TestApp::start_with(
-        &db,
-        &slack,
-        Options {
-            extra_toml: three_level_ladder("2s"),
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = TestApp::start_with(&db, &slack, with_three_level_ladder("2s")).await;
     let hold = slack.hold_next_post();
     app.command(BOB, "open P1 Payments failing").await;
     // Slack has the root; before its answer arrives, the database goes away,

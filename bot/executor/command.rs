@@ -212,7 +212,7 @@ const WRAPPERS: &[&str] = &[
 /// Whether any word of `arg` (split at spaces, `=`, `,`, quotes and the like,
 /// as a wrapper would split it) names a shell or an interpreter
 /// (`-wrapper /bin/sh,-c,id`, `--use-compress-program=sh`, `"sh -c 'id'"`).
-fn names_a_shell_or_interpreter(arg: &str) -> Option<&'static str> {
+fn names_a_shell_or_interpreter(arg: &str) -> Option<RunsCode> {
     arg.split(|c: char| {
         c.is_whitespace()
             || matches!(
@@ -222,13 +222,34 @@ fn names_a_shell_or_interpreter(arg: &str) -> Option<&'static str> {
     })
     .filter(|w| !w.is_empty() && !w.starts_with('-'))
     .find_map(|w| match runs_other_code(w) {
-        Some(k @ ("a shell" | "an interpreter")) => Some(k),
+        Some(k @ (RunsCode::Shell | RunsCode::Interpreter)) => Some(k),
         _ => None,
     })
 }
 
+/// How a program runs code other than its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunsCode {
+    /// It runs text as commands.
+    Shell,
+    /// It runs code given as text or in a file.
+    Interpreter,
+    /// It runs another program named in its arguments.
+    Wrapper,
+}
+
+impl std::fmt::Display for RunsCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunsCode::Shell => "a shell",
+            RunsCode::Interpreter => "an interpreter",
+            RunsCode::Wrapper => "a program that runs other programs",
+        })
+    }
+}
+
 /// What a program is, when it would run text or another program.
-fn runs_other_code(program: &str) -> Option<&'static str> {
+fn runs_other_code(program: &str) -> Option<RunsCode> {
     // `python3.11` is `python`, `perl5.36` is `perl`, `/usr/bin/env` is `env`,
     // `busybox.static` is `busybox`, `python3-dbg` is `python`,
     // `ld-linux-x86-64.so.2` is `ld`.
@@ -247,11 +268,11 @@ fn runs_other_code(program: &str) -> Option<&'static str> {
     }
     let any_in = |list: &[&str]| candidates.iter().any(|c| list.contains(&c.as_str()));
     if any_in(SHELLS) {
-        Some("a shell")
+        Some(RunsCode::Shell)
     } else if any_in(INTERPRETERS) {
-        Some("an interpreter")
+        Some(RunsCode::Interpreter)
     } else if any_in(WRAPPERS) {
-        Some("a program that runs other programs")
+        Some(RunsCode::Wrapper)
     } else {
         None
     }
@@ -288,7 +309,7 @@ struct Command {
     env: BTreeMap<String, String>,
     read_only: bool,
     /// What the program is and why the catalog allows it, when it runs other code.
-    runs_code: Option<(&'static str, String)>,
+    runs_code: Option<(RunsCode, String)>,
 }
 
 impl Backend for CommandBackend {
@@ -396,7 +417,7 @@ impl Configured for Command {
 
 struct CommandStep {
     argv: Vec<String>,
-    runs_code: Option<(&'static str, String)>,
+    runs_code: Option<(RunsCode, String)>,
     timeout: Duration,
     limit: usize,
     env: BTreeMap<String, String>,

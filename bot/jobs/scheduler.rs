@@ -110,10 +110,10 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
     /// paging lane looks every [`SHARED_PAGING_POLL`] and the others every
     /// [`SHARED_POLL`].
     fn idle_cap(&self, lane: Lane) -> Duration {
-        match (self.store.backend(), lane) {
-            (crate::store::Backend::Sqlite, _) => MAX_IDLE,
-            (crate::store::Backend::Postgres, Lane::Paging) => SHARED_PAGING_POLL,
-            (crate::store::Backend::Postgres, _) => SHARED_POLL,
+        match (self.store.backend().is_shared(), lane) {
+            (false, _) => MAX_IDLE,
+            (true, Lane::Paging) => SHARED_PAGING_POLL,
+            (true, _) => SHARED_POLL,
         }
     }
 

@@ -142,9 +142,10 @@ impl OutboxSender {
             }
             // On a shared database other replicas enqueue and claim messages
             // this one hears nothing of: look again soon.
-            let idle = match self.store.backend() {
-                crate::store::Backend::Sqlite => MAX_IDLE,
-                crate::store::Backend::Postgres => SHARED_POLL,
+            let idle = if self.store.backend().is_shared() {
+                SHARED_POLL
+            } else {
+                MAX_IDLE
             };
             let sleep_for = match self.drain(&shutdown).await {
                 Ok(next_due) => {

@@ -48,6 +48,15 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// Whether several Klaxon processes may share this database (PostgreSQL):
+    /// then each must look for work the others enqueued or left behind,
+    /// since nothing in the process tells it. SQLite has one process.
+    pub fn is_shared(self) -> bool {
+        self == Backend::Postgres
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]

@@ -10,7 +10,7 @@
 use sqlx::{Any, Executor};
 
 use super::{StoreResult, col};
-use crate::incident::{ChannelId, IncidentRef, IncidentState, SlackUserId};
+use crate::incident::{ChannelId, IncidentRef, IncidentState, Severity, SlackUserId};
 use crate::time::Millis;
 
 /// How a message relates to its incident's thread.
@@ -162,19 +162,15 @@ pub struct Pending {
     pub maybe_posted: bool,
     /// Who holds a claim on it, and until when (a claim may have run out).
     pub lease: Option<(String, Millis)>,
-    /// The incident's severity now (`P0` … `P3`).
-    pub severity: Option<String>,
+    /// The incident's severity now.
+    pub severity: Option<Severity>,
 }
 
 impl Pending {
     /// Sorts the most severe incident's messages first (0 for P0); messages
     /// of no incident last.
     pub fn severity_rank(&self) -> u8 {
-        self.severity
-            .as_deref()
-            .and_then(|s| s.strip_prefix('P'))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(9)
+        self.severity.map_or(9, |s| s as u8)
     }
 
     /// Why a page should not go out any more: its incident was resolved, or
@@ -251,7 +247,8 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
                     .and_then(IncidentState::parse),
                 epoch_passed: col::<i64>(row, "epoch_passed")? != 0,
                 maybe_posted: col::<i64>(row, "maybe_posted")? != 0,
-                severity: col(row, "severity")?,
+                severity: col::<Option<String>>(row, "severity")?
+                    .and_then(|s| s.parse::<Severity>().ok()),
                 lease: match (
                     col::<Option<String>>(row, "lease_owner")?,
                     col::<Option<i64>>(row, "lease_expires_at")?,

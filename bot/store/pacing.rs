@@ -83,26 +83,6 @@ where
     Ok(Some((tat - pace.tolerance_ms() - now.0).max(1)))
 }
 
-/// How many milliseconds until `bucket` has a send slot (`None`: now),
-/// without taking it.
-pub async fn wait_for_slot<'c, E: Executor<'c, Database = Any>>(
-    ex: E,
-    bucket: &str,
-    pace: Pace,
-    now: Millis,
-) -> StoreResult<Option<i64>> {
-    let row = sqlx::query("SELECT tat FROM slack_pacing WHERE bucket = $1")
-        .bind(bucket)
-        .fetch_optional(ex)
-        .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let tat: i64 = col(&row, "tat")?;
-    let wait = tat - pace.tolerance_ms() - now.0;
-    Ok((wait > 0).then_some(wait))
-}
-
 /// Slack answered 429 for `bucket`: no replica sends there before `until`.
 pub async fn block_until<'c, E: Executor<'c, Database = Any>>(
     ex: E,

@@ -611,6 +611,14 @@ levels = [
     )
 }
 
+/// Test options with [`three_level_ladder`].
+pub fn with_three_level_ladder(wait: &str) -> Options {
+    Options {
+        extra_toml: three_level_ladder(wait),
+        ..Options::default()
+    }
+}
+
 /// The incident roots among `calls` (`chat.postMessage` outside a thread).
 pub fn roots(calls: &[fake_slack::Call]) -> Vec<fake_slack::Call> {
     calls
