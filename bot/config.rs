@@ -72,6 +72,10 @@ pub struct SlackSettings {
     pub bot_token: Option<SecretString>,
     /// `None`: every request to `/slack/*` is refused, as none can be verified.
     pub signing_secret: Option<SecretString>,
+    /// An app-level token (`xapp-…`, scope `connections:write`): Socket Mode
+    /// is on, and Slack sends commands, presses and events down a socket
+    /// Klaxon opens (Slack: "Using Socket Mode"). `None`: over HTTP only.
+    pub app_token: Option<SecretString>,
     pub api_url: String,
     /// Where new incident threads open; `None`: in the channel where `/incident open` was typed.
     pub incident_channel: Option<ChannelId>,
@@ -191,6 +195,7 @@ struct RawAlerts {
 struct RawSlack {
     bot_token: Option<String>,
     signing_secret: Option<String>,
+    app_token: Option<String>,
     api_url: Option<String>,
     incident_channel: Option<String>,
 }
@@ -547,11 +552,18 @@ fn from_raw(
         "slack.signing_secret",
         raw.slack.signing_secret,
     );
+    let app_token = secret(
+        &mut p,
+        "KLAXON_SLACK_APP_TOKEN",
+        "slack.app_token",
+        raw.slack.app_token,
+    );
     let alert_token = secret(&mut p, "KLAXON_ALERT_TOKEN", "alert_token", raw.alert_token);
 
     for (value, key, min) in [
         // Slack issues bot tokens: only their `xoxb-` shape is checked (below).
         (&bot_token, "slack.bot_token / KLAXON_SLACK_BOT_TOKEN", 0),
+        (&app_token, "slack.app_token / KLAXON_SLACK_APP_TOKEN", 0),
         (
             &signing_secret,
             "slack.signing_secret / KLAXON_SLACK_SIGNING_SECRET",
@@ -588,11 +600,33 @@ fn from_raw(
             "a bot token starts with `xoxb-` (find it under OAuth & Permissions in the Slack app)",
         );
     }
-    if bot_token.is_some() && signing_secret.is_none() {
+    if let Some(t) = &app_token {
+        if !t.expose_secret().starts_with("xapp-") {
+            p.problem(
+                source.to_string(),
+                "slack.app_token / KLAXON_SLACK_APP_TOKEN".into(),
+                if t.expose_secret().starts_with("xoxb-") {
+                    "is a bot token; Socket Mode needs an app-level token, which starts with `xapp-` (Basic Information → App-Level Tokens, scope connections:write)"
+                } else {
+                    "an app-level token starts with `xapp-` (Basic Information → App-Level Tokens, scope connections:write)"
+                },
+            );
+        }
+        if bot_token.is_none() {
+            p.problem(
+                source.to_string(),
+                "slack.bot_token / KLAXON_SLACK_BOT_TOKEN".into(),
+                "required with an app token: the socket only receives, messages are posted with the bot token",
+            );
+        }
+    }
+    // Over Socket Mode nothing from Slack arrives unsigned over HTTP, so the
+    // signing secret is needed only for the HTTP transport.
+    if bot_token.is_some() && signing_secret.is_none() && app_token.is_none() {
         p.problem(
             source.to_string(),
             "slack.signing_secret / KLAXON_SLACK_SIGNING_SECRET".into(),
-            "required whenever a bot token is set: without it no request from Slack can be verified",
+            "required whenever a bot token is set (unless Socket Mode is on with KLAXON_SLACK_APP_TOKEN): without it no request from Slack can be verified",
         );
     }
 
@@ -858,6 +892,7 @@ fn from_raw(
             slack: SlackSettings {
                 bot_token,
                 signing_secret,
+                app_token,
                 api_url,
                 incident_channel,
             },
@@ -951,6 +986,7 @@ pub const ENV_VARS: &[&str] = &[
     "KLAXON_DATABASE_URL",
     "KLAXON_SLACK_BOT_TOKEN",
     "KLAXON_SLACK_SIGNING_SECRET",
+    "KLAXON_SLACK_APP_TOKEN",
     "KLAXON_SLACK_API_URL",
     "KLAXON_INCIDENT_CHANNEL",
     "KLAXON_ALERT_TOKEN",
@@ -1054,6 +1090,39 @@ approvers = ["schedule:nobody"]
             keys.iter().any(|k| k.contains("signing_secret")),
             "{keys:?}"
         );
+    }
+
+    #[test]
+    fn socket_mode_needs_an_app_level_token_and_a_bot_token_but_no_signing_secret() {
+        let outcome = |pairs: &[(&str, &str)]| from_toml("", "t.toml", &env_of(pairs));
+        let s = outcome(&[
+            ("KLAXON_SLACK_BOT_TOKEN", "xoxb-1-2-abc"),
+            ("KLAXON_SLACK_APP_TOKEN", "xapp-1-A0KLAXON-1-abc"),
+        ])
+        .expect("Socket Mode needs no signing secret");
+        assert!(s.slack.app_token.is_some() && s.slack.signing_secret.is_none());
+
+        let swapped = outcome(&[
+            ("KLAXON_SLACK_BOT_TOKEN", "xoxb-1-2-abc"),
+            ("KLAXON_SLACK_APP_TOKEN", "xoxb-1-2-abc"),
+        ])
+        .expect_err("a bot token in place of the app token")
+        .to_string();
+        assert!(swapped.contains("is a bot token"), "{swapped}");
+        assert!(swapped.contains("xapp-"), "{swapped}");
+
+        let alone = outcome(&[("KLAXON_SLACK_APP_TOKEN", "xapp-1-A0KLAXON-1-abc")])
+            .expect_err("an app token without a bot token")
+            .to_string();
+        assert!(alone.contains("slack.bot_token"), "{alone}");
+
+        let placeholder = outcome(&[
+            ("KLAXON_SLACK_BOT_TOKEN", "xoxb-1-2-abc"),
+            ("KLAXON_SLACK_APP_TOKEN", "xapp-REPLACE-ME"),
+        ])
+        .expect_err("the example's placeholder")
+        .to_string();
+        assert!(placeholder.contains("published placeholder"), "{placeholder}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::slack::api::{CallError, REQUIRED_SCOPES, SlackApi};
 use crate::store::{jobs, outbox};
 use crate::telemetry::{ChannelLabels, LaneLabels};
 use crate::usecases::Ctx;
-use crate::usecases::reach::Auth;
+use crate::usecases::reach::{Auth, SocketLink};
 
 /// How often the database and the jobs are looked at.
 pub const EVERY: Duration = Duration::from_secs(15);
@@ -238,12 +238,24 @@ pub fn detail(ctx: &Ctx, database: &str) -> Value {
         Auth::Failed(why) => format!("refused: {why}"),
         Auth::Unreachable(why) => format!("no answer from Slack: {why}"),
     };
+    let mut slack = json!({
+        "auth": auth,
+        "channels_blocked": ctx.reach.blocked_channels(),
+        "scopes_missing": ctx.reach.missing_scopes(),
+    });
+    let socket = match ctx.reach.socket() {
+        SocketLink::Off => None,
+        SocketLink::Connecting(why) => Some(format!("connecting ({why})")),
+        SocketLink::Connected(n) => Some(format!("connected ({n} socket{})", if n == 1 { "" } else { "s" })),
+        SocketLink::Disabled => Some(
+            "link_disabled: Slack says Socket Mode is off for this app; turn it on (Settings → Socket Mode) or unset KLAXON_SLACK_APP_TOKEN and use the HTTP request URLs".to_string(),
+        ),
+    };
+    if let (Some(socket), Some(o)) = (socket, slack.as_object_mut()) {
+        o.insert("socket_mode".into(), json!(socket));
+    }
     json!({
         "database": database,
-        "slack": {
-            "auth": auth,
-            "channels_blocked": ctx.reach.blocked_channels(),
-            "scopes_missing": ctx.reach.missing_scopes(),
-        },
+        "slack": slack,
     })
 }

@@ -40,8 +40,12 @@
 //! - [`alertmanager`]: Alertmanager's silences API.
 //! - [`health`]: Klaxon watching itself (database, Slack credentials and
 //!   channels, overdue jobs) for the metrics, the log and `/readyz`.
+//! - [`inbound`]: what Slack sends (commands, presses, forms, DM events),
+//!   acted on the same way whichever transport carried it.
 //! - [`http`]: the axum router: Slack endpoints with signature checks, alert
 //!   webhooks, health, readiness and metrics.
+//! - [`socket_mode`]: Slack's other transport, an outbound WebSocket (no
+//!   public URL needed), feeding the same [`inbound`] handlers.
 //!
 //! **Wiring** — [`app`] (the state handlers share), [`server`] (build, run,
 //! shut down, check-config) and [`demo`] (`klaxon demo`, the whole lifecycle
@@ -57,10 +61,12 @@ pub mod escalation;
 pub mod executor;
 pub mod health;
 pub mod http;
+pub mod inbound;
 pub mod incident;
 pub mod jobs;
 pub mod server;
 pub mod slack;
+pub mod socket_mode;
 pub mod store;
 pub mod telemetry;
 pub mod templates;

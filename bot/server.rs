@@ -101,7 +101,15 @@ pub async fn build_with_clock(
         SlackEventSignatureVerifier::new(&SlackSigningSecret::new(s.expose_secret().to_string()))
     });
     if verifier.is_none() {
-        tracing::warn!("no Slack signing secret: every request to /slack/* will be refused (401)");
+        if settings.slack.app_token.is_some() {
+            tracing::info!(
+                "Socket Mode without a signing secret: Slack's HTTP endpoints (/slack/*) refuse every request (401)"
+            );
+        } else {
+            tracing::warn!(
+                "no Slack signing secret: every request to /slack/* will be refused (401)"
+            );
+        }
     }
     let alertmanager: Option<Arc<dyn ports::Alertmanager>> = match &settings.alerts.alertmanager_url
     {
@@ -226,11 +234,24 @@ async fn run_workers(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         ctx.jobs_wake.clone(),
     ));
     let scheduler_task = tokio::spawn(scheduler.run(stop_rx.clone()));
+    // Socket Mode starts once the database answers: an envelope is acted on
+    // (and acknowledged) only when it can be recorded.
+    let socket_task = match (&ctx.settings.slack.app_token, app.slack.is_console()) {
+        (Some(token), false) => Some(tokio::spawn(crate::socket_mode::run(
+            app.clone(),
+            token.clone(),
+            stop_rx.clone(),
+        ))),
+        _ => None,
+    };
     let health_task = tokio::spawn(crate::health::watch(
         ctx.clone(),
         app.slack.clone(),
         stop_rx,
     ));
+    if let Some(task) = socket_task {
+        let _ = task.await;
+    }
     let _ = scheduler_task.await;
     let _ = stop_sender.send(true);
     let _ = sender_task.await;

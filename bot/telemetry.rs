@@ -76,6 +76,19 @@ pub struct LevelLabels {
     pub level: String,
 }
 
+/// A Socket Mode envelope's `type` (`slash_commands`, `interactive`,
+/// `events_api`, or `other`: a closed set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EnvelopeLabels {
+    pub r#type: String,
+}
+
+/// Why a Socket Mode socket was replaced (a closed set, see `crate::socket_mode`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
 /// How a page reached people: `thread` (the page in the incident's thread) or
 /// `direct` (a person's direct message).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -158,6 +171,10 @@ pub struct Metrics {
     pub job_failures: Family<JobLabels, Counter>,
     pub pages_dropped: Counter,
     pub page_delivery: Family<ViaLabels, Histogram, fn() -> Histogram>,
+    pub socket_connections: Gauge,
+    pub socket_envelopes: Family<EnvelopeLabels, Counter>,
+    pub socket_ack: Histogram,
+    pub socket_reconnects: Family<ReasonLabels, Counter>,
     pub pages_sent: Family<LevelLabels, Counter>,
     pub alerts_received: Family<AlertLabels, Counter>,
     pub notifications_deduplicated: Counter,
@@ -275,6 +292,31 @@ impl Metrics {
             "From a page being queued (its escalation step ran) to Slack accepting it, by via (thread, direct); add klaxon_job_lateness for the time from due",
             Unit::Seconds,
             page_delivery.clone(),
+        );
+        let socket_connections = Gauge::default();
+        registry.register(
+            "klaxon_socket_mode_connections",
+            "Socket Mode sockets open and past Slack's hello (0 when Socket Mode is off or the link is down; 2 during a refresh)",
+            socket_connections.clone(),
+        );
+        let socket_envelopes = Family::<EnvelopeLabels, Counter>::default();
+        registry.register(
+            "klaxon_socket_mode_envelopes",
+            "Socket Mode envelopes received, by type (slash_commands, interactive, events_api, other), redeliveries included",
+            socket_envelopes.clone(),
+        );
+        let socket_ack = latency_histogram();
+        registry.register_with_unit(
+            "klaxon_socket_mode_ack",
+            "From a Socket Mode envelope read off the socket to its acknowledgement written (Slack waits 3 s)",
+            Unit::Seconds,
+            socket_ack.clone(),
+        );
+        let socket_reconnects = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "klaxon_socket_mode_reconnects",
+            "Socket Mode sockets opened to replace one, by reason (refresh_requested, warning, closed, no_pong, open_failed, connect_failed, no_hello, link_disabled)",
+            socket_reconnects.clone(),
         );
         let jobs_timed_out = Family::<JobLabels, Counter>::default();
         registry.register(
@@ -418,6 +460,10 @@ impl Metrics {
             jobs_running,
             job_lateness,
             page_delivery,
+            socket_connections,
+            socket_envelopes,
+            socket_ack,
+            socket_reconnects,
             jobs_timed_out,
             jobs_taken_over,
             job_failures,

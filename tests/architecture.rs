@@ -21,7 +21,8 @@ const LAYERS: &[&[&str]] = &[
     &["usecases"],
     &["slack", "alertmanager", "health"],
     &["app"],
-    &["http"],
+    &["inbound"],
+    &["http", "socket_mode"],
     &["server"],
     &["demo"],
 ];

@@ -20,3 +20,4 @@ mod lanes;
 mod reliability;
 mod restart;
 mod slack_faults;
+mod socket_mode;

@@ -415,6 +415,24 @@ impl SlackApi {
         Ok(None)
     }
 
+    /// `apps.connections.open` with the app-level token (`xapp-…`, scope
+    /// `connections:write`): the WebSocket URL of a fresh Socket Mode
+    /// connection (Slack: "apps.connections.open"; the URL is good for one
+    /// connection, within 30 seconds). The console stand-in has none.
+    pub async fn open_connection(&self, app_token: &SecretString) -> Result<String, CallError> {
+        let SlackApi::Web(web) = self else {
+            return Err(CallError::Permanent("console_mode".into()));
+        };
+        let (answer, _) = web
+            .call_as("apps.connections.open", &json!({}), app_token)
+            .await?;
+        answer
+            .get("url")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| CallError::Transient("invalid_response".into()))
+    }
+
     /// Calls `method` with a JSON body; `Ok` carries Slack's answer when `ok` is true.
     pub async fn call(&self, method: &str, body: &Value) -> Result<Value, CallError> {
         match self {
@@ -438,11 +456,19 @@ impl WebApi {
         method: &str,
         body: &Value,
     ) -> Result<(Value, Option<Vec<String>>), CallError> {
+        self.call_as(method, body, &self.token).await
+    }
+
+    /// Calls `method` with `token` (the bot token, or the app-level token
+    /// for `apps.connections.open`).
+    async fn call_as(
+        &self,
+        method: &str,
+        body: &Value,
+        token: &SecretString,
+    ) -> Result<(Value, Option<Vec<String>>), CallError> {
         let url = format!("{}/{}", self.base_url, method);
-        let request = self
-            .client
-            .post(&url)
-            .bearer_auth(self.token.expose_secret());
+        let request = self.client.post(&url).bearer_auth(token.expose_secret());
         // Read methods take form-encoded arguments; the rest take JSON.
         let request = if FORM_METHODS.contains(&method) {
             let fields: Vec<(String, String)> = body

@@ -26,6 +26,21 @@ pub enum Auth {
     Unreachable(String),
 }
 
+/// How Klaxon's Socket Mode link to Slack stands (Slack: "Using Socket Mode").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketLink {
+    /// Socket Mode is off: Slack reaches Klaxon over HTTP.
+    Off,
+    /// No socket has said `hello` yet, or the last one went: why (the
+    /// connect attempt's failure, or the reason the socket closed).
+    Connecting(String),
+    /// This many sockets are open and past `hello` (two during a refresh).
+    Connected(usize),
+    /// Slack closed the link with `link_disabled`: Socket Mode was turned off
+    /// in the app's settings, so Slack sends nothing down a socket.
+    Disabled,
+}
+
 /// Shared, updated as Klaxon learns; cheap to read.
 #[derive(Debug)]
 pub struct SlackReach {
@@ -39,6 +54,7 @@ struct State {
     blocked: BTreeMap<String, String>,
     /// Scopes Klaxon uses that the bot token lacks.
     missing_scopes: Vec<&'static str>,
+    socket: SocketLink,
 }
 
 impl Default for SlackReach {
@@ -48,6 +64,7 @@ impl Default for SlackReach {
                 auth: Auth::Unknown,
                 blocked: BTreeMap::new(),
                 missing_scopes: Vec::new(),
+                socket: SocketLink::Off,
             }),
         }
     }
@@ -65,6 +82,21 @@ impl SlackReach {
             .read()
             .map(|s| s.auth.clone())
             .unwrap_or(Auth::Unknown)
+    }
+
+    /// Records how the Socket Mode link stands (written by `crate::socket_mode`).
+    pub fn set_socket(&self, link: SocketLink) {
+        if let Ok(mut s) = self.state.write() {
+            s.socket = link;
+        }
+    }
+
+    /// How the Socket Mode link stands.
+    pub fn socket(&self) -> SocketLink {
+        self.state
+            .read()
+            .map(|s| s.socket.clone())
+            .unwrap_or(SocketLink::Off)
     }
 
     /// Records the scopes Klaxon uses that the bot token lacks.

@@ -141,7 +141,23 @@ struct Inner {
     groups: HashMap<String, Vec<String>>,
     /// Users whose accounts are deactivated (`user_disabled`).
     disabled: HashSet<String>,
+    /// Answers `apps.connections.open` (see `super::socket_mode`); `None`: the
+    /// app has no Socket Mode.
+    connections_open: Option<ConnectionsOpen>,
     counter: u64,
+}
+
+/// Slack's answer to `apps.connections.open`, given the Authorization header.
+#[derive(Clone)]
+pub struct ConnectionsOpen(pub Arc<OpenFn>);
+
+/// A function from the Authorization header to Slack's answer.
+pub type OpenFn = dyn Fn(Option<&str>) -> Value + Send + Sync;
+
+impl std::fmt::Debug for ConnectionsOpen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionsOpen")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +196,11 @@ impl FakeSlack {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lets `apps.connections.open` answer through `open` (the Socket Mode fake).
+    pub fn on_connections_open(&self, open: ConnectionsOpen) {
+        self.lock().connections_open = Some(open);
     }
 
     /// The next calls suffer these faults, one each, in order.
@@ -408,6 +429,26 @@ async fn handle(
             .map_err(|_| ())
     };
     let body_value = parsed.clone().unwrap_or(Value::Null);
+
+    // Socket Mode's one Web API method takes the app-level token, not the
+    // bot token: answered by the Socket Mode fake, recorded with the checks
+    // so message assertions see only messages.
+    if method == "apps.connections.open" {
+        let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
+        let answer = match g.connections_open.clone() {
+            Some(open) => (open.0)(auth.as_deref()),
+            None => slack_error("invalid_auth"),
+        };
+        g.checks.push(Call {
+            method: method.clone(),
+            body: body_value,
+            status: 200,
+            ok: answer["ok"] == json!(true),
+            ts: None,
+            at: std::time::Instant::now(),
+        });
+        return axum::Json(answer).into_response();
+    }
 
     let is_check = CHECK_METHODS.contains(&method.as_str());
     let fault = if is_check {

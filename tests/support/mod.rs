@@ -6,6 +6,7 @@
 pub mod alertmanager;
 pub mod fake_slack;
 pub mod own_postgres;
+pub mod socket_mode;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use tokio::task::JoinHandle;
 
 pub use fake_slack::{FakeSlack, Fault};
 pub use own_postgres::OwnPostgres;
+pub use socket_mode::SocketMode;
 
 pub const SECRET: &str = "4e9d1c07b2a85f36e0d9c4a1b7f2e813";
 pub const INCIDENT_CHANNEL: &str = "C0INCIDENTS";
@@ -97,6 +99,8 @@ pub enum Backend {
 pub struct Options {
     pub incident_channel: Option<&'static str>,
     pub signing_secret: Option<&'static str>,
+    /// Socket Mode's app-level token (`KLAXON_SLACK_APP_TOKEN`); `None`: HTTP only.
+    pub app_token: Option<&'static str>,
     pub extra_toml: String,
     /// The `[outbox]` table (fast pacing and short backoffs by default).
     pub outbox_toml: String,
@@ -111,6 +115,7 @@ impl Default for Options {
         Options {
             incident_channel: Some(INCIDENT_CHANNEL),
             signing_secret: Some(SECRET),
+            app_token: None,
             extra_toml: String::new(),
             outbox_toml: FAST_OUTBOX.to_string(),
         }
@@ -134,6 +139,9 @@ pub fn test_settings(db_url: &str, slack: &FakeSlack, opts: &Options) -> config:
     env.insert("KLAXON_SLACK_API_URL", slack.api_url.clone());
     if let Some(s) = opts.signing_secret {
         env.insert("KLAXON_SLACK_SIGNING_SECRET", s.to_string());
+    }
+    if let Some(t) = opts.app_token {
+        env.insert("KLAXON_SLACK_APP_TOKEN", t.to_string());
     }
     if let Some(c) = opts.incident_channel {
         env.insert("KLAXON_INCIDENT_CHANNEL", c.to_string());
@@ -370,6 +378,15 @@ pub async fn metrics_of(base: &str) -> String {
         .text()
         .await
         .expect("text")
+}
+
+/// The value of one series (`name{labels}` exactly as exposed) in a metrics text.
+pub fn metric(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
 }
 
 pub async fn count_rows(store: &Store, table: &str) -> i64 {

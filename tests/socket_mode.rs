@@ -1,0 +1,418 @@
+//! Socket Mode: Klaxon connects out to the fake Slack's WebSocket and takes
+//! commands, presses, forms and DM events from it exactly as it takes them
+//! over HTTP.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Options for a Klaxon on Socket Mode; without a signing secret, so nothing
+/// can come in over Slack's HTTP endpoints.
+fn socket_options() -> Options {
+    Options {
+        signing_secret: None,
+        app_token: Some(socket_mode::APP_TOKEN),
+        ..Options::default()
+    }
+}
+
+/// How a test reaches Klaxon: signed HTTP requests or Socket Mode envelopes.
+enum Transport<'a> {
+    Http(&'a TestApp),
+    Socket(&'a SocketMode),
+}
+
+impl Transport<'_> {
+    async fn command(&self, user: &str, text: &str) -> String {
+        match self {
+            Transport::Http(app) => app.command(user, text).await,
+            Transport::Socket(s) => s.command_answer(user, INCIDENT_CHANNEL, text).await,
+        }
+    }
+
+    /// The answer to an interaction: the HTTP body or the ack's payload
+    /// (`None` when empty).
+    async fn interact(&self, payload: &Value) -> Option<Value> {
+        match self {
+            Transport::Http(app) => {
+                let r = app.interact(payload).await;
+                assert_eq!(r.status(), 200);
+                let body = r.text().await.expect("body");
+                (!body.is_empty()).then(|| serde_json::from_str(&body).expect("JSON"))
+            }
+            Transport::Socket(s) => {
+                let id = s.interact(payload);
+                s.ack_of(&id).await.payload
+            }
+        }
+    }
+}
+
+fn press(user: &str, action: &str, trigger: &str) -> Value {
+    json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": "x"},
+        "channel": {"id": INCIDENT_CHANNEL},
+        "trigger_id": trigger,
+        "actions": [{"action_id": action, "value": "1", "type": "button"}],
+    })
+}
+
+fn submit(user: &str, resolution: &str, trigger: &str) -> Value {
+    json!({
+        "type": "view_submission",
+        "user": {"id": user},
+        "trigger_id": trigger,
+        "view": {
+            "callback_id": "incident_resolve_modal",
+            "private_metadata": "1",
+            "state": {"values": {
+                "root_cause": {"root_cause": {"type": "plain_text_input", "value": "Expired certificate"}},
+                "resolution": {"resolution": {"type": "plain_text_input", "value": resolution}},
+                "follow_up": {"follow_up": {"type": "plain_text_input", "value": "OPS-77"}}
+            }}
+        }
+    })
+}
+
+/// open → Acknowledge → Resolve (form) → an empty form (errors) → the form →
+/// summary; the Slack calls, with message ids and durations left out.
+async fn flow(transport: Transport<'_>, slack: &FakeSlack, app: &TestApp) -> Vec<String> {
+    let answer = transport
+        .command(ALICE, "open P1 Checkout API returning 500s")
+        .await;
+    assert!(answer.contains("INC-1"), "{answer}");
+    slack.wait_for_count(1).await;
+
+    assert_eq!(
+        transport
+            .interact(&press(BOB, "incident_ack", "1.1.a"))
+            .await,
+        None
+    );
+    slack.wait_for_text("<@U0BOB> acknowledged INC-1").await;
+
+    assert_eq!(
+        transport
+            .interact(&press(ALICE, "incident_resolve", "1.2.b"))
+            .await,
+        None
+    );
+    let calls = slack
+        .wait_for(WAIT, "views.open", |c| {
+            c.iter().any(|c| c.method == "views.open")
+        })
+        .await;
+    let modal = calls
+        .iter()
+        .find(|c| c.method == "views.open")
+        .expect("modal");
+    assert_eq!(modal.str("trigger_id"), Some("1.2.b"));
+
+    let errors = transport
+        .interact(&submit(ALICE, "   ", "1.3.c"))
+        .await
+        .expect("an empty resolution answers with errors");
+    assert_eq!(errors["response_action"], "errors", "{errors}");
+    assert!(errors["errors"]["resolution"].is_string(), "{errors}");
+
+    assert_eq!(
+        transport
+            .interact(&submit(ALICE, "Renewed the certificate", "1.4.d"))
+            .await,
+        None,
+        "an empty answer closes the form"
+    );
+    slack
+        .wait_for_text("RESOLVED: INC-1 Checkout API returning 500s")
+        .await;
+    app.outbox_drained().await;
+    app.settle().await;
+    let times = regex::Regex::new(r"\d\d:\d\d(:\d\d)?").expect("regex");
+    let durations = regex::Regex::new(r"\d+[smhd]( \d+[smhd])?").expect("regex");
+    slack
+        .calls()
+        .iter()
+        .map(|c| {
+            let text = times.replace_all(&c.text(), "<t>").to_string();
+            let text = durations.replace_all(&text, "<d>").to_string();
+            format!(
+                "{} channel={:?} thread={} {}",
+                c.method,
+                c.str("channel"),
+                c.str("thread_ts").is_some(),
+                text
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_whole_incident_flow_over_socket_mode_makes_the_same_slack_calls_as_over_http() {
+    let http = {
+        let db = TestDb::sqlite();
+        let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+        let app = TestApp::start(&db, &slack).await;
+        let calls = flow(Transport::Http(&app), &slack, &app).await;
+        app.stop().await;
+        calls
+    };
+
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let socket = SocketMode::attach(&slack).await;
+    let app = TestApp::start_with(&db, &slack, socket_options()).await;
+    socket.wait_working().await;
+    let over_socket = flow(Transport::Socket(&socket), &slack, &app).await;
+
+    assert_eq!(over_socket, http, "the same Slack calls, in the same order");
+    let methods: Vec<&str> = over_socket
+        .iter()
+        .map(|c| c.split(' ').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "chat.postMessage", // the root
+            "chat.postMessage", // acknowledged
+            "chat.update",
+            "views.open",
+            "chat.postMessage", // the summary
+            "chat.update"
+        ]
+    );
+    for ack in socket.acks() {
+        assert_eq!(
+            ack.sent_on, ack.acked_on,
+            "an envelope is acknowledged on its own socket"
+        );
+    }
+    // Slack's HTTP endpoints refuse everything without a signing secret.
+    let refused = app
+        .post_signed(
+            "/slack/commands",
+            &command_form(ALICE, INCIDENT_CHANNEL, "list"),
+        )
+        .await;
+    assert_eq!(refused.status(), 401);
+    let metrics = metrics_of(&app.base).await;
+    assert!(
+        metrics.contains("klaxon_socket_mode_envelopes_total{type=\"interactive\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("klaxon_socket_mode_connections 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("klaxon_socket_mode_ack_seconds_count 5"),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refresh_and_a_dropped_socket_in_the_middle_of_the_flow_lose_nothing() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let socket = SocketMode::attach(&slack).await;
+    let app = TestApp::start_with(&db, &slack, socket_options()).await;
+    socket.wait_working().await;
+
+    let first = socket.command(ALICE, INCIDENT_CHANNEL, "open P2 Search is slow");
+    socket.ack_of(&first).await;
+
+    // Slack refreshes the socket: it warns, keeps the old socket a second,
+    // then closes it. Commands keep coming the whole time.
+    socket.disconnect("refresh_requested", Duration::from_secs(1));
+    let mut during = Vec::new();
+    for n in 0..10 {
+        during.push(socket.command(ALICE, INCIDENT_CHANNEL, &format!("status INC-1 update {n}")));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for id in &during {
+        let ack = socket.ack_of(id).await;
+        let text = ack.payload.expect("an answer")["text"].to_string();
+        assert!(text.contains("INC-1"), "{text}");
+    }
+    assert_eq!(
+        socket.most_open_at_once(),
+        2,
+        "the fresh socket was open before Slack closed the old one"
+    );
+    assert_eq!(
+        socket.found_no_socket(),
+        0,
+        "no envelope found the link down"
+    );
+    socket
+        .wait(WAIT, "the old socket gone", |s| s.sockets() == (1, 1))
+        .await;
+
+    // The network drops the socket without a word.
+    socket.drop_all();
+    let after_drop = socket.command(BOB, INCIDENT_CHANNEL, "open P1 Payments failing");
+    let ack = socket.ack_of(&after_drop).await;
+    assert!(
+        ack.payload.expect("answer")["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("INC-2")),
+        "the command waiting for the new socket was taken"
+    );
+    for n in 0..10 {
+        slack.wait_for_text(&format!("update {n}")).await;
+    }
+    slack.wait_for_text("Payments failing").await;
+    assert_eq!(app.count("incidents").await, 2);
+    let (opens, _, connected) = socket.opens();
+    assert_eq!(
+        (opens, connected),
+        (3, 3),
+        "one socket at start, one per replacement"
+    );
+    let metrics = metrics_of(&app.base).await;
+    for reason in ["refresh_requested", "closed"] {
+        assert!(
+            metrics.contains(&format!(
+                "klaxon_socket_mode_reconnects_total{{reason=\"{reason}\"}} 1"
+            )),
+            "{reason}: {metrics}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_command_press_or_event_acts_once() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let socket = SocketMode::attach(&slack).await;
+    let app = TestApp::start_with(&db, &slack, socket_options()).await;
+    socket.wait_working().await;
+
+    let open = socket.command(ALICE, INCIDENT_CHANNEL, "open P2 Search is slow");
+    socket.ack_of(&open).await;
+    socket.redeliver(&open);
+    socket
+        .wait(WAIT, "the redelivery's ack", |s| {
+            s.acks().iter().filter(|a| a.envelope_id == open).count() == 2
+        })
+        .await;
+    let acks: Vec<_> = socket
+        .acks()
+        .into_iter()
+        .filter(|a| a.envelope_id == open)
+        .collect();
+    let second = acks[1].payload.clone().expect("an answer");
+    assert!(
+        second["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("already handled")),
+        "{second}"
+    );
+    assert_eq!(app.count("incidents").await, 1);
+
+    let ack = socket.interact(&press(BOB, "incident_ack", "2.1.a"));
+    socket.ack_of(&ack).await;
+    socket.redeliver(&ack);
+
+    let dm = json!({
+        "token": "x", "team_id": "T0001", "api_app_id": "A0KLAXON", "type": "event_callback",
+        "event_id": "Ev0SOCKETACK", "event_time": now_secs(),
+        "event": {"type": "message", "channel_type": "im", "channel": "D0ALICEDM", "user": "U0ALICE",
+                  "text": "ack INC-1", "ts": "1795367100.000300"}
+    });
+    let event = socket.event(&dm);
+    socket.ack_of(&event).await;
+    socket.redeliver(&event);
+    socket.redeliver(&event);
+    socket
+        .wait(WAIT, "every redelivery acknowledged", |s| {
+            s.acks().len() == 7
+        })
+        .await;
+    slack.wait_for_text("already acknowledged").await;
+    app.settle().await;
+    assert_eq!(
+        app.count("timeline_events").await,
+        2,
+        "opened, and one acknowledgement by Bob"
+    );
+    let dm_answers = slack
+        .delivered()
+        .iter()
+        .filter(|c| c.text().contains("already acknowledged"))
+        .count();
+    assert_eq!(dm_answers, 1, "the DM is answered once");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_connections_open_is_retried_and_link_disabled_shows_on_readyz() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let socket = SocketMode::attach(&slack).await;
+    socket.refuse_opens_for(Duration::from_millis(1500), "internal_error");
+    // HTTP stays on beside the socket when a signing secret is set.
+    let opts = Options {
+        app_token: Some(socket_mode::APP_TOKEN),
+        ..Options::default()
+    };
+    let app = TestApp::start_with(&db, &slack, opts).await;
+    socket.wait_working().await;
+    let (_, refused, connected) = socket.opens();
+    assert!(refused >= 1, "the first opens were refused");
+    assert_eq!(connected, 1);
+    let metrics = metrics_of(&app.base).await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "klaxon_socket_mode_reconnects_total{reason=\"open_failed\"}"
+        ),
+        Some(refused as f64),
+        "one new attempt per refusal: {metrics}"
+    );
+    let readyz: Value = app.get("/readyz").await.json().await.expect("JSON");
+    assert_eq!(
+        readyz["slack"]["socket_mode"], "connected (1 socket)",
+        "{readyz}"
+    );
+
+    assert!(
+        app.command(ALICE, "list")
+            .await
+            .contains("No open incidents"),
+        "the HTTP endpoints still answer"
+    );
+
+    socket.disconnect("link_disabled", Duration::from_millis(100));
+    wait_until(WAIT, "readyz to say link_disabled", || async {
+        let r: Value = app.get("/readyz").await.json().await.expect("JSON");
+        r["slack"]["socket_mode"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("link_disabled"))
+    })
+    .await;
+    let r = app.get("/readyz").await;
+    assert_eq!(
+        r.status(),
+        200,
+        "alerts still come in over HTTP and pages still go out: Klaxon stays ready"
+    );
+    socket
+        .wait(WAIT, "Slack to close the disabled socket", |s| {
+            s.sockets() == (0, 0)
+        })
+        .await;
+    app.settle().await;
+    assert_eq!(
+        socket.opens().0,
+        1,
+        "no new socket right away: Socket Mode is off for the app"
+    );
+    app.stop().await;
+}
