@@ -1122,7 +1122,10 @@ approvers = ["schedule:nobody"]
         ])
         .expect_err("the example's placeholder")
         .to_string();
-        assert!(placeholder.contains("published placeholder"), "{placeholder}");
+        assert!(
+            placeholder.contains("published placeholder"),
+            "{placeholder}"
+        );
     }
 
     #[test]

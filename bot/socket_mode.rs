@@ -170,6 +170,7 @@ pub async fn run(app: Arc<App>, token: SecretString, mut stop: watch::Receiver<b
     app.ctx
         .reach
         .set_socket(SocketLink::Connecting("starting".into()));
+    metrics.socket_enabled.set(1);
     tracing::info!("Socket Mode on: connecting to Slack");
     loop {
         let want_socket = working.is_empty() && connecting.is_none();

@@ -171,6 +171,7 @@ pub struct Metrics {
     pub job_failures: Family<JobLabels, Counter>,
     pub pages_dropped: Counter,
     pub page_delivery: Family<ViaLabels, Histogram, fn() -> Histogram>,
+    pub socket_enabled: Gauge,
     pub socket_connections: Gauge,
     pub socket_envelopes: Family<EnvelopeLabels, Counter>,
     pub socket_ack: Histogram,
@@ -292,6 +293,12 @@ impl Metrics {
             "From a page being queued (its escalation step ran) to Slack accepting it, by via (thread, direct); add klaxon_job_lateness for the time from due",
             Unit::Seconds,
             page_delivery.clone(),
+        );
+        let socket_enabled = Gauge::default();
+        registry.register(
+            "klaxon_socket_mode_enabled",
+            "1 when Socket Mode is on (KLAXON_SLACK_APP_TOKEN set), else 0",
+            socket_enabled.clone(),
         );
         let socket_connections = Gauge::default();
         registry.register(
@@ -460,6 +467,7 @@ impl Metrics {
             jobs_running,
             job_lateness,
             page_delivery,
+            socket_enabled,
             socket_connections,
             socket_envelopes,
             socket_ack,
@@ -508,6 +516,25 @@ impl Metrics {
         ] {
             let _ = self.slack_messages_sent.get_or_create(&MethodLabels {
                 method: method.into(),
+            });
+        }
+        for kind in ["slash_commands", "interactive", "events_api", "other"] {
+            let _ = self.socket_envelopes.get_or_create(&EnvelopeLabels {
+                r#type: kind.into(),
+            });
+        }
+        for reason in [
+            "refresh_requested",
+            "warning",
+            "link_disabled",
+            "closed",
+            "no_pong",
+            "open_failed",
+            "connect_failed",
+            "no_hello",
+        ] {
+            let _ = self.socket_reconnects.get_or_create(&ReasonLabels {
+                reason: reason.into(),
             });
         }
         for via in ["thread", "direct"] {

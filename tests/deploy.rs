@@ -194,6 +194,31 @@ fn the_receiver_snippet_and_the_slack_manifest_point_at_klaxons_endpoints() {
     }
 }
 
+#[test]
+fn the_socket_mode_manifest_asks_for_the_same_scopes_and_has_no_request_urls() {
+    let http = &yaml("slack-app-manifest.yml")[0];
+    let socket = &yaml("slack-app-manifest.socket-mode.yml")[0];
+    assert_eq!(socket["settings"]["socket_mode_enabled"], true);
+    assert_eq!(http["settings"]["socket_mode_enabled"], false);
+    assert_eq!(
+        socket["oauth_config"], http["oauth_config"],
+        "both transports need the same bot scopes"
+    );
+    assert_eq!(
+        socket["settings"]["event_subscriptions"]["bot_events"],
+        http["settings"]["event_subscriptions"]["bot_events"]
+    );
+    assert_eq!(socket["settings"]["interactivity"]["is_enabled"], true);
+    let text = serde_json::to_string(socket).expect("JSON");
+    assert!(
+        !text.contains("url") && !text.contains("https://"),
+        "Socket Mode needs no request URL: {text}"
+    );
+    let command = &socket["features"]["slash_commands"][0];
+    assert_eq!(command["command"], "/incident");
+    assert_eq!(command["should_escape"], true);
+}
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
