@@ -16,6 +16,7 @@ mod proc;
 mod report;
 mod requests;
 mod servers;
+mod socket;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -83,10 +84,13 @@ struct Opts {
     klaxon: PathBuf,
     postgres: Option<String>,
     out: PathBuf,
+    /// Only run 6 (Socket Mode) and its baseline.
+    socket_only: bool,
 }
 
 fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
     let mut quick = false;
+    let mut socket_only = false;
     let mut klaxon = None;
     let mut postgres = std::env::var("KLAXON_TEST_POSTGRES_URL")
         .ok()
@@ -102,6 +106,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
         };
         match a.as_str() {
             "--quick" => quick = true,
+            "--socket-only" => socket_only = true,
             "--klaxon" => klaxon = Some(PathBuf::from(value()?)),
             "--postgres" => postgres = Some(value()?),
             "--no-postgres" => postgres = None,
@@ -109,7 +114,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
             "--connections" => conns = value()?.parse()?,
             "-h" | "--help" => {
                 println!(
-                    "klaxon-bench [--quick] [--klaxon PATH] [--postgres URL | --no-postgres] [--out DIR] [--connections N]\n\
+                    "klaxon-bench [--quick] [--socket-only] [--klaxon PATH] [--postgres URL | --no-postgres] [--out DIR] [--connections N]\n\
                      Measures Klaxon on SQLite and PostgreSQL and prints one Markdown table. See bench/run.sh."
                 );
                 std::process::exit(0);
@@ -140,6 +145,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
         klaxon,
         postgres,
         out,
+        socket_only,
     })
 }
 
@@ -366,6 +372,13 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         pg_databases: std::sync::Mutex::new(Vec::new()),
     };
 
+    if opts.socket_only {
+        let text = socket_run(&ctx).await;
+        println!("{text}");
+        std::fs::write(out.join("results.md"), &text)?;
+        return Ok(());
+    }
+
     // The baseline: the very same signed request, to a handler that does nothing.
     progress("baseline: bare axum, POST /");
     let b = baseline.addr;
@@ -426,6 +439,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         });
     }
 
+    let socket_text = socket_run(&ctx).await;
     let slack_calls = fake_slack_calls(slack.addr).await.unwrap_or_default();
     drop(slack);
 
@@ -442,13 +456,14 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         }
     }
 
-    let text = report::render(&report::Inputs {
+    let mut text = report::render(&report::Inputs {
         plan: &plan,
         baseline: &base,
         runs: &runs,
         slack_calls: &slack_calls,
         out: &out,
     });
+    text.push_str(&socket_text);
     println!("{text}");
     std::fs::write(out.join("results.md"), &text)?;
     progress(format!(
@@ -456,6 +471,118 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         out.join("results.md").display()
     ));
     Ok(())
+}
+
+/// Run 6: envelope → ack over Socket Mode at 500 slash commands/s, first to a
+/// bare client that acks at once (the baseline), then to Klaxon on a fresh
+/// SQLite database (`list`, then `open`). The table's Markdown.
+async fn socket_run(ctx: &Ctx) -> String {
+    let rate = 500.0;
+    let secs = if ctx.plan.quick { 5.0 } else { 10.0 };
+    let mut rows = Vec::new();
+    let http = match proc::control_client() {
+        Ok(c) => c,
+        Err(e) => return format!("\nRun 6 (Socket Mode) could not start: {e:#}\n"),
+    };
+    let api = ctx.fake_slack;
+    let sockets = || async {
+        let v: serde_json::Value = http
+            .get(format!("http://{api}/socket/status"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        v["sockets"].as_u64()
+    };
+    let load = |text: &'static str| {
+        let http = http.clone();
+        async move {
+            let v: serde_json::Value = http
+                .post(format!("http://{api}/socket/load"))
+                .timeout(Duration::from_secs_f64(secs + 30.0))
+                .json(&serde_json::json!({"rate": rate, "secs": secs, "text": text}))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            match v.get("error") {
+                Some(e) => Err(e.to_string()),
+                None => Ok(v),
+            }
+        }
+    };
+    let wait_for_socket = |before: u64| async move {
+        for _ in 0..500 {
+            if sockets().await.unwrap_or(0) > before {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    };
+
+    progress("run 6: Socket Mode baseline, a bare client acking at once");
+    let before = sockets().await.unwrap_or(0);
+    match socket::bare_acker(api).await {
+        Ok(acker) => {
+            let base = if wait_for_socket(before).await {
+                load("list").await
+            } else {
+                Err("the bare client's socket did not connect".into())
+            };
+            acker.abort();
+            rows.push((
+                "bare client acking at once (baseline)".to_string(),
+                false,
+                base,
+            ));
+        }
+        Err(e) => rows.push((
+            "bare client acking at once (baseline)".into(),
+            false,
+            Err(format!("{e:#}")),
+        )),
+    }
+
+    progress("run 6: Klaxon on Socket Mode (SQLite)");
+    let started = async {
+        let url = ctx.fresh_db(Backend::Sqlite, "socket").await?;
+        let mut setup = ctx.setup.clone();
+        setup.env.push((
+            "KLAXON_SLACK_APP_TOKEN".into(),
+            "xapp-1-A0BENCH-1-socketmodebenchtoken".into(),
+        ));
+        let before = sockets().await.unwrap_or(0);
+        let (k, _) = setup
+            .start(&url, &ctx.out.join("klaxon-sqlite-socket"))
+            .await?;
+        if !wait_for_socket(before).await {
+            bail!("Klaxon's socket did not connect within 10 s");
+        }
+        anyhow::Ok(k)
+    };
+    match started.await {
+        Ok(k) => {
+            rows.push((
+                "Klaxon, `/incident list` (reads)".into(),
+                true,
+                load("list").await,
+            ));
+            let _ = drain(ctx, &k, ctx.plan.drain_max).await;
+            rows.push((
+                "Klaxon, `/incident open P3 …` (one write transaction each)".into(),
+                true,
+                load("open P3 Socket Mode bench").await,
+            ));
+            let _ = k.stop().await;
+        }
+        Err(e) => rows.push(("Klaxon".into(), true, Err(format!("{e:#}")))),
+    }
+    socket::render(rate, secs, &rows)
 }
 
 async fn fake_slack_calls(addr: SocketAddr) -> anyhow::Result<Vec<(String, u64)>> {

@@ -3,7 +3,8 @@
 //! shares a runtime with the load generator:
 //!
 //! - a fake Slack Web API that Klaxon's outbox posts to: it answers at once,
-//!   like Slack does when all is well, and counts the calls by method;
+//!   like Slack does when all is well, and counts the calls by method; it is
+//!   also Slack's Socket Mode for run 6 (`crate::socket`);
 //! - the baseline: a bare axum server answering 200 to `POST /`, the most the
 //!   HTTP stack can do on this machine, which Klaxon's figures are compared to.
 //!
@@ -24,10 +25,12 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
-#[derive(Default)]
+use crate::socket::{self, FakeSocketMode};
+
 struct FakeSlack {
     ts: AtomicU64,
     calls: Mutex<BTreeMap<String, u64>>,
+    socket: Arc<FakeSocketMode>,
 }
 
 async fn slack_call(
@@ -43,6 +46,7 @@ async fn slack_call(
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let field = |k: &str| parsed.get(k).and_then(Value::as_str).map(str::to_string);
     match method.as_str() {
+        "apps.connections.open" => Json(state.socket.open()),
         "conversations.open" => {
             let users = field("users").unwrap_or_else(|| "U0BENCH".into());
             let id = format!("D{}", users.replace(',', "").trim_start_matches('U'));
@@ -91,10 +95,20 @@ pub fn fake_slack_main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
+        let socket = FakeSocketMode::start().await?;
+        let sockets = Router::new()
+            .route("/socket/status", get(socket::status))
+            .route("/socket/load", post(socket::load))
+            .with_state(socket.clone());
         let router = Router::new()
             .route("/api/{method}", post(slack_call))
             .route("/stats", get(slack_stats))
-            .with_state(Arc::new(FakeSlack::default()));
+            .with_state(Arc::new(FakeSlack {
+                ts: AtomicU64::new(0),
+                calls: Mutex::new(BTreeMap::new()),
+                socket,
+            }))
+            .merge(sockets);
         serve(router).await
     })
 }
