@@ -5,6 +5,7 @@
 #   bench/run.sh --quick          # shorter runs: about 4 minutes once built
 #   bench/run.sh --no-postgres    # SQLite only
 #   bench/run.sh --connections 64 # more load-generator connections (default 32)
+#   bench/run.sh --socket-only --no-postgres  # run 6 alone: about 1 minute once built
 #
 # Steps:
 #   1. cargo build --release -p klaxon -p klaxon-bench (a clean build takes
@@ -31,6 +32,12 @@
 #           match run 4's, because actions run on a lane of their own;
 #        5. memory (VmRSS idle, VmHWM after runs 1–3) and time from spawn to
 #           the first 200 from /readyz.
+#      Then, on SQLite (6) Socket Mode: the fake Slack answers
+#      apps.connections.open with a ws://127.0.0.1 URL and pushes
+#      slash_commands envelopes at 500 a second (open loop) for 10 s (5 s
+#      with --quick), timing each from its sending to its ack: first to a bare
+#      client that acks at once (the baseline), then to Klaxon running
+#      `/incident list`, then `/incident open P3 …`; target p99 < 50 ms.
 #      It prints the table (figure, SQLite, PostgreSQL, target, ratio to the
 #      baseline measured in the same run, met/missed) and, under it, every
 #      request Klaxon did not accept and every warning or error Klaxon logged.

@@ -263,15 +263,7 @@ async fn the_resolve_button_opens_a_modal_whose_answers_go_into_the_summary() {
         "actions": [{"action_id": "incident_resolve", "value": "1"}],
     });
     assert_eq!(app.interact(&press).await.status(), 200);
-    let calls = slack
-        .wait_for(WAIT, "views.open", |c| {
-            c.iter().any(|c| c.method == "views.open")
-        })
-        .await;
-    let modal = calls
-        .iter()
-        .find(|c| c.method == "views.open")
-        .expect("modal");
+    let modal = slack.wait_for_method("views.open").await;
     assert_eq!(modal.str("trigger_id"), Some("trigger-123"));
     assert_eq!(modal.body["view"]["private_metadata"], "1");
 

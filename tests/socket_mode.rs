@@ -102,15 +102,7 @@ async fn flow(transport: Transport<'_>, slack: &FakeSlack, app: &TestApp) -> Vec
             .await,
         None
     );
-    let calls = slack
-        .wait_for(WAIT, "views.open", |c| {
-            c.iter().any(|c| c.method == "views.open")
-        })
-        .await;
-    let modal = calls
-        .iter()
-        .find(|c| c.method == "views.open")
-        .expect("modal");
+    let modal = slack.wait_for_method("views.open").await;
     assert_eq!(modal.str("trigger_id"), Some("1.2.b"));
 
     let errors = transport

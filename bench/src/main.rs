@@ -578,6 +578,36 @@ async fn socket_run(ctx: &Ctx) -> String {
                 true,
                 load("open P3 Socket Mode bench").await,
             ));
+            // The same opens over signed HTTP at the same rate, for comparison:
+            // what the transport adds, and what the database does.
+            let _ = drain(ctx, &k, ctx.plan.drain_max).await;
+            let a = k.addr;
+            let http = load::open(
+                a,
+                ctx.plan.conns,
+                rate,
+                Duration::from_secs_f64(secs),
+                |_| ctx.open(a, "open P3 HTTP bench "),
+                requests::classify_slash,
+            )
+            .await
+            .map(|r| {
+                serde_json::json!({
+                    "sent": r.sent,
+                    "acked": r.ok,
+                    "answered": r.ok,
+                    "unacked": r.sent - r.ok,
+                    "p50_us": r.hist.value_at_quantile(0.5),
+                    "p99_us": r.hist.value_at_quantile(0.99),
+                    "max_us": r.hist.max(),
+                })
+            })
+            .map_err(|e| format!("{e:#}"));
+            rows.push((
+                "the same opens over signed HTTP (comparison; sent / 2xx / 2xx)".into(),
+                false,
+                http,
+            ));
             let _ = k.stop().await;
         }
         Err(e) => rows.push(("Klaxon".into(), true, Err(format!("{e:#}")))),

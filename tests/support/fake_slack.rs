@@ -388,6 +388,19 @@ impl FakeSlack {
             .unwrap_or_default()
     }
 
+    /// Waits for the first call of `method` (e.g. `views.open`) and returns it.
+    pub async fn wait_for_method(&self, method: &str) -> Call {
+        let calls = self
+            .wait_for(Duration::from_secs(40), method, |c| {
+                c.iter().any(|c| c.method == method)
+            })
+            .await;
+        calls
+            .into_iter()
+            .find(|c| c.method == method)
+            .unwrap_or_else(|| panic!("no {method} call"))
+    }
+
     /// Waits until `n` calls were delivered.
     pub async fn wait_for_count(&self, n: usize) -> Vec<Call> {
         self.wait_for(
