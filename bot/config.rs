@@ -601,7 +601,17 @@ fn from_raw(
         );
     }
     if let Some(t) = &app_token {
-        if !t.expose_secret().starts_with("xapp-") {
+        let rest = t.expose_secret().strip_prefix("xapp-");
+        if rest.is_some_and(|r| {
+            r.chars().count() < 20 || !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        }) {
+            p.problem(
+                source.to_string(),
+                "slack.app_token / KLAXON_SLACK_APP_TOKEN".into(),
+                "is not a whole app-level token (xapp-1-A…-…, letters, digits and dashes): copy it again from Basic Information → App-Level Tokens",
+            );
+        }
+        if rest.is_none() {
             p.problem(
                 source.to_string(),
                 "slack.app_token / KLAXON_SLACK_APP_TOKEN".into(),
@@ -993,6 +1003,11 @@ pub const ENV_VARS: &[&str] = &[
     "KLAXON_LOG_FORMAT",
     "KLAXON_REQUIRE_SHARED_DATABASE",
     "RUST_LOG",
+    // The outbound proxy (Slack's Web API and the Socket Mode socket).
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
 ];
 
 /// `KLAXON_*` variables in `names` that Klaxon does not read (misspelt?).
@@ -1097,7 +1112,10 @@ approvers = ["schedule:nobody"]
         let outcome = |pairs: &[(&str, &str)]| from_toml("", "t.toml", &env_of(pairs));
         let s = outcome(&[
             ("KLAXON_SLACK_BOT_TOKEN", "xoxb-1-2-abc"),
-            ("KLAXON_SLACK_APP_TOKEN", "xapp-1-A0KLAXON-1-abc"),
+            (
+                "KLAXON_SLACK_APP_TOKEN",
+                "xapp-1-A0KLAXON-1234567890-abcdef",
+            ),
         ])
         .expect("Socket Mode needs no signing secret");
         assert!(s.slack.app_token.is_some() && s.slack.signing_secret.is_none());
@@ -1111,9 +1129,12 @@ approvers = ["schedule:nobody"]
         assert!(swapped.contains("is a bot token"), "{swapped}");
         assert!(swapped.contains("xapp-"), "{swapped}");
 
-        let alone = outcome(&[("KLAXON_SLACK_APP_TOKEN", "xapp-1-A0KLAXON-1-abc")])
-            .expect_err("an app token without a bot token")
-            .to_string();
+        let alone = outcome(&[(
+            "KLAXON_SLACK_APP_TOKEN",
+            "xapp-1-A0KLAXON-1234567890-abcdef",
+        )])
+        .expect_err("an app token without a bot token")
+        .to_string();
         assert!(alone.contains("slack.bot_token"), "{alone}");
 
         let placeholder = outcome(&[

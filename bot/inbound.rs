@@ -223,8 +223,13 @@ fn incident_ref(value: Option<&str>) -> Option<IncidentRef> {
 /// Acts on a button press, a menu choice or a form's submission, once per
 /// `replay_key`.
 pub async fn interaction(app: &Arc<App>, interaction: Interaction, replay_key: &str) -> Reply {
-    if let Some(answer) = replayed(app, replay_key).await {
-        return answer;
+    match replayed(app, replay_key).await {
+        // A press or a form done before: an empty answer (a form closes; a
+        // press's answer is not shown anyway). A text here would be no valid
+        // answer to a form.
+        Some(Reply::Answer(_)) => return Reply::done(),
+        Some(refusal) => return refusal,
+        None => {}
     }
     let Some(user) = SlackUserId::parse(&interaction.user.id) else {
         return Reply::malformed("user.id is not a Slack user ID");

@@ -240,6 +240,7 @@ async fn run_workers(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         (Some(token), false) => Some(tokio::spawn(crate::socket_mode::run(
             app.clone(),
             token.clone(),
+            crate::socket_mode::connect::Proxies::from_env(&crate::config::process_env),
             stop_rx.clone(),
         ))),
         _ => None,

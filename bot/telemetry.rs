@@ -31,6 +31,12 @@ pub fn init_logging(format: Option<LogFormat>) {
         .filter(|v| !v.trim().is_empty())
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG_FILTER));
+    // At trace, the WebSocket library logs the Socket Mode request line, whose
+    // URL carries a one-time ticket: never log a secret, whatever RUST_LOG says.
+    let filter = match "tungstenite::handshake::client=debug".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let format = format.unwrap_or(if std::io::stdout().is_terminal() {
         LogFormat::Pretty
     } else {

@@ -408,3 +408,180 @@ async fn a_refused_connections_open_is_retried_and_link_disabled_shows_on_readyz
     );
     app.stop().await;
 }
+
+/// Takes SQLite's write lock from outside Klaxon until dropped (Klaxon's
+/// writes wait on its 10 s busy timeout meanwhile).
+struct WriteLock(sqlx::AnyConnection);
+
+impl WriteLock {
+    async fn take(db: &TestDb) -> WriteLock {
+        use sqlx::Connection;
+        let mut c = sqlx::AnyConnection::connect(&db.url)
+            .await
+            .expect("a second connection");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut c)
+            .await
+            .expect("the write lock");
+        WriteLock(c)
+    }
+
+    /// Incidents, as the lock's own connection sees them (Klaxon's waits).
+    async fn incidents(&mut self) -> i64 {
+        use sqlx::Row;
+        sqlx::query("SELECT COUNT(*) AS n FROM incidents")
+            .fetch_one(&mut self.0)
+            .await
+            .expect("count")
+            .get::<i64, _>("n")
+    }
+
+    async fn release(mut self) {
+        sqlx::query("COMMIT")
+            .execute(&mut self.0)
+            .await
+            .expect("commit");
+    }
+}
+
+/// Waits until Klaxon has taken `n` envelopes of `kind` off its sockets.
+async fn taken(app: &TestApp, kind: &str, n: f64) {
+    let series = format!("klaxon_socket_mode_envelopes_total{{type=\"{kind}\"}}");
+    wait_until(WAIT, "Klaxon to take the envelope", || async {
+        metric(&metrics_of(&app.base).await, &series) == Some(n)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn work_in_hand_runs_to_its_end_when_its_socket_drops() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let socket = SocketMode::attach(&slack).await;
+    let app = TestApp::start_with(&db, &slack, socket_options()).await;
+    socket.wait_working().await;
+
+    let lock = WriteLock::take(&db).await;
+    let open = socket.command(ALICE, INCIDENT_CHANNEL, "open P1 Payments failing");
+    taken(&app, "slash_commands", 1.0).await;
+    socket.drop_all();
+    socket
+        .wait(WAIT, "Klaxon's next socket", |s| {
+            s.opens().2 == 2 && s.sockets().1 == 1
+        })
+        .await;
+    lock.release().await;
+    wait_until(WAIT, "the incident the command opened", || async {
+        app.count("incidents").await == 1
+    })
+    .await;
+    // However Slack redelivers it, it is done once.
+    socket.redeliver(&open);
+    socket
+        .wait(WAIT, "the redelivery's ack", |s| {
+            s.acks().iter().any(|a| {
+                a.envelope_id == open
+                    && a.payload
+                        .as_ref()
+                        .is_some_and(|p| p.to_string().contains("already handled"))
+            })
+        })
+        .await;
+    assert_eq!(app.count("incidents").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_database_gets_a_holding_answer_within_slacks_3_s_and_the_work_still_finishes() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let socket = SocketMode::attach(&slack).await;
+    let app = TestApp::start_with(&db, &slack, socket_options()).await;
+    socket.wait_working().await;
+
+    let mut lock = WriteLock::take(&db).await;
+    let open = socket.command(ALICE, INCIDENT_CHANNEL, "open P1 Payments failing");
+    // The ack comes while the database is still locked: before the work.
+    let ack = socket.ack_of(&open).await;
+    let text = ack.payload.expect("an answer")["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(text.contains("still being done"), "{text}");
+    assert_eq!(lock.incidents().await, 0, "nothing done while locked");
+    lock.release().await;
+    slack.wait_for_text("Payments failing").await;
+    assert_eq!(app.count("incidents").await, 1);
+    assert_eq!(
+        socket
+            .acks()
+            .iter()
+            .filter(|a| a.envelope_id == open)
+            .count(),
+        1,
+        "one acknowledgement per envelope"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_socket_cut_right_after_hello_is_replaced_with_backoff_not_in_a_loop() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let socket = SocketMode::attach(&slack).await;
+    let app = TestApp::start_with(&db, &slack, socket_options()).await;
+    socket.wait_working().await;
+
+    socket.flap_for(Duration::from_secs(4));
+    socket.drop_all();
+    socket
+        .wait(Duration::from_secs(30), "a socket that stays", |s| {
+            !s.flapping() && s.sockets().1 == 1
+        })
+        .await;
+    let (opens, _, _) = socket.opens();
+    assert!(
+        opens <= 6,
+        "{opens} sockets: across 4 s of cut sockets, backoff (1 s, 2 s, 4 s …) allows 3 or 4 after the first"
+    );
+    assert!(
+        socket
+            .command_answer(ALICE, INCIDENT_CHANNEL, "list")
+            .await
+            .contains("No open incidents")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_socket_goes_through_the_outbound_proxy_the_environment_names() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let socket = SocketMode::attach(&slack).await;
+    let proxy = proxy::Proxy::start().await;
+    let served = Served::start_with(
+        dir.path(),
+        &db.url,
+        &slack,
+        "",
+        &[
+            ("KLAXON_SLACK_APP_TOKEN", socket_mode::APP_TOKEN),
+            ("ALL_PROXY", &proxy.url),
+        ],
+        None,
+    )
+    .await;
+    socket.wait_working().await;
+    let ws_host = socket.ws_base.trim_start_matches("ws://").to_string();
+    assert!(
+        proxy.tunnels().contains(&ws_host),
+        "a CONNECT tunnel to {ws_host}: {:?}",
+        proxy.tunnels()
+    );
+    let answer = socket
+        .command_answer(ALICE, INCIDENT_CHANNEL, "open P3 Through the proxy")
+        .await;
+    assert!(answer.contains("INC-1"), "{answer}");
+    drop(served);
+}

@@ -6,6 +6,7 @@
 pub mod alertmanager;
 pub mod fake_slack;
 pub mod own_postgres;
+pub mod proxy;
 pub mod socket_mode;
 
 use std::collections::HashMap;

@@ -77,6 +77,8 @@ struct State {
     connected: usize,
     /// The most sockets open at one time.
     most_open: usize,
+    /// Until then, every socket is closed right after its `hello`.
+    flap_until: Option<Instant>,
     envelopes: HashMap<String, Sent>,
     /// Envelopes waiting for a socket.
     waiting: VecDeque<String>,
@@ -197,6 +199,11 @@ impl SocketMode {
             "connection_info": {"app_id": "A0KLAXON"}
         });
         if ws.send(Message::text(hello.to_string())).await.is_err() {
+            self.forget(id);
+            return;
+        }
+        if self.lock().flap_until.is_some_and(|t| Instant::now() < t) {
+            let _ = ws.close(None).await;
             self.forget(id);
             return;
         }
@@ -398,6 +405,17 @@ impl SocketMode {
             let _ = sock.tx.send(Command::Drop);
         }
         self.changed.notify_waiters();
+    }
+
+    /// For the next `d`, every socket is closed right after its `hello` (a
+    /// proxy that cuts WebSockets, a Slack edge in trouble).
+    pub fn flap_for(&self, d: Duration) {
+        self.lock().flap_until = Some(Instant::now() + d);
+    }
+
+    /// Whether sockets are still being cut after `hello`.
+    pub fn flapping(&self) -> bool {
+        self.lock().flap_until.is_some_and(|t| Instant::now() < t)
     }
 
     /// `apps.connections.open` answers `error` for the next `d`.

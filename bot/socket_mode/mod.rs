@@ -20,16 +20,25 @@
 //!   leaves that to Slack;
 //! - a dropped socket, a socket silent past [`SILENT_FOR`] (Klaxon pings every
 //!   [`PING_EVERY`]), a failing `apps.connections.open` or connect → a new
-//!   socket, with backoff from 1 s up to [`MAX_BACKOFF`], forever, logged;
+//!   socket, forever, logged, with backoff from 1 s up to [`MAX_BACKOFF`]
+//!   (or Slack's `Retry-After`); a socket that lived less than [`STABLE_FOR`]
+//!   counts as a failure too, so a proxy that cuts sockets right after
+//!   `hello` does not make Klaxon reconnect in a tight loop;
 //! - `link_disabled` (Socket Mode turned off in the app's settings) → an error
-//!   in the log and on `/readyz`, and a try every [`MAX_BACKOFF`] in case it
-//!   is turned on again.
+//!   in the log and on `/readyz` until a socket works again, and a try every
+//!   [`MAX_BACKOFF`] in case it is turned on again.
 //!
-//! An envelope Klaxon cannot take (its database does not answer) is left
-//! unacknowledged, so Slack redelivers it (`retry_attempt`, `retry_reason`);
-//! a redelivered command, press or event does nothing twice (the inbound
-//! replay guard keys it by the press's `trigger_id`, else the envelope id,
-//! and events by their `event_id`).
+//! Envelopes are acted on 32 at a time per socket, in arrival order, and the
+//! work on one always runs to its end, also when its socket goes meanwhile:
+//! cutting it off halfway could leave an event marked as seen but not done,
+//! and Slack's redelivery would then do nothing. What [`envelope`] does with
+//! each: act, acknowledge within Slack's 3 s, leave unacknowledged what Slack
+//! should redeliver. A redelivered command, press or event does nothing twice
+//! (the inbound replay guard keys it by the press's `trigger_id`, else the
+//! envelope id, and events by their `event_id`).
+//!
+//! [`connect`] opens the socket, through the outbound proxy the environment
+//! names, as the Web API client does.
 //!
 //! The socket is tokio-tungstenite's. slack-morphism's Socket Mode listener
 //! needs its own hyper client (Klaxon's Web API client is reqwest), hands
@@ -38,23 +47,27 @@
 //! disconnect reasons, the acknowledgement timing and `link_disabled` to
 //! itself, which the metrics and `/readyz` need.
 
-use std::collections::BTreeSet;
+pub mod connect;
+pub mod envelope;
+
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use secrecy::SecretString;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::app::App;
-use crate::inbound::{self, Reply};
-use crate::telemetry::{EnvelopeLabels, ReasonLabels};
+use crate::slack::api::CallError;
+use crate::telemetry::{ReasonLabels, SlackErrorLabels};
 use crate::usecases::reach::SocketLink;
+use connect::Proxies;
+use envelope::Envelope;
 
 /// Klaxon pings an idle socket this often.
 pub const PING_EVERY: Duration = Duration::from_secs(10);
@@ -62,6 +75,9 @@ pub const PING_EVERY: Duration = Duration::from_secs(10);
 pub const SILENT_FOR: Duration = Duration::from_secs(30);
 /// Reconnects back off up to this.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A socket that went sooner than this after `hello` counts as a failed
+/// attempt: the next one backs off.
+pub const STABLE_FOR: Duration = Duration::from_secs(30);
 /// How long `apps.connections.open`, the WebSocket handshake, and the wait for
 /// `hello` may each take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,10 +86,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const LEAVE_WITHIN: Duration = Duration::from_secs(30);
 /// Envelopes one socket acts on at once; the next wait their turn, in order.
 /// Unbounded, a burst of writes queues on the database in no order and the
-/// slowest wait longest (bench run 6).
+/// slowest wait longest (bench run 6: ack p99 181 ms at 500 opens a second,
+/// 16 ms with the bound).
 const IN_FLIGHT: usize = 32;
 /// At shutdown, how long handlers in flight may take to be acknowledged.
 const DRAIN_WITHIN: Duration = Duration::from_secs(3);
+
+/// Slack's error codes from `apps.connections.open` that say the app token is
+/// wrong: retrying does not help until the operator fixes it.
+const TOKEN_ERRORS: &[&str] = &[
+    "not_authed",
+    "invalid_auth",
+    "not_allowed_token_type",
+    "token_revoked",
+    "token_expired",
+    "account_inactive",
+];
 
 /// Why a socket ended or was asked to end: the `reason` label of
 /// `klaxon_socket_mode_reconnects_total` (a closed set).
@@ -91,7 +119,7 @@ pub enum Reason {
     NoPong,
     /// `apps.connections.open` failed.
     OpenFailed,
-    /// The WebSocket handshake failed.
+    /// The connection, the proxy's tunnel or the WebSocket handshake failed.
     ConnectFailed,
     /// Slack sent no `hello` within the connect timeout.
     NoHello,
@@ -125,6 +153,26 @@ impl Reason {
     }
 }
 
+/// How a socket ended.
+#[derive(Debug, Clone)]
+struct Ended {
+    reason: Reason,
+    /// What failed, for `/readyz` (Slack's error code, the connect error).
+    detail: Option<String>,
+    /// Slack's `Retry-After` on a rate-limited `apps.connections.open`.
+    retry_after: Option<Duration>,
+}
+
+impl From<Reason> for Ended {
+    fn from(reason: Reason) -> Ended {
+        Ended {
+            reason,
+            detail: None,
+            retry_after: None,
+        }
+    }
+}
+
 /// What a socket tells the supervisor.
 #[derive(Debug)]
 enum News {
@@ -133,44 +181,35 @@ enum News {
     /// Slack asked the socket to go (`disconnect`); it still answers.
     Leaving(u64, Reason),
     /// The socket is gone (or never came up).
-    Closed(u64, Reason),
-}
-
-/// A message Slack sends down the socket (Slack: "Using Socket Mode",
-/// "Sending and receiving events").
-#[derive(Debug, Deserialize)]
-struct Frame {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    envelope_id: Option<String>,
-    #[serde(default)]
-    payload: Option<Value>,
-    #[serde(default)]
-    accepts_response_payload: bool,
-    #[serde(default)]
-    retry_attempt: Option<u32>,
-    #[serde(default)]
-    retry_reason: Option<String>,
+    Closed(u64, Ended),
 }
 
 /// Keeps Klaxon connected to Slack over Socket Mode until `stop` turns true.
-pub async fn run(app: Arc<App>, token: SecretString, mut stop: watch::Receiver<bool>) {
+/// `proxies` are the outbound proxy settings (see [`connect`]).
+pub async fn run(
+    app: Arc<App>,
+    token: SecretString,
+    proxies: Proxies,
+    mut stop: watch::Receiver<bool>,
+) {
     let metrics = app.ctx.metrics.clone();
     let (news_tx, mut news_rx) = mpsc::unbounded_channel::<News>();
     let (closing_tx, closing_rx) = watch::channel(false);
+    let proxies = Arc::new(proxies);
     let mut sockets = JoinSet::new();
-    // Sockets past `hello` and not asked to leave; and every socket past `hello`.
+    // Sockets past `hello` and not asked to leave; every socket past `hello`,
+    // with when it said it.
     let mut working: BTreeSet<u64> = BTreeSet::new();
-    let mut open: BTreeSet<u64> = BTreeSet::new();
+    let mut open: HashMap<u64, Instant> = HashMap::new();
     let mut connecting: Option<u64> = None;
     let mut next_id = 0u64;
     let mut failures = 0u32;
     let mut next_attempt = Instant::now();
-    // Why the next socket is opened (`None`: the first one).
+    // Why the next socket is opened (`None`: the first one), and what failed.
     let mut replacing: Option<Reason> = None;
+    let mut detail: Option<String> = None;
+    // Slack said link_disabled and no socket has worked since.
+    let mut disabled = false;
     app.ctx
         .reach
         .set_socket(SocketLink::Connecting("starting".into()));
@@ -192,6 +231,7 @@ pub async fn run(app: Arc<App>, token: SecretString, mut stop: watch::Receiver<b
                     next_id,
                     app.clone(),
                     token.clone(),
+                    proxies.clone(),
                     news_tx.clone(),
                     closing_rx.clone(),
                 ));
@@ -201,15 +241,17 @@ pub async fn run(app: Arc<App>, token: SecretString, mut stop: watch::Receiver<b
                     if connecting == Some(id) {
                         connecting = None;
                     }
-                    failures = 0;
+                    disabled = false;
+                    detail = None;
                     working.insert(id);
-                    open.insert(id);
+                    open.insert(id, Instant::now());
                     tracing::info!(socket = id, open = open.len(), "Socket Mode connected");
                 }
                 News::Leaving(id, reason) => {
                     working.remove(&id);
                     replacing = Some(reason);
                     if reason == Reason::LinkDisabled {
+                        disabled = true;
                         tracing::error!(
                             "Slack disabled Klaxon's Socket Mode link (link_disabled): Socket Mode is off in the app's settings, so no command, press or event reaches Klaxon; turn it on (Settings → Socket Mode) or unset KLAXON_SLACK_APP_TOKEN and use the HTTP request URLs. Trying again every {}s",
                             MAX_BACKOFF.as_secs()
@@ -220,20 +262,36 @@ pub async fn run(app: Arc<App>, token: SecretString, mut stop: watch::Receiver<b
                         next_attempt = Instant::now();
                     }
                 }
-                News::Closed(id, reason) => {
+                News::Closed(id, ended) => {
                     let was_working = working.remove(&id);
-                    open.remove(&id);
+                    let lived = open.remove(&id).map(|at| at.elapsed());
                     if connecting == Some(id) {
                         connecting = None;
                         failures = failures.saturating_add(1);
-                        let wait = crate::time::backoff(failures, MAX_BACKOFF);
-                        tracing::warn!(reason = reason.as_str(), retry_in = ?wait, "could not open a Socket Mode socket");
+                        let mut wait = crate::time::backoff(failures, MAX_BACKOFF)
+                            .max(ended.retry_after.unwrap_or_default());
+                        if disabled {
+                            wait = wait.max(MAX_BACKOFF);
+                        }
+                        tracing::warn!(reason = ended.reason.as_str(), retry_in = ?wait, "could not open a Socket Mode socket");
                         next_attempt = next_attempt.max(Instant::now() + wait);
-                        replacing = Some(reason);
+                        replacing = Some(ended.reason);
+                        detail = ended.detail;
                     } else if was_working {
-                        tracing::warn!(socket = id, reason = reason.as_str(), "the Socket Mode socket went; reconnecting");
-                        replacing = Some(reason);
-                        next_attempt = Instant::now();
+                        // A socket that went soon after hello is a failed
+                        // attempt: back off, or a proxy that cuts every
+                        // socket would have Klaxon reconnect in a tight loop.
+                        let wait = if lived.is_some_and(|l| l >= STABLE_FOR) {
+                            failures = 0;
+                            Duration::ZERO
+                        } else {
+                            failures = failures.saturating_add(1);
+                            crate::time::backoff(failures, MAX_BACKOFF)
+                        };
+                        tracing::warn!(socket = id, reason = ended.reason.as_str(), lived = ?lived, retry_in = ?wait, "the Socket Mode socket went; reconnecting");
+                        replacing = Some(ended.reason);
+                        detail = ended.detail;
+                        next_attempt = Instant::now() + wait;
                     }
                 }
             },
@@ -244,10 +302,14 @@ pub async fn run(app: Arc<App>, token: SecretString, mut stop: watch::Receiver<b
             }
         }
         metrics.socket_connections.set(open.len() as i64);
-        let link = if replacing == Some(Reason::LinkDisabled) && working.is_empty() {
+        let link = if disabled && working.is_empty() {
             SocketLink::Disabled
         } else if open.is_empty() {
-            SocketLink::Connecting(replacing.map_or("starting", Reason::as_str).to_string())
+            let why = replacing.map_or("starting", Reason::as_str);
+            SocketLink::Connecting(match &detail {
+                Some(d) => format!("{why}: {d}"),
+                None => why.to_string(),
+            })
         } else {
             SocketLink::Connected(open.len())
         };
@@ -269,61 +331,82 @@ async fn socket(
     id: u64,
     app: Arc<App>,
     token: SecretString,
+    proxies: Arc<Proxies>,
     news: mpsc::UnboundedSender<News>,
     closing: watch::Receiver<bool>,
 ) {
-    let reason = serve(id, &app, &token, &news, closing).await;
-    let _ = news.send(News::Closed(id, reason));
+    let ended = serve(id, &app, &token, &proxies, &news, closing).await;
+    let _ = news.send(News::Closed(id, ended));
+}
+
+/// `apps.connections.open`: the socket's URL, or how it failed (logged,
+/// counted in `klaxon_slack_api_errors_total`).
+async fn open_url(app: &App, token: &SecretString) -> Result<String, Ended> {
+    let failed = |code: String, retry_after: Option<Duration>| {
+        app.ctx
+            .metrics
+            .slack_api_errors
+            .get_or_create(&SlackErrorLabels {
+                method: "apps.connections.open".into(),
+                error: code.clone(),
+            })
+            .inc();
+        Ended {
+            reason: Reason::OpenFailed,
+            detail: Some(code),
+            retry_after,
+        }
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, app.slack.open_connection(token)).await {
+        Ok(Ok(url)) => Ok(url),
+        Ok(Err(e)) => {
+            let code = e.code();
+            if TOKEN_ERRORS.contains(&code.as_str()) || matches!(e, CallError::Auth(_)) {
+                tracing::error!(error = %code, "Slack refuses KLAXON_SLACK_APP_TOKEN for apps.connections.open: it must be this app's app-level token (xapp-…, Basic Information → App-Level Tokens) with the connections:write scope. Retrying");
+            } else {
+                tracing::warn!(error = %code, "apps.connections.open failed; retrying");
+            }
+            let retry_after = match e {
+                CallError::RateLimited(d) => Some(d),
+                _ => None,
+            };
+            Err(failed(code, retry_after))
+        }
+        Err(_) => {
+            tracing::warn!("apps.connections.open did not answer in time; retrying");
+            Err(failed("timeout".into(), None))
+        }
+    }
 }
 
 async fn serve(
     id: u64,
     app: &Arc<App>,
     token: &SecretString,
+    proxies: &Proxies,
     news: &mpsc::UnboundedSender<News>,
     mut closing: watch::Receiver<bool>,
-) -> Reason {
-    let url = match tokio::time::timeout(CONNECT_TIMEOUT, app.slack.open_connection(token)).await {
-        Ok(Ok(url)) => url,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e.code(), "apps.connections.open failed (is KLAXON_SLACK_APP_TOKEN an app-level token with connections:write?)");
-            return Reason::OpenFailed;
-        }
-        Err(_) => {
-            tracing::warn!("apps.connections.open did not answer in time");
-            return Reason::OpenFailed;
+) -> Ended {
+    let url = match open_url(app, token).await {
+        Ok(url) => url,
+        Err(ended) => return ended,
+    };
+    let mut ws = match connect::open(&url, proxies, CONNECT_TIMEOUT).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not connect the Socket Mode socket");
+            return Ended {
+                reason: Reason::ConnectFailed,
+                detail: Some(e.to_string()),
+                retry_after: None,
+            };
         }
     };
-    // The URL carries a one-time ticket: log its host only.
-    let host = url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split(['/', '?']).next())
-        .unwrap_or("?")
-        .to_string();
-    // Nagle off: an acknowledgement is one small frame that must not wait
-    // for the previous one's TCP ACK.
-    let mut ws = match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(url.as_str(), None, true),
-    )
-    .await
-    {
-        Ok(Ok((ws, _))) => ws,
-        Ok(Err(e)) => {
-            tracing::warn!(%host, error = %e, "could not connect the Socket Mode socket");
-            return Reason::ConnectFailed;
-        }
-        Err(_) => {
-            tracing::warn!(%host, "the Socket Mode handshake did not finish in time");
-            return Reason::ConnectFailed;
-        }
-    };
-    tracing::debug!(socket = id, %host, "Socket Mode socket open; waiting for hello");
+    tracing::debug!(socket = id, "Socket Mode socket open; waiting for hello");
 
     let (acks_tx, mut acks) = mpsc::unbounded_channel::<(Value, Instant)>();
-    let turns = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut handlers = JoinSet::new();
+    let turns = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = Instant::now();
@@ -331,7 +414,7 @@ async fn serve(
     let mut said_hello = false;
     let mut leave_by: Option<(Instant, Reason)> = None;
     let metrics = &app.ctx.metrics;
-    let ended = loop {
+    let ended: Reason = loop {
         tokio::select! {
             frame = ws.next() => {
                 heard = Instant::now();
@@ -345,20 +428,17 @@ async fn serve(
                     // Pings are answered by the library; pongs only prove life.
                     Some(Ok(_)) => continue,
                 };
-                let frame: Frame = match serde_json::from_str(text.as_str()) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        tracing::warn!(socket = id, error = %e, "ignored a Socket Mode message that is not Slack's JSON");
-                        continue;
-                    }
+                let Some(envelope) = Envelope::parse(text.as_str()) else {
+                    tracing::warn!(socket = id, "ignored a Socket Mode message that is not a JSON object with a type");
+                    continue;
                 };
-                match frame.kind.as_str() {
+                match envelope.kind.as_str() {
                     "hello" => {
                         said_hello = true;
                         let _ = news.send(News::Ready(id));
                     }
                     "disconnect" => {
-                        let reason = Reason::of_disconnect(frame.reason.as_deref().unwrap_or_default());
+                        let reason = Reason::of_disconnect(envelope.reason.as_deref().unwrap_or_default());
                         if leave_by.is_none() {
                             leave_by = Some((Instant::now() + LEAVE_WITHIN, reason));
                             let _ = news.send(News::Leaving(id, reason));
@@ -374,9 +454,10 @@ async fn serve(
                             let Ok(_turn) = turns.acquire().await else {
                                 return;
                             };
-                            if let Some(ack) = handle(&app, frame).await {
+                            envelope::act(&app, envelope, |ack| {
                                 let _ = acks_tx.send((ack, started));
-                            }
+                            })
+                            .await;
                         });
                     }
                 }
@@ -411,8 +492,12 @@ async fn serve(
             }
         }
     };
+    // Work in hand runs to its end even though its answer has nowhere to go
+    // now: Slack redelivers the envelope, and the replay guards make the
+    // redelivery a no-op once the work is done.
+    handlers.detach_all();
     let _ = ws.close(None).await;
-    ended
+    ended.into()
 }
 
 /// Sends the acknowledgements of the envelopes in hand, waiting at most
@@ -443,119 +528,9 @@ async fn drain<S>(
     let _ = tokio::time::timeout(DRAIN_WITHIN, work).await;
 }
 
-/// Acts on one envelope; the acknowledgement to send, or `None` to leave it
-/// unacknowledged (Slack then redelivers it).
-async fn handle(app: &Arc<App>, frame: Frame) -> Option<Value> {
-    let metrics = &app.ctx.metrics;
-    let kind = match frame.kind.as_str() {
-        k @ ("slash_commands" | "interactive" | "events_api") => k,
-        _ => "other",
-    };
-    metrics
-        .socket_envelopes
-        .get_or_create(&EnvelopeLabels {
-            r#type: kind.into(),
-        })
-        .inc();
-    let Some(envelope_id) = frame.envelope_id else {
-        tracing::debug!(
-            kind = frame.kind,
-            "ignored a Socket Mode message without envelope_id"
-        );
-        return None;
-    };
-    if let Some(attempt) = frame.retry_attempt.filter(|a| *a > 0) {
-        tracing::info!(
-            envelope_id,
-            retry_attempt = attempt,
-            retry_reason = frame.retry_reason.as_deref().unwrap_or_default(),
-            "Slack redelivered an envelope"
-        );
-    }
-    let payload = frame.payload.unwrap_or(Value::Null);
-    let replay_key = |trigger: Option<&str>| format!("socket:{}", trigger.unwrap_or(&envelope_id));
-    let reply = match kind {
-        "slash_commands" => match serde_json::from_value::<inbound::SlashCommand>(payload) {
-            Ok(command) => {
-                let key = replay_key(command.trigger_id());
-                inbound::command(app, command, &key).await
-            }
-            Err(e) => Reply::Malformed(format!("malformed slash command: {e}")),
-        },
-        "interactive" => match serde_json::from_value::<inbound::Interaction>(payload) {
-            Ok(interaction) => {
-                let key = replay_key(interaction.trigger_id());
-                inbound::interaction(app, interaction, &key).await
-            }
-            Err(e) => Reply::Malformed(format!("malformed interaction payload: {e}")),
-        },
-        "events_api" => match serde_json::from_value::<inbound::EventCallback>(payload) {
-            Ok(callback) => inbound::event(app, callback).await,
-            Err(e) => Reply::Malformed(format!("malformed event: {e}")),
-        },
-        _ => {
-            tracing::debug!(
-                kind = frame.kind,
-                "acknowledged a Socket Mode envelope Klaxon does not use"
-            );
-            Reply::done()
-        }
-    };
-    ack(envelope_id, frame.accepts_response_payload, reply)
-}
-
-/// The acknowledgement for `reply` (Slack: "Acknowledging events"): the
-/// answer rides in `payload` where Slack accepts one; `None` for a reply
-/// Slack should retry.
-fn ack(envelope_id: String, accepts_payload: bool, reply: Reply) -> Option<Value> {
-    match reply {
-        Reply::Answer(Some(payload)) if accepts_payload => {
-            Some(json!({"envelope_id": envelope_id, "payload": payload}))
-        }
-        Reply::Answer(_) => Some(json!({"envelope_id": envelope_id})),
-        Reply::Malformed(why) => {
-            tracing::warn!(envelope_id, reason = why, "refused a Socket Mode envelope");
-            Some(json!({"envelope_id": envelope_id}))
-        }
-        Reply::Unavailable(why) => {
-            tracing::warn!(
-                envelope_id,
-                reason = why,
-                "left a Socket Mode envelope unacknowledged so that Slack redelivers it"
-            );
-            None
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_answer_rides_in_the_ack_only_where_slack_accepts_a_payload() {
-        let reply = Reply::ephemeral("INC-1 opened");
-        assert_eq!(
-            ack("e1".into(), true, reply.clone()),
-            Some(
-                json!({"envelope_id": "e1", "payload": {"response_type": "ephemeral", "text": "INC-1 opened"}})
-            )
-        );
-        assert_eq!(
-            ack("e2".into(), false, reply),
-            Some(json!({"envelope_id": "e2"}))
-        );
-        assert_eq!(
-            ack("e3".into(), true, Reply::Malformed("no user".into())),
-            Some(json!({"envelope_id": "e3"})),
-            "a malformed envelope is acknowledged: a redelivery would be as wrong"
-        );
-        assert_eq!(
-            ack("e4".into(), true, Reply::Unavailable("database")),
-            None,
-            "an envelope Klaxon could not take is left for Slack to redeliver"
-        );
-    }
 
     #[test]
     fn disconnect_reasons_map_to_their_labels_and_unknown_ones_to_warning() {
@@ -567,33 +542,5 @@ mod tests {
         ] {
             assert_eq!(Reason::of_disconnect(sent).as_str(), label);
         }
-    }
-
-    #[test]
-    fn slacks_envelope_shapes_are_read() {
-        let f: Frame = serde_json::from_value(json!({
-            "envelope_id": "57d6a792-4d35-4d0b-b6aa-3361493e1caf",
-            "payload": {"type": "event_callback", "event_id": "Ev1"},
-            "type": "events_api",
-            "accepts_response_payload": false,
-            "retry_attempt": 1,
-            "retry_reason": "timeout"
-        }))
-        .expect("an events_api envelope");
-        assert_eq!(f.kind, "events_api");
-        assert_eq!(f.retry_attempt, Some(1));
-        let f: Frame = serde_json::from_value(json!({
-            "type": "disconnect", "reason": "refresh_requested",
-            "debug_info": {"host": "applink-1"}
-        }))
-        .expect("a disconnect");
-        assert_eq!(f.reason.as_deref(), Some("refresh_requested"));
-        let f: Frame = serde_json::from_value(json!({
-            "type": "hello", "num_connections": 1,
-            "connection_info": {"app_id": "A1"},
-            "debug_info": {"approximate_connection_time": 18060}
-        }))
-        .expect("a hello");
-        assert_eq!(f.kind, "hello");
     }
 }
