@@ -20,6 +20,10 @@ pub struct App {
     pub slack: Arc<SlackApi>,
     /// `None` when no signing secret is configured: every Slack request is refused.
     pub verifier: Option<SlackEventSignatureVerifier>,
+    /// The Events API event ids being handled right now on this replica: a
+    /// redelivery that comes meanwhile is asked to come again, not taken for
+    /// a duplicate of work that may still fail (`crate::inbound`).
+    pub events_in_flight: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for App {

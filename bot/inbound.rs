@@ -43,6 +43,11 @@ pub enum Reply {
     /// unacknowledged, so Slack retries an event and shows a person an error
     /// instead of seeming to work.
     Unavailable(&'static str),
+    /// Klaxon itself failed (its database) and nothing was changed: the
+    /// answer that tells the person so (an ephemeral text, a form's error),
+    /// sent like [`Reply::Answer`]. Told apart so that a transport that
+    /// already gave a holding answer can still tell them.
+    Fault(Value),
 }
 
 impl Reply {
@@ -62,9 +67,10 @@ impl Reply {
     }
 }
 
-/// What a person sees when Klaxon itself failed (not their mistake).
-const FAULT_REPLY: &str = "⚠️ Klaxon could not do that just now: its database did not answer. \
-                           Nothing was changed; please try again in a moment.";
+/// What a person is told when Klaxon itself failed, and the ephemeral answer
+/// carrying it.
+pub const FAULT_REPLY: &str = "⚠️ Klaxon could not do that just now: its database did not answer. \
+                               Nothing was changed; please try again in a moment.";
 
 fn log_fault(e: &usecases::Error) {
     tracing::error!(error = %e, "command failed");
@@ -137,7 +143,7 @@ pub async fn command(app: &App, form: SlashCommand, replay_key: &str) -> Reply {
         Ok(answer) => Reply::ephemeral(answer.text()),
         Err(e) => {
             log_fault(&e);
-            Reply::ephemeral(FAULT_REPLY)
+            Reply::Fault(json!({"response_type": "ephemeral", "text": FAULT_REPLY}))
         }
     }
 }
@@ -223,24 +229,29 @@ fn incident_ref(value: Option<&str>) -> Option<IncidentRef> {
 /// Acts on a button press, a menu choice or a form's submission, once per
 /// `replay_key`.
 pub async fn interaction(app: &Arc<App>, interaction: Interaction, replay_key: &str) -> Reply {
-    match replayed(app, replay_key).await {
-        // A press or a form done before: an empty answer (a form closes; a
-        // press's answer is not shown anyway). A text here would be no valid
-        // answer to a form.
-        Some(Reply::Answer(_)) => return Reply::done(),
-        Some(refusal) => return refusal,
-        None => {}
-    }
     let Some(user) = SlackUserId::parse(&interaction.user.id) else {
         return Reply::malformed("user.id is not a Slack user ID");
     };
     match interaction.kind.as_str() {
-        "block_actions" => block_actions(app, user, interaction).await,
-        "view_submission" => view_submission(app, user, interaction).await,
+        "block_actions" => match once(app, replay_key).await {
+            Some(reply) => reply,
+            None => block_actions(app, user, interaction).await,
+        },
+        "view_submission" => view_submission(app, user, interaction, replay_key).await,
         other => {
             tracing::debug!(kind = other, "ignored interaction");
             Reply::done()
         }
+    }
+}
+
+/// The replay guard for a press or a form: `Some` answer when it came before.
+/// That answer is empty (a form closes; a press's answer is not shown anyway):
+/// a text would be no valid answer to a form.
+async fn once(app: &App, replay_key: &str) -> Option<Reply> {
+    match replayed(app, replay_key).await? {
+        Reply::Answer(_) => Some(Reply::done()),
+        refusal => Some(refusal),
     }
 }
 
@@ -260,6 +271,11 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
         let response_url = response_url.clone();
         async move { feedback(app, response_url.as_deref(), channel.as_ref(), &user, &text).await }
     };
+    // Klaxon failed: the log says why, the presser that nothing happened.
+    let fault = |e: usecases::Error| async move {
+        log_fault(&e);
+        tell(FAULT_REPLY.to_string()).await;
+    };
     if action.action_id == blocks::ACTION_APPROVE || action.action_id == blocks::ACTION_DENY {
         let Some(id) = action.value.as_deref().and_then(|v| v.parse::<i64>().ok()) else {
             return Reply::malformed("action value is not a request number");
@@ -268,7 +284,7 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
         match actions::decide(ctx, &user, id, approve).await {
             Ok(Answer::Refused(text)) => tell(text).await,
             Ok(Answer::Done(_)) => {}
-            Err(e) => log_fault(&e),
+            Err(e) => fault(e).await,
         }
         return Reply::done();
     }
@@ -287,7 +303,7 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
         };
         match answer {
             Ok(a) => tell(a.text().to_string()).await,
-            Err(e) => log_fault(&e),
+            Err(e) => fault(e).await,
         }
         return Reply::done();
     }
@@ -307,13 +323,13 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
     match action.action_id.as_str() {
         blocks::ACTION_ACK => match cases::acknowledge(ctx, &user, r).await {
             Ok(answer) => told(answer).await,
-            Err(e) => log_fault(&e),
+            Err(e) => fault(e).await,
         },
         blocks::ACTION_RESOLVE => {
             let incident = match incidents::get(ctx.store.pool(), r).await {
                 Ok(i) => i,
                 Err(e) => {
-                    log_fault(&e.into());
+                    fault(e.into()).await;
                     return Reply::done();
                 }
             };
@@ -343,11 +359,11 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
             Ok(Some(i)) => {
                 match cases::silence(ctx, &user, &i, std::time::Duration::from_secs(3600)).await {
                     Ok(answer) => told(answer).await,
-                    Err(e) => log_fault(&e),
+                    Err(e) => fault(e).await,
                 }
             }
             Ok(None) => told(Answer::Refused(format!("{r} does not exist."))).await,
-            Err(e) => log_fault(&e.into()),
+            Err(e) => fault(e.into()).await,
         },
         other => tracing::debug!(action = other, "ignored action"),
     }
@@ -390,7 +406,15 @@ async fn tell(app: &Arc<App>, channel: Option<&ChannelId>, user: &SlackUserId, t
     }
 }
 
-async fn view_submission(app: &Arc<App>, user: SlackUserId, interaction: Interaction) -> Reply {
+/// The resolve form. Its fields are checked before the replay guard, so a
+/// form sent again after its errors were shown gets the same errors (an empty
+/// answer would close it unresolved).
+async fn view_submission(
+    app: &Arc<App>,
+    user: SlackUserId,
+    interaction: Interaction,
+    replay_key: &str,
+) -> Reply {
     let Some(view) = interaction.view else {
         return Reply::malformed("view_submission without view");
     };
@@ -425,12 +449,17 @@ async fn view_submission(app: &Arc<App>, user: SlackUserId, interaction: Interac
             "Say what fixed it (up to 2,000 characters).",
         );
     }
+    if let Some(reply) = once(app, replay_key).await {
+        return reply;
+    }
     match cases::resolve(&app.ctx, Some(&user), r, &resolution).await {
         Ok(Answer::Done(_)) => Reply::done(),
         Ok(Answer::Refused(why)) => modal_error(blocks::FIELD_RESOLUTION, &why),
         Err(e) => {
             log_fault(&e);
-            modal_error(blocks::FIELD_RESOLUTION, FAULT_REPLY)
+            Reply::Fault(
+                json!({"response_action": "errors", "errors": {blocks::FIELD_RESOLUTION: FAULT_REPLY}}),
+            )
         }
     }
 }
@@ -480,6 +509,14 @@ pub async fn event(app: &Arc<App>, callback: EventCallback) -> Reply {
     let Some(event_id) = callback.event_id else {
         return Reply::malformed("event_callback without event_id");
     };
+    let Some(_handling) = Handling::start(app, &event_id) else {
+        // Answering "done" now could hide a first delivery that then fails.
+        tracing::info!(
+            event_id,
+            "a redelivery came while the first is still being handled; Slack is asked to retry"
+        );
+        return Reply::Unavailable("the first delivery of this event is still being handled");
+    };
     let ctx = &app.ctx;
     match pages::first_delivery(ctx.store.pool(), &event_id, ctx.clock.now()).await {
         Ok(true) => {}
@@ -527,6 +564,36 @@ pub async fn event(app: &Arc<App>, callback: EventCallback) -> Reply {
         return Reply::Unavailable("database unavailable");
     }
     Reply::done()
+}
+
+/// An event id marked as being handled on this replica until dropped.
+struct Handling<'a> {
+    app: &'a App,
+    event_id: String,
+}
+
+impl<'a> Handling<'a> {
+    /// `None` when the event is being handled already.
+    fn start(app: &'a App, event_id: &str) -> Option<Handling<'a>> {
+        let mut set = app
+            .events_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        set.insert(event_id.to_string()).then(|| Handling {
+            app,
+            event_id: event_id.to_string(),
+        })
+    }
+}
+
+impl Drop for Handling<'_> {
+    fn drop(&mut self) {
+        self.app
+            .events_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.event_id);
+    }
 }
 
 /// A message in a direct message to Klaxon (`ack`, `ack INC-n`): the use case

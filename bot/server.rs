@@ -141,6 +141,7 @@ pub async fn build_with_clock(
         ctx,
         slack,
         verifier,
+        events_in_flight: Default::default(),
     }))
 }
 

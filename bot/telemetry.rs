@@ -31,12 +31,14 @@ pub fn init_logging(format: Option<LogFormat>) {
         .filter(|v| !v.trim().is_empty())
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG_FILTER));
-    // At trace, the WebSocket library logs the Socket Mode request line, whose
-    // URL carries a one-time ticket: never log a secret, whatever RUST_LOG says.
-    let filter = match "tungstenite::handshake::client=debug".parse() {
-        Ok(directive) => filter.add_directive(directive),
-        Err(_) => filter,
-    };
+    // At trace, the WebSocket library logs the Socket Mode request line (its
+    // URL carries a one-time ticket) and every envelope whole (Slack's
+    // verification token, people's text): never log a secret, whatever
+    // RUST_LOG says.
+    let filter = ["tungstenite=debug", "tokio_tungstenite=debug"]
+        .iter()
+        .filter_map(|d| d.parse().ok())
+        .fold(filter, |f, d| f.add_directive(d));
     let format = format.unwrap_or(if std::io::stdout().is_terminal() {
         LogFormat::Pretty
     } else {

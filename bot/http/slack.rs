@@ -28,7 +28,7 @@ fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
 /// The HTTP answer for a [`Reply`].
 fn answer(reply: Reply) -> Response {
     match reply {
-        Reply::Answer(Some(body)) => Json(body).into_response(),
+        Reply::Answer(Some(body)) | Reply::Fault(body) => Json(body).into_response(),
         Reply::Answer(None) => StatusCode::OK.into_response(),
         Reply::Malformed(reason) => refuse(StatusCode::BAD_REQUEST, reason),
         // 503: Slack retries an event; a press shows the person an error

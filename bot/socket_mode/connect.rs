@@ -62,9 +62,20 @@ impl Proxies {
 
     /// The proxy for a socket to `host` over `scheme` (`ws` or `wss`), if any.
     fn for_target(&self, scheme: &str, host: &str) -> Option<&str> {
-        let host = host.to_ascii_lowercase();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let ip: Option<std::net::IpAddr> = host.parse().ok();
         let direct = self.no_proxy.iter().any(|entry| {
-            let entry = entry.split(':').next().unwrap_or_default();
+            if let (Some(ip), Some((net, bits))) = (ip, entry.split_once('/')) {
+                return in_network(ip, net, bits);
+            }
+            let entry = if entry.parse::<std::net::IpAddr>().is_ok() {
+                entry.as_str()
+            } else {
+                entry.split(':').next().unwrap_or_default()
+            };
             let suffix = entry.trim_start_matches("*.").trim_start_matches('.');
             entry == "*" || host == suffix || host.ends_with(&format!(".{suffix}"))
         });
@@ -80,12 +91,33 @@ impl Proxies {
     }
 }
 
+/// Whether `ip` is in the network `net`/`bits` (a `NO_PROXY` CIDR entry).
+fn in_network(ip: std::net::IpAddr, net: &str, bits: &str) -> bool {
+    use std::net::IpAddr;
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
 /// Why a socket could not be opened (no secret in it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectError {
     #[error("the socket URL is not a ws:// or wss:// URL")]
     BadUrl,
-    #[error("the proxy URL is not http://[user:password@]host:port")]
+    #[error(
+        "the proxy URL is not http://[user:password@]host:port (the socket cannot use an https:// proxy)"
+    )]
     BadProxy,
     #[error("cannot reach {0}: {1}")]
     Tcp(String, String),
@@ -101,6 +133,9 @@ pub async fn open(url: &str, proxies: &Proxies, timeout: Duration) -> Result<Soc
     let uri: Uri = url.parse().map_err(|_| ConnectError::BadUrl)?;
     let scheme = uri.scheme_str().ok_or(ConnectError::BadUrl)?;
     let host = uri.host().ok_or(ConnectError::BadUrl)?.to_string();
+    if uri.port().is_some() && uri.port_u16().is_none() {
+        return Err(ConnectError::BadUrl);
+    }
     let port = match (uri.port_u16(), scheme) {
         (Some(p), _) => p,
         (None, "wss") => 443,
@@ -168,7 +203,8 @@ async fn tunnel(proxy: &str, target: &str, timeout: Duration) -> Result<TcpStrea
         // nothing of the tunnel's first bytes is taken.
         let mut head = Vec::with_capacity(256);
         let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
+        // RFC 9112 allows a bare LF as the line end.
+        while !head.ends_with(b"\r\n\r\n") && !head.ends_with(b"\n\n") {
             if stream.read(&mut byte).await? == 0 {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
@@ -252,6 +288,14 @@ mod tests {
             Some("http://all:1")
         );
         assert_eq!(env(&[]).for_target("wss", "slack.com"), None);
+        let cidr = env(&[
+            ("ALL_PROXY", "http://all:1"),
+            ("NO_PROXY", "127.0.0.0/8,fd00::/8"),
+        ]);
+        assert_eq!(cidr.for_target("ws", "127.0.0.1"), None);
+        assert_eq!(cidr.for_target("ws", "[fd00::5]"), None);
+        assert_eq!(cidr.for_target("ws", "128.0.0.1"), Some("http://all:1"));
+        assert_eq!(cidr.for_target("ws", "slack.com"), Some("http://all:1"));
     }
 
     #[tokio::test]

@@ -12,6 +12,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
 use serde_json::{Value, json};
 
 use crate::app::App;
@@ -60,7 +63,7 @@ impl Envelope {
             envelope_id: text_of("envelope_id"),
             accepts_response_payload: v
                 .get("accepts_response_payload")
-                .and_then(Value::as_bool)
+                .and_then(|a| a.as_bool().or_else(|| Some(a.as_str()? == "true")))
                 .unwrap_or(false),
             retry_attempt: v
                 .get("retry_attempt")
@@ -83,10 +86,19 @@ impl Envelope {
     }
 }
 
-/// Acts on `envelope` and hands its acknowledgement to `send` — within
-/// [`ACK_WITHIN`] for commands and interactions, whatever the database does.
-/// The work always runs to its end, also after an early acknowledgement.
-pub async fn act(app: &Arc<App>, envelope: Envelope, send: impl Fn(Value)) {
+/// Acts on `envelope` (read off the socket at `received`) when `turns` gives
+/// it a turn, and hands its acknowledgement to `send` — by [`ACK_WITHIN`]
+/// after `received` for commands and interactions, whatever the queue or the
+/// database do. The work always runs to its end; if it fails after a holding
+/// answer went out, the person is told (the command's `response_url`, else a
+/// direct message).
+pub async fn act(
+    app: &Arc<App>,
+    envelope: Envelope,
+    received: Instant,
+    turns: &Semaphore,
+    send: impl Fn(Value),
+) {
     let Some(envelope_id) = envelope.envelope_id.clone() else {
         tracing::debug!(
             kind = envelope.kind,
@@ -95,13 +107,22 @@ pub async fn act(app: &Arc<App>, envelope: Envelope, send: impl Fn(Value)) {
         return;
     };
     let early = provisional(&envelope, &envelope_id);
-    let work = answer(app, envelope, envelope_id);
+    let notice = LateNotice::of(&envelope);
+    let accepts = envelope.accepts_response_payload;
+    let work = async {
+        // In the order they arrived (the semaphore is fair).
+        let _turn = turns.acquire().await.ok()?;
+        Some(answer(app, envelope, &envelope_id).await)
+    };
     tokio::pin!(work);
     tokio::select! {
-        ack = &mut work => if let Some(ack) = ack {
-            send(ack);
-        },
-        _ = tokio::time::sleep(ACK_WITHIN) => {
+        reply = &mut work => {
+            if let Some(ack) = reply.and_then(|r| ack(envelope_id.clone(), accepts, r)) {
+                send(ack);
+            }
+        }
+        _ = tokio::time::sleep_until(received + ACK_WITHIN) => {
+            let held = early.is_some();
             match early {
                 Some(ack) => {
                     tracing::warn!("acknowledged a Socket Mode envelope before its work was done (the database is slow); the work goes on");
@@ -110,7 +131,53 @@ pub async fn act(app: &Arc<App>, envelope: Envelope, send: impl Fn(Value)) {
                 None => tracing::warn!("a Socket Mode event is taking over {} ms; Slack will redeliver it, and the redelivery does nothing once this is done", ACK_WITHIN.as_millis()),
             }
             // Its own acknowledgement would be a second one: Slack takes one.
-            let _ = work.await;
+            // Failed or not taken at all: either way nothing was done, and
+            // the holding answer said it would be.
+            if let Some(Reply::Fault(_) | Reply::Unavailable(_)) = work.await
+                && held
+            {
+                notice.tell(app).await;
+            }
+        }
+    }
+}
+
+/// Where to tell a person that work answered "still being done" failed.
+#[derive(Debug, Default)]
+struct LateNotice {
+    response_url: Option<String>,
+    user: Option<String>,
+}
+
+/// What the person is told then.
+pub const LATE_FAULT: &str = "⚠️ About your last request, answered “still being done”: it did not go through, \
+                              because Klaxon's database did not answer. Nothing was changed; please try again.";
+
+impl LateNotice {
+    fn of(envelope: &Envelope) -> LateNotice {
+        let p = &envelope.payload;
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        LateNotice {
+            response_url: text(&p["response_url"]),
+            user: text(&p["user_id"]).or_else(|| text(&p["user"]["id"])),
+        }
+    }
+
+    /// Straight to Slack, not through the outbox: the database just failed.
+    async fn tell(&self, app: &App) {
+        if let Some(url) = self
+            .response_url
+            .as_deref()
+            .filter(|u| app.slack.accepts_response_url(u))
+            && app.slack.respond(url, LATE_FAULT).await.is_ok()
+        {
+            return;
+        }
+        if let Some(user) = &self.user {
+            let body = json!({"channel": user, "text": LATE_FAULT});
+            if let Err(e) = app.slack.call("chat.postMessage", &body).await {
+                tracing::warn!(error = %e.code(), "could not tell a person that their request failed after a holding answer");
+            }
         }
     }
 }
@@ -143,7 +210,7 @@ fn provisional(envelope: &Envelope, envelope_id: &str) -> Option<Value> {
 
 /// Acts on one envelope; the acknowledgement to send, or `None` to leave it
 /// unacknowledged (Slack then redelivers it).
-async fn answer(app: &Arc<App>, envelope: Envelope, envelope_id: String) -> Option<Value> {
+async fn answer(app: &Arc<App>, envelope: Envelope, envelope_id: &str) -> Reply {
     let label = envelope.label();
     app.ctx
         .metrics
@@ -160,26 +227,35 @@ async fn answer(app: &Arc<App>, envelope: Envelope, envelope_id: String) -> Opti
             "Slack redelivered an envelope"
         );
     }
-    let replay_key = |trigger: Option<&str>| format!("socket:{}", trigger.unwrap_or(&envelope_id));
+    let replay_key = |trigger: Option<&str>| format!("socket:{}", trigger.unwrap_or(envelope_id));
     let payload = envelope.payload;
-    let reply = match label {
+    // Only the payload's shape is logged when it is not Slack's: it may
+    // carry a person's text and Slack's verification token.
+    let payload_kind = payload.clone();
+    match label {
         "slash_commands" => match serde_json::from_value::<inbound::SlashCommand>(payload) {
             Ok(command) => {
                 let key = replay_key(command.trigger_id());
                 inbound::command(app, command, &key).await
             }
-            Err(e) => Reply::Malformed(format!("malformed slash command: {e}")),
+            Err(_) => Reply::Malformed(format!(
+                "malformed slash command ({})",
+                shape(&payload_kind)
+            )),
         },
         "interactive" => match serde_json::from_value::<inbound::Interaction>(payload) {
             Ok(interaction) => {
                 let key = replay_key(interaction.trigger_id());
                 inbound::interaction(app, interaction, &key).await
             }
-            Err(e) => Reply::Malformed(format!("malformed interaction payload: {e}")),
+            Err(_) => Reply::Malformed(format!(
+                "malformed interaction payload ({})",
+                shape(&payload_kind)
+            )),
         },
         "events_api" => match serde_json::from_value::<inbound::EventCallback>(payload) {
             Ok(callback) => inbound::event(app, callback).await,
-            Err(e) => Reply::Malformed(format!("malformed event: {e}")),
+            Err(_) => Reply::Malformed(format!("malformed event ({})", shape(&payload_kind))),
         },
         _ => {
             tracing::debug!(
@@ -188,18 +264,28 @@ async fn answer(app: &Arc<App>, envelope: Envelope, envelope_id: String) -> Opti
             );
             Reply::done()
         }
-    };
-    ack(envelope_id, envelope.accepts_response_payload, reply)
+    }
+}
+
+/// A payload's JSON shape, for a log line that must not repeat its content.
+fn shape(v: &Value) -> &'static str {
+    match v {
+        Value::Object(_) => "an object without the fields Slack sends",
+        Value::String(_) => "a string, not an object",
+        Value::Array(_) => "an array, not an object",
+        Value::Null => "no payload",
+        Value::Bool(_) | Value::Number(_) => "a scalar, not an object",
+    }
 }
 
 /// The acknowledgement for `reply`: the answer rides in `payload` where Slack
 /// accepts one; `None` for a reply Slack should retry.
 pub fn ack(envelope_id: String, accepts_payload: bool, reply: Reply) -> Option<Value> {
     match reply {
-        Reply::Answer(Some(payload)) if accepts_payload => {
+        Reply::Answer(Some(payload)) | Reply::Fault(payload) if accepts_payload => {
             Some(json!({"envelope_id": envelope_id, "payload": payload}))
         }
-        Reply::Answer(_) => Some(json!({"envelope_id": envelope_id})),
+        Reply::Answer(_) | Reply::Fault(_) => Some(json!({"envelope_id": envelope_id})),
         Reply::Malformed(why) => {
             tracing::warn!(envelope_id, reason = why, "refused a Socket Mode envelope");
             Some(json!({"envelope_id": envelope_id}))

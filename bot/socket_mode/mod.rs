@@ -91,6 +91,8 @@ pub const LEAVE_WITHIN: Duration = Duration::from_secs(30);
 const IN_FLIGHT: usize = 32;
 /// At shutdown, how long handlers in flight may take to be acknowledged.
 const DRAIN_WITHIN: Duration = Duration::from_secs(3);
+/// At shutdown, how long work in hand may take to finish (its answer aside).
+const FINISH_WITHIN: Duration = Duration::from_secs(15);
 
 /// Slack's error codes from `apps.connections.open` that say the app token is
 /// wrong: retrying does not help until the operator fixes it.
@@ -195,6 +197,8 @@ pub async fn run(
     let metrics = app.ctx.metrics.clone();
     let (news_tx, mut news_rx) = mpsc::unbounded_channel::<News>();
     let (closing_tx, closing_rx) = watch::channel(false);
+    // Every handler holds a sender: when all are dropped, no work is in hand.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let proxies = Arc::new(proxies);
     let mut sockets = JoinSet::new();
     // Sockets past `hello` and not asked to leave; every socket past `hello`,
@@ -234,6 +238,7 @@ pub async fn run(
                     proxies.clone(),
                     news_tx.clone(),
                     closing_rx.clone(),
+                    alive_tx.clone(),
                 ));
             }
             Some(news) = news_rx.recv() => match news {
@@ -250,6 +255,9 @@ pub async fn run(
                 News::Leaving(id, reason) => {
                     working.remove(&id);
                     replacing = Some(reason);
+                    if open.get(&id).is_some_and(|at| at.elapsed() >= STABLE_FOR) {
+                        failures = 0;
+                    }
                     if reason == Reason::LinkDisabled {
                         disabled = true;
                         tracing::error!(
@@ -268,8 +276,10 @@ pub async fn run(
                     if connecting == Some(id) {
                         connecting = None;
                         failures = failures.saturating_add(1);
+                        // Slack's Retry-After, up to two backoffs' worth (a
+                        // proxy's 429 must not silence Socket Mode for an hour).
                         let mut wait = crate::time::backoff(failures, MAX_BACKOFF)
-                            .max(ended.retry_after.unwrap_or_default());
+                            .max(ended.retry_after.unwrap_or_default().min(2 * MAX_BACKOFF));
                         if disabled {
                             wait = wait.max(MAX_BACKOFF);
                         }
@@ -281,7 +291,10 @@ pub async fn run(
                         // A socket that went soon after hello is a failed
                         // attempt: back off, or a proxy that cuts every
                         // socket would have Klaxon reconnect in a tight loop.
-                        let wait = if lived.is_some_and(|l| l >= STABLE_FOR) {
+                        // A socket gone silent was no healthy socket either.
+                        let wait = if lived.is_some_and(|l| l >= STABLE_FOR)
+                            && ended.reason != Reason::NoPong
+                        {
                             failures = 0;
                             Duration::ZERO
                         } else {
@@ -322,6 +335,19 @@ pub async fn run(
     .await;
     sockets.abort_all();
     metrics.socket_connections.set(0);
+    // Work in hand finishes before the database closes: cut off, an event
+    // marked as seen would never be done (Slack's redelivery would be taken
+    // for a duplicate). Its own timeouts (the pool's 5 s, SQLite's 10 s) bound it.
+    drop(alive_tx);
+    if tokio::time::timeout(FINISH_WITHIN, alive_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "Socket Mode work still in hand after {}s at shutdown",
+            FINISH_WITHIN.as_secs()
+        );
+    }
     tracing::info!("Socket Mode closed");
 }
 
@@ -334,8 +360,9 @@ async fn socket(
     proxies: Arc<Proxies>,
     news: mpsc::UnboundedSender<News>,
     closing: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
 ) {
-    let ended = serve(id, &app, &token, &proxies, &news, closing).await;
+    let ended = serve(id, &app, &token, &proxies, &news, closing, alive).await;
     let _ = news.send(News::Closed(id, ended));
 }
 
@@ -386,6 +413,7 @@ async fn serve(
     proxies: &Proxies,
     news: &mpsc::UnboundedSender<News>,
     mut closing: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
 ) -> Ended {
     let url = match open_url(app, token).await {
         Ok(url) => url,
@@ -449,15 +477,13 @@ async fn serve(
                         let app = app.clone();
                         let acks_tx = acks_tx.clone();
                         let turns = turns.clone();
+                        let alive = alive.clone();
                         handlers.spawn(async move {
-                            // In the order they arrived (the semaphore is fair).
-                            let Ok(_turn) = turns.acquire().await else {
-                                return;
-                            };
-                            envelope::act(&app, envelope, |ack| {
+                            envelope::act(&app, envelope, started, &turns, |ack| {
                                 let _ = acks_tx.send((ack, started));
                             })
                             .await;
+                            drop(alive);
                         });
                     }
                 }

@@ -93,6 +93,8 @@ struct State {
 pub struct SocketMode {
     /// `ws://127.0.0.1:PORT`
     pub ws_base: String,
+    /// The fake Slack's `…/hooks` base: commands' `response_url`s point there.
+    hooks: String,
     state: Arc<Mutex<State>>,
     changed: Arc<Notify>,
 }
@@ -107,6 +109,7 @@ impl SocketMode {
         let addr = listener.local_addr().expect("address");
         let socket_mode = SocketMode {
             ws_base: format!("ws://{addr}"),
+            hooks: format!("{}/hooks", slack.api_url.trim_end_matches("/api")),
             state: Arc::new(Mutex::new(State::default())),
             changed: Arc::new(Notify::new()),
         };
@@ -341,7 +344,7 @@ impl SocketMode {
                 "text": text,
                 "api_app_id": "A0KLAXON",
                 "is_enterprise_install": "false",
-                "response_url": "https://hooks.slack.com/commands/T0KLAXON/1/x",
+                "response_url": format!("{}/cmd-{n:x}", self.hooks),
                 "trigger_id": format!("{n}.1.{n:x}"),
             }),
             true,
