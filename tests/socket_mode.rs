@@ -20,6 +20,30 @@ fn socket_options() -> Options {
     }
 }
 
+/// A Klaxon on SQLite, the fake Slack, its Socket Mode, a socket working.
+struct Rig {
+    db: TestDb,
+    slack: FakeSlack,
+    socket: SocketMode,
+    app: TestApp,
+}
+
+impl Rig {
+    async fn start(opts: Options) -> Rig {
+        let db = TestDb::sqlite();
+        let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+        let socket = SocketMode::attach(&slack).await;
+        let app = TestApp::start_with(&db, &slack, opts).await;
+        socket.wait_working().await;
+        Rig {
+            db,
+            slack,
+            socket,
+            app,
+        }
+    }
+}
+
 /// How a test reaches Klaxon: signed HTTP requests or Socket Mode envelopes.
 enum Transport<'a> {
     Http(&'a TestApp),
@@ -154,11 +178,12 @@ async fn the_whole_incident_flow_over_socket_mode_makes_the_same_slack_calls_as_
         calls
     };
 
-    let db = TestDb::sqlite();
-    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let socket = SocketMode::attach(&slack).await;
-    let app = TestApp::start_with(&db, &slack, socket_options()).await;
-    socket.wait_working().await;
+    let Rig {
+        db: _db,
+        slack,
+        socket,
+        app,
+    } = Rig::start(socket_options()).await;
     let over_socket = flow(Transport::Socket(&socket), &slack, &app).await;
 
     assert_eq!(over_socket, http, "the same Slack calls, in the same order");
@@ -209,11 +234,12 @@ async fn the_whole_incident_flow_over_socket_mode_makes_the_same_slack_calls_as_
 
 #[tokio::test]
 async fn a_refresh_and_a_dropped_socket_in_the_middle_of_the_flow_lose_nothing() {
-    let db = TestDb::sqlite();
-    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let socket = SocketMode::attach(&slack).await;
-    let app = TestApp::start_with(&db, &slack, socket_options()).await;
-    socket.wait_working().await;
+    let Rig {
+        db: _db,
+        slack,
+        socket,
+        app,
+    } = Rig::start(socket_options()).await;
 
     let first = socket.command(ALICE, INCIDENT_CHANNEL, "open P2 Search is slow");
     socket.ack_of(&first).await;
@@ -280,11 +306,12 @@ async fn a_refresh_and_a_dropped_socket_in_the_middle_of_the_flow_lose_nothing()
 
 #[tokio::test]
 async fn a_redelivered_command_press_or_event_acts_once() {
-    let db = TestDb::sqlite();
-    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let socket = SocketMode::attach(&slack).await;
-    let app = TestApp::start_with(&db, &slack, socket_options()).await;
-    socket.wait_working().await;
+    let Rig {
+        db: _db,
+        slack,
+        socket,
+        app,
+    } = Rig::start(socket_options()).await;
 
     let open = socket.command(ALICE, INCIDENT_CHANNEL, "open P2 Search is slow");
     socket.ack_of(&open).await;
@@ -472,11 +499,12 @@ async fn taken(app: &TestApp, kind: &str, n: f64) {
 
 #[tokio::test]
 async fn work_in_hand_runs_to_its_end_when_its_socket_drops() {
-    let db = TestDb::sqlite();
-    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let socket = SocketMode::attach(&slack).await;
-    let app = TestApp::start_with(&db, &slack, socket_options()).await;
-    socket.wait_working().await;
+    let Rig {
+        db,
+        slack: _slack,
+        socket,
+        app,
+    } = Rig::start(socket_options()).await;
 
     let lock = WriteLock::take(&db).await;
     let open = socket.command(ALICE, INCIDENT_CHANNEL, "open P1 Payments failing");
@@ -510,11 +538,12 @@ async fn work_in_hand_runs_to_its_end_when_its_socket_drops() {
 
 #[tokio::test]
 async fn a_slow_database_gets_a_holding_answer_within_slacks_3_s_and_the_work_still_finishes() {
-    let db = TestDb::sqlite();
-    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let socket = SocketMode::attach(&slack).await;
-    let app = TestApp::start_with(&db, &slack, socket_options()).await;
-    socket.wait_working().await;
+    let Rig {
+        db,
+        slack,
+        socket,
+        app,
+    } = Rig::start(socket_options()).await;
 
     let mut lock = WriteLock::take(&db).await;
     let open = socket.command(ALICE, INCIDENT_CHANNEL, "open P1 Payments failing");
@@ -543,11 +572,12 @@ async fn a_slow_database_gets_a_holding_answer_within_slacks_3_s_and_the_work_st
 
 #[tokio::test]
 async fn a_socket_cut_right_after_hello_is_replaced_with_backoff_not_in_a_loop() {
-    let db = TestDb::sqlite();
-    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let socket = SocketMode::attach(&slack).await;
-    let app = TestApp::start_with(&db, &slack, socket_options()).await;
-    socket.wait_working().await;
+    let Rig {
+        db: _db,
+        slack: _slack,
+        socket,
+        app,
+    } = Rig::start(socket_options()).await;
 
     socket.flap_for(Duration::from_secs(4));
     socket.drop_all();
@@ -605,11 +635,12 @@ async fn the_socket_goes_through_the_outbound_proxy_the_environment_names() {
 
 #[tokio::test]
 async fn a_command_that_fails_after_its_holding_answer_is_reported_to_its_author() {
-    let db = TestDb::sqlite();
-    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let socket = SocketMode::attach(&slack).await;
-    let app = TestApp::start_with(&db, &slack, socket_options()).await;
-    socket.wait_working().await;
+    let Rig {
+        db,
+        slack,
+        socket,
+        app,
+    } = Rig::start(socket_options()).await;
 
     // Locked past SQLite's 10 s busy timeout: the open fails.
     let mut lock = WriteLock::take(&db).await;
@@ -643,11 +674,12 @@ async fn a_command_that_fails_after_its_holding_answer_is_reported_to_its_author
 
 #[tokio::test]
 async fn shutting_down_lets_work_in_hand_finish_before_the_database_closes() {
-    let db = TestDb::sqlite();
-    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let socket = SocketMode::attach(&slack).await;
-    let app = TestApp::start_with(&db, &slack, socket_options()).await;
-    socket.wait_working().await;
+    let Rig {
+        db,
+        slack: _slack,
+        socket,
+        app,
+    } = Rig::start(socket_options()).await;
 
     let lock = WriteLock::take(&db).await;
     socket.command(ALICE, INCIDENT_CHANNEL, "open P1 Payments failing");
