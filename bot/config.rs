@@ -579,6 +579,12 @@ fn from_raw(
             .as_ref()
             .and_then(|v| weak_secret(v.expose_secret(), min))
         {
+            // In Socket Mode the signing secret is optional: removing it fixes this too.
+            let why = if key.starts_with("slack.signing_secret") && app_token.is_some() {
+                format!("{why} (or remove it: Socket Mode does not need it)")
+            } else {
+                why
+            };
             p.problem(source.to_string(), key.into(), why);
         }
     }
