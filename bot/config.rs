@@ -581,7 +581,9 @@ fn from_raw(
         {
             // In Socket Mode the signing secret is optional: removing it fixes this too.
             let why = if key.starts_with("slack.signing_secret") && app_token.is_some() {
-                format!("{why} (or remove it: Socket Mode does not need it)")
+                format!(
+                    "{why} (in Socket Mode it may also be left unset: Socket Mode does not need it)"
+                )
             } else {
                 why
             };

@@ -35,10 +35,15 @@ pub fn init_logging(format: Option<LogFormat>) {
     // URL carries a one-time ticket) and every envelope whole (Slack's
     // verification token, people's text): never log a secret, whatever
     // RUST_LOG says.
-    let filter = ["tungstenite=debug", "tokio_tungstenite=debug"]
-        .iter()
-        .filter_map(|d| d.parse().ok())
-        .fold(filter, |f, d| f.add_directive(d));
+    // Handlebars at debug logs what it renders (incident titles, resolutions).
+    let filter = [
+        "tungstenite=debug",
+        "tokio_tungstenite=debug",
+        "handlebars=info",
+    ]
+    .iter()
+    .filter_map(|d| d.parse().ok())
+    .fold(filter, |f, d| f.add_directive(d));
     let format = format.unwrap_or(if std::io::stdout().is_terminal() {
         LogFormat::Pretty
     } else {

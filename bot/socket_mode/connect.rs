@@ -133,7 +133,13 @@ pub async fn open(url: &str, proxies: &Proxies, timeout: Duration) -> Result<Soc
     let uri: Uri = url.parse().map_err(|_| ConnectError::BadUrl)?;
     let scheme = uri.scheme_str().ok_or(ConnectError::BadUrl)?;
     let host = uri.host().ok_or(ConnectError::BadUrl)?.to_string();
-    if uri.port().is_some() && uri.port_u16().is_none() {
+    // `Uri` reads a port past 65,535 as no port at all; refuse it rather
+    // than fall back to the scheme's port.
+    let authority = uri.authority().ok_or(ConnectError::BadUrl)?.as_str();
+    if let Some((_, port)) = authority.rsplit_once(':')
+        && !port.ends_with(']')
+        && port.parse::<u16>().is_err()
+    {
         return Err(ConnectError::BadUrl);
     }
     let port = match (uri.port_u16(), scheme) {
@@ -204,7 +210,7 @@ async fn tunnel(proxy: &str, target: &str, timeout: Duration) -> Result<TcpStrea
         let mut head = Vec::with_capacity(256);
         let mut byte = [0u8; 1];
         // RFC 9112 allows a bare LF as the line end.
-        while !head.ends_with(b"\r\n\r\n") && !head.ends_with(b"\n\n") {
+        while !(head.ends_with(b"\n\r\n") || head.ends_with(b"\n\n")) {
             if stream.read(&mut byte).await? == 0 {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
@@ -326,5 +332,19 @@ mod tests {
             ConnectError::ProxyRefused("HTTP/1.1 407 Proxy Authentication Required".into())
         );
         assert!(!err.to_string().contains("secret") && !err.to_string().contains("p@ss"));
+    }
+
+    #[tokio::test]
+    async fn a_socket_url_with_a_port_past_65535_is_refused_before_any_connection() {
+        for url in [
+            "ws://127.0.0.1:99999/link/?ticket=t",
+            "ws://[::1]:65536/link/",
+            "wss://host:/x",
+        ] {
+            let err = open(url, &Proxies::default(), Duration::from_secs(1))
+                .await
+                .expect_err(url);
+            assert_eq!(err, ConnectError::BadUrl, "{url}");
+        }
     }
 }
