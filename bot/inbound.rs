@@ -50,11 +50,22 @@ pub enum Reply {
     Fault(Value),
 }
 
+/// A message only the person who asked sees: Slack's slash-command response
+/// with `response_type: ephemeral`.
+pub fn ephemeral_text(text: &str) -> Value {
+    json!({"response_type": "ephemeral", "text": text})
+}
+
+/// A form's answer that keeps it open with `text` under the input `block`
+/// (Slack: "Handling view submissions", `response_action: errors`).
+pub fn form_error(block: &str, text: &str) -> Value {
+    json!({"response_action": "errors", "errors": {block: text}})
+}
+
 impl Reply {
-    /// A message only the person who asked sees (Slack's slash-command
-    /// response, `response_type: ephemeral`).
+    /// An [`ephemeral_text`] answer.
     pub fn ephemeral(text: &str) -> Reply {
-        Reply::Answer(Some(json!({"response_type": "ephemeral", "text": text})))
+        Reply::Answer(Some(ephemeral_text(text)))
     }
 
     /// An empty answer: done, nothing to show.
@@ -143,7 +154,7 @@ pub async fn command(app: &App, form: SlashCommand, replay_key: &str) -> Reply {
         Ok(answer) => Reply::ephemeral(answer.text()),
         Err(e) => {
             log_fault(&e);
-            Reply::Fault(json!({"response_type": "ephemeral", "text": FAULT_REPLY}))
+            Reply::Fault(ephemeral_text(FAULT_REPLY))
         }
     }
 }
@@ -433,11 +444,7 @@ async fn view_submission(
             .and_then(|v| UserText::parse(v, name).ok())
             .map(|t| t.as_str().to_string())
     };
-    let modal_error = |block: &str, text: &str| {
-        Reply::Answer(Some(
-            json!({"response_action": "errors", "errors": {block: text}}),
-        ))
-    };
+    let modal_error = |block: &str, text: &str| Reply::Answer(Some(form_error(block, text)));
     let resolution = Resolution {
         root_cause: field(blocks::FIELD_ROOT_CAUSE),
         resolution: field(blocks::FIELD_RESOLUTION),
@@ -457,9 +464,7 @@ async fn view_submission(
         Ok(Answer::Refused(why)) => modal_error(blocks::FIELD_RESOLUTION, &why),
         Err(e) => {
             log_fault(&e);
-            Reply::Fault(
-                json!({"response_action": "errors", "errors": {blocks::FIELD_RESOLUTION: FAULT_REPLY}}),
-            )
+            Reply::Fault(form_error(blocks::FIELD_RESOLUTION, FAULT_REPLY))
         }
     }
 }

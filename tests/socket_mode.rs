@@ -489,10 +489,20 @@ impl WriteLock {
 }
 
 /// Waits until Klaxon has taken `n` envelopes of `kind` off its sockets.
-async fn taken(app: &TestApp, kind: &str, n: f64) {
-    let series = format!("klaxon_socket_mode_envelopes_total{{type=\"{kind}\"}}");
+/// Read in the process, not through `/metrics`, whose database gauges wait
+/// on the locked database: the lock must go before SQLite's 10 s busy timeout.
+async fn taken(app: &TestApp, kind: &str, n: u64) {
+    let labels = klaxon::telemetry::EnvelopeLabels {
+        r#type: kind.into(),
+    };
     wait_until(WAIT, "Klaxon to take the envelope", || async {
-        metric(&metrics_of(&app.base).await, &series) == Some(n)
+        app.app
+            .ctx
+            .metrics
+            .socket_envelopes
+            .get_or_create(&labels)
+            .get()
+            == n
     })
     .await;
 }
@@ -508,7 +518,7 @@ async fn work_in_hand_runs_to_its_end_when_its_socket_drops() {
 
     let lock = WriteLock::take(&db).await;
     let open = socket.command(ALICE, INCIDENT_CHANNEL, "open P1 Payments failing");
-    taken(&app, "slash_commands", 1.0).await;
+    taken(&app, "slash_commands", 1).await;
     socket.drop_all();
     socket
         .wait(WAIT, "Klaxon's next socket", |s| {
@@ -683,7 +693,7 @@ async fn shutting_down_lets_work_in_hand_finish_before_the_database_closes() {
 
     let lock = WriteLock::take(&db).await;
     socket.command(ALICE, INCIDENT_CHANNEL, "open P1 Payments failing");
-    taken(&app, "slash_commands", 1.0).await;
+    taken(&app, "slash_commands", 1).await;
     let stopping = tokio::spawn(app.stop());
     // The socket closes (the fake sees it go) while the work waits on the lock.
     socket

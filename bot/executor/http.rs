@@ -374,17 +374,11 @@ impl Step for HttpStep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::executor::tests::values;
 
     fn configure(url: &str) -> Result<Arc<dyn Configured>, Vec<(String, String)>> {
         let table: toml::Table = toml::from_str(&format!("url = {:?}", url)).expect("toml");
         HttpBackend.configure(&table, &["host".to_string(), "svc".to_string()])
-    }
-
-    fn values(pairs: &[(&str, &str)]) -> Values {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]

@@ -271,10 +271,11 @@ pub fn tail(text: &str, lines: usize, bytes: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn values(pairs: &[(&str, &str)]) -> Values {
+    /// Parameter values from pairs (the back ends' tests use it too).
+    pub(crate) fn values(pairs: &[(&str, &str)]) -> Values {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -193,15 +193,15 @@ fn provisional(envelope: &Envelope, envelope_id: &str) -> Option<Value> {
         })
     };
     match envelope.kind.as_str() {
-        "slash_commands" => with(json!({"response_type": "ephemeral", "text": STILL_WORKING})),
+        "slash_commands" => with(inbound::ephemeral_text(STILL_WORKING)),
         "interactive"
             if envelope.payload["type"] == "view_submission"
                 && envelope.payload["view"]["callback_id"] == blocks::CALLBACK_RESOLVE =>
         {
-            with(json!({
-                "response_action": "errors",
-                "errors": {blocks::FIELD_RESOLUTION: "Klaxon's database is slow to answer, so this is still being done: look at the incident's thread before you submit again."}
-            }))
+            with(inbound::form_error(
+                blocks::FIELD_RESOLUTION,
+                "Klaxon's database is slow to answer, so this is still being done: look at the incident's thread before you submit again.",
+            ))
         }
         "events_api" => None,
         _ => Some(json!({"envelope_id": envelope_id})),
@@ -231,31 +231,27 @@ async fn answer(app: &Arc<App>, envelope: Envelope, envelope_id: &str) -> Reply 
     let payload = envelope.payload;
     // Only the payload's shape is logged when it is not Slack's: it may
     // carry a person's text and Slack's verification token.
-    let payload_kind = payload.clone();
+    let payload_shape = shape(&payload);
     match label {
         "slash_commands" => match serde_json::from_value::<inbound::SlashCommand>(payload) {
             Ok(command) => {
                 let key = replay_key(command.trigger_id());
                 inbound::command(app, command, &key).await
             }
-            Err(_) => Reply::Malformed(format!(
-                "malformed slash command ({})",
-                shape(&payload_kind)
-            )),
+            Err(_) => Reply::Malformed(format!("malformed slash command ({})", payload_shape)),
         },
         "interactive" => match serde_json::from_value::<inbound::Interaction>(payload) {
             Ok(interaction) => {
                 let key = replay_key(interaction.trigger_id());
                 inbound::interaction(app, interaction, &key).await
             }
-            Err(_) => Reply::Malformed(format!(
-                "malformed interaction payload ({})",
-                shape(&payload_kind)
-            )),
+            Err(_) => {
+                Reply::Malformed(format!("malformed interaction payload ({})", payload_shape))
+            }
         },
         "events_api" => match serde_json::from_value::<inbound::EventCallback>(payload) {
             Ok(callback) => inbound::event(app, callback).await,
-            Err(_) => Reply::Malformed(format!("malformed event ({})", shape(&payload_kind))),
+            Err(_) => Reply::Malformed(format!("malformed event ({})", payload_shape)),
         },
         _ => {
             tracing::debug!(

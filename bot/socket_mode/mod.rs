@@ -489,11 +489,10 @@ async fn serve(
                 }
             }
             Some((ack, started)) = acks.recv() => {
-                if let Err(e) = ws.send(Message::text(ack.to_string())).await {
+                if let Err(e) = send_ack(&mut ws, ack, started, metrics).await {
                     tracing::debug!(socket = id, error = %e, "could not acknowledge an envelope; Slack redelivers it");
                     break Reason::Closed;
                 }
-                metrics.socket_ack.observe(started.elapsed().as_secs_f64());
             }
             Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
             _ = ping.tick() => {
@@ -526,6 +525,22 @@ async fn serve(
     ended.into()
 }
 
+/// Writes one acknowledgement and times it from the envelope's arrival
+/// (`klaxon_socket_mode_ack_seconds`).
+async fn send_ack<S>(
+    ws: &mut S,
+    ack: Value,
+    received: Instant,
+    metrics: &crate::telemetry::Metrics,
+) -> Result<(), S::Error>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    ws.send(Message::text(ack.to_string())).await?;
+    metrics.socket_ack.observe(received.elapsed().as_secs_f64());
+    Ok(())
+}
+
 /// Sends the acknowledgements of the envelopes in hand, waiting at most
 /// [`DRAIN_WITHIN`] for their handlers.
 async fn drain<S>(
@@ -540,10 +555,9 @@ async fn drain<S>(
         loop {
             tokio::select! {
                 Some((ack, started)) = acks.recv() => {
-                    if ws.send(Message::text(ack.to_string())).await.is_err() {
+                    if send_ack(ws, ack, started, metrics).await.is_err() {
                         return;
                     }
-                    metrics.socket_ack.observe(started.elapsed().as_secs_f64());
                 }
                 joined = handlers.join_next() => if joined.is_none() && acks.is_empty() {
                     return;
