@@ -13,6 +13,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::alerts::heartbeats::{self, Heartbeat, RawHeartbeat};
+use crate::alerts::maintenance::{self, RawMaintenance, ScheduledWindow};
 use crate::alerts::routing::{RawRoute, Routes};
 use crate::escalation::{EscalationSettings, RawEscalation};
 use crate::executor::catalog::{Catalog, RawAction};
@@ -44,6 +46,10 @@ pub struct Settings {
     pub log_format: Option<LogFormat>,
     pub escalation: EscalationSettings,
     pub alerts: AlertSettings,
+    /// `[[heartbeats]]`: dead man's switches.
+    pub heartbeats: Vec<Heartbeat>,
+    /// `[[maintenance]]`: scheduled maintenance windows.
+    pub maintenance: Vec<ScheduledWindow>,
     /// The approved actions.
     pub actions: Catalog,
 }
@@ -88,7 +94,35 @@ pub struct IncidentSettings {
     /// When not empty: only these people (and whoever opened or owns an
     /// incident) may change an incident's severity.
     pub severity_changers: Vec<crate::escalation::Target>,
+    /// Per severity (P0..P3): how long an open incident may go without a
+    /// status update before its thread is reminded; `None`: never.
+    pub update_every: [Option<Duration>; 4],
+    /// Per severity (P0..P3): how long an acknowledged incident may go
+    /// without a status update, severity change or resolution before its
+    /// owner is paged again; `None`: never.
+    pub ack_timeout: [Option<Duration>; 4],
 }
+
+impl IncidentSettings {
+    /// The reminder interval of `severity`, if reminders are on for it.
+    pub fn update_every(&self, severity: Severity) -> Option<Duration> {
+        self.update_every[severity.index()]
+    }
+
+    /// The acknowledgement timeout of `severity`, if any.
+    pub fn ack_timeout(&self, severity: Severity) -> Option<Duration> {
+        self.ack_timeout[severity.index()]
+    }
+}
+
+/// Status-update reminders unless configured otherwise: runbook 004 promises
+/// stakeholders "updates every 30 minutes" for a P0; a P1 every hour.
+pub const DEFAULT_UPDATE_EVERY: [Option<Duration>; 4] = [
+    Some(Duration::from_secs(30 * 60)),
+    Some(Duration::from_secs(60 * 60)),
+    None,
+    None,
+];
 
 #[derive(Debug, Clone)]
 pub struct OutboxSettings {
@@ -177,6 +211,10 @@ struct RawFile {
     alerts: RawAlerts,
     #[serde(default)]
     actions: Vec<RawAction>,
+    #[serde(default)]
+    heartbeats: Vec<RawHeartbeat>,
+    #[serde(default)]
+    maintenance: Vec<RawMaintenance>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -205,6 +243,10 @@ struct RawIncidents {
     default_severity: Option<String>,
     #[serde(default)]
     severity_changers: Vec<String>,
+    /// `{ P0 = "30m", P2 = "off" }`: merged over [`DEFAULT_UPDATE_EVERY`].
+    update_every: Option<std::collections::BTreeMap<String, String>>,
+    /// `{ P0 = "30m" }`: off for severities not named.
+    ack_timeout: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -445,6 +487,50 @@ impl Picker<'_> {
             key,
             message: message.into(),
         });
+    }
+
+    /// A `{ P0 = "30m", P1 = "off" }` table over `defaults`: a severity not
+    /// named keeps its default; `off` turns it off.
+    fn per_severity(
+        &mut self,
+        key: &str,
+        table: Option<std::collections::BTreeMap<String, String>>,
+        defaults: [Option<Duration>; 4],
+    ) -> [Option<Duration>; 4] {
+        let mut out = defaults;
+        for (sev, value) in table.unwrap_or_default() {
+            let Ok(severity) = sev.parse::<Severity>() else {
+                self.problem(
+                    self.source.to_string(),
+                    format!("{key}.{sev}"),
+                    "is not a severity; use P0, P1, P2 or P3",
+                );
+                continue;
+            };
+            out[severity.index()] = match value.trim() {
+                "off" | "never" => None,
+                v => match crate::time::parse_duration(v) {
+                    Ok(d) if d >= Duration::from_secs(1) => Some(d),
+                    Ok(_) => {
+                        self.problem(
+                            self.source.to_string(),
+                            format!("{key}.{sev}"),
+                            "must be at least a second (or \"off\")",
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        self.problem(
+                            self.source.to_string(),
+                            format!("{key}.{sev}"),
+                            format!("{e} (or \"off\")"),
+                        );
+                        None
+                    }
+                },
+            };
+        }
+        out
     }
 
     fn duration(&mut self, key: &str, value: Option<String>, default: Duration) -> Duration {
@@ -702,6 +788,17 @@ fn from_raw(
         }),
     };
 
+    let update_every = p.per_severity(
+        "incidents.update_every",
+        raw.incidents.update_every,
+        DEFAULT_UPDATE_EVERY,
+    );
+    let ack_timeout = p.per_severity(
+        "incidents.ack_timeout",
+        raw.incidents.ack_timeout,
+        [None; 4],
+    );
+
     let channel_rate = raw.outbox.channel_rate.unwrap_or(1.0);
     if !(channel_rate.is_finite() && channel_rate > 0.0) {
         p.problem(
@@ -862,6 +959,65 @@ fn from_raw(
             .max(64 * 1024),
     };
 
+    let heartbeats = heartbeats::from_raw(raw.heartbeats).unwrap_or_else(|problems| {
+        for (key, message) in problems {
+            p.problem(source.to_string(), key, message);
+        }
+        Vec::new()
+    });
+    for (i, h) in heartbeats.iter().enumerate() {
+        if let Some(ladder) = &h.ladder
+            && escalation.ladder(ladder).is_none()
+        {
+            p.problem(
+                source.to_string(),
+                format!("heartbeats[{i}].ladder"),
+                format!("no escalation ladder is named `{ladder}`"),
+            );
+        }
+        if h.channel.is_none() && incident_channel.is_none() {
+            p.problem(
+                source.to_string(),
+                format!("heartbeats[{i}].channel"),
+                "a missed beat opens an incident, which needs a channel: set this or KLAXON_INCIDENT_CHANNEL",
+            );
+        }
+    }
+    for (i, route) in alerts.routes.routes().iter().enumerate() {
+        if let Some(h) = &route.heartbeat
+            && !heartbeats.iter().any(|hb| &hb.name == h)
+        {
+            p.problem(
+                source.to_string(),
+                format!("alerts.routes[{i}].heartbeat"),
+                format!("no [[heartbeats]] entry is named `{h}`"),
+            );
+        }
+    }
+    let route_names: Vec<&str> = alerts
+        .routes
+        .routes()
+        .iter()
+        .chain(std::iter::once(alerts.routes.default_route()))
+        .map(|r| r.name.as_str())
+        .collect();
+    let maintenance =
+        maintenance::from_raw(raw.maintenance, &route_names).unwrap_or_else(|problems| {
+            for (key, message) in problems {
+                p.problem(source.to_string(), key, message);
+            }
+            Vec::new()
+        });
+    for (i, w) in maintenance.iter().enumerate() {
+        if w.silence && alerts.alertmanager_url.is_none() {
+            p.problem(
+                source.to_string(),
+                format!("maintenance[{i}].silence"),
+                "needs alerts.alertmanager_url: the silence is made in Alertmanager",
+            );
+        }
+    }
+
     let actions = Catalog::from_raw(raw.actions).unwrap_or_else(|problems| {
         for (key, message) in problems {
             p.problem(source.to_string(), key, message);
@@ -919,6 +1075,8 @@ fn from_raw(
             incidents: IncidentSettings {
                 default_severity,
                 severity_changers,
+                update_every,
+                ack_timeout,
             },
             outbox: OutboxSettings {
                 channel_rate,
@@ -936,6 +1094,8 @@ fn from_raw(
             escalation,
             alerts,
             actions,
+            heartbeats,
+            maintenance,
         }),
         _ => Err(ConfigErrors(p.problems)),
     }

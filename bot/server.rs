@@ -33,7 +33,10 @@ use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::templates::Templates;
 use crate::time::Clock;
-use crate::usecases::{Ctx, actions, alerts, escalate, housekeeping, ports, silences};
+use crate::usecases::{
+    Ctx, actions, alerts, escalate, heartbeats, housekeeping, maintenance, ports, reminders,
+    silences,
+};
 
 /// Installs the one TLS crypto provider the process uses (two are linked in).
 pub fn install_crypto_provider() {
@@ -157,7 +160,13 @@ pub fn job_registry() -> Registry<Ctx> {
         .register::<actions::Watchdog>()
         .register::<silences::Create>()
         .register::<silences::ExpireAll>()
-        .register::<housekeeping::Prune>();
+        .register::<housekeeping::Prune>()
+        .register::<heartbeats::Watch>()
+        .register::<maintenance::End>()
+        .register::<maintenance::Occurrence>()
+        .register::<reminders::UpdateDue>()
+        .register::<reminders::AckStale>()
+        .register::<escalate::GroupPage>();
     registry
 }
 
@@ -226,6 +235,29 @@ async fn run_workers(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     if let Err(e) = housekeeping::schedule(ctx).await {
         tracing::warn!(error = %e, "could not schedule housekeeping");
     }
+    // Heartbeats and maintenance schedules are armed once; if the database
+    // fails right now, keep trying: an unarmed heartbeat would never report
+    // a silence.
+    let arming = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_secs(1);
+            loop {
+                let armed = match heartbeats::watch_all(&ctx).await {
+                    Ok(()) => maintenance::schedule_all(&ctx).await,
+                    Err(e) => Err(e),
+                };
+                match armed {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?wait, "could not arm the heartbeats and maintenance schedules");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        })
+    };
     let scheduler = Arc::new(Scheduler::new(
         job_registry(),
         ctx.clone(),
@@ -255,6 +287,7 @@ async fn run_workers(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         let _ = task.await;
     }
     let _ = scheduler_task.await;
+    arming.abort();
     let _ = stop_sender.send(true);
     let _ = sender_task.await;
     let _ = health_task.await;

@@ -129,6 +129,7 @@ pub const REJECT_REASONS: &[&str] = &[
     "too_large",
     "unknown_sender",
     "unknown_path",
+    "unknown_heartbeat",
     "database_unavailable",
     "failed",
 ];
@@ -137,6 +138,12 @@ pub const REJECT_REASONS: &[&str] = &[
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ChannelLabels {
     pub channel: String,
+}
+
+/// A configured heartbeat (a closed set: the config's `[[heartbeats]]`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HeartbeatLabels {
+    pub name: String,
 }
 
 /// A job lane (`paging`, `actions`, `outside`).
@@ -202,6 +209,9 @@ pub struct Metrics {
     pub scheduler_last_run: Gauge<f64, AtomicU64>,
     pub outbox_last_run: Gauge<f64, AtomicU64>,
     pub jobs_oldest_due: Family<LaneLabels, Gauge<f64, AtomicU64>>,
+    pub heartbeat_last_beat: Family<HeartbeatLabels, Gauge<f64, AtomicU64>>,
+    pub heartbeat_beats: Family<HeartbeatLabels, Counter>,
+    pub heartbeat_missed: Family<HeartbeatLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -392,10 +402,12 @@ impl Metrics {
             "Alert webhook requests refused, by sender and reason (Alertmanager never retries a 4xx)",
             alerts_rejected.clone(),
         );
-        for source in ["alertmanager", "grafana", "unknown"] {
-            let _ = alerts_stale.get_or_create(&SourceLabels {
-                source: source.into(),
-            });
+        for source in ["alertmanager", "grafana", "unknown", "heartbeat"] {
+            if source != "heartbeat" {
+                let _ = alerts_stale.get_or_create(&SourceLabels {
+                    source: source.into(),
+                });
+            }
             for reason in REJECT_REASONS {
                 let _ = alerts_rejected.get_or_create(&RejectLabels {
                     source: source.into(),
@@ -462,7 +474,29 @@ impl Metrics {
             Unit::Seconds,
             jobs_oldest_due.clone(),
         );
+        let heartbeat_last_beat = Family::<HeartbeatLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register_with_unit(
+            "klaxon_heartbeat_last_beat_timestamp",
+            "When each heartbeat last beat (Unix time; 0 before its first beat)",
+            Unit::Seconds,
+            heartbeat_last_beat.clone(),
+        );
+        let heartbeat_beats = Family::<HeartbeatLabels, Counter>::default();
+        registry.register(
+            "klaxon_heartbeat_beats",
+            "Beats received per heartbeat (Alertmanager notifications of its route, or POST /heartbeats/NAME)",
+            heartbeat_beats.clone(),
+        );
+        let heartbeat_missed = Family::<HeartbeatLabels, Gauge>::default();
+        registry.register(
+            "klaxon_heartbeat_missed",
+            "1 while a heartbeat's missed-beat incident is open, 0 otherwise",
+            heartbeat_missed.clone(),
+        );
         Metrics {
+            heartbeat_last_beat,
+            heartbeat_beats,
+            heartbeat_missed,
             database_up,
             slack_auth_ok,
             slack_scopes_missing,

@@ -378,7 +378,7 @@ pub fn incident_data(i: &Incident) -> Value {
         "resolution": i.resolution.clone().unwrap_or_else(|| none.clone()),
         "follow_up": i.follow_up.clone().unwrap_or_else(|| none.clone()),
         "source": i.source.label(),
-        "from_alerts": i.source != crate::incident::IncidentSource::Slack,
+        "from_alerts": i.source.is_alerts(),
         "previous": i.previous.map(|r| r.to_string()),
     })
 }

@@ -140,8 +140,8 @@ async fn an_unacknowledged_incident_pages_each_level_in_turn_then_says_the_ladde
         "{metrics}"
     );
     assert!(
-        metrics.contains(r#"klaxon_jobs_pending{lane="paging"} 1"#),
-        "only housekeeping waits: {metrics}"
+        metrics.contains(r#"klaxon_jobs_pending{lane="paging"} 2"#),
+        "only housekeeping and the P1's status-update reminder wait: {metrics}"
     );
     assert_eq!(escalation_jobs(&app).await, 0);
     app.stop().await;

@@ -11,6 +11,8 @@
 //! a non-empty fingerprint and a real start time, an [`AlertBatch`] always has a
 //! group key, and times are [`Millis`].
 
+pub mod heartbeats;
+pub mod maintenance;
 pub mod payload;
 pub mod routing;
 

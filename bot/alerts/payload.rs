@@ -167,7 +167,9 @@ fn parse_batch(
     let truncated_alerts = root.opt_count("truncatedAlerts")?.unwrap_or(0);
     let (title, message) = match source {
         IncidentSource::Grafana => (root.opt_nonempty("title")?, root.opt_nonempty("message")?),
-        IncidentSource::Alertmanager | IncidentSource::Slack => (None, None),
+        IncidentSource::Alertmanager | IncidentSource::Slack | IncidentSource::Heartbeat => {
+            (None, None)
+        }
     };
 
     let items = match root.get("alerts") {
@@ -227,7 +229,7 @@ fn parse_alert(index: usize, item: &Value, source: IncidentSource) -> Result<Ale
     let generator_url = a.opt_nonempty("generatorURL")?;
 
     let alert = match source {
-        IncidentSource::Alertmanager | IncidentSource::Slack => Alert {
+        IncidentSource::Alertmanager | IncidentSource::Slack | IncidentSource::Heartbeat => Alert {
             fingerprint: a.nonempty_str("fingerprint")?.to_string(),
             status,
             labels,

@@ -68,6 +68,9 @@ pub struct RawRoute {
     pub auto_resolve: Option<bool>,
     /// Signed so that 0 and negative numbers reach validation and get a clear message.
     pub max_new_incidents_per_minute: Option<i64>,
+    /// Names a `[[heartbeats]]` entry: the route's notifications are beats
+    /// for it (Alertmanager's always-firing `Watchdog`) and open no incident.
+    pub heartbeat: Option<String>,
 }
 
 /// How a [`Matcher`] compares a label's value.
@@ -250,6 +253,9 @@ pub struct Route {
     pub auto_resolve: bool,
     /// The alert-storm cap: at most this many new incidents per minute.
     pub max_new_incidents_per_minute: NonZeroU32,
+    /// The heartbeat this route's notifications beat, if any: such a group
+    /// never opens an incident (see `crate::usecases::heartbeats`).
+    pub heartbeat: Option<String>,
 }
 
 impl Route {
@@ -267,6 +273,7 @@ impl Route {
             auto_resolve: true,
             max_new_incidents_per_minute: NonZeroU32::new(DEFAULT_MAX_NEW_INCIDENTS_PER_MINUTE)
                 .unwrap_or(NonZeroU32::MIN),
+            heartbeat: None,
         }
     }
 
@@ -452,6 +459,15 @@ impl Routes {
                     NonZeroU32::MIN
                 });
 
+            let heartbeat = r.heartbeat.map(|h| h.trim().to_string());
+            if heartbeat.as_deref() == Some("") {
+                problem(
+                    "heartbeat",
+                    "the heartbeat name is empty; leave the key out for a route that opens incidents"
+                        .to_string(),
+                );
+            }
+
             if problems.len() == before {
                 routes.push(Route {
                     name,
@@ -464,6 +480,7 @@ impl Routes {
                     ladder,
                     auto_resolve: r.auto_resolve.unwrap_or(true),
                     max_new_incidents_per_minute,
+                    heartbeat,
                 });
             }
         }
@@ -496,6 +513,14 @@ impl Routes {
     /// The route taken when none of the configured ones matches.
     pub fn default_route(&self) -> &Route {
         &self.default
+    }
+
+    /// The route of this name, the default route included.
+    pub fn named(&self, name: &str) -> Option<&Route> {
+        self.routes
+            .iter()
+            .chain(std::iter::once(&self.default))
+            .find(|r| r.name == name)
     }
 }
 

@@ -84,6 +84,80 @@ fn webhook_paths() -> String {
         .join(", ")
 }
 
+/// `POST /heartbeats/{name}`: a beat from a cron job or a backup (the same
+/// bearer token as the alert webhooks). 200 with the next deadline; 401
+/// without the token; 404 for a name no `[[heartbeats]]` entry has; 503 when
+/// the database does not answer (the caller should retry).
+pub async fn heartbeat(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&app, &headers) {
+        return refuse(
+            &app,
+            "heartbeat",
+            "unauthorized",
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token".into(),
+        );
+    }
+    match usecases::heartbeats::beat(&app.ctx, &name).await {
+        Ok(Some(beat)) => Json(json!({
+            "status": "ok",
+            "heartbeat": name,
+            "next_beat_before": beat.deadline.timestamp().to_string(),
+            "resolved": beat.resolved.map(|r| r.to_string()),
+        }))
+        .into_response(),
+        Ok(None) => {
+            let known: Vec<&str> = app
+                .ctx
+                .settings
+                .heartbeats
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect();
+            let text = format!(
+                "no heartbeat is named `{}`; configured: {}",
+                name.chars().take(64).collect::<String>(),
+                if known.is_empty() {
+                    "none (add a [[heartbeats]] table)".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+            refuse(
+                &app,
+                "heartbeat",
+                "unknown_heartbeat",
+                StatusCode::NOT_FOUND,
+                text,
+            )
+        }
+        Err(usecases::Error::Store(e)) => {
+            tracing::error!(error = %e, heartbeat = %name, "beat not stored; the sender should retry");
+            refuse(
+                &app,
+                "heartbeat",
+                "database_unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database unavailable; retry later".into(),
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, heartbeat = %name, "beat not stored");
+            refuse(
+                &app,
+                "heartbeat",
+                "failed",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                e.to_string(),
+            )
+        }
+    }
+}
+
 /// A notification from the sender named by the path.
 pub async fn receive(
     State(app): State<Arc<App>>,
@@ -174,6 +248,8 @@ pub async fn receive(
                 "resolved": done.resolved,
                 "alerts": batch.alerts.len(),
                 "stale": done.stale,
+                "heartbeat": done.beat,
+                "held_by_maintenance_window": done.held,
             }))
             .into_response()
         }

@@ -55,6 +55,23 @@ pub enum Command {
     Actions,
     List,
     Help,
+    /// `/incident maintenance …`.
+    Maintenance(Maintenance),
+}
+
+/// `/incident maintenance start|list|end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Maintenance {
+    /// Covers alert route `route` from now for `duration`.
+    Start {
+        route: String,
+        duration: std::time::Duration,
+        reason: Option<UserText>,
+    },
+    /// Windows active now or still to come.
+    List,
+    /// Ends window `id` now.
+    End { id: i64 },
 }
 
 impl Command {
@@ -62,7 +79,11 @@ impl Command {
     pub fn changes_nothing(&self) -> bool {
         matches!(
             self,
-            Command::Help | Command::List | Command::OnCall | Command::Actions
+            Command::Help
+                | Command::List
+                | Command::OnCall
+                | Command::Actions
+                | Command::Maintenance(Maintenance::List)
         )
     }
 }
@@ -93,6 +114,8 @@ pub const USAGE_ESCALATE: &str = "/incident escalate [INC-n]";
 pub const USAGE_REOPEN: &str = "/incident reopen INC-n";
 pub const USAGE_RUN: &str = "/incident run <action> [INC-n] [key=value …] [--dry-run]";
 pub const USAGE_SILENCE: &str = "/incident silence [INC-n] <duration, e.g. 2h>";
+pub const USAGE_MAINTENANCE: &str =
+    "/incident maintenance start <route> <duration> [reason] | list | end <id>";
 
 /// The text of `/incident help`.
 pub const HELP: &str = "\
@@ -110,7 +133,9 @@ pub const HELP: &str = "\
 `/incident run <action> [INC-n] [key=value …] [--dry-run]` run an approved check or restart
 `/incident actions` the approved actions and who may run them
 `/incident list` open incidents
+`/incident maintenance start <route> <duration> [reason]` a maintenance window: the route's new alerts open no incident and its ladders pause (also `… list`, `… end <id>`)
 `/incident help` this text
+Klaxon also reminds a P0 thread after 30 min and a P1 thread after 1 h without a status update, re-pages an owner whose acknowledgement goes stale (`incidents.ack_timeout`), and opens an incident when a heartbeat goes quiet.
 `INC-n` may be left out when the channel has exactly one open incident.
 Severities: P0 critical (respond in 15 min) · P1 high (1 h) · P2 medium (4 h) · P3 low (next business day).";
 
@@ -260,11 +285,87 @@ pub fn parse(text: &str) -> Result<Command, UsageError> {
                 .map_err(|e| UsageError::new(e, USAGE_SILENCE))?;
             Ok(Command::Silence { target, duration })
         }
+        "maintenance" | "maint" => parse_maintenance(rest),
         other => Err(UsageError::new(
             format!("`{other}` is not an /incident command"),
             "/incident help",
         )),
     }
+}
+
+/// `maintenance start <route> <duration> [reason] | list | end <id>`.
+fn parse_maintenance(rest: &str) -> Result<Command, UsageError> {
+    let (sub, rest) = first_word(rest);
+    let usage = USAGE_MAINTENANCE;
+    let m = match sub.to_ascii_lowercase().as_str() {
+        "list" | "ls" | "" => {
+            if !rest.is_empty() {
+                return Err(UsageError::new(
+                    format!("`list` takes nothing more, not `{rest}`"),
+                    usage,
+                ));
+            }
+            Maintenance::List
+        }
+        "start" | "begin" => {
+            let (route, rest) = first_word(rest);
+            if route.is_empty() {
+                return Err(UsageError::new(
+                    "which alert route? (`name` of an [[alerts.routes]] table, or `default`)",
+                    usage,
+                ));
+            }
+            let (duration, reason) = first_word(rest);
+            if duration.is_empty() {
+                return Err(UsageError::new("for how long? e.g. `2h`", usage));
+            }
+            let duration =
+                crate::time::parse_duration(duration).map_err(|e| UsageError::new(e, usage))?;
+            let reason = if reason.is_empty() {
+                None
+            } else {
+                Some(
+                    UserText::parse(&super::single_line(reason), "reason")
+                        .map_err(|e| UsageError::new(e, usage))?,
+                )
+            };
+            Maintenance::Start {
+                route: route.to_string(),
+                duration,
+                reason,
+            }
+        }
+        "end" | "stop" => {
+            let (word, extra) = first_word(rest);
+            let id = word
+                .trim_start_matches('#')
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    UsageError::new(
+                        format!(
+                            "`{word}` is not a window number; `/incident maintenance list` shows them"
+                        ),
+                        usage,
+                    )
+                })?;
+            if !extra.is_empty() {
+                return Err(UsageError::new(
+                    format!("unexpected `{extra}` after the window number"),
+                    usage,
+                ));
+            }
+            Maintenance::End { id }
+        }
+        other => {
+            return Err(UsageError::new(
+                format!("`{other}` is not a maintenance command"),
+                usage,
+            ));
+        }
+    };
+    Ok(Command::Maintenance(m))
 }
 
 /// `run <action> [INC-n] [key=value …] [--dry-run]`.

@@ -26,6 +26,16 @@ pub enum Severity {
 impl Severity {
     pub const ALL: [Severity; 4] = [Severity::P0, Severity::P1, Severity::P2, Severity::P3];
 
+    /// 0 for P0 … 3 for P3: the index of per-severity tables.
+    pub fn index(self) -> usize {
+        match self {
+            Severity::P0 => 0,
+            Severity::P1 => 1,
+            Severity::P2 => 2,
+            Severity::P3 => 3,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::P0 => "P0",
@@ -326,6 +336,8 @@ pub enum IncidentSource {
     Alertmanager,
     /// Grafana unified alerting's webhook contact point (payload version 1).
     Grafana,
+    /// A heartbeat that went quiet (`[[heartbeats]]`).
+    Heartbeat,
 }
 
 impl fmt::Display for IncidentSource {
@@ -347,11 +359,17 @@ impl IncidentSource {
         }
     }
 
+    /// Whether alert groups feed incidents of this source (Alertmanager, Grafana).
+    pub fn is_alerts(self) -> bool {
+        matches!(self, IncidentSource::Alertmanager | IncidentSource::Grafana)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             IncidentSource::Slack => "slack",
             IncidentSource::Alertmanager => "alertmanager",
             IncidentSource::Grafana => "grafana",
+            IncidentSource::Heartbeat => "heartbeat",
         }
     }
     pub fn label(self) -> &'static str {
@@ -359,6 +377,7 @@ impl IncidentSource {
             IncidentSource::Slack => "Slack",
             IncidentSource::Alertmanager => "Alertmanager",
             IncidentSource::Grafana => "Grafana",
+            IncidentSource::Heartbeat => "Heartbeat",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -366,6 +385,7 @@ impl IncidentSource {
             "slack" => Some(IncidentSource::Slack),
             "alertmanager" => Some(IncidentSource::Alertmanager),
             "grafana" => Some(IncidentSource::Grafana),
+            "heartbeat" => Some(IncidentSource::Heartbeat),
             _ => None,
         }
     }
@@ -430,6 +450,14 @@ pub enum EventKind {
     /// An approved action was requested, decided, run.
     Action,
     Reopened,
+    /// A reminder: no status update for a while, or an acknowledgement gone stale.
+    Reminder,
+    /// A maintenance window paused or resumed the ladder.
+    Maintenance,
+    /// A heartbeat went quiet or beat again.
+    Heartbeat,
+    /// The owner was paged again: the acknowledgement went stale.
+    Repaged,
 }
 
 impl EventKind {
@@ -447,6 +475,10 @@ impl EventKind {
             EventKind::Escalated => "escalated",
             EventKind::Action => "action",
             EventKind::Reopened => "reopened",
+            EventKind::Reminder => "reminder",
+            EventKind::Maintenance => "maintenance",
+            EventKind::Heartbeat => "heartbeat",
+            EventKind::Repaged => "repaged",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -463,6 +495,10 @@ impl EventKind {
             EventKind::Escalated,
             EventKind::Action,
             EventKind::Reopened,
+            EventKind::Reminder,
+            EventKind::Maintenance,
+            EventKind::Heartbeat,
+            EventKind::Repaged,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -401,3 +401,53 @@ pub async fn timeline<'c, E: Executor<'c, Database = Any>>(
         })
         .collect()
 }
+
+/// The last time an incident's timeline recorded a status update.
+pub async fn last_status_update<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+) -> StoreResult<Option<Millis>> {
+    last_event(
+        ex,
+        r,
+        "SELECT MAX(at) AS at FROM timeline_events WHERE incident_id = $1 AND kind = 'status_update'",
+    )
+    .await
+}
+
+/// The last sign that someone attends an incident: an acknowledgement (or a
+/// "still on it"), a status update or a severity change.
+pub async fn last_attention<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+) -> StoreResult<Option<Millis>> {
+    last_event(
+        ex,
+        r,
+        "SELECT MAX(at) AS at FROM timeline_events WHERE incident_id = $1 \
+         AND kind IN ('acknowledged', 'status_update', 'severity_changed')",
+    )
+    .await
+}
+
+/// The last time the owner was paged again for a stale acknowledgement.
+pub async fn last_repage<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+) -> StoreResult<Option<Millis>> {
+    last_event(
+        ex,
+        r,
+        "SELECT MAX(at) AS at FROM timeline_events WHERE incident_id = $1 AND kind = 'repaged'",
+    )
+    .await
+}
+
+async fn last_event<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+    sql: &'static str,
+) -> StoreResult<Option<Millis>> {
+    let row = sqlx::query(sql).bind(r.number()).fetch_one(ex).await?;
+    Ok(col::<Option<i64>>(&row, "at")?.map(Millis))
+}

@@ -26,8 +26,10 @@
 
 pub mod actions;
 pub mod alerts;
+pub mod heartbeats;
 pub mod incidents;
 pub mod jobs;
+pub mod maintenance;
 pub mod outbox;
 pub mod pacing;
 pub mod pages;

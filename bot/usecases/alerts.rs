@@ -37,7 +37,7 @@ const DIGEST_DELAY: std::time::Duration = std::time::Duration::from_secs(3);
 const DIGEST_CHUNK: usize = 100;
 
 /// What a notification did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ingested {
     /// The same content was processed before; nothing changed.
     pub duplicate: bool,
@@ -48,6 +48,10 @@ pub struct Ingested {
     pub resolved: bool,
     /// Firing alerts already seen resolved (out of order), ignored.
     pub stale: usize,
+    /// A beat of this heartbeat (the route's `heartbeat`): nothing else happened.
+    pub beat: Option<String>,
+    /// Held by this maintenance window: stored, no incident, nobody paged.
+    pub held: Option<i64>,
 }
 
 /// Alerts one message shows at most; the rest are counted ("… and 1,150 more").
@@ -73,24 +77,47 @@ fn names_of(alerts: &[&Alert]) -> String {
 /// Processes one notification: everything it lists is stored, whatever its
 /// size; what the thread shows of it is cut.
 pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
-    let now = ctx.clock.now();
     let settings = &ctx.settings;
+    let labels = batch.route_labels();
+    let route = settings.alerts.routes.pick(&labels);
+    if let Some(name) = &route.heartbeat {
+        // Every repeat of the always-firing alert is a beat (repeats carry
+        // the same content, so this comes before the duplicate check); a
+        // notification with nothing firing proves nothing.
+        if batch.alerts.iter().any(|a| a.status == AlertStatus::Firing) {
+            super::heartbeats::beat(ctx, name).await?;
+        }
+        return Ok(Ingested {
+            beat: Some(name.clone()),
+            ..Ingested::default()
+        });
+    }
+    let now = ctx.clock.now();
     let mut tx = ctx.begin().await?;
+    let group_id = format!("{}:{}", batch.source.as_str(), batch.group_key);
+    // A maintenance window over the route holds a group with no incident.
+    // Its notifications are not remembered as seen: once the window ends,
+    // the sender's next repeat of a group still firing opens its incident.
+    if store::open_incident_for_group(&mut *tx, &group_id)
+        .await?
+        .is_none()
+        && let Some(window) =
+            super::maintenance::hold(&mut tx, &route.name, &group_id, batch, now).await?
+    {
+        ctx.commit(tx).await?;
+        return Ok(Ingested {
+            held: Some(window),
+            ..Ingested::default()
+        });
+    }
     if !store::first_notification(&mut tx, &batch.dedupe_key(), now).await? {
         // Keeps the refreshed "last seen" of the repeat.
         ctx.commit(tx).await?;
         return Ok(Ingested {
             duplicate: true,
-            incident: None,
-            opened: false,
-            folded: false,
-            resolved: false,
-            stale: 0,
+            ..Ingested::default()
         });
     }
-    let group_id = format!("{}:{}", batch.source.as_str(), batch.group_key);
-    let labels = batch.route_labels();
-    let route = settings.alerts.routes.pick(&labels);
     let source = batch.source;
 
     // One alert per fingerprint: a sender listing one twice means it once (the last).
@@ -123,12 +150,8 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
             || !stale.contains(&(a.fingerprint.clone(), a.starts_at.0))
     });
     let mut outcome = Ingested {
-        duplicate: false,
-        incident: None,
-        opened: false,
-        folded: false,
-        resolved: false,
         stale: stale.len(),
+        ..Ingested::default()
     };
     if !stale.is_empty() {
         tracing::info!(group = %batch.group_key, stale = stale.len(), "firing alerts already seen resolved (out of order); ignored");
@@ -372,6 +395,7 @@ async fn raise(
         now,
     )
     .await?;
+    super::reminders::arm(ctx, tx, &current, now).await?;
     Ok(current)
 }
 

@@ -15,7 +15,7 @@ use super::{Ctx, Result};
 use crate::escalation::{Ladder, Target};
 use crate::incident::{EventKind, Incident, IncidentRef, IncidentState, SlackUserId};
 use crate::jobs::{self, Job, JobError, JobRun, Lane};
-use crate::store::{Tx, incidents, pages};
+use crate::store::{Tx, incidents, maintenance, pages};
 use crate::telemetry::LevelLabels;
 use crate::templates::{PageFacts, TemplateName, page_data};
 use crate::time::{Millis, plural};
@@ -72,6 +72,10 @@ impl Job for Step {
         };
         let paged = page(&ctx, &mut tx, &self, run.due, run.started).await?;
         ctx.commit_job(&run, tx).await?;
+        if paged.as_ref().is_some_and(|p| p.groups) {
+            // The group pages wait on the outside lane.
+            ctx.jobs_wake.all();
+        }
         if let Some(p) = paged {
             ctx.metrics
                 .pages_sent
@@ -95,11 +99,169 @@ pub async fn stop(tx: &mut Tx, incident: IncidentRef) -> Result<()> {
     Ok(())
 }
 
+/// Restarts an incident's ladder now at the level after the last one paged
+/// (the first level when none was, or when the ladder ran out), for an
+/// incident open again: reopened, or its acknowledgement gone stale.
+pub async fn resume(ctx: &Ctx, tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
+    let ladder = incident
+        .ladder
+        .as_deref()
+        .and_then(|n| ctx.settings.escalation.ladder(n));
+    if let Some(ladder) = ladder {
+        let next = incident
+            .escalation_step
+            .map(|s| s + 1)
+            .filter(|s| ladder.position(*s).is_some())
+            .unwrap_or(0);
+        incidents::set_escalation(&mut **tx, incident.reference, None, next.checked_sub(1)).await?;
+        start(tx, incident.reference, next, now).await?;
+    }
+    Ok(())
+}
+
+/// The people the ladder's first level means right now (schedules resolved),
+/// for reminders to an incident nobody owns.
+pub fn first_level_people(ctx: &Ctx, incident: &Incident, now: Millis) -> Vec<SlackUserId> {
+    incident
+        .ladder
+        .as_deref()
+        .and_then(|n| ctx.settings.escalation.ladder(n))
+        .or_else(|| ctx.settings.escalation.ladder_for(incident.severity))
+        .and_then(|l| l.levels.first())
+        .map(|level| recipients(ctx, &level.targets, now).users)
+        .unwrap_or_default()
+}
+
+/// The job that direct-messages each member of a Slack user group a level
+/// names (`usergroups.users.list`, cached), on the outside lane: the page in
+/// the thread and the DMs to people named one by one never wait for Slack's
+/// answer. It pages only while the incident is still at that step and unacknowledged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupPage {
+    pub incident: i64,
+    pub step: u32,
+    pub group: String,
+    /// People the level already paged by name (not paged twice).
+    #[serde(default)]
+    pub paged: Vec<String>,
+}
+
+/// Attempts before a group page gives up and says so in the thread.
+const GROUP_PAGE_ATTEMPTS: u32 = 5;
+
+impl Job for GroupPage {
+    const KIND: &'static str = "group_page";
+    const LANE: Lane = Lane::Outside;
+    type Context = Ctx;
+
+    fn dedupe_key(&self) -> Option<String> {
+        Some(format!(
+            "group-page:{}:{}:{}",
+            self.incident, self.step, self.group
+        ))
+    }
+
+    fn incident(&self) -> Option<IncidentRef> {
+        IncidentRef::new(self.incident)
+    }
+
+    async fn run(self, ctx: Ctx, run: JobRun) -> std::result::Result<(), JobError> {
+        let Some(r) = IncidentRef::new(self.incident) else {
+            return Ok(());
+        };
+        // Slack first, with no transaction open.
+        let members = ctx.directory.members(&self.group).await;
+        let members = match members {
+            Ok(m) => m,
+            Err(why) if run.attempts < GROUP_PAGE_ATTEMPTS => {
+                return Err(JobError::Retry {
+                    reason: format!("members of group {}: {why}", self.group),
+                    after: None,
+                });
+            }
+            Err(why) => {
+                let Some(mut tx) = run.finish().await? else {
+                    return Ok(());
+                };
+                if let Some(incident) = incidents::get(&mut *tx, r).await? {
+                    ctx.thread()
+                        .post(
+                            &mut tx,
+                            &incident,
+                            Entry::new(
+                                EventKind::Escalated,
+                                format!("could not list the members of group {}", self.group),
+                            ),
+                            &format!(
+                                "⚠️ Klaxon could not list the members of <!subteam^{}> to page them one by one ({why}); the group was mentioned in the thread only.",
+                                self.group
+                            ),
+                            run.started,
+                        )
+                        .await?;
+                }
+                ctx.commit_job(&run, tx).await?;
+                return Ok(());
+            }
+        };
+        let Some(mut tx) = run.finish().await? else {
+            return Ok(());
+        };
+        let now = run.started;
+        let mut people = 0;
+        if let Some(incident) = incidents::get(&mut *tx, r).await?
+            && incident.state == IncidentState::Open
+            && incident.escalation_step == Some(self.step)
+        {
+            let ladder = incident
+                .ladder
+                .as_deref()
+                .and_then(|n| ctx.settings.escalation.ladder(n));
+            if let Some(level) = ladder.and_then(|l| l.level(self.step)) {
+                let mut users: Vec<SlackUserId> = members
+                    .iter()
+                    .filter(|m| !self.paged.contains(m))
+                    .filter_map(|m| SlackUserId::parse(m))
+                    .collect();
+                users.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+                let facts = PageFacts {
+                    level: &level.name,
+                    users: users.clone(),
+                    groups: vec![self.group.clone()],
+                    first: false,
+                    unacknowledged_for: now.since(incident.opened_at),
+                    wait: level.wait,
+                    next_level: ladder
+                        .and_then(|l| l.level(self.step + 1))
+                        .map(|l| l.name.as_str()),
+                    after_empty: None,
+                    by_hand: false,
+                };
+                let dm_text = ctx.render(TemplateName::PageDm, &page_data(&incident, &facts))?;
+                for user in &users {
+                    ctx.thread()
+                        .page_dm(&mut tx, &incident, user, &dm_text, now)
+                        .await?;
+                    pages::record(&mut *tx, r, self.step, &level.name, user, now).await?;
+                }
+                people = users.len();
+            }
+        }
+        ctx.commit_job(&run, tx).await?;
+        if people > 0 {
+            tracing::info!(incident = %r, group = %self.group, people, "paged a user group's members");
+        }
+        Ok(())
+    }
+}
+
 /// A level that was paged, for the metrics once the transaction commits.
 #[derive(Debug, Clone)]
 struct Paged {
     level: String,
     people: usize,
+    /// Groups' members are paged by a job on another lane.
+    groups: bool,
 }
 
 /// Who a level means right now, and why nobody if nobody.
@@ -161,6 +323,34 @@ async fn page(
     }
     if current.escalation_step.is_some_and(|done| done >= job.step) {
         tracing::info!(incident = %r, step = job.step, "not paging: this step was already paged");
+        return Ok(None);
+    }
+    // A maintenance window over the incident's route pauses the ladder here;
+    // the window's end resumes it at this step.
+    if !job.forced
+        && let Some(route) = maintenance::route_of(&mut **tx, r).await?
+        && let Some(window) = maintenance::active_for_route(&mut **tx, &route, now).await?
+    {
+        if maintenance::pause(&mut **tx, window.id, r, job.step).await? {
+            ctx.thread()
+                .post(
+                    tx,
+                    &current,
+                    Entry::new(
+                        EventKind::Maintenance,
+                        format!("paging paused by maintenance window #{}", window.id),
+                    ),
+                    &format!(
+                        "⏸️ Paging for {r} is paused: maintenance window #{} covers route `{route}` until {}. \
+                         If nobody acknowledges by then, the ladder resumes where it stopped.",
+                        window.id,
+                        window.ends_at.time_utc_from(now)
+                    ),
+                    now,
+                )
+                .await?;
+        }
+        tracing::info!(incident = %r, step = job.step, window = window.id, "not paging: a maintenance window covers the route");
         return Ok(None);
     }
     let ladder: Option<&Ladder> = current
@@ -307,6 +497,16 @@ async fn page_from(
             thread.page_dm(tx, incident, user, &dm_text, now).await?;
             pages::record(&mut **tx, r, step, &level.name, user, now).await?;
         }
+        // A group's members are looked up on the outside lane, then DMed.
+        for group in &who.groups {
+            let job = GroupPage {
+                incident: r.number(),
+                step,
+                group: group.clone(),
+                paged: who.users.iter().map(|u| u.as_str().to_string()).collect(),
+            };
+            jobs::enqueue(&mut **tx, &job, now, now).await?;
+        }
         incidents::set_escalation(&mut **tx, r, None, Some(step)).await?;
         if incident.state == IncidentState::Open {
             jobs::enqueue(
@@ -321,6 +521,7 @@ async fn page_from(
         return Ok(Some(Paged {
             level: level.name.clone(),
             people: who.users.len() + who.groups.len(),
+            groups: !who.groups.is_empty(),
         }));
     }
 }

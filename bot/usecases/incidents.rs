@@ -11,7 +11,9 @@
 use std::time::Duration;
 
 use super::thread::Entry;
-use super::{Actor, Answer, Ctx, Result, access, actions, escalate, silences};
+use super::{
+    Actor, Answer, Ctx, Result, access, actions, escalate, maintenance, reminders, silences,
+};
 use crate::alerts::AlertStatus;
 use crate::incident::command::{self, Command, HELP, UsageError};
 use crate::incident::{
@@ -48,6 +50,24 @@ pub async fn execute(ctx: &Ctx, actor: &Actor, command: Command) -> Result<Answe
         Command::List => list(ctx).await?,
         Command::OnCall => on_call(ctx),
         Command::Actions => actions::list(ctx),
+        Command::Maintenance(m) => match m {
+            command::Maintenance::List => maintenance::list(ctx).await?,
+            command::Maintenance::Start {
+                route,
+                duration,
+                reason,
+            } => {
+                maintenance::start(
+                    ctx,
+                    actor,
+                    &route,
+                    duration,
+                    reason.as_ref().map(|r| r.as_str()),
+                )
+                .await?
+            }
+            command::Maintenance::End { id } => maintenance::end(ctx, actor, id).await?,
+        },
         Command::Open { severity, title } => {
             let severity = severity.unwrap_or(ctx.settings.incidents.default_severity);
             open(ctx, actor, severity, title.as_str()).await?
@@ -220,6 +240,7 @@ pub async fn open_in(
     if new.ladder.is_some() {
         escalate::start(tx, incident.reference, 0, now).await?;
     }
+    reminders::arm(ctx, tx, &incident, now).await?;
     tracing::info!(incident = %incident.reference, severity = %incident.severity, source = incident.source.as_str(), "incident opened");
     Ok(incident)
 }
@@ -347,6 +368,7 @@ pub async fn set_severity(
         .ladder_for(severity)
         .map(|l| l.name.clone());
     switch_ladder(&mut tx, &current, ladder.as_deref(), now).await?;
+    reminders::arm(ctx, &mut tx, &current, now).await?;
     ctx.commit(tx).await?;
     Ok(Answer::Done(format!(
         "{} is now {severity} (was {previous}).",
@@ -394,6 +416,10 @@ pub async fn acknowledge(ctx: &Ctx, actor: &SlackUserId, r: IncidentRef) -> Resu
     let now = ctx.clock.now();
     let mut tx = ctx.begin().await?;
     let Some(current) = incidents::acknowledge(&mut *tx, r, actor, now).await? else {
+        if let Some(answer) = still_on_it(ctx, &mut tx, actor, r, now).await? {
+            ctx.commit(tx).await?;
+            return Ok(answer);
+        }
         tx.rollback().await?;
         return Ok(Answer::Refused(
             match incidents::get(ctx.store.pool(), r).await? {
@@ -412,6 +438,7 @@ pub async fn acknowledge(ctx: &Ctx, actor: &SlackUserId, r: IncidentRef) -> Resu
         ));
     };
     escalate::stop(&mut tx, r).await?;
+    reminders::arm_ack(ctx, &mut tx, &current, now).await?;
     let mtta = current.time_to_acknowledge().unwrap_or_default();
     let reply = ctx.render(
         TemplateName::Acknowledged,
@@ -435,6 +462,42 @@ pub async fn acknowledge(ctx: &Ctx, actor: &SlackUserId, r: IncidentRef) -> Resu
         "You acknowledged {r} ({} after it opened).",
         human_duration(mtta)
     )))
+}
+
+/// An acknowledgement of an incident already acknowledged, whose owner was
+/// paged again for a stale acknowledgement since anyone last attended it:
+/// it answers the re-page ("still on it"). `None` otherwise.
+async fn still_on_it(
+    ctx: &Ctx,
+    tx: &mut Tx,
+    actor: &SlackUserId,
+    r: IncidentRef,
+    now: Millis,
+) -> Result<Option<Answer>> {
+    let Some(incident) = incidents::get(&mut **tx, r).await? else {
+        return Ok(None);
+    };
+    if incident.state != IncidentState::Acknowledged {
+        return Ok(None);
+    }
+    let repaged = incidents::last_repage(&mut **tx, r).await?;
+    let attended = incidents::last_attention(&mut **tx, r).await?;
+    // Answered already (or never re-paged): an ordinary "already acknowledged".
+    if repaged.is_none_or(|p| attended.is_some_and(|a| a >= p)) {
+        return Ok(None);
+    }
+    ctx.thread()
+        .post(
+            tx,
+            &incident,
+            Entry::new(EventKind::Acknowledged, "answered the re-page: still on it").by(actor),
+            &format!("👍 <@{actor}> is still on {r}."),
+            now,
+        )
+        .await?;
+    Ok(Some(Answer::Done(format!(
+        "Noted: you are still on {r}. Post a status update when you can (`/incident status {r} <text>`)."
+    ))))
 }
 
 /// Resolves and posts the resolution summary with the whole timeline.
@@ -490,7 +553,7 @@ pub async fn resolve_in(
     // Requests still waiting close first, so the summary's timeline has them.
     actions::close_on_resolve(ctx, tx, r, now).await?;
     let timeline = incidents::timeline(&mut **tx, r).await?;
-    let summary = if current.source == IncidentSource::Slack {
+    let summary = if !current.source.is_alerts() {
         templates::AlertSummary::default()
     } else {
         let counts = alerts::counts(tx, r).await?;
@@ -598,19 +661,8 @@ pub async fn reopen(ctx: &Ctx, actor: &SlackUserId, r: IncidentRef) -> Result<An
             now,
         )
         .await?;
-    let ladder = current
-        .ladder
-        .as_deref()
-        .and_then(|n| ctx.settings.escalation.ladder(n));
-    if let Some(ladder) = ladder {
-        let next = current
-            .escalation_step
-            .map(|s| s + 1)
-            .filter(|s| ladder.position(*s).is_some())
-            .unwrap_or(0);
-        incidents::set_escalation(&mut *tx, r, None, next.checked_sub(1)).await?;
-        escalate::start(&mut tx, r, next, now).await?;
-    }
+    escalate::resume(ctx, &mut tx, &current, now).await?;
+    reminders::arm(ctx, &mut tx, &current, now).await?;
     ctx.commit(tx).await?;
     Ok(Answer::Done(format!("{r} is open again.")))
 }

@@ -22,10 +22,13 @@ pub mod access;
 pub mod actions;
 pub mod alerts;
 pub mod escalate;
+pub mod heartbeats;
 pub mod housekeeping;
 pub mod incidents;
+pub mod maintenance;
 pub mod ports;
 pub mod reach;
+pub mod reminders;
 pub mod silences;
 pub mod thread;
 

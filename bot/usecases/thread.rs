@@ -304,7 +304,7 @@ impl<'a> Thread<'a> {
     /// buttons, and a Run check menu of the read-only actions that need no
     /// parameters.
     async fn root_payload(&self, tx: &mut Tx, incident: &Incident) -> Result<Value> {
-        let alerts = if incident.source == IncidentSource::Slack {
+        let alerts = if !incident.source.is_alerts() {
             None
         } else {
             let counts = alerts::counts(tx, incident.reference).await?;
