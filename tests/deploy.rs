@@ -412,6 +412,35 @@ fn amtool_accepts_the_alertmanager_configurations() {
 }
 
 #[test]
+fn amtool_accepts_the_watchdog_heartbeat_snippet_alone_and_pasted_first_into_a_configuration() {
+    check(
+        "KLAXON_TEST_AMTOOL",
+        &["check-config", "deploy/alertmanager-watchdog.yml"],
+        "amtool check-config deploy/alertmanager-watchdog.yml",
+    );
+    let snippet = &yaml("alertmanager-watchdog.yml")[0];
+    let watchdog_route = snippet["route"]["routes"][0].clone();
+    assert_eq!(
+        watchdog_route["matchers"][0], "alertname = \"Watchdog\"",
+        "the snippet's first route takes the Watchdog"
+    );
+    let mut receivers = vec![serde_json::json!({"name": "existing-team"})];
+    receivers.extend(snippet["receivers"].as_array().cloned().unwrap_or_default());
+    let config = serde_json::json!({
+        "route": {"receiver": "existing-team", "routes": [watchdog_route]},
+        "receivers": receivers,
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("alertmanager.yml");
+    std::fs::write(&file, serde_yaml_ng::to_string(&config).expect("yaml")).expect("write");
+    check(
+        "KLAXON_TEST_AMTOOL",
+        &["check-config", &file.display().to_string()],
+        "amtool check-config on a configuration with the Watchdog route pasted in",
+    );
+}
+
+#[test]
 fn the_kubernetes_manifests_validate_strictly_on_1_30_and_1_37() {
     let mut files: Vec<String> = std::fs::read_dir(deploy("kubernetes"))
         .expect("kubernetes/")

@@ -14,6 +14,7 @@ mod deploy;
 mod escalation;
 mod faults;
 mod first_install;
+mod heartbeats;
 mod hostile;
 mod incident_flow;
 mod lanes;

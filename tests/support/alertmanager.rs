@@ -25,13 +25,6 @@ impl Alertmanager {
         token: &str,
         max_alerts: u32,
     ) -> Alertmanager {
-        let bin = std::env::var("KLAXON_TEST_ALERTMANAGER_BIN").unwrap_or_else(|_| {
-            panic!(
-                "KLAXON_TEST_ALERTMANAGER_BIN is not set. Run the tests with tests/run.sh, \
-                 which installs Debian's prometheus-alertmanager"
-            )
-        });
-        let dir = tempfile::tempdir().expect("tempdir");
         let config = format!(
             r#"route:
   receiver: klaxon
@@ -50,6 +43,55 @@ receivers:
             credentials: {token}
 "#
         );
+        Self::start_config(port, &config).await
+    }
+
+    /// Starts Alertmanager on `port` with the route of Klaxon's Watchdog
+    /// snippet (`deploy/alertmanager-watchdog.yml`), its repeat interval cut
+    /// to one second: the always-firing `Watchdog` alert beats every second.
+    pub async fn start_with_watchdog(port: u16, webhook: &str, token: &str) -> Alertmanager {
+        let config = format!(
+            r#"route:
+  receiver: klaxon
+  group_by: ['alertname', 'service']
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+  routes:
+    - receiver: klaxon-heartbeat
+      matchers: ['alertname = "Watchdog"']
+      group_wait: 0s
+      group_interval: 1s
+      repeat_interval: 1s
+receivers:
+  - name: klaxon
+    webhook_configs:
+      - url: {webhook}
+        send_resolved: true
+        http_config:
+          authorization:
+            credentials: {token}
+  - name: klaxon-heartbeat
+    webhook_configs:
+      - url: {webhook}
+        send_resolved: false
+        http_config:
+          authorization:
+            credentials: {token}
+"#
+        );
+        Self::start_config(port, &config).await
+    }
+
+    /// Starts Alertmanager on `port` with `config` (alertmanager.yml).
+    pub async fn start_config(port: u16, config: &str) -> Alertmanager {
+        let bin = std::env::var("KLAXON_TEST_ALERTMANAGER_BIN").unwrap_or_else(|_| {
+            panic!(
+                "KLAXON_TEST_ALERTMANAGER_BIN is not set. Run the tests with tests/run.sh, \
+                 which installs Debian's prometheus-alertmanager"
+            )
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("alertmanager.yml");
         std::fs::write(&file, config).expect("write config");
         let child = Command::new(bin)
@@ -95,6 +137,23 @@ receivers:
             "Alertmanager refused the alerts: {}",
             r.status()
         );
+    }
+
+    /// Prometheus' always-firing `Watchdog` alert (kube-prometheus' rule),
+    /// posted with an end an hour away, as Prometheus keeps re-sending it.
+    pub fn watchdog() -> Value {
+        let ends = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+        json!({
+            "labels": {"alertname": "Watchdog", "severity": "none"},
+            "annotations": {"summary": "An alert that should always be firing, to prove the alerting pipeline works"},
+            "endsAt": ends.to_string(),
+        })
+    }
+
+    /// Stops Alertmanager (as a crash would: SIGKILL) and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// An alert as Prometheus would post it; `resolved` sets endsAt to now.

@@ -649,3 +649,20 @@ pub fn roots(calls: &[fake_slack::Call]) -> Vec<fake_slack::Call> {
         .cloned()
         .collect()
 }
+
+/// Every incident stored (the first 200 numbers), oldest first.
+pub async fn all_incidents(store: &Store) -> Vec<klaxon::incident::Incident> {
+    let mut out = Vec::new();
+    for n in 1..=200 {
+        let Some(r) = klaxon::incident::IncidentRef::new(n) else {
+            continue;
+        };
+        if let Some(i) = klaxon::store::incidents::get(store.pool(), r)
+            .await
+            .expect("read an incident")
+        {
+            out.push(i);
+        }
+    }
+    out
+}
