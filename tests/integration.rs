@@ -18,6 +18,7 @@ mod heartbeats;
 mod hostile;
 mod incident_flow;
 mod lanes;
+mod maintenance;
 mod reliability;
 mod restart;
 mod slack_faults;
