@@ -20,6 +20,7 @@ mod incident_flow;
 mod lanes;
 mod maintenance;
 mod reliability;
+mod reminders;
 mod restart;
 mod slack_faults;
 mod socket_mode;
