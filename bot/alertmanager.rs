@@ -33,13 +33,24 @@ impl AlertmanagerApi {
         })
     }
 
-    /// `POST /api/v2/silences` with exact, equal matchers; returns the silence id.
+    /// `POST /api/v2/silences`; returns the silence id. Regex matchers are
+    /// sent as written: Alertmanager anchors them, as Klaxon's routes do.
     async fn create_silence(&self, s: &NewSilence) -> Result<String, String> {
-        let matchers: Vec<Value> = s
+        use crate::alerts::routing::MatchOp;
+        let mut matchers: Vec<Value> = s
             .matchers
             .iter()
             .map(|(k, v)| json!({"name": k, "value": v, "isRegex": false, "isEqual": true}))
             .collect();
+        matchers.extend(s.patterns.iter().map(|m| {
+            let (regex, equal) = match m.op() {
+                MatchOp::Eq => (false, true),
+                MatchOp::NotEq => (false, false),
+                MatchOp::Regex => (true, true),
+                MatchOp::NotRegex => (true, false),
+            };
+            json!({"name": m.label(), "value": m.value(), "isRegex": regex, "isEqual": equal})
+        }));
         let body = json!({
             "matchers": matchers,
             "startsAt": s.starts.rfc3339(),

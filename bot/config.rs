@@ -62,6 +62,9 @@ pub struct AlertSettings {
     pub alertmanager_url: Option<String>,
     /// Expire the silences an incident created when it resolves.
     pub expire_silences_on_resolve: bool,
+    /// Make an Alertmanager silence matching the route of each maintenance
+    /// window, for the window's time (expired when it ends early).
+    pub silence_maintenance: bool,
     /// The longest silence `/incident silence` may create.
     pub max_silence: Duration,
     /// Who may silence an incident's alerts besides the people of its
@@ -221,6 +224,7 @@ struct RawFile {
 struct RawAlerts {
     alertmanager_url: Option<String>,
     expire_silences_on_resolve: Option<bool>,
+    silence_maintenance: Option<bool>,
     max_silence: Option<String>,
     #[serde(default)]
     silencers: Vec<String>,
@@ -946,7 +950,16 @@ fn from_raw(
             Err(e) => p.problem(source.to_string(), format!("alerts.silencers[{i}]"), e),
         }
     }
+    let silence_maintenance = raw.alerts.silence_maintenance.unwrap_or(false);
+    if silence_maintenance && alertmanager_url.is_none() {
+        p.problem(
+            source.to_string(),
+            "alerts.silence_maintenance".into(),
+            "needs alerts.alertmanager_url: the silences are made in Alertmanager",
+        );
+    }
     let alerts = AlertSettings {
+        silence_maintenance,
         routes,
         alertmanager_url,
         expire_silences_on_resolve: raw.alerts.expire_silences_on_resolve.unwrap_or(true),
@@ -1008,15 +1021,6 @@ fn from_raw(
             }
             Vec::new()
         });
-    for (i, w) in maintenance.iter().enumerate() {
-        if w.silence && alerts.alertmanager_url.is_none() {
-            p.problem(
-                source.to_string(),
-                format!("maintenance[{i}].silence"),
-                "needs alerts.alertmanager_url: the silence is made in Alertmanager",
-            );
-        }
-    }
 
     let actions = Catalog::from_raw(raw.actions).unwrap_or_else(|problems| {
         for (key, message) in problems {

@@ -164,6 +164,8 @@ pub fn job_registry() -> Registry<Ctx> {
         .register::<heartbeats::Watch>()
         .register::<maintenance::End>()
         .register::<maintenance::Occurrence>()
+        .register::<maintenance::Silence>()
+        .register::<maintenance::Unsilence>()
         .register::<reminders::UpdateDue>()
         .register::<reminders::AckStale>()
         .register::<escalate::GroupPage>();

@@ -18,10 +18,18 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// A `checkout` route paging the three-level ladder (waits of `wait`), and
 /// more of the file in `extra`.
 fn options(wait: &str, extra: &str) -> Options {
+    options_with_alerts(wait, "", extra)
+}
+
+/// Like [`options`], with keys of the `[alerts]` table in `alerts`.
+fn options_with_alerts(wait: &str, alerts: &str, extra: &str) -> Options {
     Options {
         extra_toml: format!(
             r#"alert_token = "{TOKEN}"
 {}
+[alerts]
+{alerts}
+
 [[alerts.routes]]
 name = "checkout"
 match = ["service=checkout"]
@@ -343,5 +351,73 @@ async fn a_wrong_maintenance_command_says_what_is_wrong_and_changes_nothing() {
     )
     .await;
     assert_eq!(refused, 1, "the refusal is audited");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_window_silences_its_route_in_a_real_alertmanager_and_an_early_end_expires_it() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let port = free_port();
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        options_with_alerts(
+            "10m",
+            &format!("alertmanager_url = \"http://127.0.0.1:{port}\"\nsilence_maintenance = true"),
+            "",
+        ),
+    )
+    .await;
+    let am =
+        Alertmanager::start_on(port, &format!("{}/alerts/alertmanager", app.base), TOKEN).await;
+    app.command(ALICE, "maintenance start checkout 2h failover")
+        .await;
+    wait_until(WAIT, "the window's silence", || async {
+        am.get("/api/v2/silences")
+            .await
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| s["status"]["state"] == "active"))
+    })
+    .await;
+    let silence = am
+        .get("/api/v2/silences")
+        .await
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["status"]["state"] == "active").cloned())
+        .expect("the active silence");
+    assert_eq!(
+        silence["matchers"],
+        json!([{"name": "service", "value": "checkout", "isRegex": false, "isEqual": true}]),
+        "the route's matchers: {silence}"
+    );
+    assert_eq!(silence["createdBy"], "slack:U0ALICE");
+    assert!(
+        silence["comment"]
+            .as_str()
+            .is_some_and(|c| c.contains("#1 on route checkout: failover"))
+    );
+    // Alertmanager itself holds the route's alerts back now.
+    am.post_alerts(&json!([Alertmanager::alert(
+        "HighErrorRate",
+        "checkout",
+        false
+    )]))
+    .await;
+    wait_until(WAIT, "the alert suppressed in Alertmanager", || async {
+        am.get("/api/v2/alerts")
+            .await
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["status"]["state"] == "suppressed"))
+    })
+    .await;
+
+    app.command(ALICE, "maintenance end 1").await;
+    let id = silence["id"].as_str().expect("id").to_string();
+    wait_until(WAIT, "the silence expired", || async {
+        am.get(&format!("/api/v2/silence/{id}")).await["status"]["state"] == "expired"
+    })
+    .await;
+    assert!(all_incidents(app.store()).await.is_empty());
     app.stop().await;
 }

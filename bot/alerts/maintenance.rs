@@ -34,7 +34,6 @@ pub struct RawMaintenance {
     pub cron: Option<String>,
     pub duration: Option<String>,
     pub time_zone: Option<String>,
-    pub silence: Option<bool>,
 }
 
 /// When a configured window is active.
@@ -59,8 +58,6 @@ pub struct ScheduledWindow {
     pub route: String,
     pub reason: Option<String>,
     pub when: When,
-    /// Also create a matching Alertmanager silence for each occurrence.
-    pub silence: bool,
 }
 
 impl ScheduledWindow {
@@ -171,7 +168,6 @@ pub fn from_raw(
                     .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty()),
                 when,
-                silence: r.silence.unwrap_or(false),
             });
         }
     }

@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::ports::NewSilence;
 use super::thread::Entry;
 use super::{Actor, Answer, Ctx, Result, escalate};
 use crate::alerts::{AlertBatch, AlertStatus};
@@ -106,7 +107,13 @@ impl Job for Occurrence {
                 };
                 // `None`: this occurrence already started (a redelivered job).
                 if let Some(window) = store::insert(&mut *tx, &new, now).await? {
-                    begin(&mut tx, &window, now).await?;
+                    begin(
+                        &mut tx,
+                        &window,
+                        ctx.settings.alerts.silence_maintenance,
+                        now,
+                    )
+                    .await?;
                 }
                 // The next occurrence, once this one is over.
                 if let Some((next, _)) = w.current_or_next(ends) {
@@ -120,6 +127,162 @@ impl Job for Occurrence {
         }
         ctx.commit_job(&run, tx).await?;
         Ok(())
+    }
+}
+
+/// After this many failed attempts a window's silence gives up and says so.
+const SILENCE_ATTEMPTS: u32 = 5;
+
+/// The job that makes a window's Alertmanager silence (`alerts.silence_maintenance`),
+/// on the outside lane: a slow Alertmanager delays nothing else.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Silence {
+    pub window: i64,
+}
+
+impl Job for Silence {
+    const KIND: &'static str = "maintenance_silence";
+    const LANE: Lane = Lane::Outside;
+    type Context = Ctx;
+
+    fn dedupe_key(&self) -> Option<String> {
+        Some(format!("maintenance-silence:{}", self.window))
+    }
+
+    async fn run(self, ctx: Ctx, run: JobRun) -> std::result::Result<(), JobError> {
+        let Some(w) = store::get(ctx.store.pool(), self.window).await? else {
+            return Ok(());
+        };
+        if !w.active_at(run.started) || w.silence_id.is_some() {
+            return Ok(());
+        }
+        let patterns = ctx
+            .settings
+            .alerts
+            .routes
+            .named(&w.route)
+            .map(|r| r.matchers.clone())
+            .unwrap_or_default();
+        let outcome = match (&ctx.alertmanager, patterns.is_empty()) {
+            (None, _) => {
+                Err("no Alertmanager URL is configured (alerts.alertmanager_url)".to_string())
+            }
+            (Some(_), true) => Err(format!(
+                "route `{}` has no matchers, and a silence of everything is not made",
+                w.route
+            )),
+            (Some(api), false) => {
+                let silence = NewSilence {
+                    matchers: Default::default(),
+                    patterns,
+                    starts: run.started,
+                    ends: w.ends_at,
+                    created_by: w
+                        .created_by
+                        .as_ref()
+                        .map_or_else(|| "klaxon".to_string(), |u| format!("slack:{u}")),
+                    comment: format!(
+                        "Klaxon maintenance window #{} on route {}{}",
+                        w.id,
+                        w.route,
+                        w.reason
+                            .as_deref()
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default()
+                    ),
+                };
+                match api.create(&silence).await {
+                    Ok(id) => Ok(id),
+                    Err(e) if run.attempts < SILENCE_ATTEMPTS => {
+                        return Err(JobError::Retry {
+                            reason: e,
+                            after: None,
+                        });
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        let Some(mut tx) = run.finish().await? else {
+            return Ok(());
+        };
+        match outcome {
+            Ok(id) => {
+                store::set_silence(&mut *tx, w.id, &id).await?;
+                // Ended meanwhile (by hand): take the silence back at once.
+                if store::get(&mut *tx, w.id)
+                    .await?
+                    .is_some_and(|now| now.ended_at.is_some())
+                {
+                    jobs::enqueue(
+                        &mut *tx,
+                        &Unsilence {
+                            window: w.id,
+                            silence: id,
+                        },
+                        run.started,
+                        run.started,
+                    )
+                    .await?;
+                }
+            }
+            Err(why) => {
+                outbox::enqueue(
+                    &mut *tx,
+                    &NewMessage {
+                        incident: None,
+                        kind: MessageKind::Root,
+                        channel: &w.channel,
+                        user: None,
+                        payload: blocks::text_message(&format!(
+                            "⚠️ No Alertmanager silence for maintenance window #{}: {}. Its alerts still reach Klaxon, which holds them; Alertmanager's other receivers still get them.",
+                            w.id,
+                            crate::templates::slack_escape(&why)
+                        )),
+                        updates: None,
+                        page: false,
+                    },
+                    run.started,
+                )
+                .await?;
+            }
+        }
+        ctx.commit_job(&run, tx).await?;
+        Ok(())
+    }
+}
+
+/// The job that expires a window's silence when the window ends early.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Unsilence {
+    pub window: i64,
+    pub silence: String,
+}
+
+impl Job for Unsilence {
+    const KIND: &'static str = "maintenance_unsilence";
+    const LANE: Lane = Lane::Outside;
+    type Context = Ctx;
+
+    fn dedupe_key(&self) -> Option<String> {
+        Some(format!("maintenance-unsilence:{}", self.window))
+    }
+
+    async fn run(self, ctx: Ctx, run: JobRun) -> std::result::Result<(), JobError> {
+        let Some(api) = &ctx.alertmanager else {
+            return Ok(());
+        };
+        match api.expire(&self.silence).await {
+            Ok(()) => Ok(()),
+            Err(e) if run.attempts < SILENCE_ATTEMPTS => Err(JobError::Retry {
+                reason: e,
+                after: None,
+            }),
+            Err(e) => {
+                tracing::warn!(window = self.window, error = %e, "could not expire a maintenance window's silence; it ends at the window's planned end");
+                Ok(())
+            }
+        }
     }
 }
 
@@ -220,7 +383,7 @@ fn announcement(w: &Window, held: &[store::Held], now: Millis) -> String {
 }
 
 /// Announces a window that starts now and arms its end.
-async fn begin(tx: &mut Tx, w: &Window, now: Millis) -> Result<()> {
+async fn begin(tx: &mut Tx, w: &Window, silence: bool, now: Millis) -> Result<()> {
     let message = outbox::enqueue(
         &mut **tx,
         &NewMessage {
@@ -237,6 +400,9 @@ async fn begin(tx: &mut Tx, w: &Window, now: Millis) -> Result<()> {
     .await?;
     store::set_message(&mut **tx, w.id, message).await?;
     jobs::enqueue(&mut **tx, &End { window: w.id }, w.ends_at, now).await?;
+    if silence {
+        jobs::enqueue(&mut **tx, &Silence { window: w.id }, now, now).await?;
+    }
     let detail = format!(
         "maintenance window #{} started on route {} until {}{}",
         w.id,
@@ -370,6 +536,15 @@ async fn finish(
     )
     .await?;
     jobs::cancel(&mut **tx, &End { window: id }).await?;
+    if let Some(silence) = &w.silence_id
+        && now < w.ends_at
+    {
+        let job = Unsilence {
+            window: id,
+            silence: silence.clone(),
+        };
+        jobs::enqueue(&mut **tx, &job, now, now).await?;
+    }
     audit::audit(
         &mut **tx,
         &AuditEntry {
@@ -483,7 +658,7 @@ pub async fn start(
         tx.rollback().await?;
         return Ok(Answer::Refused("That window already exists.".into()));
     };
-    begin(&mut tx, &w, now).await?;
+    begin(&mut tx, &w, ctx.settings.alerts.silence_maintenance, now).await?;
     ctx.commit(tx).await?;
     Ok(Answer::Done(format!(
         "🔧 Maintenance window #{} covers route `{route}` until {} ({}). It is announced in <#{channel}>; `/incident maintenance end {}` ends it early.",

@@ -35,6 +35,8 @@ impl Directory for NoGroups {
 pub struct NewSilence {
     /// Label name → value, each an exact, equal matcher.
     pub matchers: BTreeMap<String, String>,
+    /// More matchers, as an alert route writes them (`=`, `!=`, `=~`, `!~`).
+    pub patterns: Vec<crate::alerts::routing::Matcher>,
     pub starts: Millis,
     pub ends: Millis,
     /// `slack:U…`.

@@ -155,6 +155,7 @@ impl Job for Create {
                 for matchers in planned.iter().filter(|_| refusal.is_none()) {
                     let silence = NewSilence {
                         matchers: matchers.clone(),
+                        patterns: Vec::new(),
                         starts: now,
                         ends: until,
                         created_by: format!("slack:{}", self.user),
