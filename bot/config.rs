@@ -1471,4 +1471,66 @@ approvers = ["schedule:nobody"]
         let dbg = format!("{s:?}");
         assert!(!dbg.contains("very-secret"), "{dbg}");
     }
+
+    #[test]
+    fn reminders_default_to_the_runbook_and_a_table_changes_only_what_it_names() {
+        let s = from_toml("", "t.toml", &env_of(&[])).expect("defaults");
+        assert_eq!(
+            s.incidents.update_every(Severity::P0),
+            Some(Duration::from_secs(1_800))
+        );
+        assert_eq!(s.incidents.update_every(Severity::P2), None);
+        assert_eq!(s.incidents.ack_timeout(Severity::P0), None);
+        let text = "[incidents]\nupdate_every = { P1 = \"off\", P2 = \"4h\" }\nack_timeout = { P0 = \"30m\" }\n";
+        let s = from_toml(text, "t.toml", &env_of(&[])).expect("valid");
+        assert_eq!(
+            s.incidents.update_every(Severity::P0),
+            Some(Duration::from_secs(1_800))
+        );
+        assert_eq!(s.incidents.update_every(Severity::P1), None);
+        assert_eq!(
+            s.incidents.update_every(Severity::P2),
+            Some(Duration::from_secs(14_400))
+        );
+        assert_eq!(
+            s.incidents.ack_timeout(Severity::P0),
+            Some(Duration::from_secs(1_800))
+        );
+        let bad = "[incidents]\nupdate_every = { P5 = \"1h\", P1 = \"soon\" }\n";
+        let err = from_toml(bad, "t.toml", &env_of(&[])).expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains("incidents.update_every.P5"), "{text}");
+        assert!(text.contains("incidents.update_every.P1"), "{text}");
+    }
+
+    #[test]
+    fn a_heartbeat_route_must_name_a_heartbeat_and_a_window_silence_needs_alertmanager() {
+        let text = r#"
+[slack]
+incident_channel = "C0INC"
+[alerts]
+silence_maintenance = true
+[[alerts.routes]]
+name = "watchdog"
+match = ["alertname=Watchdog"]
+heartbeat = "watchdgo"
+[[heartbeats]]
+name = "watchdog"
+interval = "5m"
+[[maintenance]]
+name = "patching"
+route = "nope"
+cron = "0 2 * * SUN"
+duration = "2h"
+"#;
+        let err = from_toml(text, "t.toml", &env_of(&[])).expect_err("refused");
+        let keys: Vec<&str> = err.0.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "alerts.routes[0].heartbeat",
+            "alerts.silence_maintenance",
+            "maintenance[0].route",
+        ] {
+            assert!(keys.contains(&key), "{key} in {keys:?}");
+        }
+    }
 }

@@ -14,7 +14,8 @@
 //! - [`incident`]: severities, refs (`INC-n`), states, the timeline, the
 //!   `/incident` grammar.
 //! - [`alerts`]: Alertmanager and Grafana notifications parsed into alert
-//!   batches, and the routes that decide where they go.
+//!   batches, the routes that decide where they go, heartbeats and scheduled
+//!   maintenance windows.
 //! - [`escalation`]: ladders and on-call schedules.
 //! - [`executor`]: the catalog of approved actions and its back ends (HTTP,
 //!   Docker, commands), each a [`executor::Step`] that runs one thing.
@@ -31,7 +32,8 @@
 //!   by the scheduler.
 //!
 //! **Use cases** — [`usecases`]: what Klaxon does for each trigger (open,
-//! acknowledge, ingest alerts, page a level, run an action, silence …), all
+//! acknowledge, ingest alerts, page a level, run an action, silence, a missed
+//! heartbeat, a maintenance window, a reminder …), all
 //! writing incidents' threads through one seam.
 //!
 //! **Adapters** — the outside world:

@@ -7,6 +7,10 @@
 //! [`routing`]. Nothing here touches the database or the network, so every rule
 //! about what a sender may send can be tested with plain byte strings.
 //!
+//! Two more settings live here because they are about alert routes:
+//! [`heartbeats`] (dead man's switches that alert routes or cron jobs beat)
+//! and [`maintenance`] (scheduled windows over a route).
+//!
 //! As elsewhere, the types are parsed once at the edge: an [`Alert`] always has
 //! a non-empty fingerprint and a real start time, an [`AlertBatch`] always has a
 //! group key, and times are [`Millis`].

@@ -580,4 +580,37 @@ mod tests {
         assert_eq!(parse("ack"), Ok(Command::Ack { target: None }));
         assert!(parse("ack INC-1 now please").is_err());
     }
+
+    #[test]
+    fn maintenance_takes_a_route_a_duration_and_an_optional_reason_or_a_window_number() {
+        assert_eq!(
+            parse("maintenance start checkout 2h database failover"),
+            Ok(Command::Maintenance(Maintenance::Start {
+                route: "checkout".into(),
+                duration: std::time::Duration::from_secs(7_200),
+                reason: UserText::parse("database failover", "reason").ok(),
+            }))
+        );
+        assert_eq!(
+            parse("maintenance end #4"),
+            Ok(Command::Maintenance(Maintenance::End { id: 4 }))
+        );
+        assert_eq!(
+            parse("maintenance"),
+            Ok(Command::Maintenance(Maintenance::List))
+        );
+        for bad in [
+            "maintenance start",
+            "maintenance start checkout",
+            "maintenance start checkout later",
+            "maintenance end",
+            "maintenance end 0",
+            "maintenance end 4 now",
+            "maintenance list all",
+            "maintenance stretch checkout",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert!(Command::Maintenance(Maintenance::List).changes_nothing());
+    }
 }

@@ -11,7 +11,13 @@
 //!
 //! - [`incidents`]: `/incident` commands on incidents (open, ack, status, sev,
 //!   assign, escalate, reopen, resolve, list, oncall) and the DM `ack`.
-//! - [`escalate`]: the escalation step, a durable job per ladder level.
+//! - [`escalate`]: the escalation step, a durable job per ladder level, and
+//!   the DMs to a paged user group's members.
+//! - [`reminders`]: status-update reminders and re-pages after a stale
+//!   acknowledgement.
+//! - [`heartbeats`]: dead man's switches: a missed beat opens an incident.
+//! - [`maintenance`]: maintenance windows that hold a route's alerts and
+//!   pause its ladders.
 //! - [`alerts`]: alert notifications in, incident threads out; storm digests.
 //! - [`silences`]: silences in Alertmanager from Slack, as jobs.
 //! - [`actions`]: requests, approvals, runs and the audit log of approved actions.
