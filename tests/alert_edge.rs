@@ -560,13 +560,6 @@ async fn with_max_alerts_5_a_partly_resolved_group_stays_open_and_a_fully_resolv
     app.stop().await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
 /// A pod alert as Prometheus posts it to Alertmanager; `resolved` ends it now.
 fn pod_alert(i: usize, resolved: bool) -> Value {
     let mut a = json!({

@@ -7,13 +7,6 @@ use crate::support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_klaxon");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn klaxon_serve_turns_a_signed_open_into_a_root_message_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -41,13 +41,6 @@ heartbeat = "watchdog"
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
 async fn beats(app: &TestApp, name: &str) -> i64 {
     klaxon::store::heartbeats::get(app.store().pool(), name)
         .await

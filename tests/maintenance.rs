@@ -89,21 +89,6 @@ async fn scalar(app: &TestApp, sql: &'static str) -> i64 {
         .get::<i64, _>("n")
 }
 
-/// Direct messages that page `user` (the fake records the DM's channel as the user).
-fn dms_to(calls: &[fake_slack::Call], user: &str) -> usize {
-    calls
-        .iter()
-        .filter(|c| c.method == "chat.postMessage" && c.str("channel") == Some(&format!("D{user}")))
-        .count()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
 async fn a_window_holds_a_real_alertmanager_group_and_pages_nobody(kind: Backend) {
     let db = TestDb::of(kind).await;
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;

@@ -27,14 +27,6 @@ fn texts_with(slack: &FakeSlack, needle: &str) -> Vec<String> {
         .collect()
 }
 
-fn dms_to(slack: &FakeSlack, user: &str) -> usize {
-    slack
-        .delivered()
-        .iter()
-        .filter(|c| c.method == "chat.postMessage" && c.str("channel") == Some(&format!("D{user}")))
-        .count()
-}
-
 async fn state_of_first(app: &TestApp) -> klaxon::incident::IncidentState {
     all_incidents(app.store()).await[0].state
 }
@@ -139,14 +131,18 @@ async fn a_stale_acknowledgement_pages_the_owner_again_then_resumes_the_ladder_i
     app.settle().await;
     app.command(ALICE, "ack INC-1").await;
     slack
-        .wait_for(WAIT, "the first page", |_| dms_to(&slack, ALICE) == 1)
+        .wait_for(WAIT, "the first page", |_| {
+            dms_to(&slack.delivered(), ALICE) == 1
+        })
         .await;
 
     after(&app, 29 * MINUTE).await;
-    assert_eq!(dms_to(&slack, ALICE), 1, "not stale yet");
+    assert_eq!(dms_to(&slack.delivered(), ALICE), 1, "not stale yet");
     after(&app, MINUTE).await;
     slack
-        .wait_for(WAIT, "the re-page", |_| dms_to(&slack, ALICE) == 2)
+        .wait_for(WAIT, "the re-page", |_| {
+            dms_to(&slack.delivered(), ALICE) == 2
+        })
         .await;
     let thread = slack.wait_for_text("🔔 INC-1 was acknowledged but").await;
     assert!(
@@ -154,12 +150,14 @@ async fn a_stale_acknowledgement_pages_the_owner_again_then_resumes_the_ladder_i
         "{thread}"
     );
     assert!(thread.contains("*team lead* is paged"), "{thread}");
-    assert_eq!(dms_to(&slack, "U0LEAD"), 0);
+    assert_eq!(dms_to(&slack.delivered(), "U0LEAD"), 0);
 
     // Nobody answers within the level's wait: unacknowledged, the next level is paged.
     after(&app, 10 * MINUTE).await;
     slack
-        .wait_for(WAIT, "the team lead", |_| dms_to(&slack, "U0LEAD") == 1)
+        .wait_for(WAIT, "the team lead", |_| {
+            dms_to(&slack.delivered(), "U0LEAD") == 1
+        })
         .await;
     slack
         .wait_for_text("Nobody answered the re-page for INC-1: it is unacknowledged again")
@@ -181,14 +179,20 @@ async fn answering_the_re_page_keeps_the_incident_acknowledged_and_the_ladder_qu
     app.command(ALICE, "ack INC-1").await;
     after(&app, 30 * MINUTE).await;
     slack
-        .wait_for(WAIT, "the re-page", |_| dms_to(&slack, ALICE) == 2)
+        .wait_for(WAIT, "the re-page", |_| {
+            dms_to(&slack.delivered(), ALICE) == 2
+        })
         .await;
 
     let answer = app.command(ALICE, "ack INC-1").await;
     assert!(answer.contains("Noted: you are still on INC-1"), "{answer}");
     slack.wait_for_text("👍 <@U0ALICE> is still on INC-1").await;
     after(&app, 20 * MINUTE).await;
-    assert_eq!(dms_to(&slack, "U0LEAD"), 0, "the ladder stays quiet");
+    assert_eq!(
+        dms_to(&slack.delivered(), "U0LEAD"),
+        0,
+        "the ladder stays quiet"
+    );
     assert_eq!(
         state_of_first(&app).await,
         klaxon::incident::IncidentState::Acknowledged
@@ -198,10 +202,12 @@ async fn answering_the_re_page_keeps_the_incident_acknowledged_and_the_ladder_qu
     assert!(again.contains("was already acknowledged"), "{again}");
     // The answer counts as attention: the next re-page comes 30m after it.
     after(&app, 9 * MINUTE).await;
-    assert_eq!(dms_to(&slack, ALICE), 2);
+    assert_eq!(dms_to(&slack.delivered(), ALICE), 2);
     after(&app, MINUTE).await;
     slack
-        .wait_for(WAIT, "the second re-page", |_| dms_to(&slack, ALICE) == 3)
+        .wait_for(WAIT, "the second re-page", |_| {
+            dms_to(&slack.delivered(), ALICE) == 3
+        })
         .await;
     app.stop().await;
 }
@@ -230,12 +236,16 @@ levels = [
     app.command(BOB, "open P1 Queue backlog growing").await;
     slack
         .wait_for(WAIT, "each member's DM", |_| {
-            dms_to(&slack, "U0ANN") == 1 && dms_to(&slack, "U0BEN") == 1
+            dms_to(&slack.delivered(), "U0ANN") == 1 && dms_to(&slack.delivered(), "U0BEN") == 1
         })
         .await;
     app.settle().await;
     app.outbox_drained().await;
-    assert_eq!(dms_to(&slack, ALICE), 1, "named and a member: paged once");
+    assert_eq!(
+        dms_to(&slack.delivered(), ALICE),
+        1,
+        "named and a member: paged once"
+    );
     let page = slack.wait_for_text("*Paging platform on-call*").await;
     assert!(
         page.contains("<!subteam^S0ONCALL>"),

@@ -227,21 +227,14 @@ impl Job for Silence {
                 }
             }
             Err(why) => {
-                outbox::enqueue(
+                post(
                     &mut *tx,
-                    &NewMessage {
-                        incident: None,
-                        kind: MessageKind::Root,
-                        channel: &w.channel,
-                        user: None,
-                        payload: blocks::text_message(&format!(
+                    &w.channel,
+                    &format!(
                             "⚠️ No Alertmanager silence for maintenance window #{}: {}. Its alerts still reach Klaxon, which holds them; Alertmanager's other receivers still get them.",
                             w.id,
                             crate::templates::slack_escape(&why)
-                        )),
-                        updates: None,
-                        page: false,
-                    },
+                        ),
                     run.started,
                 )
                 .await?;
@@ -382,22 +375,57 @@ fn announcement(w: &Window, held: &[store::Held], now: Millis) -> String {
     lines.join("\n")
 }
 
-/// Announces a window that starts now and arms its end.
-async fn begin(tx: &mut Tx, w: &Window, silence: bool, now: Millis) -> Result<()> {
-    let message = outbox::enqueue(
-        &mut **tx,
+/// Posts `text` in `channel`, outside any thread; returns its outbox id.
+async fn post<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+    ex: E,
+    channel: &ChannelId,
+    text: &str,
+    now: Millis,
+) -> Result<i64> {
+    Ok(outbox::enqueue(
+        ex,
         &NewMessage {
             incident: None,
             kind: MessageKind::Root,
-            channel: &w.channel,
+            channel,
             user: None,
-            payload: blocks::text_message(&announcement(w, &[], now)),
+            payload: blocks::text_message(text),
             updates: None,
             page: false,
         },
         now,
     )
+    .await?)
+}
+
+/// Replaces the text of the message posted as outbox row `message`.
+async fn edit<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+    ex: E,
+    channel: &ChannelId,
+    message: i64,
+    text: &str,
+    now: Millis,
+) -> Result<()> {
+    outbox::enqueue(
+        ex,
+        &NewMessage {
+            incident: None,
+            kind: MessageKind::Update,
+            channel,
+            user: None,
+            payload: blocks::text_message(text),
+            updates: Some(message),
+            page: false,
+        },
+        now,
+    )
     .await?;
+    Ok(())
+}
+
+/// Announces a window that starts now and arms its end.
+async fn begin(tx: &mut Tx, w: &Window, silence: bool, now: Millis) -> Result<()> {
+    let message = post(&mut **tx, &w.channel, &announcement(w, &[], now), now).await?;
     store::set_message(&mut **tx, w.id, message).await?;
     jobs::enqueue(&mut **tx, &End { window: w.id }, w.ends_at, now).await?;
     if silence {
@@ -446,20 +474,7 @@ async fn finish(
     let held = store::held(&mut **tx, id).await?;
     let text = announcement(&w, &held, now);
     if let Some(message) = w.message_id {
-        outbox::enqueue(
-            &mut **tx,
-            &NewMessage {
-                incident: None,
-                kind: MessageKind::Update,
-                channel: &w.channel,
-                user: None,
-                payload: blocks::text_message(&text),
-                updates: Some(message),
-                page: false,
-            },
-            now,
-        )
-        .await?;
+        edit(&mut **tx, &w.channel, message, &text, now).await?;
     }
     let still_firing: Vec<&store::Held> = held.iter().filter(|h| h.firing > 0).collect();
     let mut end = format!(
@@ -521,20 +536,7 @@ async fn finish(
             plural(u64::try_from(resumed).unwrap_or(0), "incident", "incidents")
         ));
     }
-    outbox::enqueue(
-        &mut **tx,
-        &NewMessage {
-            incident: None,
-            kind: MessageKind::Root,
-            channel: &w.channel,
-            user: None,
-            payload: blocks::text_message(&end),
-            updates: None,
-            page: false,
-        },
-        now,
-    )
-    .await?;
+    post(&mut **tx, &w.channel, &end, now).await?;
     jobs::cancel(&mut **tx, &End { window: id }).await?;
     if let Some(silence) = &w.silence_id
         && now < w.ends_at
@@ -794,17 +796,11 @@ pub async fn hold(
     .await?;
     if let Some(message) = w.message_id {
         let held = store::held(&mut **tx, w.id).await?;
-        outbox::enqueue(
+        edit(
             &mut **tx,
-            &NewMessage {
-                incident: None,
-                kind: MessageKind::Update,
-                channel: &w.channel,
-                user: None,
-                payload: blocks::text_message(&announcement(&w, &held, now)),
-                updates: Some(message),
-                page: false,
-            },
+            &w.channel,
+            message,
+            &announcement(&w, &held, now),
             now,
         )
         .await?;

@@ -666,3 +666,19 @@ pub async fn all_incidents(store: &Store) -> Vec<klaxon::incident::Incident> {
     }
     out
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Direct messages delivered to `user` among `calls` (the fake opens `D<user>`).
+pub fn dms_to(calls: &[fake_slack::Call], user: &str) -> usize {
+    calls
+        .iter()
+        .filter(|c| c.method == "chat.postMessage" && c.str("channel") == Some(&format!("D{user}")))
+        .count()
+}
