@@ -512,7 +512,7 @@ impl Picker<'_> {
                 continue;
             };
             out[severity.index()] = match value.trim() {
-                "off" | "never" => None,
+                "off" => None,
                 v => match crate::time::parse_duration(v) {
                     Ok(d) if d >= Duration::from_secs(1) => Some(d),
                     Ok(_) => {
@@ -978,6 +978,13 @@ fn from_raw(
         }
         Vec::new()
     });
+    if !heartbeats.is_empty() && alert_token.is_none() {
+        p.problem(
+            source.to_string(),
+            "alert_token / KLAXON_ALERT_TOKEN".into(),
+            "[[heartbeats]] need it: without a token anyone who reaches Klaxon could keep a heartbeat beating (POST /heartbeats/NAME, or a Watchdog posted to /alerts/alertmanager) and hide the outage it watches for",
+        );
+    }
     for (i, h) in heartbeats.iter().enumerate() {
         if let Some(ladder) = &h.ladder
             && escalation.ladder(ladder).is_none()
@@ -997,6 +1004,20 @@ fn from_raw(
         }
     }
     for (i, route) in alerts.routes.routes().iter().enumerate() {
+        if route.heartbeat.is_some()
+            && let Some(catch_all) = alerts.routes.routes()[..i]
+                .iter()
+                .find(|r| r.matchers.is_empty())
+        {
+            p.problem(
+                source.to_string(),
+                format!("alerts.routes[{i}].heartbeat"),
+                format!(
+                    "route `{}` before it matches everything, so no notification ever reaches this one: put the heartbeat route first",
+                    catch_all.name
+                ),
+            );
+        }
         if let Some(h) = &route.heartbeat
             && !heartbeats.iter().any(|hb| &hb.name == h)
         {
@@ -1531,6 +1552,51 @@ duration = "2h"
             "maintenance[0].route",
         ] {
             assert!(keys.contains(&key), "{key} in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn endless_or_never_starting_windows_hidden_heartbeat_routes_and_tokenless_heartbeats_are_refused()
+     {
+        let text = r#"
+[slack]
+incident_channel = "C0INC"
+[[alerts.routes]]
+name = "everything"
+[[alerts.routes]]
+name = "watchdog"
+match = ["alertname=Watchdog"]
+heartbeat = "watchdog"
+[[heartbeats]]
+name = "watchdog"
+interval = "5m"
+[[maintenance]]
+name = "always"
+route = "everything"
+cron = "*/5 * * * *"
+duration = "1h"
+[[maintenance]]
+name = "never"
+route = "everything"
+cron = "0 2 30 FEB *"
+duration = "1h"
+"#;
+        let err = from_toml(text, "t.toml", &env_of(&[])).expect_err("refused");
+        let problems: Vec<String> = err
+            .0
+            .iter()
+            .map(|p| format!("{}: {}", p.key, p.message))
+            .collect();
+        for expected in [
+            "alert_token / KLAXON_ALERT_TOKEN: [[heartbeats]] need it",
+            "alerts.routes[1].heartbeat: route `everything` before it matches everything",
+            "maintenance[0].duration: each window would last until the next one starts",
+            "maintenance[1].cron: `0 2 30 FEB *` never fires",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(expected)),
+                "{expected} in {problems:#?}"
+            );
         }
     }
 }

@@ -276,3 +276,30 @@ async fn a_beat_needs_the_token_and_a_configured_name_and_moves_the_deadline() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_shorter_interval_configured_after_a_beat_takes_effect_at_the_next_start() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, watchdog("24h", "1h")).await;
+    let (status, _) = post_beat(&app, "watchdog", Some(TOKEN)).await;
+    assert_eq!(status, 200);
+    app.stop().await;
+
+    // Restarted with a one-hour interval: silent for 1h 5m since the beat is a miss.
+    let app = TestApp::start_with(&db, &slack, watchdog("1h", "5m")).await;
+    app.advance(Duration::from_secs(64 * 60)).await;
+    assert!(
+        incidents(&app).await.is_empty(),
+        "not before interval + grace"
+    );
+    app.advance(Duration::from_secs(2 * 60)).await;
+    let all = incidents(&app).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(
+        all[0].title.starts_with("No watchdog beat for 1h 6m"),
+        "{}",
+        all[0].title
+    );
+    app.stop().await;
+}

@@ -165,7 +165,9 @@ async fn a_window_holds_a_real_alertmanager_group_and_pages_nobody(kind: Backend
     let answer = app.command(ALICE, "maintenance end 1").await;
     assert!(answer.contains("ended"), "{answer}");
     let ended = slack
-        .wait_for_text("Maintenance window #1 on route `checkout` ended, ended early by <@U0ALICE>")
+        .wait_for_text(
+            "Maintenance window #1 on route `checkout` ended early (ended by <@U0ALICE>)",
+        )
         .await;
     assert!(
         ended.contains("1 alert group held during it still fires"),
@@ -238,7 +240,10 @@ async fn a_ladder_running_when_a_window_starts_pauses_and_resumes_where_it_stopp
         .await;
     slack.wait_for_text("paging resumes now").await;
     let ended = slack.wait_for_text("Paging resumed for 1 incident").await;
-    assert!(ended.contains("ended early by <@U0ALICE>"), "{ended}");
+    assert!(
+        ended.contains("ended early (ended by <@U0ALICE>)"),
+        "{ended}"
+    );
     app.stop().await;
 }
 
@@ -404,5 +409,38 @@ async fn a_window_silences_its_route_in_a_real_alertmanager_and_an_early_end_exp
     })
     .await;
     assert!(all_incidents(app.store()).await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_group_resolved_by_hand_that_still_fires_through_a_window_opens_at_its_next_repeat() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options("10m", "")).await;
+    assert_eq!(
+        notify(&app, &notification("checkout")).await["opened"],
+        true
+    );
+    app.command(ALICE, "resolve INC-1 looks fine").await;
+    // The same content again is a duplicate: nothing new opens.
+    assert_eq!(
+        notify(&app, &notification("checkout")).await["status"],
+        "duplicate"
+    );
+
+    app.command(ALICE, "maintenance start checkout 1h deploy")
+        .await;
+    let held = notify(&app, &notification("checkout")).await;
+    assert_eq!(held["held_by_maintenance_window"], 1, "{held}");
+    app.command(ALICE, "maintenance end 1").await;
+    let ended = slack.wait_for_text("held during it still fires").await;
+    assert!(
+        ended.contains("Each opens its incident when its sender next repeats it"),
+        "{ended}"
+    );
+    // The promise holds: Alertmanager's next repeat opens it.
+    let repeat = notify(&app, &notification("checkout")).await;
+    assert_eq!(repeat["opened"], true, "{repeat}");
+    assert_eq!(repeat["incident"], "INC-2");
     app.stop().await;
 }

@@ -116,6 +116,13 @@ async fn a_reminder_for_an_incident_nobody_owns_names_its_first_level_and_p2_get
         texts_with(&slack, "⏰ No status update on INC-2").is_empty(),
         "P2 has no reminders by default"
     );
+    let help = app.command(BOB, "help").await;
+    assert!(
+        help.contains(
+            "Without a status update, Klaxon reminds the thread of a P0 after 30m, a P1 after 1h."
+        ),
+        "{help}"
+    );
     app.stop().await;
 }
 
@@ -166,6 +173,33 @@ async fn a_stale_acknowledgement_pages_the_owner_again_then_resumes_the_ladder_i
         state_of_first(&app).await,
         klaxon::incident::IncidentState::Open
     );
+
+    // The team lead takes it: the next stale re-page goes to them, not to the
+    // silent first acknowledger.
+    app.command("U0LEAD", "ack INC-1").await;
+    after(&app, 30 * MINUTE).await;
+    slack
+        .wait_for(WAIT, "the team lead re-paged", |c| dms_to(c, "U0LEAD") == 2)
+        .await;
+    assert_eq!(
+        dms_to(&slack.delivered(), ALICE),
+        2,
+        "not the silent one again"
+    );
+    let dm = slack
+        .delivered()
+        .into_iter()
+        .rfind(|c| c.str("channel") == Some("DU0LEAD"))
+        .expect("the lead's DM")
+        .text();
+    assert!(
+        dm.contains("paged as *the person who acknowledged it*"),
+        "{dm}"
+    );
+    // MTTA counts to the first acknowledgement.
+    app.command("U0LEAD", "resolve INC-1 fixed").await;
+    let summary = slack.wait_for_text("RESOLVED: INC-1").await;
+    assert!(summary.contains("*MTTA:* 0s"), "{summary}");
     app.stop().await;
 }
 

@@ -57,6 +57,9 @@ impl Heartbeat {
     }
 }
 
+/// The longest interval (or grace) a heartbeat may have: a year.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// The default `grace`: a tenth of the interval, at least 30 seconds.
 fn default_grace(interval: Duration) -> Duration {
     (interval / 10).max(Duration::from_secs(30))
@@ -93,6 +96,10 @@ pub fn from_raw(raw: Vec<RawHeartbeat>) -> Result<Vec<Heartbeat>, Vec<(String, S
         }
         let mut duration = |key: &str, v: Option<String>| {
             v.and_then(|v| match crate::time::parse_duration(&v) {
+                Ok(d) if d > MAX_INTERVAL => {
+                    problem(key, format!("`{v}` is longer than a year"));
+                    None
+                }
                 Ok(d) if d >= Duration::from_secs(1) => Some(d),
                 Ok(_) => {
                     problem(key, format!("`{v}` is shorter than a second"));

@@ -141,11 +141,39 @@ pub fn from_raw(
                     .ok();
                 let c = parse_cron(cron).map_err(|e| problem("cron", e)).ok();
                 match (c, d, time_zone) {
-                    (Some(cron), Some(duration), Some(time_zone)) => Some(When::Recurring {
-                        cron: Box::new(cron),
-                        duration,
-                        time_zone,
-                    }),
+                    (Some(cron), Some(duration), Some(time_zone)) => {
+                        let next: Vec<jiff::Zoned> =
+                            cron.upcoming(time_zone.clone()).take(2).collect();
+                        let gap = match next.as_slice() {
+                            [a, b] => Some(b.timestamp().duration_since(a.timestamp())),
+                            _ => None,
+                        };
+                        if next.is_empty() {
+                            problem(
+                                "cron",
+                                format!("`{}` never fires", r.cron.as_deref().unwrap_or_default()),
+                            );
+                            None
+                        } else if let Some(gap) =
+                            gap.filter(|g| g.as_secs_f64() <= duration.as_secs_f64())
+                        {
+                            problem(
+                                "duration",
+                                format!(
+                                    "each window would last until the next one starts (`{}` fires every {}): it would never end",
+                                    r.cron.as_deref().unwrap_or_default(),
+                                    crate::time::human_duration(gap.unsigned_abs())
+                                ),
+                            );
+                            None
+                        } else {
+                            Some(When::Recurring {
+                                cron: Box::new(cron),
+                                duration,
+                                time_zone,
+                            })
+                        }
+                    }
                     _ => None,
                 }
             }
@@ -202,7 +230,7 @@ fn parse_cron(text: &str) -> Result<jiff_cron::Schedule, String> {
         6 => fields.join(" "),
         _ => {
             return Err(format!(
-                "`{text}` is not a cron expression: five fields, minute hour day-of-month month day-of-week (like `0 2 * * SUN`)"
+                "`{text}` is not a cron expression: five fields, minute hour day-of-month month day-of-week (like `0 2 * * SUN`), or six with seconds first"
             ));
         }
     };
@@ -212,8 +240,9 @@ fn parse_cron(text: &str) -> Result<jiff_cron::Schedule, String> {
             "`{text}`: write days of the week by name (SUN, MON-FRI): cron dialects number them differently"
         ));
     }
-    jiff_cron::Schedule::from_str(&full)
-        .map_err(|e| format!("`{text}` is not a cron expression: {e}"))
+    jiff_cron::Schedule::from_str(&full).map_err(|e| {
+        format!("`{text}` is not a cron expression ({e}); write five fields like `0 2 * * SUN`")
+    })
 }
 
 #[cfg(test)]

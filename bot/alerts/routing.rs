@@ -176,6 +176,20 @@ impl Matcher {
         &self.value
     }
 
+    /// The matcher that holds exactly where this one does not (`=` ↔ `!=`,
+    /// `=~` ↔ `!~`).
+    pub fn negated(&self) -> Matcher {
+        Matcher {
+            op: match self.op {
+                MatchOp::Eq => MatchOp::NotEq,
+                MatchOp::NotEq => MatchOp::Eq,
+                MatchOp::Regex => MatchOp::NotRegex,
+                MatchOp::NotRegex => MatchOp::Regex,
+            },
+            ..self.clone()
+        }
+    }
+
     /// Whether the labels satisfy this matcher. An absent label counts as `""`.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         let v = labels.get(&self.label).map_or("", String::as_str);
@@ -513,6 +527,17 @@ impl Routes {
     /// The route taken when none of the configured ones matches.
     pub fn default_route(&self) -> &Route {
         &self.default
+    }
+
+    /// The configured routes before the one named `name` (all of them for
+    /// the default route): those that take a group first.
+    pub fn before(&self, name: &str) -> &[Route] {
+        let i = self
+            .routes
+            .iter()
+            .position(|r| r.name == name)
+            .unwrap_or(self.routes.len());
+        &self.routes[..i]
     }
 
     /// The route of this name, the default route included.

@@ -48,6 +48,7 @@ pub fn router(app: Arc<App>) -> Router {
             post(alerts::receive).layer(DefaultBodyLimit::max(max_alert_body)),
         )
         .route("/heartbeats/{name}", post(alerts::heartbeat))
+        .route("/heartbeats/{name}/", post(alerts::heartbeat))
         .route("/slack/commands", post(slack::commands))
         .route("/slack/interactions", post(slack::interactions))
         .route("/slack/events", post(slack::events))

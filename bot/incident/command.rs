@@ -135,7 +135,6 @@ pub const HELP: &str = "\
 `/incident list` open incidents
 `/incident maintenance start <route> <duration> [reason]` a maintenance window: the route's new alerts open no incident and its ladders pause (also `… list`, `… end <id>`)
 `/incident help` this text
-Klaxon also reminds a P0 thread after 30 min and a P1 thread after 1 h without a status update, re-pages an owner whose acknowledgement goes stale (`incidents.ack_timeout`), and opens an incident when a heartbeat goes quiet.
 `INC-n` may be left out when the channel has exactly one open incident.
 Severities: P0 critical (respond in 15 min) · P1 high (1 h) · P2 medium (4 h) · P3 low (next business day).";
 

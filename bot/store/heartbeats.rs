@@ -92,6 +92,20 @@ pub async fn beat<'c, E: Executor<'c, Database = Any>>(
     Ok(())
 }
 
+/// Moves the deadline (the heartbeat's interval or grace changed).
+pub async fn set_deadline<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    name: &str,
+    deadline: Millis,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE heartbeats SET deadline_at = $2 WHERE name = $1")
+        .bind(name)
+        .bind(deadline.0)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
 /// Sets (or clears) the incident of a missed beat.
 pub async fn set_incident<'c, E: Executor<'c, Database = Any>>(
     ex: E,

@@ -229,13 +229,32 @@ pub async fn acknowledge<'c, E: Executor<'c, Database = Any>>(
     now: Millis,
 ) -> StoreResult<Option<Incident>> {
     one(sqlx::query(concat!(
-        "UPDATE incidents SET state = 'acknowledged', acknowledged_at = $3, acknowledged_by = $2, \
+        "UPDATE incidents SET state = 'acknowledged', acknowledged_at = COALESCE(acknowledged_at, $3), acknowledged_by = $2, \
          owner = COALESCE(owner, $2), updated_at = $3, paging_epoch = paging_epoch + 1 \
          WHERE id = $1 AND state = 'open' RETURNING ",
         incident_columns!()
     ))
     .bind(r.number())
     .bind(by.as_str())
+    .bind(now.0)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// Back to open after a stale acknowledgement nobody answered: the ladder
+/// may page again. The first acknowledgement's time stays (MTTA counts to
+/// it). `None` unless the incident was acknowledged.
+pub async fn unacknowledge<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+    now: Millis,
+) -> StoreResult<Option<Incident>> {
+    one(sqlx::query(concat!(
+        "UPDATE incidents SET state = 'open', updated_at = $2, paging_epoch = paging_epoch + 1 \
+         WHERE id = $1 AND state = 'acknowledged' RETURNING ",
+        incident_columns!()
+    ))
+    .bind(r.number())
     .bind(now.0)
     .fetch_optional(ex)
     .await?)

@@ -209,6 +209,9 @@ pub struct Held {
 
 /// Keeps a notification of an alert group the window holds: its alerts,
 /// whole (`alerts`, JSON), replacing the group's previous notification.
+/// `notification_key` is the notification's duplicate-check key, forgotten
+/// when the window ends ([`forget_held_notifications`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn hold<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     window: i64,
@@ -216,13 +219,15 @@ pub async fn hold<'c, E: Executor<'c, Database = Any>>(
     title: &str,
     firing: i64,
     alerts: &str,
+    notification_key: &str,
     now: Millis,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO maintenance_held (window_id, group_id, title, firing, alerts, first_at, last_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6) \
+        "INSERT INTO maintenance_held (window_id, group_id, title, firing, alerts, notification_key, first_at, last_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
          ON CONFLICT (window_id, group_id) DO UPDATE SET title = excluded.title, \
-           firing = excluded.firing, alerts = excluded.alerts, last_at = excluded.last_at, \
+           firing = excluded.firing, alerts = excluded.alerts, \
+           notification_key = excluded.notification_key, last_at = excluded.last_at, \
            notifications = maintenance_held.notifications + 1",
     )
     .bind(window)
@@ -230,10 +235,30 @@ pub async fn hold<'c, E: Executor<'c, Database = Any>>(
     .bind(title)
     .bind(firing)
     .bind(alerts)
+    .bind(notification_key)
     .bind(now.0)
     .execute(ex)
     .await?;
     Ok(())
+}
+
+/// Forgets that the notifications of the groups a window held, still firing,
+/// were seen (the alert intake's duplicate check): the sender's next repeat
+/// of each opens its incident, even one whose earlier incident was resolved
+/// by hand while it fired.
+pub async fn forget_held_notifications<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    window: i64,
+) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "DELETE FROM alert_notifications WHERE dedupe_key IN \
+         (SELECT notification_key FROM maintenance_held \
+          WHERE window_id = $1 AND firing > 0 AND notification_key IS NOT NULL)",
+    )
+    .bind(window)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// The groups a window held, in the order they first arrived.

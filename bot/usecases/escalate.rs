@@ -245,6 +245,23 @@ impl Job for GroupPage {
                     pages::record(&mut *tx, r, self.step, &level.name, user, now).await?;
                 }
                 people = users.len();
+                if people > 0 {
+                    ctx.thread()
+                        .record(
+                            &mut tx,
+                            &incident,
+                            Entry::new(
+                                EventKind::Escalated,
+                                format!(
+                                    "paged {} of group {} by direct message",
+                                    plural(u64::try_from(people).unwrap_or(0), "member", "members"),
+                                    self.group,
+                                ),
+                            ),
+                            now,
+                        )
+                        .await?;
+                }
             }
         }
         ctx.commit_job(&run, tx).await?;

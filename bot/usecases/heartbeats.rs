@@ -188,13 +188,17 @@ pub async fn beat(ctx: &Ctx, name: &str) -> Result<Option<Beat>> {
     rows::beat(&mut *tx, &hb.name, now, deadline).await?;
     let mut resolved = None;
     if let Some(r) = before.incident {
-        let since = before
-            .last_beat_at
-            .map(|t| format!("; the last beat before was at {}", t.time_utc_from(now)))
-            .unwrap_or_default();
+        let said = match before.last_beat_at {
+            Some(t) => format!(
+                "heartbeat `{}` beat again; the last beat before was at {}",
+                hb.name,
+                t.time_utc_from(now)
+            ),
+            None => format!("heartbeat `{}` beat for the first time", hb.name),
+        };
         let resolution = Resolution {
             root_cause: None,
-            resolution: Some(format!("heartbeat `{}` beat again{since}", hb.name)),
+            resolution: Some(said),
             follow_up: None,
         };
         // A person may have resolved it already: then there is nothing to do.
@@ -204,17 +208,9 @@ pub async fn beat(ctx: &Ctx, name: &str) -> Result<Option<Beat>> {
         }
         rows::set_incident(&mut *tx, &hb.name, None).await?;
     }
-    // Armed at the new deadline (a job already waiting at the old one finds
-    // the deadline moved and sleeps again).
-    jobs::enqueue(
-        &mut *tx,
-        &Watch {
-            name: hb.name.clone(),
-        },
-        deadline,
-        now,
-    )
-    .await?;
+    // Armed at the new deadline. The job waiting is replaced: its time may
+    // come from a longer interval configured before.
+    arm(&mut tx, &hb.name, deadline, now).await?;
     ctx.commit(tx).await?;
     let l = labels(&hb.name);
     ctx.metrics.heartbeat_beats.get_or_create(&l).inc();
@@ -231,10 +227,21 @@ pub async fn beat(ctx: &Ctx, name: &str) -> Result<Option<Beat>> {
     Ok(Some(Beat { deadline, resolved }))
 }
 
+/// (Re)arms the heartbeat's job at `deadline`, replacing any job waiting.
+async fn arm(tx: &mut Tx, name: &str, deadline: Millis, now: Millis) -> Result<()> {
+    let job = Watch {
+        name: name.to_string(),
+    };
+    jobs::cancel(&mut **tx, &job).await?;
+    jobs::enqueue(&mut **tx, &job, deadline, now).await?;
+    Ok(())
+}
+
 /// Starts watching every configured heartbeat (at start-up): a heartbeat new
 /// to the database gets a full interval and grace from now; one Klaxon
-/// already watched keeps its deadline, so an outage of Klaxon does not hide
-/// a beat missed meanwhile. Also sets the metrics from the rows.
+/// already watched keeps its deadline (so an outage of Klaxon does not hide
+/// a beat missed meanwhile), recomputed from its last beat with the interval
+/// and grace configured now. Also sets the metrics from the rows.
 pub async fn watch_all(ctx: &Ctx) -> Result<()> {
     let now = ctx.clock.now();
     let mut tx = ctx.begin().await?;
@@ -243,16 +250,16 @@ pub async fn watch_all(ctx: &Ctx) -> Result<()> {
         let Some(row) = rows::get(&mut *tx, &hb.name).await? else {
             continue;
         };
+        let deadline = match row.last_beat_at {
+            Some(beat) => beat.plus(hb.allowed_silence()),
+            // Never beaten: no later than a whole interval and grace from now.
+            None => row.deadline_at.min(now.plus(hb.allowed_silence())),
+        };
+        if deadline != row.deadline_at {
+            rows::set_deadline(&mut *tx, &hb.name, deadline).await?;
+        }
         if row.incident.is_none() {
-            jobs::enqueue(
-                &mut *tx,
-                &Watch {
-                    name: hb.name.clone(),
-                },
-                row.deadline_at,
-                now,
-            )
-            .await?;
+            arm(&mut tx, &hb.name, deadline, now).await?;
         }
         let l = labels(&hb.name);
         ctx.metrics

@@ -46,7 +46,7 @@ pub async fn execute(ctx: &Ctx, actor: &Actor, command: Command) -> Result<Answe
     let user = &actor.user;
     let channel = &actor.channel;
     Ok(match command {
-        Command::Help => Answer::Done(HELP.to_string()),
+        Command::Help => Answer::Done(help(ctx)),
         Command::List => list(ctx).await?,
         Command::OnCall => on_call(ctx),
         Command::Actions => actions::list(ctx),
@@ -128,6 +128,46 @@ pub async fn execute(ctx: &Ctx, actor: &Actor, command: Command) -> Result<Answe
             Err(why) => Answer::Refused(why),
         },
     })
+}
+
+/// `/incident help`: the grammar, then what this install does by itself
+/// (reminders, re-pages, heartbeats), as configured.
+fn help(ctx: &Ctx) -> String {
+    let every = |f: &dyn Fn(Severity) -> Option<Duration>| -> Vec<String> {
+        Severity::ALL
+            .iter()
+            .filter_map(|s| f(*s).map(|d| format!("{s} after {}", human_duration(d))))
+            .collect()
+    };
+    let incidents = &ctx.settings.incidents;
+    let mut lines = vec![HELP.to_string()];
+    let reminders = every(&|s| incidents.update_every(s));
+    if !reminders.is_empty() {
+        lines.push(format!(
+            "Without a status update, Klaxon reminds the thread of a {}.",
+            reminders.join(", a ")
+        ));
+    }
+    let stale = every(&|s| incidents.ack_timeout(s));
+    if !stale.is_empty() {
+        lines.push(format!(
+            "An acknowledged incident with no update pages whoever acknowledged it again: {}.",
+            stale.join(", ")
+        ));
+    }
+    let heartbeats: Vec<&str> = ctx
+        .settings
+        .heartbeats
+        .iter()
+        .map(|h| h.name.as_str())
+        .collect();
+    if !heartbeats.is_empty() {
+        lines.push(format!(
+            "Heartbeats watched (a missed beat opens an incident): {}.",
+            heartbeats.join(", ")
+        ));
+    }
+    lines.join("\n")
 }
 
 /// `answer`, with a warning when Klaxon cannot post in `channel` (the thread

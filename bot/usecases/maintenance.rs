@@ -156,22 +156,13 @@ impl Job for Silence {
         if !w.active_at(run.started) || w.silence_id.is_some() {
             return Ok(());
         }
-        let patterns = ctx
-            .settings
-            .alerts
-            .routes
-            .named(&w.route)
-            .map(|r| r.matchers.clone())
-            .unwrap_or_default();
-        let outcome = match (&ctx.alertmanager, patterns.is_empty()) {
+        let patterns = silence_matchers(&ctx.settings.alerts.routes, &w.route);
+        let outcome: std::result::Result<String, String> = match (&ctx.alertmanager, patterns) {
             (None, _) => {
                 Err("no Alertmanager URL is configured (alerts.alertmanager_url)".to_string())
             }
-            (Some(_), true) => Err(format!(
-                "route `{}` has no matchers, and a silence of everything is not made",
-                w.route
-            )),
-            (Some(api), false) => {
+            (Some(_), Err(why)) => Err(why),
+            (Some(api), Ok(patterns)) => {
                 let silence = NewSilence {
                     matchers: Default::default(),
                     patterns,
@@ -243,6 +234,44 @@ impl Job for Silence {
         ctx.commit_job(&run, tx).await?;
         Ok(())
     }
+}
+
+/// The matchers of a silence that mutes what `route` takes and nothing else:
+/// the route's own matchers, and the negation of each route before it (an
+/// alert those take never reaches this route). Alertmanager ANDs a silence's
+/// matchers, so an earlier route with several matchers (whose negation is an
+/// OR) cannot be left out: then `Err` says why no silence is made.
+pub fn silence_matchers(
+    routes: &crate::alerts::routing::Routes,
+    route: &str,
+) -> std::result::Result<Vec<crate::alerts::routing::Matcher>, String> {
+    let Some(own) = routes.named(route) else {
+        return Err(format!("no alert route is named `{route}` any more"));
+    };
+    let mut out = own.matchers.clone();
+    for earlier in routes.before(route) {
+        match earlier.matchers.as_slice() {
+            [one] => out.push(one.negated()),
+            [] => {
+                return Err(format!(
+                    "route `{}` before it matches everything, so nothing reaches `{route}`",
+                    earlier.name
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "route `{}` comes before it with several matchers, and a silence cannot leave out only what that route takes (it would mute alerts that route pages for)",
+                    earlier.name
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "route `{route}` has no matchers, and a silence of everything is not made"
+        ));
+    }
+    Ok(out)
 }
 
 /// The job that expires a window's silence when the window ends early.
@@ -345,7 +374,11 @@ fn announcement(w: &Window, held: &[store::Held], now: Millis) -> String {
         ),
     };
     if held.is_empty() {
-        return format!("{head}\nNo alert group arrived during it so far.");
+        return if w.ended_at.is_some() {
+            format!("{head}\nNo alert group arrived during it.")
+        } else {
+            format!("{head}\nNo alert group arrived during it so far.")
+        };
     }
     let mut lines = vec![format!(
         "{head}\n*Held* (no incident, nobody paged): {}",
@@ -471,6 +504,8 @@ async fn finish(
     let Some(w) = store::end(&mut **tx, id, now, by).await? else {
         return Ok(None);
     };
+    // Alert rows before incidents: the store's lock order.
+    store::forget_held_notifications(&mut **tx, id).await?;
     let held = store::held(&mut **tx, id).await?;
     let text = announcement(&w, &held, now);
     if let Some(message) = w.message_id {
@@ -482,7 +517,7 @@ async fn finish(
         w.id,
         w.route,
         match by {
-            Some(u) => format!(", ended early by <@{u}>"),
+            Some(u) => format!(" early (ended by <@{u}>)"),
             None => String::new(),
         }
     );
@@ -791,6 +826,7 @@ pub async fn hold(
         &batch.title(),
         i64::try_from(firing).unwrap_or(i64::MAX),
         &serde_json::Value::Array(alerts).to_string(),
+        &batch.dedupe_key(),
         now,
     )
     .await?;
@@ -813,4 +849,64 @@ pub async fn hold(
         "alert group held by a maintenance window"
     );
     Ok(Some(w.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::routing::{RawRoute, Routes};
+
+    fn routes(list: &[(&str, &[&str])]) -> Routes {
+        Routes::from_raw(
+            list.iter()
+                .map(|(name, m)| RawRoute {
+                    name: (*name).into(),
+                    matchers: m.iter().map(|s| s.to_string()).collect(),
+                    ..RawRoute::default()
+                })
+                .collect(),
+        )
+        .expect("valid routes")
+    }
+
+    fn shown(m: &[crate::alerts::routing::Matcher]) -> Vec<String> {
+        m.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_window_silence_leaves_out_what_earlier_routes_take() {
+        let r = routes(&[
+            ("watchdog", &["alertname=Watchdog"]),
+            ("payments", &["team=~pay.*"]),
+            ("shop", &["service=shop"]),
+        ]);
+        assert_eq!(
+            shown(&silence_matchers(&r, "shop").expect("a silence")),
+            [
+                r#"service="shop""#,
+                r#"alertname!="Watchdog""#,
+                r#"team!~"pay.*""#
+            ]
+        );
+        assert_eq!(
+            shown(&silence_matchers(&r, "watchdog").expect("a silence")),
+            [r#"alertname="Watchdog""#]
+        );
+    }
+
+    #[test]
+    fn no_window_silence_when_an_earlier_route_cannot_be_left_out_or_nothing_narrows_it() {
+        let r = routes(&[
+            ("payments", &["team=payments", "severity=critical"]),
+            ("shop", &["service=shop"]),
+        ]);
+        let why = silence_matchers(&r, "shop").expect_err("no silence");
+        assert!(
+            why.contains("route `payments` comes before it with several matchers"),
+            "{why}"
+        );
+        let r = routes(&[]);
+        let why = silence_matchers(&r, "default").expect_err("no silence");
+        assert!(why.contains("route `default` has no matchers"), "{why}");
+    }
 }

@@ -24,7 +24,7 @@ use super::thread::Entry;
 use super::{Ctx, Result, escalate};
 use crate::incident::{EventKind, Incident, IncidentRef, IncidentState, SlackUserId};
 use crate::jobs::{self, Job, JobError, JobRun, Lane};
-use crate::store::{Tx, incidents};
+use crate::store::{Tx, incidents, maintenance};
 use crate::templates::{PageFacts, TemplateName, page_data};
 use crate::time::{Millis, human_duration};
 
@@ -92,7 +92,10 @@ impl Job for UpdateDue {
             let last = incidents::last_status_update(&mut *tx, r).await?;
             let since = last.unwrap_or(incident.opened_at);
             let due = since.plus(every);
-            if due > now {
+            if let Some(end) = window_over(&mut tx, r, now).await? {
+                // A maintenance window over its route: nobody is nagged until it ends.
+                jobs::enqueue(&mut *tx, &self, due.max(end), now).await?;
+            } else if due > now {
                 jobs::enqueue(&mut *tx, &self, due, now).await?;
             } else {
                 remind(&ctx, &mut tx, &incident, last, every, now).await?;
@@ -102,6 +105,17 @@ impl Job for UpdateDue {
         ctx.commit_job(&run, tx).await?;
         Ok(())
     }
+}
+
+/// When a maintenance window covers the route of the incident's alerts now:
+/// the window's end.
+async fn window_over(tx: &mut Tx, r: IncidentRef, now: Millis) -> Result<Option<Millis>> {
+    let Some(route) = maintenance::route_of(&mut **tx, r).await? else {
+        return Ok(None);
+    };
+    Ok(maintenance::active_for_route(&mut **tx, &route, now)
+        .await?
+        .map(|w| w.ends_at))
 }
 
 /// Posts one status-update reminder in the thread.
@@ -226,8 +240,13 @@ impl Job for AckStale {
                 .await?
                 .or(incident.acknowledged_at)
                 .unwrap_or(incident.opened_at);
-            match (self.phase, self.repaged_at.map(Millis)) {
-                (AckPhase::Resume, Some(repaged)) if attended <= repaged => {
+            let window = window_over(&mut tx, r, now).await?;
+            match (self.phase, self.repaged_at.map(Millis), window) {
+                // A maintenance window over its route pauses paging, re-pages too.
+                (_, _, Some(end)) => {
+                    jobs::enqueue(&mut *tx, &self, end, now).await?;
+                }
+                (AckPhase::Resume, Some(repaged), None) if attended <= repaged => {
                     resume(&ctx, &mut tx, &incident, repaged, now).await?;
                 }
                 _ if attended.plus(timeout) > now => {
@@ -265,16 +284,18 @@ async fn repage(
         .as_deref()
         .and_then(|n| ctx.settings.escalation.ladder(n));
     let step = incident.escalation_step.unwrap_or(0);
+    // The wait of the level last paged (the last level once the ladder ran out).
     let wait = ladder
-        .and_then(|l| l.level(step))
+        .and_then(|l| l.level(step).or(l.levels.last()))
         .map_or(DEFAULT_ANSWER_WAIT, |l| l.wait);
     let next_level = ladder
         .and_then(|l| l.level(incident.escalation_step.map_or(0, |s| s + 1)))
         .map(|l| l.name.clone());
+    // Whoever acknowledged last said they are on it; else the owner.
     let owner: Option<SlackUserId> = incident
-        .owner
+        .acknowledged_by
         .clone()
-        .or_else(|| incident.acknowledged_by.clone());
+        .or_else(|| incident.owner.clone());
     let quiet = human_duration(now.since(attended));
     let then = match &next_level {
         Some(level) => format!(
@@ -306,11 +327,8 @@ async fn repage(
         )
         .await?;
     if let Some(owner) = &owner {
-        let level = ladder
-            .and_then(|l| l.level(step))
-            .map_or_else(|| "owner".to_string(), |l| l.name.clone());
         let facts = PageFacts {
-            level: &level,
+            level: "the person who acknowledged it",
             users: vec![owner.clone()],
             groups: Vec::new(),
             first: false,
@@ -342,7 +360,7 @@ async fn resume(
     now: Millis,
 ) -> Result<()> {
     let r = incident.reference;
-    let Some(current) = incidents::reopen(&mut **tx, r, now).await? else {
+    let Some(current) = incidents::unacknowledge(&mut **tx, r, now).await? else {
         return Ok(());
     };
     ctx.thread()
