@@ -36,10 +36,13 @@ use klaxon::config::ENV_VARS as KNOWN_VARIABLES;
 
 #[test]
 fn the_example_config_passes_check_config() {
+    // Secrets come from the environment, as the example says; its heartbeats
+    // need the alert token.
     let out = Command::new(BIN)
         .arg("check-config")
         .arg(deploy("klaxon.example.toml"))
         .env_clear()
+        .env("KLAXON_ALERT_TOKEN", "4f1c9e27b8d35a60c2e7f9b1d4a8c3e5")
         .output()
         .expect("runs");
     assert!(
