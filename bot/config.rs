@@ -972,13 +972,14 @@ fn from_raw(
             .max(64 * 1024),
     };
 
+    let any_heartbeats = !raw.heartbeats.is_empty();
     let heartbeats = heartbeats::from_raw(raw.heartbeats).unwrap_or_else(|problems| {
         for (key, message) in problems {
             p.problem(source.to_string(), key, message);
         }
         Vec::new()
     });
-    if !heartbeats.is_empty() && alert_token.is_none() {
+    if any_heartbeats && alert_token.is_none() {
         p.problem(
             source.to_string(),
             "alert_token / KLAXON_ALERT_TOKEN".into(),
@@ -1004,17 +1005,34 @@ fn from_raw(
         }
     }
     for (i, route) in alerts.routes.routes().iter().enumerate() {
+        // The labels a beat surely has (this route's `label=value` matchers):
+        // an earlier route that takes them takes the beats.
+        let beat_labels: std::collections::BTreeMap<String, String> = route
+            .matchers
+            .iter()
+            .filter(|m| m.op() == crate::alerts::routing::MatchOp::Eq)
+            .map(|m| (m.label().to_string(), m.value().to_string()))
+            .collect();
         if route.heartbeat.is_some()
-            && let Some(catch_all) = alerts.routes.routes()[..i]
+            && let Some(earlier) = alerts.routes.routes()[..i]
                 .iter()
-                .find(|r| r.matchers.is_empty())
+                .find(|r| r.matches(&beat_labels))
         {
             p.problem(
                 source.to_string(),
                 format!("alerts.routes[{i}].heartbeat"),
                 format!(
-                    "route `{}` before it matches everything, so no notification ever reaches this one: put the heartbeat route first",
-                    catch_all.name
+                    "route `{}` before it also takes these beats (it matches {}), so they would open incidents there: put the heartbeat route first",
+                    earlier.name,
+                    if beat_labels.is_empty() {
+                        "everything".to_string()
+                    } else {
+                        beat_labels
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
                 ),
             );
         }
@@ -1563,6 +1581,7 @@ duration = "2h"
 incident_channel = "C0INC"
 [[alerts.routes]]
 name = "everything"
+match = ["alertname=~.*"]
 [[alerts.routes]]
 name = "watchdog"
 match = ["alertname=Watchdog"]
@@ -1570,6 +1589,7 @@ heartbeat = "watchdog"
 [[heartbeats]]
 name = "watchdog"
 interval = "5m"
+watches = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 [[maintenance]]
 name = "always"
 route = "everything"
@@ -1589,9 +1609,10 @@ duration = "1h"
             .collect();
         for expected in [
             "alert_token / KLAXON_ALERT_TOKEN: [[heartbeats]] need it",
-            "alerts.routes[1].heartbeat: route `everything` before it matches everything",
+            "alerts.routes[1].heartbeat: route `everything` before it also takes these beats",
             "maintenance[0].duration: each window would last until the next one starts",
             "maintenance[1].cron: `0 2 30 FEB *` never fires",
+            "heartbeats[0].watches: is longer than 150 characters",
         ] {
             assert!(
                 problems.iter().any(|p| p.starts_with(expected)),

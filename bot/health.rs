@@ -72,6 +72,14 @@ pub async fn check_database(ctx: &Ctx) {
                 .set(waited);
         }
     }
+    if let Ok(Err(e)) = tokio::time::timeout(
+        CHECK_TIMEOUT,
+        crate::usecases::heartbeats::refresh_metrics(ctx),
+    )
+    .await
+    {
+        tracing::debug!(error = %e, "could not read the heartbeats for the metrics");
+    }
 }
 
 /// The channels the configuration posts in: the incident channel and every

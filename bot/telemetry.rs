@@ -490,7 +490,7 @@ impl Metrics {
         let heartbeat_missed = Family::<HeartbeatLabels, Gauge>::default();
         registry.register(
             "klaxon_heartbeat_missed",
-            "1 while a heartbeat's missed-beat incident is open, 0 otherwise",
+            "1 while a heartbeat's missed-beat incident is open, 0 otherwise (every replica reads it from the database, at least every 15 s)",
             heartbeat_missed.clone(),
         );
         Metrics {

@@ -282,6 +282,13 @@ async fn a_scheduled_window_starts_and_ends_on_time_and_holds_groups_between() {
         .wait_for_text("Maintenance window #1 on route `checkout` ended.")
         .await;
     assert!(ended.contains("still fires: HighErrorRate"), "{ended}");
+    // The clock jumped past the end: the window still ended at its end.
+    slack
+        .wait_for(WAIT, "the announcement's final edit", |c| {
+            c.iter()
+                .any(|c| c.method == "chat.update" && c.text().contains("(2h)."))
+        })
+        .await;
     let windows = scalar(
         &app,
         "SELECT COUNT(*) AS n FROM maintenance_windows WHERE ended_at IS NOT NULL",

@@ -176,7 +176,11 @@ async fn a_stale_acknowledgement_pages_the_owner_again_then_resumes_the_ladder_i
 
     // The team lead takes it: the next stale re-page goes to them, not to the
     // silent first acknowledger.
-    app.command("U0LEAD", "ack INC-1").await;
+    let again = app.command("U0LEAD", "ack INC-1").await;
+    assert_eq!(again, "You acknowledged INC-1 again.");
+    slack
+        .wait_for_text("acknowledged INC-1 again (its MTTA stays 0s, the first acknowledgement)")
+        .await;
     after(&app, 30 * MINUTE).await;
     slack
         .wait_for(WAIT, "the team lead re-paged", |c| dms_to(c, "U0LEAD") == 2)

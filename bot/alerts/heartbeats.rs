@@ -57,6 +57,9 @@ impl Heartbeat {
     }
 }
 
+/// The longest `watches` text: it goes into the missed-beat incident's title.
+pub const MAX_WATCHES_CHARS: usize = 150;
+
 /// The longest interval (or grace) a heartbeat may have: a year.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(366 * 24 * 3600);
 
@@ -141,6 +144,16 @@ pub fn from_raw(raw: Vec<RawHeartbeat>) -> Result<Vec<Heartbeat>, Vec<(String, S
             problem(
                 "ladder",
                 "the ladder name is empty; leave the key out for the severity's ladder".into(),
+            );
+        }
+        if let Some(w) = &r.watches
+            && w.trim().chars().count() > MAX_WATCHES_CHARS
+        {
+            problem(
+                "watches",
+                format!(
+                    "is longer than {MAX_WATCHES_CHARS} characters; it goes into the incident's title"
+                ),
             );
         }
         if problems.len() == before

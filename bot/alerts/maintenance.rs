@@ -22,6 +22,9 @@ use serde::Deserialize;
 
 use crate::time::Millis;
 
+/// The longest `reason` of a configured window.
+pub const MAX_REASON_CHARS: usize = 500;
+
 /// One `[[maintenance]]` table as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,6 +188,15 @@ pub fn from_raw(
                 None
             }
         };
+        if r.reason
+            .as_deref()
+            .is_some_and(|x| x.trim().chars().count() > MAX_REASON_CHARS)
+        {
+            problem(
+                "reason",
+                format!("is longer than {MAX_REASON_CHARS} characters"),
+            );
+        }
         if problems.len() == before
             && let Some(when) = when
         {

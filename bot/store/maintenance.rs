@@ -147,7 +147,9 @@ pub async fn not_ended<'c, E: Executor<'c, Database = Any>>(ex: E) -> StoreResul
         .collect()
 }
 
-/// Ends a window at `now`; `None` when it had already ended.
+/// Ends a window at `now` (by hand: `by`), or at its planned end when that
+/// has passed and nobody ended it (Klaxon was down then); `None` when it had
+/// already ended.
 pub async fn end<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     id: i64,
@@ -155,7 +157,8 @@ pub async fn end<'c, E: Executor<'c, Database = Any>>(
     by: Option<&SlackUserId>,
 ) -> StoreResult<Option<Window>> {
     let q = format!(
-        "UPDATE maintenance_windows SET ended_at = $2, ended_by = $3 \
+        "UPDATE maintenance_windows \
+         SET ended_at = CASE WHEN $3 IS NULL AND ends_at < $2 THEN ends_at ELSE $2 END, ended_by = $3 \
          WHERE id = $1 AND ended_at IS NULL RETURNING {COLUMNS}"
     );
     sqlx::query(sqlx::AssertSqlSafe(q))

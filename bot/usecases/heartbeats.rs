@@ -271,3 +271,27 @@ pub async fn watch_all(ctx: &Ctx) -> Result<()> {
     ctx.commit(tx).await?;
     Ok(())
 }
+
+/// Sets the heartbeat metrics from the database, so every replica reports
+/// the same (a beat or a resolve may have happened on another one): the last
+/// beat, and whether a missed-beat incident is still open.
+pub async fn refresh_metrics(ctx: &Ctx) -> Result<()> {
+    let pool = ctx.store.pool();
+    for row in rows::all(pool).await? {
+        if configured(ctx, &row.name).is_none() {
+            continue;
+        }
+        let open = match row.incident {
+            Some(r) => crate::store::incidents::get(pool, r)
+                .await?
+                .is_some_and(|i| !i.is_resolved()),
+            None => false,
+        };
+        missed_metric(ctx, &row.name, open);
+        ctx.metrics
+            .heartbeat_last_beat
+            .get_or_create(&labels(&row.name))
+            .set(row.last_beat_at.map_or(0.0, |t| t.0 as f64 / 1000.0));
+    }
+    Ok(())
+}

@@ -480,28 +480,45 @@ pub async fn acknowledge(ctx: &Ctx, actor: &SlackUserId, r: IncidentRef) -> Resu
     escalate::stop(&mut tx, r).await?;
     reminders::arm_ack(ctx, &mut tx, &current, now).await?;
     let mtta = current.time_to_acknowledge().unwrap_or_default();
-    let reply = ctx.render(
-        TemplateName::Acknowledged,
-        &templates::change_data(&current, Some(actor), None),
-    )?;
+    // Acknowledged before, then unacknowledged (a stale acknowledgement nobody
+    // answered): MTTA stays the first acknowledgement's.
+    let again = current.acknowledged_at.is_some_and(|first| first < now);
+    let (entry, reply, answer) = if again {
+        (
+            format!(
+                "acknowledged again (the first acknowledgement, after {}, stays the MTTA)",
+                human_duration(mtta)
+            ),
+            format!(
+                "👀 <@{actor}> acknowledged {r} again (its MTTA stays {}, the first acknowledgement).",
+                human_duration(mtta)
+            ),
+            format!("You acknowledged {r} again."),
+        )
+    } else {
+        (
+            format!("acknowledged after {}", human_duration(mtta)),
+            ctx.render(
+                TemplateName::Acknowledged,
+                &templates::change_data(&current, Some(actor), None),
+            )?,
+            format!(
+                "You acknowledged {r} ({} after it opened).",
+                human_duration(mtta)
+            ),
+        )
+    };
     ctx.thread()
         .post_and_refresh(
             &mut tx,
             &current,
-            Entry::new(
-                EventKind::Acknowledged,
-                format!("acknowledged after {}", human_duration(mtta)),
-            )
-            .by(actor),
+            Entry::new(EventKind::Acknowledged, entry).by(actor),
             &reply,
             now,
         )
         .await?;
     ctx.commit(tx).await?;
-    Ok(Answer::Done(format!(
-        "You acknowledged {r} ({} after it opened).",
-        human_duration(mtta)
-    )))
+    Ok(Answer::Done(answer))
 }
 
 /// An acknowledgement of an incident already acknowledged, whose owner was
@@ -535,6 +552,8 @@ async fn still_on_it(
             now,
         )
         .await?;
+    // The next check counts a whole timeout from this answer.
+    reminders::arm_ack(ctx, tx, &incident, now).await?;
     Ok(Some(Answer::Done(format!(
         "Noted: you are still on {r}. Post a status update when you can (`/incident status {r} <text>`)."
     ))))

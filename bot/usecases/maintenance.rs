@@ -501,6 +501,7 @@ async fn finish(
     by: Option<&SlackUserId>,
     now: Millis,
 ) -> Result<Option<Window>> {
+    // A window that ended while Klaxon was down ended at its end, not now.
     let Some(w) = store::end(&mut **tx, id, now, by).await? else {
         return Ok(None);
     };

@@ -317,7 +317,7 @@ async fn repage(
             incident,
             Entry::new(
                 EventKind::Repaged,
-                format!("paged the owner again: acknowledged, no update for {quiet}"),
+                format!("paged whoever acknowledged it again: no update for {quiet}"),
             )
             .about(owner.as_ref()),
             &format!(
