@@ -398,10 +398,21 @@ fn amtool_accepts_the_alertmanager_configurations() {
     // The snippet, pasted into an existing configuration as its comments say:
     // its receiver beside the existing ones, its route under the top route.
     let snippet = &yaml("alertmanager-receiver.yml")[0];
+    amtool_on_pasted(
+        snippet,
+        snippet["route"].clone(),
+        "amtool check-config on a configuration with the receiver snippet pasted in",
+    );
+}
+
+/// Pastes `route` under an existing configuration's top route and the
+/// snippet's receivers beside its own, as the snippets' comments say, and
+/// runs `amtool check-config` on the result.
+fn amtool_on_pasted(snippet: &serde_json::Value, route: serde_json::Value, what: &str) {
     let mut receivers = vec![serde_json::json!({"name": "existing-team"})];
     receivers.extend(snippet["receivers"].as_array().cloned().unwrap_or_default());
     let config = serde_json::json!({
-        "route": {"receiver": "existing-team", "routes": [snippet["route"].clone()]},
+        "route": {"receiver": "existing-team", "routes": [route]},
         "receivers": receivers,
     });
     let dir = tempfile::tempdir().expect("tempdir");
@@ -410,7 +421,7 @@ fn amtool_accepts_the_alertmanager_configurations() {
     check(
         "KLAXON_TEST_AMTOOL",
         &["check-config", &file.display().to_string()],
-        "amtool check-config on a configuration with the receiver snippet pasted in",
+        what,
     );
 }
 
@@ -427,18 +438,9 @@ fn amtool_accepts_the_watchdog_heartbeat_snippet_alone_and_pasted_first_into_a_c
         watchdog_route["matchers"][0], "alertname = \"Watchdog\"",
         "the snippet's first route takes the Watchdog"
     );
-    let mut receivers = vec![serde_json::json!({"name": "existing-team"})];
-    receivers.extend(snippet["receivers"].as_array().cloned().unwrap_or_default());
-    let config = serde_json::json!({
-        "route": {"receiver": "existing-team", "routes": [watchdog_route]},
-        "receivers": receivers,
-    });
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("alertmanager.yml");
-    std::fs::write(&file, serde_yaml_ng::to_string(&config).expect("yaml")).expect("write");
-    check(
-        "KLAXON_TEST_AMTOOL",
-        &["check-config", &file.display().to_string()],
+    amtool_on_pasted(
+        snippet,
+        watchdog_route,
         "amtool check-config on a configuration with the Watchdog route pasted in",
     );
 }
