@@ -80,6 +80,7 @@ fn every_yaml_and_json_file_in_deploy_parses() {
         "klaxon_outbox_pending",
         "klaxon_job_lateness_seconds_bucket",
         "klaxon_pages_sent_total",
+        "klaxon_heartbeat_missed",
     ] {
         assert!(exprs.contains(metric), "the dashboard charts {metric}");
     }
