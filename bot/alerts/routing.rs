@@ -540,6 +540,42 @@ impl Routes {
         &self.routes[..i]
     }
 
+    /// The matchers of an Alertmanager silence that mutes what route `name`
+    /// takes and nothing an earlier route takes (a maintenance window's
+    /// silence): the route's own matchers and the negation of each route
+    /// before it. Alertmanager ANDs a silence's matchers, so an earlier route
+    /// with several matchers (whose negation is an OR) cannot be left out, and
+    /// a silence of everything is never made: `Err` says why then.
+    pub fn window_silence(&self, name: &str) -> Result<Vec<Matcher>, String> {
+        let Some(own) = self.named(name) else {
+            return Err(format!("no alert route is named `{name}` any more"));
+        };
+        let mut out = own.matchers.clone();
+        for earlier in self.before(name) {
+            match earlier.matchers.as_slice() {
+                [one] => out.push(one.negated()),
+                [] => {
+                    return Err(format!(
+                        "route `{}` before it matches everything, so nothing reaches `{name}`",
+                        earlier.name
+                    ));
+                }
+                _ => {
+                    return Err(format!(
+                        "route `{}` comes before it with several matchers, and a silence cannot leave out only what that route takes (it would mute alerts that route pages for)",
+                        earlier.name
+                    ));
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(format!(
+                "route `{name}` has no matchers, and a silence of everything is not made"
+            ));
+        }
+        Ok(out)
+    }
+
     /// The route of this name, the default route included.
     pub fn named(&self, name: &str) -> Option<&Route> {
         self.routes
@@ -867,5 +903,60 @@ max_new_incidents_per_minute = -4
         let r = routes("[[alerts.routes]]\nname = \"catch-all\"\nchannel = \"C0ALERTS\"\n");
         assert_eq!(r.pick(&labels(&[])).name, "catch-all");
         assert_eq!(r.pick(&labels(&[("team", "x")])).name, "catch-all");
+    }
+
+    fn routes_named(list: &[(&str, &[&str])]) -> Routes {
+        Routes::from_raw(
+            list.iter()
+                .map(|(name, m)| RawRoute {
+                    name: (*name).into(),
+                    matchers: m.iter().map(|s| s.to_string()).collect(),
+                    ..RawRoute::default()
+                })
+                .collect(),
+        )
+        .expect("valid routes")
+    }
+
+    fn shown(m: &[Matcher]) -> Vec<String> {
+        m.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_window_silence_leaves_out_what_earlier_routes_take() {
+        let r = routes_named(&[
+            ("watchdog", &["alertname=Watchdog"]),
+            ("payments", &["team=~pay.*"]),
+            ("shop", &["service=shop"]),
+        ]);
+        assert_eq!(
+            shown(&r.window_silence("shop").expect("a silence")),
+            [
+                r#"service="shop""#,
+                r#"alertname!="Watchdog""#,
+                r#"team!~"pay.*""#
+            ]
+        );
+        assert_eq!(
+            shown(&r.window_silence("watchdog").expect("a silence")),
+            [r#"alertname="Watchdog""#]
+        );
+    }
+
+    #[test]
+    fn no_window_silence_when_an_earlier_route_cannot_be_left_out_or_nothing_narrows_it() {
+        let r = routes_named(&[
+            ("payments", &["team=payments", "severity=critical"]),
+            ("shop", &["service=shop"]),
+        ]);
+        let why = r.window_silence("shop").expect_err("no silence");
+        assert!(
+            why.contains("route `payments` comes before it with several matchers"),
+            "{why}"
+        );
+        let why = routes_named(&[])
+            .window_silence("default")
+            .expect_err("no silence");
+        assert!(why.contains("route `default` has no matchers"), "{why}");
     }
 }

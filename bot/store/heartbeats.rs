@@ -63,7 +63,24 @@ pub async fn get<'c, E: Executor<'c, Database = Any>>(
         .transpose()
 }
 
-/// Every heartbeat row (for the metrics at start).
+/// The row, locked on PostgreSQL for the rest of the transaction (SQLite's
+/// writer holds the whole file), so a beat and the heartbeat's job never both
+/// act on the same deadline.
+pub async fn lock(
+    tx: &mut super::Tx,
+    backend: super::Backend,
+    name: &str,
+) -> StoreResult<Option<HeartbeatRow>> {
+    if backend == super::Backend::Postgres {
+        sqlx::query("SELECT name FROM heartbeats WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await?;
+    }
+    get(&mut **tx, name).await
+}
+
+/// Every heartbeat row (for the metrics).
 pub async fn all<'c, E: Executor<'c, Database = Any>>(ex: E) -> StoreResult<Vec<HeartbeatRow>> {
     let q = format!("SELECT {COLUMNS} FROM heartbeats ORDER BY name");
     sqlx::query(sqlx::AssertSqlSafe(q))

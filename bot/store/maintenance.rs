@@ -328,37 +328,25 @@ pub async fn paused<'c, E: Executor<'c, Database = Any>>(
     Ok(out)
 }
 
-/// Open (unacknowledged) incidents that alert groups of `route` feed.
-pub async fn open_incidents_on_route<'c, E: Executor<'c, Database = Any>>(
-    ex: E,
-    route: &str,
-) -> StoreResult<Vec<IncidentRef>> {
-    let rows = sqlx::query(
-        "SELECT DISTINCT i.id AS id FROM incidents i JOIN alert_groups g ON g.incident_id = i.id \
-         WHERE g.route = $1 AND i.state = 'open' ORDER BY i.id",
-    )
-    .bind(route)
-    .fetch_all(ex)
-    .await?;
-    let mut out = Vec::new();
-    for r in &rows {
-        if let Some(i) = IncidentRef::new(col(r, "id")?) {
-            out.push(i);
-        }
-    }
-    Ok(out)
-}
-
-/// The route of an incident's alert groups (its first), if alerts feed it.
-pub async fn route_of<'c, E: Executor<'c, Database = Any>>(
+/// The window covering, at `at`, the route of an incident's alert groups,
+/// if any (an incident opened by hand has no route and is never covered).
+pub async fn covering<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     incident: IncidentRef,
-) -> StoreResult<Option<String>> {
-    let row = sqlx::query(
-        "SELECT route FROM alert_groups WHERE incident_id = $1 ORDER BY created_at LIMIT 1",
-    )
-    .bind(incident.number())
-    .fetch_optional(ex)
-    .await?;
-    row.as_ref().map(|r| col(r, "route")).transpose()
+    at: Millis,
+) -> StoreResult<Option<Window>> {
+    let q = format!(
+        "SELECT {COLUMNS} FROM maintenance_windows \
+         WHERE ended_at IS NULL AND starts_at <= $2 AND ends_at > $2 \
+           AND route IN (SELECT route FROM alert_groups WHERE incident_id = $1) \
+         ORDER BY ends_at DESC, id DESC LIMIT 1"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(incident.number())
+        .bind(at.0)
+        .fetch_optional(ex)
+        .await?
+        .as_ref()
+        .map(window)
+        .transpose()
 }

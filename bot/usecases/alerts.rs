@@ -95,12 +95,11 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
     let now = ctx.clock.now();
     let mut tx = ctx.begin().await?;
     let group_id = format!("{}:{}", batch.source.as_str(), batch.group_key);
+    let existing = store::open_incident_for_group(&mut *tx, &group_id).await?;
     // A maintenance window over the route holds a group with no incident.
     // Its notifications are not remembered as seen: once the window ends,
     // the sender's next repeat of a group still firing opens its incident.
-    if store::open_incident_for_group(&mut *tx, &group_id)
-        .await?
-        .is_none()
+    if existing.is_none()
         && let Some(window) =
             super::maintenance::hold(&mut tx, &route.name, &group_id, batch, now).await?
     {
@@ -157,7 +156,6 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
         tracing::info!(group = %batch.group_key, stale = stale.len(), "firing alerts already seen resolved (out of order); ignored");
     }
 
-    let existing = store::open_incident_for_group(&mut *tx, &group_id).await?;
     let incident: Option<(Incident, bool)> = match existing {
         Some(r) => incidents::get(&mut *tx, r).await?.map(|i| (i, false)),
         // Nothing fires (all resolved, all stale, or no alert at all): nothing opens.

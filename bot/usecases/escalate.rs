@@ -345,8 +345,7 @@ async fn page(
     // A maintenance window over the incident's route pauses the ladder here;
     // the window's end resumes it at this step.
     if !job.forced
-        && let Some(route) = maintenance::route_of(&mut **tx, r).await?
-        && let Some(window) = maintenance::active_for_route(&mut **tx, &route, now).await?
+        && let Some(window) = maintenance::covering(&mut **tx, r, now).await?
     {
         if maintenance::pause(&mut **tx, window.id, r, job.step).await? {
             ctx.thread()
@@ -358,9 +357,10 @@ async fn page(
                         format!("paging paused by maintenance window #{}", window.id),
                     ),
                     &format!(
-                        "⏸️ Paging for {r} is paused: maintenance window #{} covers route `{route}` until {}. \
+                        "⏸️ Paging for {r} is paused: maintenance window #{} covers route `{}` until {}. \
                          If nobody acknowledges by then, the ladder resumes where it stopped.",
                         window.id,
+                        window.route,
                         window.ends_at.time_utc_from(now)
                     ),
                     now,

@@ -17,7 +17,7 @@ use crate::alerts::heartbeats::Heartbeat;
 use crate::incident::{IncidentSource, IncidentState};
 use crate::jobs::{self, Job, JobError, JobRun, Lane};
 use crate::store::incidents::{NewIncident, Resolution};
-use crate::store::{Backend, Tx, heartbeats as rows};
+use crate::store::{Tx, heartbeats as rows};
 use crate::telemetry::HeartbeatLabels;
 use crate::time::{Millis, human_duration};
 
@@ -78,23 +78,11 @@ fn missed_metric(ctx: &Ctx, name: &str, missed: bool) {
         .set(i64::from(missed));
 }
 
-/// Locks the heartbeat's row on PostgreSQL (SQLite's writer holds the whole
-/// file), so a beat and the job never both act on the same deadline.
-async fn lock(ctx: &Ctx, tx: &mut Tx, name: &str) -> Result<Option<rows::HeartbeatRow>> {
-    if ctx.store.backend() == Backend::Postgres {
-        sqlx::query("SELECT name FROM heartbeats WHERE name = $1 FOR UPDATE")
-            .bind(name)
-            .fetch_optional(&mut **tx)
-            .await?;
-    }
-    Ok(rows::get(&mut **tx, name).await?)
-}
-
 /// The job's work: sleep again until a moved deadline, or open the incident.
 /// `true` when it opened one.
 async fn watch(ctx: &Ctx, tx: &mut Tx, hb: &Heartbeat, now: Millis) -> Result<bool> {
     rows::ensure(&mut **tx, &hb.name, now.plus(hb.allowed_silence())).await?;
-    let Some(row) = lock(ctx, tx, &hb.name).await? else {
+    let Some(row) = rows::lock(tx, ctx.store.backend(), &hb.name).await? else {
         return Ok(false);
     };
     if row.deadline_at > now {
@@ -181,7 +169,7 @@ pub async fn beat(ctx: &Ctx, name: &str) -> Result<Option<Beat>> {
     let deadline = now.plus(hb.allowed_silence());
     let mut tx = ctx.begin().await?;
     rows::ensure(&mut *tx, &hb.name, deadline).await?;
-    let Some(before) = lock(ctx, &mut tx, &hb.name).await? else {
+    let Some(before) = rows::lock(&mut tx, ctx.store.backend(), &hb.name).await? else {
         tx.rollback().await?;
         return Ok(None);
     };
@@ -261,15 +249,9 @@ pub async fn watch_all(ctx: &Ctx) -> Result<()> {
         if row.incident.is_none() {
             arm(&mut tx, &hb.name, deadline, now).await?;
         }
-        let l = labels(&hb.name);
-        ctx.metrics
-            .heartbeat_last_beat
-            .get_or_create(&l)
-            .set(row.last_beat_at.map_or(0.0, |t| t.0 as f64 / 1000.0));
-        missed_metric(ctx, &hb.name, row.incident.is_some());
     }
     ctx.commit(tx).await?;
-    Ok(())
+    refresh_metrics(ctx).await
 }
 
 /// Sets the heartbeat metrics from the database, so every replica reports

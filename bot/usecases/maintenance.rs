@@ -107,13 +107,7 @@ impl Job for Occurrence {
                 };
                 // `None`: this occurrence already started (a redelivered job).
                 if let Some(window) = store::insert(&mut *tx, &new, now).await? {
-                    begin(
-                        &mut tx,
-                        &window,
-                        ctx.settings.alerts.silence_maintenance,
-                        now,
-                    )
-                    .await?;
+                    begin(&ctx, &mut tx, &window, now).await?;
                 }
                 // The next occurrence, once this one is over.
                 if let Some((next, _)) = w.current_or_next(ends) {
@@ -126,6 +120,8 @@ impl Job for Occurrence {
             None => {}
         }
         ctx.commit_job(&run, tx).await?;
+        // A window's silence waits on the outside lane.
+        ctx.wake();
         Ok(())
     }
 }
@@ -156,7 +152,7 @@ impl Job for Silence {
         if !w.active_at(run.started) || w.silence_id.is_some() {
             return Ok(());
         }
-        let patterns = silence_matchers(&ctx.settings.alerts.routes, &w.route);
+        let patterns = ctx.settings.alerts.routes.window_silence(&w.route);
         let outcome: std::result::Result<String, String> = match (&ctx.alertmanager, patterns) {
             (None, _) => {
                 Err("no Alertmanager URL is configured (alerts.alertmanager_url)".to_string())
@@ -234,44 +230,6 @@ impl Job for Silence {
         ctx.commit_job(&run, tx).await?;
         Ok(())
     }
-}
-
-/// The matchers of a silence that mutes what `route` takes and nothing else:
-/// the route's own matchers, and the negation of each route before it (an
-/// alert those take never reaches this route). Alertmanager ANDs a silence's
-/// matchers, so an earlier route with several matchers (whose negation is an
-/// OR) cannot be left out: then `Err` says why no silence is made.
-pub fn silence_matchers(
-    routes: &crate::alerts::routing::Routes,
-    route: &str,
-) -> std::result::Result<Vec<crate::alerts::routing::Matcher>, String> {
-    let Some(own) = routes.named(route) else {
-        return Err(format!("no alert route is named `{route}` any more"));
-    };
-    let mut out = own.matchers.clone();
-    for earlier in routes.before(route) {
-        match earlier.matchers.as_slice() {
-            [one] => out.push(one.negated()),
-            [] => {
-                return Err(format!(
-                    "route `{}` before it matches everything, so nothing reaches `{route}`",
-                    earlier.name
-                ));
-            }
-            _ => {
-                return Err(format!(
-                    "route `{}` comes before it with several matchers, and a silence cannot leave out only what that route takes (it would mute alerts that route pages for)",
-                    earlier.name
-                ));
-            }
-        }
-    }
-    if out.is_empty() {
-        return Err(format!(
-            "route `{route}` has no matchers, and a silence of everything is not made"
-        ));
-    }
-    Ok(out)
 }
 
 /// The job that expires a window's silence when the window ends early.
@@ -457,11 +415,11 @@ async fn edit<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
 }
 
 /// Announces a window that starts now and arms its end.
-async fn begin(tx: &mut Tx, w: &Window, silence: bool, now: Millis) -> Result<()> {
+async fn begin(ctx: &Ctx, tx: &mut Tx, w: &Window, now: Millis) -> Result<()> {
     let message = post(&mut **tx, &w.channel, &announcement(w, &[], now), now).await?;
     store::set_message(&mut **tx, w.id, message).await?;
     jobs::enqueue(&mut **tx, &End { window: w.id }, w.ends_at, now).await?;
-    if silence {
+    if ctx.settings.alerts.silence_maintenance {
         jobs::enqueue(&mut **tx, &Silence { window: w.id }, now, now).await?;
     }
     let detail = format!(
@@ -542,9 +500,7 @@ async fn finish(
             continue;
         };
         if incident.state != IncidentState::Open
-            || store::active_for_route(&mut **tx, &w.route, now)
-                .await?
-                .is_some()
+            || store::covering(&mut **tx, r, now).await?.is_some()
         {
             continue;
         }
@@ -696,7 +652,7 @@ pub async fn start(
         tx.rollback().await?;
         return Ok(Answer::Refused("That window already exists.".into()));
     };
-    begin(&mut tx, &w, ctx.settings.alerts.silence_maintenance, now).await?;
+    begin(ctx, &mut tx, &w, now).await?;
     ctx.commit(tx).await?;
     Ok(Answer::Done(format!(
         "🔧 Maintenance window #{} covers route `{route}` until {} ({}). It is announced in <#{channel}>; `/incident maintenance end {}` ends it early.",
@@ -850,64 +806,4 @@ pub async fn hold(
         "alert group held by a maintenance window"
     );
     Ok(Some(w.id))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::alerts::routing::{RawRoute, Routes};
-
-    fn routes(list: &[(&str, &[&str])]) -> Routes {
-        Routes::from_raw(
-            list.iter()
-                .map(|(name, m)| RawRoute {
-                    name: (*name).into(),
-                    matchers: m.iter().map(|s| s.to_string()).collect(),
-                    ..RawRoute::default()
-                })
-                .collect(),
-        )
-        .expect("valid routes")
-    }
-
-    fn shown(m: &[crate::alerts::routing::Matcher]) -> Vec<String> {
-        m.iter().map(ToString::to_string).collect()
-    }
-
-    #[test]
-    fn a_window_silence_leaves_out_what_earlier_routes_take() {
-        let r = routes(&[
-            ("watchdog", &["alertname=Watchdog"]),
-            ("payments", &["team=~pay.*"]),
-            ("shop", &["service=shop"]),
-        ]);
-        assert_eq!(
-            shown(&silence_matchers(&r, "shop").expect("a silence")),
-            [
-                r#"service="shop""#,
-                r#"alertname!="Watchdog""#,
-                r#"team!~"pay.*""#
-            ]
-        );
-        assert_eq!(
-            shown(&silence_matchers(&r, "watchdog").expect("a silence")),
-            [r#"alertname="Watchdog""#]
-        );
-    }
-
-    #[test]
-    fn no_window_silence_when_an_earlier_route_cannot_be_left_out_or_nothing_narrows_it() {
-        let r = routes(&[
-            ("payments", &["team=payments", "severity=critical"]),
-            ("shop", &["service=shop"]),
-        ]);
-        let why = silence_matchers(&r, "shop").expect_err("no silence");
-        assert!(
-            why.contains("route `payments` comes before it with several matchers"),
-            "{why}"
-        );
-        let r = routes(&[]);
-        let why = silence_matchers(&r, "default").expect_err("no silence");
-        assert!(why.contains("route `default` has no matchers"), "{why}");
-    }
 }

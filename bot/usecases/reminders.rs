@@ -110,10 +110,7 @@ impl Job for UpdateDue {
 /// When a maintenance window covers the route of the incident's alerts now:
 /// the window's end.
 async fn window_over(tx: &mut Tx, r: IncidentRef, now: Millis) -> Result<Option<Millis>> {
-    let Some(route) = maintenance::route_of(&mut **tx, r).await? else {
-        return Ok(None);
-    };
-    Ok(maintenance::active_for_route(&mut **tx, &route, now)
+    Ok(maintenance::covering(&mut **tx, r, now)
         .await?
         .map(|w| w.ends_at))
 }
