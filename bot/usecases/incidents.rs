@@ -280,7 +280,7 @@ pub async fn open_in(
     if new.ladder.is_some() {
         escalate::start(tx, incident.reference, 0, now).await?;
     }
-    reminders::arm(ctx, tx, &incident, now).await?;
+    reminders::on_open(ctx, tx, &incident, now).await?;
     tracing::info!(incident = %incident.reference, severity = %incident.severity, source = incident.source.as_str(), "incident opened");
     Ok(incident)
 }

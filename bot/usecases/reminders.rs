@@ -34,13 +34,19 @@ const DEFAULT_ANSWER_WAIT: Duration = Duration::from_secs(5 * 60);
 /// Arms the reminders of an incident that opened, or whose severity changed
 /// (in the caller's transaction): each falls due after its severity's interval.
 pub async fn arm(ctx: &Ctx, tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
-    let r = incident.reference;
-    let update = UpdateDue {
-        incident: r.number(),
-    };
-    jobs::cancel(&mut **tx, &update).await?;
-    if let Some(every) = ctx.settings.incidents.update_every(incident.severity) {
-        jobs::enqueue(&mut **tx, &update, now.plus(every), now).await?;
+    // Nothing to move when no severity has reminders (no statement spent).
+    if ctx
+        .settings
+        .incidents
+        .update_every
+        .iter()
+        .any(Option::is_some)
+    {
+        let update = UpdateDue {
+            incident: incident.reference.number(),
+        };
+        jobs::cancel(&mut **tx, &update).await?;
+        on_open(ctx, tx, incident, now).await?;
     }
     if incident.state == IncidentState::Acknowledged {
         arm_ack(ctx, tx, incident, now).await?;
@@ -48,8 +54,25 @@ pub async fn arm(ctx: &Ctx, tx: &mut Tx, incident: &Incident, now: Millis) -> Re
     Ok(())
 }
 
-/// Arms the stale-acknowledgement check of an incident just acknowledged.
+/// Arms the status-update reminder of an incident just opened (in the
+/// opening transaction: it has no reminder to replace yet).
+pub async fn on_open(ctx: &Ctx, tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
+    if let Some(every) = ctx.settings.incidents.update_every(incident.severity) {
+        let update = UpdateDue {
+            incident: incident.reference.number(),
+        };
+        jobs::enqueue(&mut **tx, &update, now.plus(every), now).await?;
+    }
+    Ok(())
+}
+
+/// Arms the stale-acknowledgement check of an incident just acknowledged
+/// (nothing, not even a statement, when no severity has `ack_timeout`).
 pub async fn arm_ack(ctx: &Ctx, tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
+    let timeouts = &ctx.settings.incidents.ack_timeout;
+    if timeouts.iter().all(Option::is_none) {
+        return Ok(());
+    }
     let job = AckStale::repage(incident.reference);
     jobs::cancel(&mut **tx, &job).await?;
     if let Some(timeout) = ctx.settings.incidents.ack_timeout(incident.severity) {
