@@ -20,6 +20,9 @@ pub const ACTION_SILENCE: &str = "incident_silence";
 /// `action_id`s of the approval buttons; their `value` is the request id.
 pub const ACTION_APPROVE: &str = "action_approve";
 pub const ACTION_DENY: &str = "action_deny";
+/// `action_id` of the Postmortem button on the resolution summary; its
+/// `value` is the incident's number.
+pub const ACTION_POSTMORTEM: &str = "incident_postmortem";
 /// `action_id` of the Run check menu; its `block_id` is the incident's number.
 pub const ACTION_RUN_MENU: &str = "incident_run";
 /// `callback_id` of the resolve modal; `private_metadata` is the incident's number.
@@ -150,6 +153,42 @@ pub fn page_dm(incident: &Incident, text: &str) -> Value {
                 button("Acknowledge", ACTION_ACK, &incident.reference.number().to_string(), Some("primary"))
             ]},
         ],
+        "unfurl_links": false,
+        "unfurl_media": false,
+    })
+}
+
+/// The resolution summary: its text in sections of at most 3,000 characters
+/// (split between lines), and a button that writes the postmortem. A text
+/// too long for Slack's 50 blocks goes as plain text, without the button.
+pub fn summary_message(incident: &Incident, text: &str) -> Value {
+    let mut sections: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if !current.is_empty() && current.len() + line.len() + 1 > SECTION_MAX {
+            sections.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push('\n');
+        }
+        current.push_str(line);
+    }
+    if !current.is_empty() {
+        sections.push(current);
+    }
+    if sections.len() > 48 {
+        return text_message(text);
+    }
+    let mut blocks: Vec<Value> = sections
+        .iter()
+        .map(|s| json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate_mrkdwn(s, SECTION_MAX)}}))
+        .collect();
+    blocks.push(json!({"type": "actions", "block_id": "summary_actions", "elements": [
+        button("📝 Write the postmortem", ACTION_POSTMORTEM, &incident.reference.number().to_string(), None)
+    ]}));
+    json!({
+        "text": fallback(text),
+        "blocks": blocks,
         "unfurl_links": false,
         "unfurl_media": false,
     })

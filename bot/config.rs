@@ -50,6 +50,11 @@ pub struct Settings {
     pub heartbeats: Vec<Heartbeat>,
     /// `[[maintenance]]`: scheduled maintenance windows.
     pub maintenance: Vec<ScheduledWindow>,
+    /// Bearer token for the team's HTTP pages (`/incidents/INC-n/postmortem.md`);
+    /// `None`: those pages answer 404.
+    pub history_token: Option<SecretString>,
+    /// `[followups] webhook_url`: follow-ups filed in an issue tracker.
+    pub followup_webhook: Option<FollowUpWebhook>,
     /// The approved actions.
     pub actions: Catalog,
 }
@@ -104,6 +109,15 @@ pub struct IncidentSettings {
     /// without a status update, severity change or resolution before its
     /// owner is paged again; `None`: never.
     pub ack_timeout: [Option<Duration>; 4],
+    /// The roles people can take (`/incident role`), with their duties.
+    pub roles: Vec<crate::incident::roles::Role>,
+    /// Severities whose incidents get a channel of their own (`channel_for`).
+    pub channel_for: Vec<Severity>,
+    /// How long after its incident resolves a room is archived; `None`: never.
+    pub archive_channel_after: Option<Duration>,
+    /// Per severity (P0..P3): how long after resolving the owner is reminded
+    /// if no postmortem was produced; `None`: never.
+    pub postmortem_due: [Option<Duration>; 4],
 }
 
 impl IncidentSettings {
@@ -116,7 +130,56 @@ impl IncidentSettings {
     pub fn ack_timeout(&self, severity: Severity) -> Option<Duration> {
         self.ack_timeout[severity.index()]
     }
+
+    /// Whether incidents of `severity` get a channel of their own.
+    pub fn gets_room(&self, severity: Severity) -> bool {
+        self.channel_for.contains(&severity)
+    }
+
+    /// The role named `name`, if this install has it.
+    pub fn role(
+        &self,
+        name: &crate::incident::roles::RoleName,
+    ) -> Option<&crate::incident::roles::Role> {
+        self.roles.iter().find(|r| &r.name == name)
+    }
+
+    /// When a postmortem of `severity` is overdue after the resolution, if ever.
+    pub fn postmortem_due(&self, severity: Severity) -> Option<Duration> {
+        self.postmortem_due[severity.index()]
+    }
 }
+
+/// Postmortem reminders unless configured otherwise: runbook 004 asks for
+/// the postmortem "within 24-48 hours": a P0's after a day, a P1's after two.
+pub const DEFAULT_POSTMORTEM_DUE: [Option<Duration>; 4] = [
+    Some(Duration::from_secs(24 * 3600)),
+    Some(Duration::from_secs(48 * 3600)),
+    None,
+    None,
+];
+
+/// How long a room stays after its incident resolves, unless configured:
+/// past the postmortem's 48 hours (runbook 004), so the discussion has a place.
+pub const DEFAULT_ARCHIVE_CHANNEL_AFTER: Duration = Duration::from_secs(72 * 3600);
+
+/// Follow-ups copied into the team's issue tracker through one outgoing webhook.
+#[derive(Debug, Clone)]
+pub struct FollowUpWebhook {
+    /// Where each follow-up is POSTed (`http://` or `https://`).
+    pub url: String,
+    /// The request body: a handlebars template rendered with the follow-up
+    /// (see README "Big incidents"); `{{json x}}` writes `x` as a JSON string.
+    pub body: String,
+    /// `Content-Type` of the body.
+    pub content_type: String,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub token: Option<SecretString>,
+}
+
+/// The default webhook body: a JSON object most trackers' "create issue"
+/// APIs take after a small mapping in the receiving automation.
+pub const DEFAULT_FOLLOWUP_BODY: &str = r#"{"title": {{json title}}, "body": {{json body}}, "incident": {{json incident}}, "severity": {{json severity}}, "owner": {{json owner}}}"#;
 
 /// Status-update reminders unless configured otherwise: runbook 004 promises
 /// stakeholders "updates every 30 minutes" for a P0; a P1 every hour.
@@ -218,6 +281,25 @@ struct RawFile {
     heartbeats: Vec<RawHeartbeat>,
     #[serde(default)]
     maintenance: Vec<RawMaintenance>,
+    history_token: Option<String>,
+    #[serde(default)]
+    followups: RawFollowUps,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFollowUps {
+    webhook_url: Option<String>,
+    webhook_body: Option<String>,
+    webhook_content_type: Option<String>,
+    webhook_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    name: String,
+    duties: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -251,6 +333,14 @@ struct RawIncidents {
     update_every: Option<std::collections::BTreeMap<String, String>>,
     /// `{ P0 = "30m" }`: off for severities not named.
     ack_timeout: Option<std::collections::BTreeMap<String, String>>,
+    /// Replaces the default roles when not empty.
+    #[serde(default)]
+    roles: Vec<RawRole>,
+    #[serde(default)]
+    channel_for: Vec<String>,
+    archive_channel_after: Option<String>,
+    /// `{ P0 = "24h" }` over [`DEFAULT_POSTMORTEM_DUE`].
+    postmortem_due: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -649,6 +739,18 @@ fn from_raw(
         raw.slack.app_token,
     );
     let alert_token = secret(&mut p, "KLAXON_ALERT_TOKEN", "alert_token", raw.alert_token);
+    let history_token = secret(
+        &mut p,
+        "KLAXON_HISTORY_TOKEN",
+        "history_token",
+        raw.history_token,
+    );
+    let followup_token = secret(
+        &mut p,
+        "KLAXON_FOLLOWUP_WEBHOOK_TOKEN",
+        "followups.webhook_token",
+        raw.followups.webhook_token,
+    );
 
     for (value, key, min) in [
         // Slack issues bot tokens: only their `xoxb-` shape is checked (below).
@@ -663,6 +765,17 @@ fn from_raw(
             &alert_token,
             "alert_token / KLAXON_ALERT_TOKEN",
             MIN_SECRET_CHARS,
+        ),
+        (
+            &history_token,
+            "history_token / KLAXON_HISTORY_TOKEN",
+            MIN_SECRET_CHARS,
+        ),
+        // The tracker issues its own tokens: only placeholders are refused.
+        (
+            &followup_token,
+            "followups.webhook_token / KLAXON_FOLLOWUP_WEBHOOK_TOKEN",
+            0,
         ),
     ] {
         if let Some(why) = value
@@ -802,6 +915,68 @@ fn from_raw(
         raw.incidents.ack_timeout,
         [None; 4],
     );
+    let postmortem_due = p.per_severity(
+        "incidents.postmortem_due",
+        raw.incidents.postmortem_due,
+        DEFAULT_POSTMORTEM_DUE,
+    );
+    let mut roles = Vec::new();
+    for (i, r) in raw.incidents.roles.iter().enumerate() {
+        match crate::incident::roles::RoleName::parse(&r.name) {
+            Ok(name)
+                if roles
+                    .iter()
+                    .any(|x: &crate::incident::roles::Role| x.name == name) =>
+            {
+                p.problem(
+                    source.to_string(),
+                    format!("incidents.roles[{i}].name"),
+                    format!("`{name}` is named twice"),
+                )
+            }
+            Ok(name) if r.duties.trim().is_empty() => p.problem(
+                source.to_string(),
+                format!("incidents.roles[{i}].duties"),
+                format!("say what the {name} does; the holder gets it by direct message"),
+            ),
+            Ok(name) => roles.push(crate::incident::roles::Role {
+                name,
+                duties: r.duties.trim().to_string(),
+            }),
+            Err(e) => p.problem(source.to_string(), format!("incidents.roles[{i}].name"), e),
+        }
+    }
+    if raw.incidents.roles.is_empty() {
+        roles = crate::incident::roles::defaults();
+    }
+    let mut channel_for = Vec::new();
+    for (i, sev) in raw.incidents.channel_for.iter().enumerate() {
+        match sev.parse::<Severity>() {
+            Ok(s) if !channel_for.contains(&s) => channel_for.push(s),
+            Ok(_) => {}
+            Err(e) => p.problem(source.to_string(), format!("incidents.channel_for[{i}]"), e),
+        }
+    }
+    let archive_channel_after = match raw
+        .incidents
+        .archive_channel_after
+        .as_deref()
+        .map(str::trim)
+    {
+        None => Some(DEFAULT_ARCHIVE_CHANNEL_AFTER),
+        Some("off") => None,
+        Some(v) => match crate::time::parse_duration(v) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                p.problem(
+                    source.to_string(),
+                    "incidents.archive_channel_after".into(),
+                    format!("{e} (or \"off\")"),
+                );
+                None
+            }
+        },
+    };
 
     let channel_rate = raw.outbox.channel_rate.unwrap_or(1.0);
     if !(channel_rate.is_finite() && channel_rate > 0.0) {
@@ -972,6 +1147,45 @@ fn from_raw(
             .max(64 * 1024),
     };
 
+    let followup_webhook = match raw.followups.webhook_url {
+        None => {
+            if raw.followups.webhook_body.is_some() || followup_token.is_some() {
+                p.problem(
+                    source.to_string(),
+                    "followups.webhook_url".into(),
+                    "is missing: the webhook's body and token are set, but not where to send them",
+                );
+            }
+            None
+        }
+        Some(url) => {
+            let parsed = reqwest::Url::parse(&url);
+            if !matches!(parsed.as_ref().map(|u| u.scheme()), Ok("http" | "https")) {
+                p.problem(
+                    source.to_string(),
+                    "followups.webhook_url".into(),
+                    format!("`{url}` is not an http:// or https:// URL"),
+                );
+            }
+            let body = raw
+                .followups
+                .webhook_body
+                .unwrap_or_else(|| DEFAULT_FOLLOWUP_BODY.to_string());
+            if let Err(e) = crate::templates::check_webhook_body(&body) {
+                p.problem(source.to_string(), "followups.webhook_body".into(), e);
+            }
+            Some(FollowUpWebhook {
+                url,
+                body,
+                content_type: raw
+                    .followups
+                    .webhook_content_type
+                    .unwrap_or_else(|| "application/json".into()),
+                token: followup_token,
+            })
+        }
+    };
+
     let any_heartbeats = !raw.heartbeats.is_empty();
     let heartbeats = heartbeats::from_raw(raw.heartbeats).unwrap_or_else(|problems| {
         for (key, message) in problems {
@@ -1120,6 +1334,10 @@ fn from_raw(
                 severity_changers,
                 update_every,
                 ack_timeout,
+                roles,
+                channel_for,
+                archive_channel_after,
+                postmortem_due,
             },
             outbox: OutboxSettings {
                 channel_rate,
@@ -1139,6 +1357,8 @@ fn from_raw(
             actions,
             heartbeats,
             maintenance,
+            history_token,
+            followup_webhook,
         }),
         _ => Err(ConfigErrors(p.problems)),
     }

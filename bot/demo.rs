@@ -7,6 +7,8 @@
 //! the incident through the same doors production uses: an Alertmanager
 //! notification, escalation on (short) durable timers, a check through the
 //! executor, signed slash commands and button presses from three engineers.
+//! The alert is critical, so the incident is a P0 and gets a channel of its
+//! own; it ends with the postmortem draft Klaxon writes from the record.
 //! What Klaxon posts to Slack is printed as a transcript.
 
 use std::collections::HashMap;
@@ -29,9 +31,34 @@ use crate::slack::api::ConsoleMessage;
 const CHANNEL: &str = "C0INCIDENTS";
 const PEOPLE: [(&str, &str); 3] = [("U0ALICE", "alice"), ("U0BOB", "bob"), ("U0CAROL", "carol")];
 
+/// The channels Klaxon created in the demo: id → name.
+fn rooms() -> &'static std::sync::Mutex<HashMap<String, String>> {
+    static ROOMS: std::sync::OnceLock<std::sync::Mutex<HashMap<String, String>>> =
+        std::sync::OnceLock::new();
+    ROOMS.get_or_init(Default::default)
+}
+
+/// The name a channel id shows as.
+fn channel_name(id: &str) -> String {
+    if id == CHANNEL {
+        return "#incidents".into();
+    }
+    rooms()
+        .lock()
+        .map(|r| r.get(id).cloned())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| id.to_string())
+}
+
 /// Turns Slack mrkdwn into what a terminal should show.
 fn for_terminal(text: &str, names: &HashMap<&str, &str>) -> String {
     let mut out = text.to_string();
+    if let Ok(rooms) = rooms().lock() {
+        for (id, name) in rooms.iter() {
+            out = out.replace(&format!("<#{id}>"), name);
+        }
+    }
     for (id, name) in names {
         out = out.replace(&format!("<@{id}>"), &format!("@{name}"));
     }
@@ -230,6 +257,11 @@ impl Player {
 fn print_message(m: &ConsoleMessage, names: &HashMap<&str, &str>) {
     let text = for_terminal(&m.text, names);
     let who = |u: Option<&str>| u.and_then(|u| names.get(u).copied()).unwrap_or("someone");
+    if m.method == "conversations.create"
+        && let Ok(mut rooms) = rooms().lock()
+    {
+        rooms.insert(m.channel.clone(), m.text.clone());
+    }
     let (head, indent) = match (m.method.as_str(), &m.thread_ts) {
         ("chat.postMessage", _) if m.channel.starts_with('D') => (
             format!(
@@ -238,7 +270,35 @@ fn print_message(m: &ConsoleMessage, names: &HashMap<&str, &str>) {
             ),
             "      │ ",
         ),
-        ("chat.postMessage", None) => ("#incidents · Klaxon".to_string(), "  │ "),
+        ("chat.postMessage", None) => (format!("{} · Klaxon", channel_name(&m.channel)), "  │ "),
+        ("conversations.create", _) => {
+            (format!("    🏠 Klaxon creates the channel {}", m.text), "")
+        }
+        ("conversations.setTopic", _) => return,
+        ("conversations.invite", _) => (
+            format!(
+                "    ➕ Klaxon invites @{} to {}",
+                who(m.user.as_deref()),
+                channel_name(&m.channel)
+            ),
+            "",
+        ),
+        ("files.completeUploadExternal", _) => {
+            let (name, content) = m.file.clone().unwrap_or_default();
+            println!(
+                "\n    📎 Klaxon shares the file {name} in {}",
+                channel_name(&m.channel)
+            );
+            for line in text.lines() {
+                println!("      │ {line}");
+            }
+            println!("      ┌── {name} ──");
+            for line in content.lines() {
+                println!("      │ {line}");
+            }
+            println!("      └──");
+            return;
+        }
         ("chat.postMessage", Some(_)) => ("    ↳ Klaxon, in the thread".to_string(), "      │ "),
         ("chat.update", _) => ("    ✎ Klaxon updated a message".to_string(), "      │ "),
         ("chat.postEphemeral", _) => (
@@ -331,6 +391,10 @@ async fn checkout_service(fixed: Arc<AtomicBool>) -> anyhow::Result<String> {
 
 /// Plays the demo; the temporary database is removed afterwards.
 pub async fn run() -> anyhow::Result<()> {
+    // The transcript is the demo's output; Klaxon's own log only when asked for.
+    if std::env::var_os("RUST_LOG").is_some() {
+        crate::telemetry::init_logging(None);
+    }
     let dir = std::env::temp_dir().join(format!("klaxon-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("cannot create the demo directory")?;
     let result = play(&dir).await;
@@ -347,6 +411,9 @@ alert_token = "{alert_token}"
 [outbox]
 channel_rate = 20.0
 channel_burst = 20
+
+[incidents]
+channel_for = ["P0"]
 
 [[escalation.schedules]]
 name = "primary"
@@ -440,6 +507,8 @@ async fn play(dir: &std::path::Path) -> anyhow::Result<()> {
     p.press("U0ALICE", "Acknowledge", blocks::ACTION_ACK, 1)
         .await?;
     until(&mut rx, &names, "acknowledged INC-1", "the acknowledgement").await?;
+    p.command("U0BOB", "role commander <@U0BOB>").await?;
+    until(&mut rx, &names, "Your duties", "the commander's duties").await?;
     p.command(
         "U0ALICE",
         "status Payments provider key missing since deploy 2026.11.22-3; rolling back",
@@ -476,12 +545,32 @@ async fn play(dir: &std::path::Path) -> anyhow::Result<()> {
     .await?;
     until(&mut rx, &names, "RESOLVED: INC-1", "the resolution summary").await?;
     p.alertmanager("resolved").await?;
+    p.command(
+        "U0BOB",
+        "followup INC-1 <@U0ALICE> Validate payment provider keys in CI before deploying",
+    )
+    .await?;
+    until(&mut rx, &names, "Follow-up #1", "the follow-up").await?;
+    p.press(
+        "U0BOB",
+        "📝 Write the postmortem",
+        blocks::ACTION_POSTMORTEM,
+        1,
+    )
+    .await?;
+    until(
+        &mut rx,
+        &names,
+        "files.completeUploadExternal",
+        "the postmortem file",
+    )
+    .await?;
     p.command("U0ALICE", "list").await?;
 
     let _ = stop_tx.send(());
     server.await??;
     println!(
-        "\nDemo complete: alert → thread → pages → check → ack → status → check → resolution summary."
+        "\nDemo complete: alert → thread and a channel of its own (P0) → pages → check → ack → commander → status → check → resolution summary → follow-up → postmortem."
     );
     println!("Run `klaxon serve` with a Slack app to do this for real (see README).");
     Ok(())

@@ -376,6 +376,12 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
             Ok(None) => told(Answer::Refused(format!("{r} does not exist."))).await,
             Err(e) => fault(e.into()).await,
         },
+        blocks::ACTION_POSTMORTEM => {
+            match crate::usecases::postmortem::produce(ctx, &user, r).await {
+                Ok(answer) => told(answer).await,
+                Err(e) => fault(e).await,
+            }
+        }
         other => tracing::debug!(action = other, "ignored action"),
     }
     Reply::done()

@@ -40,6 +40,8 @@
 //! - [`slack`]: the Web API client (or the console stand-in) and the outbox
 //!   sender that delivers queued messages in order, with rate limits and retries.
 //! - [`alertmanager`]: Alertmanager's silences API.
+//! - [`tracker`]: the team's issue tracker, through one outgoing webhook
+//!   (follow-ups).
 //! - [`health`]: Klaxon watching itself (database, Slack credentials and
 //!   channels, overdue jobs) for the metrics, the log and `/readyz`.
 //! - [`inbound`]: what Slack sends (commands, presses, forms, DM events),
@@ -73,4 +75,5 @@ pub mod store;
 pub mod telemetry;
 pub mod templates;
 pub mod time;
+pub mod tracker;
 pub mod usecases;

@@ -34,8 +34,8 @@ use crate::telemetry::Metrics;
 use crate::templates::Templates;
 use crate::time::Clock;
 use crate::usecases::{
-    Ctx, actions, alerts, escalate, heartbeats, housekeeping, maintenance, ports, reminders,
-    silences,
+    Ctx, actions, alerts, escalate, followups, heartbeats, housekeeping, maintenance, ports,
+    postmortem, reminders, rooms, silences,
 };
 
 /// Installs the one TLS crypto provider the process uses (two are linked in).
@@ -119,6 +119,10 @@ pub async fn build_with_clock(
         Some(url) => Some(Arc::new(AlertmanagerApi::new(url)?)),
         None => None,
     };
+    let tracker: Option<Arc<dyn ports::Tracker>> = match &settings.followup_webhook {
+        Some(webhook) => Some(Arc::new(crate::tracker::WebhookTracker::new(webhook)?)),
+        None => None,
+    };
     let metrics = Metrics::new();
     let levels: Vec<String> = settings
         .escalation
@@ -137,6 +141,10 @@ pub async fn build_with_clock(
         directory: Arc::new(GroupDirectory::new(slack.clone())),
         reach: Default::default(),
         alertmanager,
+        conversations: Arc::new(crate::slack::conversations::SlackConversations::new(
+            slack.clone(),
+        )),
+        tracker,
         settings,
     };
     Ok(Arc::new(App {
@@ -168,7 +176,12 @@ pub fn job_registry() -> Registry<Ctx> {
         .register::<maintenance::Unsilence>()
         .register::<reminders::UpdateDue>()
         .register::<reminders::AckStale>()
-        .register::<escalate::GroupPage>();
+        .register::<escalate::GroupPage>()
+        .register::<rooms::Open>()
+        .register::<rooms::Invite>()
+        .register::<rooms::Archive>()
+        .register::<postmortem::Due>()
+        .register::<followups::File>();
     registry
 }
 

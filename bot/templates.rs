@@ -93,10 +93,100 @@ pub struct TemplateError {
     pub message: String,
 }
 
+/// Documents Klaxon writes as files (Markdown), not as Slack messages: no
+/// Slack escaping, since nothing in a file can mention anybody. Each is a file
+/// `<name>.hbs` (`postmortem.md.hbs`) that `templates_dir` may override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentName {
+    /// The postmortem skeleton (runbook 004's postmortem, runbook 002's evidence list).
+    Postmortem,
+}
+
+impl DocumentName {
+    pub const ALL: [DocumentName; 1] = [DocumentName::Postmortem];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DocumentName::Postmortem => "postmortem.md",
+        }
+    }
+
+    fn default_source(self) -> &'static str {
+        match self {
+            DocumentName::Postmortem => include_str!("../templates/postmortem.md.hbs"),
+        }
+    }
+}
+
 /// The registry, ready to render.
 #[derive(Debug)]
 pub struct Templates {
     hb: Handlebars<'static>,
+    docs: Handlebars<'static>,
+}
+
+/// `{{json value}}` in a webhook body: `value` as JSON (a string quoted and
+/// escaped, `null` when missing).
+fn json_helper(
+    h: &Helper,
+    _: &Handlebars,
+    _: &Context,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let v = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
+    out.write(&v.to_string())?;
+    Ok(())
+}
+
+/// Escapes `s` for the inside of a JSON string (what `{{x}}` writes in a
+/// webhook body, so `"{{title}}"` stays one string whatever the title holds).
+fn json_escape(s: &str) -> String {
+    let quoted = Value::String(s.to_string()).to_string();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+fn webhook_registry(body: &str) -> Result<Handlebars<'static>, String> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(false);
+    hb.register_escape_fn(json_escape);
+    hb.register_helper("json", Box::new(json_helper));
+    hb.register_template_string("body", body)
+        .map_err(|e| format!("is not a valid template: {e}"))?;
+    Ok(hb)
+}
+
+/// Checks a follow-up webhook's body template (`followups.webhook_body`):
+/// it must compile and, rendered with a sample follow-up, give JSON when it
+/// looks like JSON.
+pub fn check_webhook_body(body: &str) -> Result<(), String> {
+    let sample = json!({
+        "title": "INC-42 follow-up: add an alert on replica lag \"quoted\"",
+        "body": "From INC-42 [P1] Checkout API returning 500s",
+        "text": "add an alert on replica lag",
+        "incident": "INC-42",
+        "incident_title": "Checkout API returning 500s",
+        "severity": "P1",
+        "owner": "U0ONCALL1",
+        "id": 1,
+    });
+    let out = render_webhook_body(body, &sample)?;
+    let trimmed = out.trim_start();
+    if (trimmed.starts_with('{') || trimmed.starts_with('['))
+        && let Err(e) = serde_json::from_str::<Value>(trimmed)
+    {
+        return Err(format!(
+            "renders to invalid JSON for a sample follow-up ({e}); write strings as {{{{json field}}}}"
+        ));
+    }
+    Ok(())
+}
+
+/// Renders a follow-up webhook's body (see [`check_webhook_body`]).
+pub fn render_webhook_body(body: &str, data: &Value) -> Result<String, String> {
+    webhook_registry(body)?
+        .render("body", data)
+        .map_err(|e| e.to_string())
 }
 
 /// Escapes text for Slack mrkdwn: `&`, `<` and `>` and nothing else (Slack shows
@@ -224,6 +314,30 @@ impl Templates {
         hb.register_helper("channel_link", markup_helper("channel_link", channel_link));
         hb.register_helper("link", Box::new(link_helper));
         let mut problems = Vec::new();
+        let mut docs = Handlebars::new();
+        docs.set_strict_mode(true);
+        docs.register_escape_fn(handlebars::no_escape);
+        for d in DocumentName::ALL {
+            let source = match dir.map(|dir| dir.join(format!("{}.hbs", d.name()))) {
+                Some(path) if path.exists() => match std::fs::read_to_string(&path) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        problems.push(TemplateError {
+                            name: d.name(),
+                            message: format!("cannot read {}: {e}", path.display()),
+                        });
+                        continue;
+                    }
+                },
+                _ => d.default_source().to_string(),
+            };
+            if let Err(e) = docs.register_template_string(d.name(), source) {
+                problems.push(TemplateError {
+                    name: d.name(),
+                    message: e.to_string(),
+                });
+            }
+        }
         for t in TemplateName::ALL {
             let source = match dir.map(|d| d.join(format!("{}.hbs", t.name()))) {
                 Some(path) if path.exists() => match std::fs::read_to_string(&path) {
@@ -261,6 +375,11 @@ impl Templates {
             let known: Vec<String> = TemplateName::ALL
                 .iter()
                 .map(|t| format!("{}.hbs", t.name()))
+                .chain(
+                    DocumentName::ALL
+                        .iter()
+                        .map(|d| format!("{}.hbs", d.name())),
+                )
                 .collect();
             for entry in entries.flatten() {
                 let file = entry.file_name().to_string_lossy().to_string();
@@ -276,7 +395,7 @@ impl Templates {
             }
         }
         if problems.is_empty() {
-            Ok(Templates { hb })
+            Ok(Templates { hb, docs })
         } else {
             Err(problems)
         }
@@ -288,6 +407,17 @@ impl Templates {
             .map(|s| s.trim_end().to_string())
             .map_err(|e| TemplateError {
                 name: t.name(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Renders a document (Markdown, unescaped).
+    pub fn render_document(&self, d: DocumentName, data: &Value) -> Result<String, TemplateError> {
+        self.docs
+            .render(d.name(), data)
+            .map(|s| format!("{}\n", s.trim_end()))
+            .map_err(|e| TemplateError {
+                name: d.name(),
                 message: e.to_string(),
             })
     }
@@ -306,7 +436,15 @@ impl Templates {
             .into_iter()
             .filter_map(|t| {
                 let data = match t {
-                    TemplateName::IncidentOpened => root_data(&sample, Some(&sample_alerts())),
+                    TemplateName::IncidentOpened => root_data(
+                        &sample,
+                        Some(&sample_alerts()),
+                        &[RoleHeld {
+                            role: crate::incident::roles::defaults()[0].name.clone(),
+                            user: SlackUserId::parse("U0ONCALL1")
+                                .unwrap_or_else(|| unreachable!("valid id")),
+                        }],
+                    ),
                     TemplateName::StatusUpdate => status_data(
                         &sample,
                         sample.opened_by.as_ref(),
@@ -329,6 +467,12 @@ impl Templates {
                             firing: vec![("DiskFull".into(), 1)],
                             note: Some("Alertmanager listed only some of them".into()),
                         },
+                        &[FollowUpView {
+                            id: 1,
+                            text: "Alert on replica lag".into(),
+                            owner: sample.owner.clone(),
+                            tracker_ref: Some("OPS-124".into()),
+                        }],
                     ),
                     TemplateName::AlertFiring | TemplateName::AlertResolved => {
                         alerts_data(&sample, 3, &[sample_alert_view()], &sample_alerts(), true)
@@ -350,6 +494,10 @@ impl Templates {
                 };
                 self.render(t, &data).err()
             })
+            .chain(
+                self.render_document(DocumentName::Postmortem, &sample_postmortem())
+                    .err(),
+            )
             .collect()
     }
 }
@@ -380,6 +528,7 @@ pub fn incident_data(i: &Incident) -> Value {
         "source": i.source.label(),
         "from_alerts": i.source.is_alerts(),
         "previous": i.previous.map(|r| r.to_string()),
+        "room": i.room.as_ref().map(|r| r.channel.as_str()),
     })
 }
 
@@ -495,11 +644,51 @@ fn clip(s: &str, n: usize) -> String {
 }
 
 /// The root message's data: the incident and, for an alert incident, its alerts.
-pub fn root_data(i: &Incident, alerts: Option<&AlertsShown>) -> Value {
+pub fn root_data(i: &Incident, alerts: Option<&AlertsShown>, roles: &[RoleHeld]) -> Value {
     with(
         incident_data(i),
-        json!({ "alerts": alerts.map(AlertsShown::to_value) }),
+        json!({
+            "alerts": alerts.map(AlertsShown::to_value),
+            "roles": roles.iter().map(RoleHeld::to_value).collect::<Vec<_>>(),
+        }),
     )
+}
+
+/// A role of an incident and who holds it, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleHeld {
+    pub role: crate::incident::roles::RoleName,
+    pub user: SlackUserId,
+}
+
+impl RoleHeld {
+    fn to_value(&self) -> Value {
+        let name = self.role.as_str();
+        let mut title: String = name.chars().take(1).flat_map(char::to_uppercase).collect();
+        title.push_str(name.get(1..).unwrap_or_default());
+        json!({"role": name, "title": title, "user": self.user.as_str()})
+    }
+}
+
+/// A follow-up as messages and the postmortem show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUpView {
+    pub id: i64,
+    pub text: String,
+    pub owner: Option<SlackUserId>,
+    /// Where the tracker filed it (an issue key or URL), when it did.
+    pub tracker_ref: Option<String>,
+}
+
+impl FollowUpView {
+    pub fn to_value(&self) -> Value {
+        json!({
+            "id": self.id,
+            "text": self.text,
+            "owner": self.owner.as_ref().map(|u| u.as_str()),
+            "tracker_ref": self.tracker_ref,
+        })
+    }
 }
 
 /// An incident's alerts as a message shows them: the counts, and the first few.
@@ -568,7 +757,12 @@ pub struct AlertSummary {
 
 /// Data for the resolution summary, timeline included; for an alert incident,
 /// the names of the alerts that resolved and of any that still fire.
-pub fn resolution_data(i: &Incident, timeline: &[TimelineEvent], alerts: &AlertSummary) -> Value {
+pub fn resolution_data(
+    i: &Incident,
+    timeline: &[TimelineEvent],
+    alerts: &AlertSummary,
+    followups: &[FollowUpView],
+) -> Value {
     let names = |list: &[(String, u64)]| -> Option<String> {
         (!list.is_empty()).then(|| {
             list.iter()
@@ -599,6 +793,7 @@ pub fn resolution_data(i: &Incident, timeline: &[TimelineEvent], alerts: &AlertS
             "alerts_resolved": names(&alerts.resolved),
             "alerts_firing": names(&alerts.firing),
             "alerts_note": alerts.note,
+            "followups": followups.iter().map(FollowUpView::to_value).collect::<Vec<_>>(),
         }),
     )
 }
@@ -635,7 +830,7 @@ pub fn page_data(i: &Incident, page: &PageFacts<'_>) -> Value {
             "next_level": page.next_level,
             "after_empty": page.after_empty,
             "by_hand": page.by_hand,
-            "channel": i.channel.as_str(),
+            "channel": i.room.as_ref().map_or(i.channel.as_str(), |r| r.channel.as_str()),
         }),
     )
 }
@@ -726,7 +921,31 @@ pub fn sample_incident() -> Incident {
         escalation_step: Some(1),
         source: IncidentSource::Alertmanager,
         previous: IncidentRef::new(41),
+        room: None,
+        postmortem_at: None,
     }
+}
+
+/// A realistic postmortem's data, for checking the postmortem template (its
+/// fields are documented in README "Big incidents").
+pub fn sample_postmortem() -> Value {
+    json!({
+        "ref": "INC-42", "title": "Checkout API returning 500s", "severity": "P1",
+        "severity_description": "High", "status": "Resolved", "source": "Alertmanager",
+        "opened_at": "2026-11-22 17:04 UTC", "acknowledged_at": "2026-11-22 17:08 UTC",
+        "resolved_at": "2026-11-22 17:51 UTC", "duration": "47m", "mtta": "4m", "mttr": "47m",
+        "impact": "High: major functionality down", "root_cause": "A config push", "resolution": "Rolled back",
+        "follow_up": "OPS-123", "channel": "#inc-42-checkout", "generated_at": "2026-11-23 09:00 UTC",
+        "people": [{"name": "U0ONCALL1", "what": "owner, commander"}],
+        "roles": [{"title": "Commander", "user": "U0ONCALL1"}],
+        "timeline": [{"time": "2026-11-22 17:04:09 UTC", "who": "U0ONCALL1", "text": "declared the incident", "kind": "opened"}],
+        "alerts": [{"name": "HighErrorRate", "status": "resolved", "since": "2026-11-22 17:04 UTC", "labels": "service=checkout", "summary": "5xx", "links": [{"label": "source", "url": "http://prometheus:9090/graph"}]}],
+        "alerts_more": 0,
+        "actions": [{"time": "17:10:00 UTC", "action": "restart-checkout", "params": "", "requested_by": "U0ONCALL1", "approved_by": "U0LEAD", "state": "succeeded", "outcome": "restarted"}],
+        "status_updates": [{"time": "17:20:00 UTC", "who": "U0ONCALL1", "text": "Rolled back"}],
+        "followups": [{"id": 1, "text": "Alert on replica lag", "owner": "U0ONCALL1", "tracker_ref": "OPS-124"}],
+        "pages": [{"time": "17:04:10 UTC", "who": "U0ONCALL1", "text": "paged on-call engineer"}],
+    })
 }
 
 #[cfg(test)]
@@ -777,7 +996,7 @@ mod tests {
         let mut i = sample_incident();
         i.title = "<!channel> <@U999> it's & broken".into();
         let text = t
-            .render(TemplateName::IncidentOpened, &incident_data(&i))
+            .render(TemplateName::IncidentOpened, &root_data(&i, None, &[]))
             .expect("renders");
         assert!(!text.contains("<!channel>"), "{text}");
         assert!(!text.contains("<@U999>"), "{text}");
@@ -805,7 +1024,7 @@ mod tests {
         let text = t
             .render(
                 TemplateName::ResolutionSummary,
-                &resolution_data(&i, &timeline, &AlertSummary::default()),
+                &resolution_data(&i, &timeline, &AlertSummary::default(), &[]),
             )
             .expect("renders");
         for needle in [

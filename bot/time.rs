@@ -72,6 +72,11 @@ impl Millis {
         self.format("%Y-%m-%d %H:%M UTC")
     }
 
+    /// `2026-11-22 17:04:09 UTC`, for records where seconds matter (a postmortem).
+    pub fn date_time_seconds_utc(self) -> String {
+        self.format("%Y-%m-%d %H:%M:%S UTC")
+    }
+
     /// `17:04 UTC`.
     pub fn time_utc(self) -> String {
         self.format("%H:%M UTC")

@@ -9,6 +9,7 @@ mod alert_edge;
 mod alerts;
 mod architecture;
 mod bad_input;
+mod big_incidents;
 mod binary;
 mod deploy;
 mod escalation;

@@ -1,5 +1,5 @@
-//! The HTTP surface (DESIGN §1): Slack's endpoints, alert webhooks, health,
-//! readiness, metrics.
+//! The HTTP surface: Slack's endpoints, alert webhooks,
+//! health, readiness, metrics, and the team's pages behind a token.
 //!
 //! Every request gets a span (method, route, and the incident ref once a handler
 //! knows it) and is counted in `http_requests_total` and
@@ -8,6 +8,7 @@
 
 pub mod alerts;
 pub mod health;
+pub mod history;
 pub mod signature;
 pub mod slack;
 
@@ -55,6 +56,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route(
+            "/incidents/{reference}/postmortem.md",
+            get(history::postmortem),
+        )
         .fallback(alerts::not_found)
         .layer(DefaultBodyLimit::max(max_body))
         // A request that takes too long (a slow body, a stuck database) gets 408.

@@ -57,6 +57,22 @@ pub enum Command {
     Help,
     /// `/incident maintenance …`.
     Maintenance(Maintenance),
+    /// Gives `user` the role `role` (commander, comms, scribe …).
+    Role {
+        role: super::roles::RoleName,
+        target: Option<IncidentRef>,
+        user: SlackUserId,
+    },
+    /// Produces the postmortem skeleton as a file in the thread.
+    Postmortem {
+        target: Option<IncidentRef>,
+    },
+    /// Records a follow-up (action item), optionally with its owner.
+    FollowUp {
+        target: Option<IncidentRef>,
+        owner: Option<SlackUserId>,
+        text: UserText,
+    },
 }
 
 /// `/incident maintenance start|list|end`.
@@ -114,6 +130,9 @@ pub const USAGE_ESCALATE: &str = "/incident escalate [INC-n]";
 pub const USAGE_REOPEN: &str = "/incident reopen INC-n";
 pub const USAGE_RUN: &str = "/incident run <action> [INC-n] [key=value …] [--dry-run]";
 pub const USAGE_SILENCE: &str = "/incident silence [INC-n] <duration, e.g. 2h>";
+pub const USAGE_ROLE: &str = "/incident role <commander|comms|scribe> [INC-n] @user";
+pub const USAGE_POSTMORTEM: &str = "/incident postmortem [INC-n]";
+pub const USAGE_FOLLOWUP: &str = "/incident followup [INC-n] [@owner] <text>";
 pub const USAGE_MAINTENANCE: &str =
     "/incident maintenance start <route> <duration> [reason] | list | end <id>";
 
@@ -133,6 +152,9 @@ pub const HELP: &str = "\
 `/incident run <action> [INC-n] [key=value …] [--dry-run]` run an approved check or restart
 `/incident actions` the approved actions and who may run them
 `/incident list` open incidents
+`/incident role <commander|comms|scribe> [INC-n] @user` give someone a role; they get its duties by DM
+`/incident followup [INC-n] [@owner] <text>` record a follow-up (action item)
+`/incident postmortem [INC-n]` the postmortem skeleton as a Markdown file in the thread
 `/incident maintenance start <route> <duration> [reason]` a maintenance window: the route's new alerts open no incident and its ladders pause (also `… list`, `… end <id>`)
 `/incident help` this text
 `INC-n` may be left out when the channel has exactly one open incident.
@@ -285,6 +307,66 @@ pub fn parse(text: &str) -> Result<Command, UsageError> {
             Ok(Command::Silence { target, duration })
         }
         "maintenance" | "maint" => parse_maintenance(rest),
+        "role" => {
+            let (word, after) = first_word(rest);
+            if word.is_empty() {
+                return Err(UsageError::new("which role?", USAGE_ROLE));
+            }
+            let role =
+                super::roles::RoleName::parse(word).map_err(|e| UsageError::new(e, USAGE_ROLE))?;
+            let (target, after) = optional_ref(after, USAGE_ROLE)?;
+            let (who, extra) = first_word(after);
+            if who.is_empty() {
+                return Err(UsageError::new(format!("who is {role}?"), USAGE_ROLE));
+            }
+            let user = SlackUserId::parse_mention(who).ok_or_else(|| {
+                UsageError::new(
+                    format!(
+                        "`{who}` is not a Slack user; pick the person from the @ autocomplete so Slack sends their ID"
+                    ),
+                    USAGE_ROLE,
+                )
+            })?;
+            if !extra.is_empty() {
+                return Err(UsageError::new(
+                    format!("unexpected `{extra}` after the user"),
+                    USAGE_ROLE,
+                ));
+            }
+            Ok(Command::Role { role, target, user })
+        }
+        "postmortem" | "pm" | "retro" => {
+            let (target, after) = optional_ref(rest, USAGE_POSTMORTEM)?;
+            if !after.is_empty() {
+                return Err(UsageError::new(
+                    format!("`postmortem` takes only an incident ref, not `{after}`"),
+                    USAGE_POSTMORTEM,
+                ));
+            }
+            Ok(Command::Postmortem { target })
+        }
+        "followup" | "follow-up" | "todo" => {
+            let (target, after) = optional_ref(rest, USAGE_FOLLOWUP)?;
+            let (word, text) = first_word(after);
+            let (owner, text) = match SlackUserId::parse_mention(word) {
+                Some(u) => (Some(u), text),
+                None if word.starts_with("<@") => {
+                    return Err(UsageError::new(
+                        format!("`{word}` is not a Slack user"),
+                        USAGE_FOLLOWUP,
+                    ));
+                }
+                None => (None, after),
+            };
+            let text = UserText::parse(&super::single_line(text), "follow-up").map_err(|e| {
+                UsageError::new(format!("{e}: say what must be done"), USAGE_FOLLOWUP)
+            })?;
+            Ok(Command::FollowUp {
+                target,
+                owner,
+                text,
+            })
+        }
         other => Err(UsageError::new(
             format!("`{other}` is not an /incident command"),
             "/incident help",
@@ -611,5 +693,45 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert!(Command::Maintenance(Maintenance::List).changes_nothing());
+    }
+
+    #[test]
+    fn role_postmortem_and_followup_take_a_ref_a_user_and_text() {
+        let alice = SlackUserId::parse("U0ALICE").expect("id");
+        assert_eq!(
+            parse("role Commander INC-3 <@U0ALICE|alice>"),
+            Ok(Command::Role {
+                role: crate::incident::roles::RoleName::parse("commander").expect("role"),
+                target: IncidentRef::new(3),
+                user: alice.clone(),
+            })
+        );
+        assert_eq!(
+            parse("postmortem inc-9"),
+            Ok(Command::Postmortem {
+                target: IncidentRef::new(9)
+            })
+        );
+        assert_eq!(
+            parse("followup <@U0ALICE> add an alert on replica lag"),
+            Ok(Command::FollowUp {
+                target: None,
+                owner: Some(alice),
+                text: UserText::parse("add an alert on replica lag", "follow-up").expect("text"),
+            })
+        );
+        for bad in [
+            "role",
+            "role commander",
+            "role commander alice",
+            "role two words <@U0ALICE>",
+            "role commander <@U0ALICE> now",
+            "postmortem INC-1 please",
+            "followup",
+            "followup <@U0ALICE>",
+            "followup <@nobody> fix it",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 }

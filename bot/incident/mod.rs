@@ -7,6 +7,8 @@
 //! as a mention can never inject `<!channel>`).
 
 pub mod command;
+pub mod roles;
+pub mod room;
 
 use std::fmt;
 use std::str::FromStr;
@@ -417,6 +419,22 @@ pub struct Incident {
     pub source: IncidentSource,
     /// The incident the same alert group fed before this one.
     pub previous: Option<IncidentRef>,
+    /// The channel of its own, once Klaxon created one (`incidents.channel_for`).
+    pub room: Option<Room>,
+    /// When the postmortem was last produced.
+    pub postmortem_at: Option<Millis>,
+}
+
+/// A major incident's channel of its own: where its story is told, while the
+/// incident channel's thread keeps the headlines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    pub channel: ChannelId,
+    /// Its name (`inc-12-checkout-down`), without the `#`.
+    pub name: String,
+    /// The outbox row of the copy of the root message posted there, which is
+    /// edited whenever the root is.
+    pub root_message: Option<i64>,
 }
 
 impl Incident {
@@ -458,6 +476,14 @@ pub enum EventKind {
     Heartbeat,
     /// The owner was paged again: the acknowledgement went stale.
     Repaged,
+    /// Somebody took a role (commander, comms, scribe …).
+    RoleAssigned,
+    /// The incident's own channel was created, refused or archived.
+    Channel,
+    /// The postmortem was produced (or is overdue).
+    Postmortem,
+    /// A follow-up (action item) was recorded, or filed in the tracker.
+    FollowUp,
 }
 
 impl EventKind {
@@ -479,6 +505,10 @@ impl EventKind {
             EventKind::Maintenance => "maintenance",
             EventKind::Heartbeat => "heartbeat",
             EventKind::Repaged => "repaged",
+            EventKind::RoleAssigned => "role_assigned",
+            EventKind::Channel => "channel",
+            EventKind::Postmortem => "postmortem",
+            EventKind::FollowUp => "follow_up",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -499,9 +529,29 @@ impl EventKind {
             EventKind::Maintenance,
             EventKind::Heartbeat,
             EventKind::Repaged,
+            EventKind::RoleAssigned,
+            EventKind::Channel,
+            EventKind::Postmortem,
+            EventKind::FollowUp,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
+    }
+}
+
+impl EventKind {
+    /// Whether the incident channel's thread still shows this once the
+    /// incident has a channel of its own: the headlines a stakeholder follows
+    /// (status updates, severity, resolution); the rest is told in the room.
+    pub fn is_headline(self) -> bool {
+        matches!(
+            self,
+            EventKind::StatusUpdate
+                | EventKind::SeverityChanged
+                | EventKind::Resolved
+                | EventKind::Reopened
+                | EventKind::Channel
+        )
     }
 }
 

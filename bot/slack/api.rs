@@ -177,6 +177,11 @@ pub const REQUIRED_SCOPES: &[(&str, &str)] = &[
         "groups:history",
         "finding a post whose outcome was lost (private channels), so it is not posted twice",
     ),
+    ("files:write", "postmortem files in the thread"),
+    (
+        "channels:manage",
+        "a channel of its own for each major incident (incidents.channel_for): create, topic, invite, archive",
+    ),
 ];
 
 /// What `auth.test` says about the bot token.
@@ -211,6 +216,8 @@ const FORM_METHODS: &[&str] = &[
     "conversations.history",
     "conversations.replies",
     "auth.test",
+    "files.getUploadURLExternal",
+    "files.completeUploadExternal",
 ];
 
 /// The `event_type` of the metadata Klaxon puts on every message it posts
@@ -242,6 +249,8 @@ pub struct ConsoleMessage {
     pub ts: String,
     pub user: Option<String>,
     pub text: String,
+    /// A file shared (`files.completeUploadExternal`): its name and content.
+    pub file: Option<(String, String)>,
 }
 
 /// The real Web API, or the console stand-in.
@@ -433,6 +442,68 @@ impl SlackApi {
             .ok_or_else(|| CallError::Transient("invalid_response".into()))
     }
 
+    /// Shares a text file in `channel` (in the thread `thread_ts` when given)
+    /// through Slack's upload flow ("Uploading files": `files.getUploadURLExternal`
+    /// with the name and length in bytes, the bytes POSTed to the URL it
+    /// returns, then `files.completeUploadExternal`; the older `files.upload`
+    /// is retired). Needs the `files:write` scope. Returns the file's id.
+    pub async fn upload_file(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        file: &crate::store::outbox::FilePayload,
+    ) -> Result<String, CallError> {
+        let web = match self {
+            SlackApi::Web(web) => web,
+            SlackApi::Console(console) => return Ok(console.upload(channel, thread_ts, file)),
+        };
+        let bytes = file.content.as_bytes().to_vec();
+        let ticket = web
+            .call(
+                "files.getUploadURLExternal",
+                &json!({"filename": file.filename, "length": bytes.len().to_string()}),
+            )
+            .await?;
+        let (Some(url), Some(id)) = (
+            ticket.get("upload_url").and_then(Value::as_str),
+            ticket.get("file_id").and_then(Value::as_str),
+        ) else {
+            return Err(CallError::Transient("invalid_response".into()));
+        };
+        let response = web
+            .client
+            .post(url)
+            .header("content-type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| {
+                CallError::Transient(if e.is_timeout() {
+                    "timeout".into()
+                } else {
+                    "connection_error".into()
+                })
+            })?;
+        if !response.status().is_success() {
+            return Err(CallError::Transient(format!(
+                "upload_http_{}",
+                response.status().as_u16()
+            )));
+        }
+        let mut complete = json!({
+            "files": json!([{"id": id, "title": file.title}]).to_string(),
+            "channel_id": channel,
+        });
+        if let Some(ts) = thread_ts {
+            complete["thread_ts"] = json!(ts);
+        }
+        if let Some(comment) = &file.initial_comment {
+            complete["initial_comment"] = json!(comment);
+        }
+        web.call("files.completeUploadExternal", &complete).await?;
+        Ok(id.to_string())
+    }
+
     /// Calls `method` with a JSON body; `Ok` carries Slack's answer when `ok` is true.
     pub async fn call(&self, method: &str, body: &Value) -> Result<Value, CallError> {
         match self {
@@ -567,10 +638,60 @@ pub fn classify(answer: Value) -> Result<Value, CallError> {
 }
 
 impl ConsoleApi {
+    /// A file "shared": logged and copied to the transcript whole.
+    fn upload(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        file: &crate::store::outbox::FilePayload,
+    ) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::info!(
+            target: "klaxon::slack::console",
+            method = "files.completeUploadExternal",
+            channel,
+            thread_ts = thread_ts.unwrap_or(""),
+            "📎 {} ({} bytes)",
+            file.filename,
+            file.content.len()
+        );
+        if let Some(tx) = &self.transcript {
+            let _ = tx.send(ConsoleMessage {
+                method: "files.completeUploadExternal".into(),
+                channel: channel.to_string(),
+                thread_ts: thread_ts.map(str::to_string),
+                ts: format!("F{n}"),
+                user: None,
+                text: file.initial_comment.clone().unwrap_or_default(),
+                file: Some((file.filename.clone(), file.content.clone())),
+            });
+        }
+        format!("F{n}")
+    }
+
     fn call(&self, method: &str, body: &Value) -> Value {
         if method == "usergroups.users.list" {
             // No workspace behind the console: groups have no members.
             return json!({"ok": true, "users": []});
+        }
+        let n = self.counter.load(Ordering::Relaxed) + 1;
+        if method == "conversations.create" {
+            // A channel "created" in the console: an id of Slack's shape.
+            self.counter.fetch_add(1, Ordering::Relaxed);
+            let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
+            tracing::info!(target: "klaxon::slack::console", method, "created #{name}");
+            if let Some(tx) = &self.transcript {
+                let _ = tx.send(ConsoleMessage {
+                    method: method.into(),
+                    channel: format!("C0ROOM{n}"),
+                    thread_ts: None,
+                    ts: String::new(),
+                    user: None,
+                    text: format!("#{name}"),
+                    file: None,
+                });
+            }
+            return json!({"ok": true, "channel": {"id": format!("C0ROOM{n}"), "name": name}});
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
         let now = jiff::Timestamp::now().as_millisecond();
@@ -597,8 +718,9 @@ impl ConsoleApi {
                 channel: channel.clone(),
                 thread_ts,
                 ts: ts.clone(),
-                user: str_field("user"),
+                user: str_field("user").or_else(|| str_field("users")),
                 text,
+                file: None,
             });
         }
         match method {

@@ -269,7 +269,7 @@ impl OutboxSender {
         // posted" before the call (see `outbox::claim`).
         let will_post = matches!(
             row.kind,
-            MessageKind::Root | MessageKind::Reply | MessageKind::Direct
+            MessageKind::Root | MessageKind::Reply | MessageKind::Direct | MessageKind::Post
         ) && row.stale_page().is_none()
             && (row.kind != MessageKind::Reply || row.thread_ts.is_some());
         if !outbox::claim(
@@ -304,6 +304,9 @@ impl OutboxSender {
                 "superseded by a newer update of the same message",
             )
             .await;
+        }
+        if row.kind == MessageKind::File {
+            return self.deliver_file(&row).await;
         }
         let mut body: Value = match serde_json::from_str(&row.payload) {
             Ok(v) => v,
@@ -368,7 +371,8 @@ impl OutboxSender {
             MessageKind::Reply => "chat.postMessage",
             MessageKind::UpdateRoot | MessageKind::Update => "chat.update",
             MessageKind::Ephemeral => "chat.postEphemeral",
-            MessageKind::Direct => "chat.postMessage",
+            MessageKind::Direct | MessageKind::Post => "chat.postMessage",
+            MessageKind::File => "files.completeUploadExternal",
         };
         set(&mut body, "channel", &row.channel);
         match row.kind {
@@ -378,7 +382,13 @@ impl OutboxSender {
                 row.thread_ts.as_deref().unwrap_or(""),
             ),
             MessageKind::UpdateRoot => set(&mut body, "ts", row.thread_ts.as_deref().unwrap_or("")),
-            MessageKind::Update => set(&mut body, "ts", row.ref_ts.as_deref().unwrap_or("")),
+            MessageKind::Update => {
+                // The message updated may live in another channel (the room's copy of the root).
+                if let Some(channel) = &row.ref_channel {
+                    set(&mut body, "channel", channel);
+                }
+                set(&mut body, "ts", row.ref_ts.as_deref().unwrap_or(""))
+            }
             MessageKind::Ephemeral => set(&mut body, "user", row.user.as_deref().unwrap_or("")),
             MessageKind::Direct => {
                 let user = row.user.clone().unwrap_or_default();
@@ -398,7 +408,7 @@ impl OutboxSender {
                     Err(e) => return self.handle_error(&row, "conversations.open", e).await,
                 }
             }
-            MessageKind::Root => {}
+            MessageKind::Root | MessageKind::Post | MessageKind::File => {}
         }
         if will_post {
             // Slack keeps the metadata with the message: the way to find it
@@ -478,6 +488,74 @@ impl OutboxSender {
                 self.record_sent(&row, method, ts).await
             }
             Err(e) => self.handle_error(&row, method, e).await,
+        }
+    }
+
+    /// Shares a file (a [`MessageKind::File`] row): in the incident's thread
+    /// once its root is out, when the payload says so. Slack's upload flow has
+    /// no idempotency key: a crash between its last call and recording the
+    /// outcome shares the file again on the next attempt.
+    async fn deliver_file(&self, row: &Pending) -> StoreResult<()> {
+        let now = self.clock.now();
+        let file: outbox::FilePayload = match serde_json::from_str(&row.payload) {
+            Ok(f) => f,
+            Err(e) => {
+                return self
+                    .give_up(
+                        row,
+                        "files.completeUploadExternal",
+                        &format!("invalid_payload: {e}"),
+                    )
+                    .await;
+            }
+        };
+        if file.in_thread && row.thread_ts.is_none() {
+            let root_failed = match row.incident {
+                Some(r) => outbox::root_failed(self.store.pool(), r).await?,
+                None => true,
+            };
+            if root_failed {
+                return self
+                    .give_up(
+                        row,
+                        "files.completeUploadExternal",
+                        "thread_root_never_posted",
+                    )
+                    .await;
+            }
+            return outbox::retry_later(
+                self.store.pool(),
+                row.id,
+                now.plus(Duration::from_secs(1)),
+                "waiting_for_thread_root",
+                false,
+                Posted::Unchanged,
+            )
+            .await;
+        }
+        let thread = if file.in_thread {
+            row.thread_ts.as_deref()
+        } else {
+            None
+        };
+        match self
+            .holding(row.id, self.api.upload_file(&row.channel, thread, &file))
+            .await
+        {
+            Ok(id) => {
+                tracing::info!(
+                    incident = row.incident.map(|r| r.to_string()).unwrap_or_default(),
+                    file = %id,
+                    bytes = file.content.len(),
+                    "file shared"
+                );
+                self.record_sent(row, "files.completeUploadExternal", None)
+                    .await
+            }
+            Err(e) => {
+                self.handle_error(row, "files.completeUploadExternal", e)
+                    .await
+            }
         }
     }
 

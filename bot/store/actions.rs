@@ -145,6 +145,23 @@ pub async fn get<'c, E: Executor<'c, Database = Any>>(
         .transpose()
 }
 
+/// Every request of an incident, oldest first (for its postmortem).
+pub async fn of_incident<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    incident: IncidentRef,
+) -> StoreResult<Vec<Request>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM action_requests WHERE incident_id = $1 ORDER BY id"
+    ));
+    sqlx::query(sql)
+        .bind(incident.number())
+        .fetch_all(ex)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
 /// An incident's requests still waiting for a decision or to start
 /// (`pending`, `approved`).
 pub async fn undecided_for<'c, E: Executor<'c, Database = Any>>(

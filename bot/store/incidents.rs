@@ -9,7 +9,7 @@ use sqlx::{Any, Executor};
 
 use super::{StoreError, StoreResult, col};
 use crate::incident::{
-    ChannelId, EventKind, Incident, IncidentRef, IncidentSource, IncidentState, Severity,
+    ChannelId, EventKind, Incident, IncidentRef, IncidentSource, IncidentState, Room, Severity,
     SlackUserId, TimelineEvent,
 };
 use crate::time::Millis;
@@ -19,7 +19,7 @@ macro_rules! incident_columns {
     () => {
         "id, title, severity, state, owner, channel, thread_ts, opened_by, opened_at, \
          acknowledged_at, acknowledged_by, resolved_at, resolved_by, root_cause, resolution, follow_up, \
-         ladder, escalation_step, source, previous_incident_id"
+         ladder, escalation_step, source, previous_incident_id, room, room_name, room_root_message, postmortem_at"
     };
 }
 
@@ -60,6 +60,21 @@ fn incident_from_row(row: &AnyRow) -> StoreResult<Incident> {
             IncidentSource::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("source {s}")))?
         },
         previous: col::<Option<i64>>(row, "previous_incident_id")?.and_then(IncidentRef::new),
+        room: col::<Option<String>>(row, "room")?
+            .as_deref()
+            .and_then(ChannelId::parse)
+            .map(|channel| Room {
+                channel,
+                name: String::new(),
+                root_message: None,
+            })
+            .map(|mut room| -> StoreResult<Room> {
+                room.name = col::<Option<String>>(row, "room_name")?.unwrap_or_default();
+                room.root_message = col(row, "room_root_message")?;
+                Ok(room)
+            })
+            .transpose()?,
+        postmortem_at: col::<Option<i64>>(row, "postmortem_at")?.map(Millis),
     })
 }
 
@@ -139,6 +154,68 @@ pub async fn open_in_channel<'c, E: Executor<'c, Database = Any>>(
         .fetch_all(ex)
         .await?,
     )
+}
+
+/// The incident whose own channel is `channel`, resolved or not.
+pub async fn by_room<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    channel: &ChannelId,
+) -> StoreResult<Option<Incident>> {
+    one(sqlx::query(concat!(
+        "SELECT ",
+        incident_columns!(),
+        " FROM incidents WHERE room = $1"
+    ))
+    .bind(channel.as_str())
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// Records the incident's own channel, and the outbox row of the copy of
+/// its root posted there; `None` when it has one already.
+pub async fn set_room<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+    channel: &ChannelId,
+    name: &str,
+) -> StoreResult<Option<Incident>> {
+    one(sqlx::query(concat!(
+        "UPDATE incidents SET room = $2, room_name = $3 WHERE id = $1 AND room IS NULL RETURNING ",
+        incident_columns!()
+    ))
+    .bind(r.number())
+    .bind(channel.as_str())
+    .bind(name)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// Records the outbox row of the room's copy of the root message.
+pub async fn set_room_root<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+    outbox_id: i64,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE incidents SET room_root_message = $2 WHERE id = $1")
+        .bind(r.number())
+        .bind(outbox_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Records that the postmortem was produced at `at`.
+pub async fn set_postmortem_at<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+    at: Millis,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE incidents SET postmortem_at = $2 WHERE id = $1")
+        .bind(r.number())
+        .bind(at.0)
+        .execute(ex)
+        .await?;
+    Ok(())
 }
 
 /// Every open incident, most severe first, then oldest first.

@@ -26,6 +26,7 @@
 
 pub mod actions;
 pub mod alerts;
+pub mod followups;
 pub mod heartbeats;
 pub mod incidents;
 pub mod jobs;
@@ -33,6 +34,7 @@ pub mod maintenance;
 pub mod outbox;
 pub mod pacing;
 pub mod pages;
+pub mod roles;
 
 use std::str::FromStr;
 use std::sync::Arc;

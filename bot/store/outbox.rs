@@ -28,6 +28,27 @@ pub enum MessageKind {
     Direct,
     /// A `chat.update` of an earlier message of this outbox (`ref_outbox_id`).
     Update,
+    /// A message of its own in `channel`, in no thread: what an incident's
+    /// own channel (its room) receives.
+    Post,
+    /// A file shared in `channel` (in the incident's thread when the payload
+    /// says `in_thread`) through Slack's upload flow
+    /// (`files.getUploadURLExternal`, the upload, `files.completeUploadExternal`).
+    /// The payload is a [`FilePayload`].
+    File,
+}
+
+/// What a [`MessageKind::File`] row carries.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FilePayload {
+    pub filename: String,
+    pub title: String,
+    /// The file's content (UTF-8 text: Klaxon shares Markdown).
+    pub content: String,
+    /// The message shown with the file.
+    pub initial_comment: Option<String>,
+    /// Shared in the incident's thread (it waits for the thread's root).
+    pub in_thread: bool,
 }
 
 impl MessageKind {
@@ -39,6 +60,8 @@ impl MessageKind {
             MessageKind::Ephemeral => "ephemeral",
             MessageKind::Direct => "direct",
             MessageKind::Update => "update",
+            MessageKind::Post => "post",
+            MessageKind::File => "file",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -49,6 +72,8 @@ impl MessageKind {
             MessageKind::Ephemeral,
             MessageKind::Direct,
             MessageKind::Update,
+            MessageKind::Post,
+            MessageKind::File,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -88,7 +113,9 @@ pub async fn enqueue<'c, E: Executor<'c, Database = Any>>(
             format!("page-direct:{user}:{}", r.number())
         }
         (MessageKind::Direct, Some(user), _) => format!("direct:{user}"),
-        (MessageKind::Reply, _, Some(r)) if msg.page => format!("page:{}", r.number()),
+        (MessageKind::Reply | MessageKind::Post, _, Some(r)) if msg.page => {
+            format!("page:{}", r.number())
+        }
         (_, _, Some(r)) => format!("incident:{}", r.number()),
         (_, _, None) => format!("channel:{}", msg.channel),
     };
@@ -145,6 +172,8 @@ pub struct Pending {
     pub ref_failed: bool,
     /// For an update: the outbox row of the message it updates.
     pub ref_id: Option<i64>,
+    /// For an update: the channel of the message it updates.
+    pub ref_channel: Option<String>,
     /// Whether this is a page (see [`NewMessage::page`]).
     pub page: bool,
     /// Whether it goes ahead of other due messages (a page, or the root a
@@ -209,7 +238,7 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
         "SELECT o.id, o.incident_id, o.kind, o.channel, o.user_id, o.payload, o.attempts, o.next_attempt_at, \
                 o.page, o.urgent, o.created_at, o.ref_outbox_id, o.maybe_posted, o.lease_owner, o.lease_expires_at, i.state AS incident_state, i.severity, \
                 CASE WHEN o.paging_epoch IS NOT NULL AND o.paging_epoch <> i.paging_epoch THEN 1 ELSE 0 END AS epoch_passed, \
-                i.thread_ts, r.slack_ts AS ref_ts, r.state AS ref_state \
+                i.thread_ts, r.slack_ts AS ref_ts, r.state AS ref_state, r.channel AS ref_channel \
          FROM (SELECT MIN(id) AS id FROM outbox WHERE state = 'pending' GROUP BY ordering_key) h \
          JOIN outbox o ON o.id = h.id \
          LEFT JOIN incidents i ON i.id = o.incident_id \
@@ -239,6 +268,7 @@ pub async fn heads<'c, E: Executor<'c, Database = Any>>(
                 ref_ts: col(row, "ref_ts")?,
                 ref_failed: col::<Option<String>>(row, "ref_state")?.as_deref() == Some("failed"),
                 ref_id: col(row, "ref_outbox_id")?,
+                ref_channel: col(row, "ref_channel")?,
                 page: col::<i64>(row, "page")? != 0,
                 urgent: col::<i64>(row, "urgent")? != 0,
                 created_at: Millis(col(row, "created_at")?),

@@ -31,6 +31,26 @@ pub async fn record<'c, E: Executor<'c, Database = Any>>(
     Ok(())
 }
 
+/// Everyone paged for incident `r`, in the order first paged.
+pub async fn people_paged<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+) -> StoreResult<Vec<SlackUserId>> {
+    let rows = sqlx::query(
+        "SELECT user_id, MIN(id) AS first FROM pages WHERE incident_id = $1 GROUP BY user_id ORDER BY MIN(id)",
+    )
+    .bind(r.number())
+    .fetch_all(ex)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(u) = SlackUserId::parse(&col::<String>(row, "user_id")?) {
+            out.push(u);
+        }
+    }
+    Ok(out)
+}
+
 /// The most recent incident, still open and unacknowledged, that paged `user`.
 pub async fn latest_open_for<'c, E: Executor<'c, Database = Any>>(
     ex: E,

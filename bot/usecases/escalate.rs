@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::thread::Entry;
-use super::{Ctx, Result};
+use super::{Ctx, Result, rooms};
 use crate::escalation::{Ladder, Target};
 use crate::incident::{EventKind, Incident, IncidentRef, IncidentState, SlackUserId};
 use crate::jobs::{self, Job, JobError, JobRun, Lane};
@@ -244,6 +244,8 @@ impl Job for GroupPage {
                         .await?;
                     pages::record(&mut *tx, r, self.step, &level.name, user, now).await?;
                 }
+                let invited: Vec<&crate::incident::SlackUserId> = users.iter().collect();
+                rooms::invite(&mut tx, &incident, &invited, now).await?;
                 people = users.len();
                 if people > 0 {
                     ctx.thread()
@@ -514,6 +516,8 @@ async fn page_from(
             thread.page_dm(tx, incident, user, &dm_text, now).await?;
             pages::record(&mut **tx, r, step, &level.name, user, now).await?;
         }
+        let invited: Vec<&SlackUserId> = who.users.iter().collect();
+        rooms::invite(tx, incident, &invited, now).await?;
         // A group's members are looked up on the outside lane, then DMed.
         for group in &who.groups {
             let job = GroupPage {

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use super::thread::Entry;
 use super::{
-    Actor, Answer, Ctx, Result, access, actions, escalate, maintenance, reminders, silences,
+    Actor, Answer, Ctx, Result, access, actions, escalate, followups, maintenance, postmortem,
+    reminders, roles, rooms, silences,
 };
 use crate::alerts::AlertStatus;
 use crate::incident::command::{self, Command, HELP, UsageError};
@@ -118,6 +119,22 @@ pub async fn execute(ctx: &Ctx, actor: &Actor, command: Command) -> Result<Answe
             Ok(i) => silence(ctx, user, &i, duration).await?,
             Err(why) => Answer::Refused(why),
         },
+        Command::Role { role, target, user: holder } => match find(ctx, channel, target).await? {
+            Ok(i) => roles::assign(ctx, user, &i, &role, &holder).await?,
+            Err(why) => Answer::Refused(why),
+        },
+        Command::Postmortem { target } => match find(ctx, channel, target).await? {
+            Ok(i) => postmortem::produce(ctx, user, i.reference).await?,
+            Err(why) => Answer::Refused(why),
+        },
+        Command::FollowUp {
+            target,
+            owner,
+            text,
+        } => match find(ctx, channel, target).await? {
+            Ok(i) => followups::record(ctx, user, &i, owner.as_ref(), text.as_str()).await?,
+            Err(why) => Answer::Refused(why),
+        },
         Command::Run {
             action,
             target,
@@ -179,7 +196,8 @@ fn reached(ctx: &Ctx, channel: &ChannelId, answer: Answer) -> Answer {
     }
 }
 
-/// The incident named, or the channel's only open one; `Err` says why not.
+/// The incident named, the incident whose own channel this is, or the
+/// channel's only open one; `Err` says why not.
 pub async fn find(
     ctx: &Ctx,
     channel: &ChannelId,
@@ -190,6 +208,10 @@ pub async fn find(
         return Ok(incidents::get(ctx.store.pool(), r).await?.ok_or_else(|| {
             format!("{r} does not exist. `/incident list` shows the open incidents.")
         }));
+    }
+    if let Some(own) = incidents::by_room(ctx.store.pool(), channel).await? {
+        note_incident(own.reference);
+        return Ok(Ok(own));
     }
     let open = incidents::open_in_channel(ctx.store.pool(), channel, 10).await?;
     Ok(match open.as_slice() {
@@ -281,6 +303,7 @@ pub async fn open_in(
         escalate::start(tx, incident.reference, 0, now).await?;
     }
     reminders::on_open(ctx, tx, &incident, now).await?;
+    rooms::start_if_major(ctx, tx, &incident, now).await?;
     tracing::info!(incident = %incident.reference, severity = %incident.severity, source = incident.source.as_str(), "incident opened");
     Ok(incident)
 }
@@ -409,6 +432,7 @@ pub async fn set_severity(
         .map(|l| l.name.clone());
     switch_ladder(&mut tx, &current, ladder.as_deref(), now).await?;
     reminders::arm(ctx, &mut tx, &current, now).await?;
+    rooms::start_if_major(ctx, &mut tx, &current, now).await?;
     ctx.commit(tx).await?;
     Ok(Answer::Done(format!(
         "{} is now {severity} (was {previous}).",
@@ -429,6 +453,7 @@ pub async fn assign(
         tx.rollback().await?;
         return why_not(ctx, incident.reference, "be assigned").await;
     };
+    rooms::invite(&mut tx, &current, &[owner], now).await?;
     let reply = ctx.render(
         TemplateName::OwnerAssigned,
         &templates::change_data(&current, Some(actor), None),
@@ -479,6 +504,7 @@ pub async fn acknowledge(ctx: &Ctx, actor: &SlackUserId, r: IncidentRef) -> Resu
     };
     escalate::stop(&mut tx, r).await?;
     reminders::arm_ack(ctx, &mut tx, &current, now).await?;
+    rooms::invite(&mut tx, &current, &[actor], now).await?;
     let mtta = current.time_to_acknowledge().unwrap_or_default();
     // Acknowledged before, then unacknowledged (a stale acknowledgement nobody
     // answered): MTTA stays the first acknowledgement's.
@@ -629,17 +655,36 @@ pub async fn resolve_in(
             }),
         }
     };
+    let items: Vec<templates::FollowUpView> = followups_of(tx, r).await?;
     let reply = ctx.render(
         TemplateName::ResolutionSummary,
-        &templates::resolution_data(&current, &timeline, &summary),
+        &templates::resolution_data(&current, &timeline, &summary, &items),
     )?;
-    thread
-        .reply(tx, &current, crate::blocks::text_message(&reply), now)
-        .await?;
+    let message = crate::blocks::summary_message(&current, &reply);
+    thread.reply(tx, &current, message.clone(), now).await?;
+    if current.room.is_some() {
+        thread.headline_message(tx, &current, message, now).await?;
+    }
     thread.refresh_root(tx, &current, now).await?;
+    rooms::archive_later(ctx, tx, &current, now).await?;
+    postmortem::remind_later(ctx, tx, &current, now).await?;
     silences::expire_on_resolve(ctx, tx, r, now).await?;
     tracing::info!(incident = %r, "incident resolved");
     Ok(Some(current))
+}
+
+/// An incident's follow-ups, as messages show them.
+async fn followups_of(tx: &mut Tx, r: IncidentRef) -> Result<Vec<templates::FollowUpView>> {
+    Ok(crate::store::followups::of_incident(&mut **tx, r)
+        .await?
+        .into_iter()
+        .map(|f| templates::FollowUpView {
+            id: f.id,
+            text: f.text,
+            owner: f.owner,
+            tracker_ref: f.tracker_ref,
+        })
+        .collect())
 }
 
 /// Pages the next level of the ladder now.
@@ -722,6 +767,7 @@ pub async fn reopen(ctx: &Ctx, actor: &SlackUserId, r: IncidentRef) -> Result<An
         .await?;
     escalate::resume(ctx, &mut tx, &current, now).await?;
     reminders::arm(ctx, &mut tx, &current, now).await?;
+    rooms::keep(&mut tx, r).await?;
     ctx.commit(tx).await?;
     Ok(Answer::Done(format!("{r} is open again.")))
 }

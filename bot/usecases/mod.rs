@@ -22,19 +22,25 @@
 //! - [`silences`]: silences in Alertmanager from Slack, as jobs.
 //! - [`actions`]: requests, approvals, runs and the audit log of approved actions.
 //! - [`housekeeping`]: forgetting what only guarded against duplicates.
+//! - [`roles`], [`rooms`], [`postmortem`], [`followups`]: big incidents:
+//!   roles, a channel of their own, the postmortem skeleton, action items.
 //! - [`access`], [`thread`], [`ports`], [`reach`]: the shared parts.
 
 pub mod access;
 pub mod actions;
 pub mod alerts;
 pub mod escalate;
+pub mod followups;
 pub mod heartbeats;
 pub mod housekeeping;
 pub mod incidents;
 pub mod maintenance;
 pub mod ports;
+pub mod postmortem;
 pub mod reach;
 pub mod reminders;
+pub mod roles;
+pub mod rooms;
 pub mod silences;
 pub mod thread;
 
@@ -125,6 +131,10 @@ pub struct Ctx {
     pub reach: Arc<reach::SlackReach>,
     /// Alertmanager's silences API, when `alerts.alertmanager_url` is set.
     pub alertmanager: Option<Arc<dyn ports::Alertmanager>>,
+    /// Slack conversations, for major incidents' own channels.
+    pub conversations: Arc<dyn ports::Conversations>,
+    /// The team's issue tracker, when `[followups] webhook_url` is set.
+    pub tracker: Option<Arc<dyn ports::Tracker>>,
 }
 
 impl Ctx {

@@ -74,3 +74,41 @@ pub trait Alertmanager: Send + Sync + Debug {
         matchers: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<Vec<ListedAlert>, String>>;
 }
+
+/// Why Slack did not do what a [`Conversations`] call asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Another channel has the name (`name_taken`): try another.
+    NameTaken,
+    /// Slack will not do it for this app as configured: a missing scope
+    /// (`missing_scope`, with the scope), an admin's restriction
+    /// (`restricted_action`) … The code, and what it means when known.
+    Refused(String),
+    /// Worth trying again later (5xx, timeouts, rate limits).
+    Retry(String),
+}
+
+/// Slack conversations a major incident's room needs ("conversations.create",
+/// "conversations.setTopic", "conversations.invite", "conversations.archive").
+pub trait Conversations: Send + Sync + Debug {
+    /// Creates a public channel named `name`; returns its id (`C…`).
+    fn create<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, Refusal>>;
+    /// Sets the channel's topic.
+    fn set_topic<'a>(
+        &'a self,
+        channel: &'a str,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<(), Refusal>>;
+    /// Invites `user`; somebody already in the channel counts as invited.
+    fn invite<'a>(&'a self, channel: &'a str, user: &'a str) -> BoxFuture<'a, Result<(), Refusal>>;
+    /// Archives the channel; one already archived counts as archived.
+    fn archive<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<(), Refusal>>;
+}
+
+/// The team's issue tracker, reached through one outgoing webhook
+/// (`[followups] webhook_url`).
+pub trait Tracker: Send + Sync + Debug {
+    /// POSTs `body`; `Ok` carries what the tracker answered that names the
+    /// issue (an `id`, `key`, `url` or `html_url` field of a JSON answer), if any.
+    fn file<'a>(&'a self, body: String) -> BoxFuture<'a, Result<Option<String>, Refusal>>;
+}

@@ -6,6 +6,12 @@
 //! thread and, when the state shown changed, the root message re-rendered. All of
 //! it is rows in the caller's transaction; the outbox sender delivers the
 //! messages after the commit, in order.
+//!
+//! A major incident with a channel of its own (its room) is told there: every
+//! reply goes to the room, and the incident channel's thread keeps the
+//! headlines ([`EventKind::is_headline`]: status updates, severity,
+//! resolution) and a root that links to the room. The room holds a copy of
+//! the root, edited with it.
 
 use serde_json::Value;
 
@@ -13,8 +19,8 @@ use super::{Ctx, Result};
 use crate::alerts::AlertStatus;
 use crate::blocks;
 use crate::incident::{ChannelId, EventKind, Incident, IncidentSource, SlackUserId, TimelineEvent};
-use crate::store::outbox::{self, MessageKind, NewMessage};
-use crate::store::{Tx, alerts, incidents};
+use crate::store::outbox::{self, FilePayload, MessageKind, NewMessage};
+use crate::store::{Tx, alerts, incidents, roles};
 use crate::templates::{self, AlertsShown, TemplateName};
 use crate::time::Millis;
 
@@ -104,10 +110,108 @@ impl<'a> Thread<'a> {
         reply: &str,
         now: Millis,
     ) -> Result<()> {
+        let headline = entry.kind.is_headline();
         self.record(tx, incident, entry, now).await?;
         self.reply(tx, incident, blocks::text_message(reply), now)
             .await?;
+        if headline && incident.room.is_some() {
+            self.headline(tx, incident, reply, now).await?;
+        }
         Ok(())
+    }
+
+    /// Posts `text` in the incident channel's thread, even when the incident
+    /// has a room (which [`Thread::reply`] writes to).
+    pub async fn headline(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        text: &str,
+        now: Millis,
+    ) -> Result<()> {
+        self.headline_message(tx, incident, blocks::text_message(text), now)
+            .await
+    }
+
+    /// Like [`Thread::headline`], with a whole message (text and blocks).
+    pub async fn headline_message(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        payload: Value,
+        now: Millis,
+    ) -> Result<()> {
+        let thread_only = Incident {
+            room: None,
+            ..incident.clone()
+        };
+        self.enqueue(
+            tx,
+            &thread_only,
+            MessageKind::Reply,
+            payload,
+            None,
+            false,
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A direct message to `user` about the incident (not a page), in the
+    /// caller's transaction.
+    pub async fn dm(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        user: &SlackUserId,
+        text: &str,
+        now: Millis,
+    ) -> Result<()> {
+        outbox::enqueue(
+            &mut **tx,
+            &NewMessage {
+                incident: None,
+                kind: MessageKind::Direct,
+                channel: &incident.channel,
+                user: Some(user),
+                payload: blocks::text_message(text),
+                updates: None,
+                page: false,
+            },
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Shares a file where the incident is told: its room, else its thread.
+    pub async fn share_file(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        mut file: FilePayload,
+        now: Millis,
+    ) -> Result<()> {
+        file.in_thread = incident.room.is_none();
+        let payload = serde_json::to_value(&file)
+            .map_err(|e| crate::store::StoreError::Corrupt(format!("file payload: {e}")))?;
+        self.enqueue(tx, incident, MessageKind::File, payload, None, false, now)
+            .await?;
+        Ok(())
+    }
+
+    /// Posts the copy of the root message that opens the incident's room;
+    /// returns its outbox id (see [`crate::incident::Room::root_message`]).
+    pub async fn post_room_root(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        now: Millis,
+    ) -> Result<i64> {
+        let root = self.root_payload(tx, incident).await?;
+        self.enqueue(tx, incident, MessageKind::Post, root, None, false, now)
+            .await
     }
 
     /// Records `entry`, posts `reply`, and re-renders the root message (the
@@ -146,7 +250,9 @@ impl<'a> Thread<'a> {
             now,
         )
         .await?;
-        outbox::hurry_root(&mut **tx, incident.reference).await?;
+        if incident.room.is_none() {
+            outbox::hurry_root(&mut **tx, incident.reference).await?;
+        }
         Ok(())
     }
 
@@ -222,6 +328,18 @@ impl<'a> Thread<'a> {
     /// Re-renders the root message from the incident as it is now.
     pub async fn refresh_root(&self, tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
         let root = self.root_payload(tx, incident).await?;
+        if let Some(copy) = incident.room.as_ref().and_then(|r| r.root_message) {
+            self.enqueue(
+                tx,
+                incident,
+                MessageKind::Update,
+                root.clone(),
+                Some(copy),
+                false,
+                now,
+            )
+            .await?;
+        }
         self.enqueue(
             tx,
             incident,
@@ -283,12 +401,18 @@ impl<'a> Thread<'a> {
         page: bool,
         now: Millis,
     ) -> Result<i64> {
+        // With a room, what would be a reply in the thread is a message in the room.
+        let (kind, channel) = match (&incident.room, kind) {
+            (Some(room), MessageKind::Reply) => (MessageKind::Post, &room.channel),
+            (Some(room), MessageKind::File | MessageKind::Post) => (kind, &room.channel),
+            _ => (kind, &incident.channel),
+        };
         Ok(outbox::enqueue(
             &mut **tx,
             &NewMessage {
                 incident: Some(incident.reference),
                 kind,
-                channel: &incident.channel,
+                channel,
                 user: None,
                 payload,
                 updates,
@@ -325,9 +449,14 @@ impl<'a> Thread<'a> {
                 can_ask,
             ))
         };
+        let held: Vec<templates::RoleHeld> = roles::of_incident(&mut **tx, incident.reference)
+            .await?
+            .into_iter()
+            .map(|(role, user)| templates::RoleHeld { role, user })
+            .collect();
         let text = self.ctx.render(
             TemplateName::IncidentOpened,
-            &templates::root_data(incident, alerts.as_ref()),
+            &templates::root_data(incident, alerts.as_ref(), &held),
         )?;
         let checks: Vec<(String, String)> = self
             .ctx

@@ -8,6 +8,15 @@
 //! in Slack), takes replies at a button press's `response_url`, records every
 //! call with its outcome, and can be told to fail: 429 with `Retry-After`,
 //! 5xx, Slack errors, or a delay before answering.
+//!
+//! It also makes channels as Slack does: `conversations.create` (Slack's
+//! name rules, `name_taken`, `restricted_action`), `conversations.invite`,
+//! `conversations.setTopic` and `conversations.archive`, each wanting
+//! `channels:manage` (`groups:write` for a private channel); and takes files
+//! the way Slack does since `files.upload` was retired:
+//! `files.getUploadURLExternal` hands out an upload URL on this server, the
+//! bytes are POSTed there (raw or `multipart/form-data`), and
+//! `files.completeUploadExternal` shares them (`files:write`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -22,6 +31,19 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 pub const TOKEN: &str = "xoxb-test-0000-fake-slack";
+
+/// The bot's own user id (`auth.test`'s `user_id`).
+pub const BOT_USER: &str = "U0KLAXON";
+
+/// Scopes the fake's token has beyond the manifest's
+/// (`klaxon::slack::api::REQUIRED_SCOPES`): those channel rooms and file
+/// uploads need, so the fake answers them whether or not the manifest lists
+/// them yet.
+const EXTRA_SCOPES: &[&str] = &["channels:manage", "groups:write", "files:write"];
+
+/// The method recorded for bytes POSTed to an upload URL (see
+/// `files.getUploadURLExternal`).
+pub const UPLOAD: &str = "upload";
 
 /// What the next call (or every call) should suffer.
 #[derive(Debug, Clone)]
@@ -112,6 +134,59 @@ impl Call {
     }
 }
 
+/// A channel made by `conversations.create`, as the fake keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedChannel {
+    pub id: String,
+    pub name: String,
+    /// Set by `conversations.setTopic` (empty until then).
+    pub topic: String,
+    /// Users invited (`conversations.invite`), in invite order, without the bot.
+    pub members: Vec<String>,
+    /// Archived (`conversations.archive`, or [`Access::Archived`]).
+    pub archived: bool,
+}
+
+/// A file shared by `files.completeUploadExternal`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedFile {
+    /// Slack's file id (`F…`).
+    pub id: String,
+    /// The `filename` given to `files.getUploadURLExternal`.
+    pub filename: String,
+    /// The `title` given to `files.completeUploadExternal`, if any.
+    pub title: Option<String>,
+    /// The channel it was shared in (`channel_id`, or the first of
+    /// `channels`); `None`: a private file.
+    pub channel: Option<String>,
+    pub thread_ts: Option<String>,
+    pub initial_comment: Option<String>,
+    /// The bytes POSTed to its upload URL.
+    pub content: Vec<u8>,
+}
+
+/// What `conversations.create` knows of a channel beyond [`Inner::channels`].
+#[derive(Debug, Clone)]
+struct Room {
+    id: String,
+    name: String,
+    is_private: bool,
+    /// Seconds since the epoch.
+    created: u64,
+}
+
+/// A file handed out by `files.getUploadURLExternal`.
+#[derive(Debug, Clone)]
+struct PendingFile {
+    filename: String,
+    /// The `length` declared.
+    length: u64,
+    /// What was POSTed to the upload URL; `None`: nothing yet.
+    content: Option<Vec<u8>>,
+    /// `files.completeUploadExternal` took it (an upload ticket serves once).
+    completed: bool,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     calls: Vec<Call>,
@@ -145,6 +220,24 @@ struct Inner {
     /// app has no Socket Mode.
     connections_open: Option<ConnectionsOpen>,
     counter: u64,
+    /// `http://127.0.0.1:<port>`: where this fake serves (for upload URLs).
+    base_url: String,
+    /// Channels made by `conversations.create`, oldest first.
+    created: Vec<Room>,
+    /// Names of channels made outside Klaxon (see [`FakeSlack::take_name`]).
+    taken_names: HashSet<String>,
+    /// A workspace admin forbids creating channels (`restricted_action`).
+    creation_restricted: bool,
+    /// Per channel: the users invited to it, in invite order (the bot aside).
+    members: HashMap<String, Vec<String>>,
+    /// Per channel: its topic, once set.
+    topics: HashMap<String, String>,
+    /// Files handed out by `files.getUploadURLExternal`, by file id.
+    files: HashMap<String, PendingFile>,
+    /// The opaque id of each upload URL → its file id.
+    upload_ids: HashMap<String, String>,
+    /// Files `files.completeUploadExternal` took, in order.
+    shared: Vec<UploadedFile>,
 }
 
 /// Slack's answer to `apps.connections.open`, given the Authorization header.
@@ -173,18 +266,20 @@ impl FakeSlack {
         // Every test starts a fake Slack: the place to pick the TLS crypto
         // provider before any HTTP client exists (as `klaxon serve` does at start).
         klaxon::server::install_crypto_provider();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake Slack");
+        let addr = listener.local_addr().expect("fake Slack address");
         let inner = Arc::new(Mutex::new(Inner {
             channels: channels.iter().map(|c| c.to_string()).collect(),
+            base_url: format!("http://{addr}"),
             ..Inner::default()
         }));
         let router = Router::new()
             .route("/api/{method}", post(handle))
             .route("/hooks/{id}", post(response_url))
+            .route("/upload/v1/{id}", post(upload))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the fake Slack");
-        let addr = listener.local_addr().expect("fake Slack address");
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -322,6 +417,57 @@ impl FakeSlack {
         most
     }
 
+    /// A channel named `name` exists already (made by someone else, or
+    /// archived long ago): `conversations.create` answers `name_taken`.
+    pub fn take_name(&self, name: &str) {
+        self.lock().taken_names.insert(name.to_string());
+    }
+
+    /// A workspace admin lets only some people create channels (Slack:
+    /// "conversations.create", `restricted_action`): while `on`, every
+    /// `conversations.create` is refused.
+    pub fn restrict_channel_creation(&self, on: bool) {
+        self.lock().creation_restricted = on;
+    }
+
+    /// Every channel `conversations.create` made, oldest first.
+    pub fn created_channels(&self) -> Vec<CreatedChannel> {
+        let g = self.lock();
+        g.created.iter().map(|r| created_channel(&g, r)).collect()
+    }
+
+    /// The channel `id` if `conversations.create` made it (`None` for the
+    /// channels the fake started with).
+    pub fn channel(&self, id: &str) -> Option<CreatedChannel> {
+        let g = self.lock();
+        g.created
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| created_channel(&g, r))
+    }
+
+    /// Every file `files.completeUploadExternal` took (shared in a channel
+    /// or kept private), in order; files uploaded but never completed are
+    /// not there.
+    pub fn uploaded_files(&self) -> Vec<UploadedFile> {
+        self.lock().shared.clone()
+    }
+
+    /// Every message in `channel` (posts, thread replies and file shares),
+    /// oldest first, as stored: with `ts`, `text`, and `thread_ts` for a
+    /// reply.
+    pub fn messages_in(&self, channel: &str) -> Vec<Value> {
+        let g = self.lock();
+        let mut found: Vec<(f64, Value)> = g
+            .messages
+            .iter()
+            .filter(|((c, _), _)| c == channel)
+            .map(|((_, ts), m)| (ts.parse::<f64>().unwrap_or(0.0), m.clone()))
+            .collect();
+        found.sort_by(|a, b| a.0.total_cmp(&b.0));
+        found.into_iter().map(|(_, m)| m).collect()
+    }
+
     pub fn heal(&self) {
         let mut inner = self.lock();
         inner.always = None;
@@ -418,6 +564,143 @@ type Answered = (Value, String, Option<Arc<Hold>>);
 
 fn slack_error(code: &str) -> Value {
     json!({"ok": false, "error": code})
+}
+
+/// The bot token's scopes: the manifest's and [`EXTRA_SCOPES`], once each,
+/// less those withheld.
+fn granted_scopes(g: &Inner) -> Vec<&'static str> {
+    let mut scopes: Vec<&'static str> = Vec::new();
+    let all = klaxon::slack::api::REQUIRED_SCOPES
+        .iter()
+        .map(|(scope, _)| *scope)
+        .chain(EXTRA_SCOPES.iter().copied());
+    for scope in all {
+        if !scopes.contains(&scope) && !g.scopes_withheld.contains(scope) {
+            scopes.push(scope);
+        }
+    }
+    scopes
+}
+
+/// A boolean argument: JSON `true`, or `"true"` / `"1"` as a form sends it.
+fn flag(body: &Value, key: &str) -> bool {
+    match body.get(key) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "true" || s == "1",
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        _ => false,
+    }
+}
+
+/// Why the bot cannot write in `channel`, as Slack's error code.
+fn cannot_write(g: &Inner, channel: &str) -> Option<&'static str> {
+    if channel.starts_with('D') {
+        return None;
+    }
+    if !g.channels.contains(channel) {
+        return Some("channel_not_found");
+    }
+    match g.access.get(channel).copied().unwrap_or(Access::Member) {
+        Access::Member => None,
+        Access::PublicNotMember => Some("not_in_channel"),
+        Access::PrivateNotMember => Some("channel_not_found"),
+        Access::Archived => Some("is_archived"),
+    }
+}
+
+/// Whether `channel` is private: made so by `conversations.create`, or a
+/// `G…` id.
+fn is_private(g: &Inner, channel: &str) -> bool {
+    g.created
+        .iter()
+        .find(|r| r.id == channel)
+        .map_or(channel.starts_with('G'), |r| r.is_private)
+}
+
+/// Why the bot cannot manage `channel` (invite, set its topic, archive it),
+/// as Slack's error code: the calling user must be a member.
+fn cannot_manage(g: &Inner, channel: &str) -> Option<&'static str> {
+    if channel.starts_with('D') {
+        return Some("method_not_supported_for_channel_type");
+    }
+    cannot_write(g, channel)
+}
+
+/// What is wrong with `name` for a new channel (Slack:
+/// "conversations.create", Naming: "Channel names may only contain lowercase
+/// letters, numbers, hyphens, and underscores, and must be 80 characters or
+/// less").
+fn name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("invalid_name_required");
+    }
+    if name.chars().count() > 80 {
+        return Some("invalid_name_maxlength");
+    }
+    // "Value passed for name contained only punctuation."
+    if name.chars().all(|c| c.is_ascii_punctuation()) {
+        return Some("invalid_name_punctuation");
+    }
+    // "… contained unallowed special characters or upper case characters."
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return Some("invalid_name_specials");
+    }
+    None
+}
+
+/// Whether `user` has the shape of a Slack user id (`U…` or `W…`, then
+/// uppercase letters and digits).
+fn is_user_id(user: &str) -> bool {
+    let mut chars = user.chars();
+    matches!(chars.next(), Some('U' | 'W'))
+        && user.len() > 2
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// Seconds since the epoch.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Slack's conversation object for `channel` (Slack: "conversations.create",
+/// "conversations.info"): its name and creation for a channel the fake made.
+fn channel_object(g: &Inner, channel: &str) -> Value {
+    let access = g.access.get(channel).copied().unwrap_or(Access::Member);
+    let mut object = json!({
+        "id": channel,
+        "is_channel": true,
+        "is_group": false,
+        "is_im": false,
+        "is_private": is_private(g, channel),
+        "is_archived": access == Access::Archived,
+        "is_member": access == Access::Member,
+        "topic": {"value": g.topics.get(channel).cloned().unwrap_or_default()},
+        "purpose": {"value": ""},
+    });
+    if let Some(room) = g.created.iter().find(|r| r.id == channel) {
+        object["name"] = json!(room.name);
+        object["name_normalized"] = json!(room.name);
+        object["created"] = json!(room.created);
+        object["creator"] = json!(BOT_USER);
+    }
+    object
+}
+
+/// The test's view of a channel the fake made.
+fn created_channel(g: &Inner, room: &Room) -> CreatedChannel {
+    CreatedChannel {
+        id: room.id.clone(),
+        name: room.name.clone(),
+        topic: g.topics.get(&room.id).cloned().unwrap_or_default(),
+        members: g.members.get(&room.id).cloned().unwrap_or_default(),
+        archived: g.access.get(&room.id) == Some(&Access::Archived),
+    }
 }
 
 async fn handle(
@@ -557,12 +840,7 @@ async fn handle(
         };
         record(&mut g, 200, &answer);
         // Slack names the token's scopes on every answer.
-        let scopes: Vec<&str> = klaxon::slack::api::REQUIRED_SCOPES
-            .iter()
-            .map(|(scope, _)| *scope)
-            .filter(|scope| !g.scopes_withheld.contains(*scope))
-            .collect();
-        let scopes = scopes.join(",");
+        let scopes = granted_scopes(&g).join(",");
         Ok((answer, scopes, hold))
     })();
     let (answer, scopes, hold) = match outcome {
@@ -593,21 +871,6 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
             .unwrap_or(0);
         format!("{secs}.{:06}", g.counter % 1_000_000)
     };
-    // Why the bot cannot write in `channel`, as Slack's error code.
-    let cannot_write = |g: &Inner, channel: &str| -> Option<&'static str> {
-        if channel.starts_with('D') {
-            return None;
-        }
-        if !g.channels.contains(channel) {
-            return Some("channel_not_found");
-        }
-        match g.access.get(channel).copied().unwrap_or(Access::Member) {
-            Access::Member => None,
-            Access::PublicNotMember => Some("not_in_channel"),
-            Access::PrivateNotMember => Some("channel_not_found"),
-            Access::Archived => Some("is_archived"),
-        }
-    };
     // Slack: "missing_scope", naming the scope the method needs.
     let needs = match method {
         "chat.postMessage" | "chat.update" | "chat.postEphemeral" => Some("chat:write"),
@@ -620,10 +883,28 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
                 _ => Some("channels:history"),
             }
         }
+        // Slack: "conversations.create" and the methods that manage a
+        // channel take `channels:manage` for a public channel and
+        // `groups:write` for a private one.
+        "conversations.create" if flag(body, "is_private") => Some("groups:write"),
+        "conversations.create" => Some("channels:manage"),
+        "conversations.invite" | "conversations.setTopic" | "conversations.archive" => {
+            if s("channel").is_some_and(|c| is_private(g, &c)) {
+                Some("groups:write")
+            } else {
+                Some("channels:manage")
+            }
+        }
+        "files.getUploadURLExternal" | "files.completeUploadExternal" => Some("files:write"),
         _ => None,
     };
+    // Slack: "conversations.setTopic" also takes `channels:write.topic`.
+    let other_scope = method == "conversations.setTopic"
+        && granted_scopes(g).contains(&"channels:write.topic")
+        && !s("channel").is_some_and(|c| is_private(g, &c));
     if let Some(scope) = needs
         && g.scopes_withheld.contains(scope)
+        && !other_scope
     {
         return json!({"ok": false, "error": "missing_scope", "needed": scope});
     }
@@ -696,8 +977,17 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
             if !has_text {
                 return slack_error("no_text");
             }
-            g.messages
-                .insert((channel.clone(), ts.clone()), body.clone());
+            // An edit leaves a reply in its thread.
+            let mut stored = body.clone();
+            if let Some(thread) = g
+                .messages
+                .get(&(channel.clone(), ts.clone()))
+                .and_then(|m| m.get("thread_ts"))
+                .cloned()
+            {
+                stored["thread_ts"] = thread;
+            }
+            g.messages.insert((channel.clone(), ts.clone()), stored);
             json!({"ok": true, "channel": channel, "ts": ts, "text": s("text")})
         }
         "chat.postEphemeral" => {
@@ -736,13 +1026,7 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
             if !g.channels.contains(&channel) || access == Access::PrivateNotMember {
                 return slack_error("channel_not_found");
             }
-            json!({"ok": true, "channel": {
-                "id": channel,
-                "is_channel": true,
-                "is_private": false,
-                "is_member": access == Access::Member,
-                "is_archived": access == Access::Archived,
-            }})
+            json!({"ok": true, "channel": channel_object(g, &channel)})
         }
         "conversations.history" | "conversations.replies" => {
             let Some(channel) = s("channel") else {
@@ -817,9 +1101,434 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
             json!({"ok": true, "messages": page, "has_more": !next.is_empty(),
                    "response_metadata": {"next_cursor": next}})
         }
-        "auth.test" => json!({"ok": true, "team": "Fake", "user": "klaxon", "user_id": "U0KLAXON"}),
+        "auth.test" => json!({"ok": true, "team": "Fake", "user": "klaxon", "user_id": BOT_USER}),
+        "conversations.create" => create_channel(g, body),
+        "conversations.invite" => invite(g, body),
+        "conversations.setTopic" => {
+            let Some(channel) = s("channel") else {
+                return slack_error("channel_not_found");
+            };
+            if let Some(code) = cannot_manage(g, &channel) {
+                return slack_error(code);
+            }
+            let Some(topic) = s("topic") else {
+                return slack_error("invalid_arguments");
+            };
+            // "Topic was longer than 250 characters."
+            if topic.chars().count() > 250 {
+                return slack_error("too_long");
+            }
+            g.topics.insert(channel.clone(), topic);
+            json!({"ok": true, "channel": channel_object(g, &channel)})
+        }
+        "conversations.archive" => {
+            let Some(channel) = s("channel") else {
+                return slack_error("channel_not_found");
+            };
+            match cannot_manage(g, &channel) {
+                Some("is_archived") => return slack_error("already_archived"),
+                Some(code) => return slack_error(code),
+                None => {}
+            }
+            g.access.insert(channel, Access::Archived);
+            json!({"ok": true})
+        }
+        // Slack: "files.upload" was sunset on November 12, 2025.
+        "files.upload" => slack_error("method_deprecated"),
+        "files.getUploadURLExternal" => upload_url(g, body),
+        "files.completeUploadExternal" => complete_upload(g, body),
         _ => slack_error("unknown_method"),
     }
+}
+
+/// `conversations.create` (Slack: "conversations.create"): a new channel
+/// with the bot in it, or why not.
+fn create_channel(g: &mut Inner, body: &Value) -> Value {
+    // "A team preference prevents the authenticated user from creating
+    // channels."
+    if g.creation_restricted {
+        return slack_error("restricted_action");
+    }
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if let Some(code) = name_problem(&name) {
+        return slack_error(code);
+    }
+    // Archived channels keep their names.
+    if g.taken_names.contains(&name) || g.created.iter().any(|r| r.name == name) {
+        return slack_error("name_taken");
+    }
+    let id = loop {
+        g.counter += 1;
+        let id = format!("C0R{:07X}", g.counter);
+        if !g.channels.contains(&id) {
+            break id;
+        }
+    };
+    g.channels.insert(id.clone());
+    g.members.insert(id.clone(), Vec::new());
+    g.created.push(Room {
+        id: id.clone(),
+        name,
+        is_private: flag(body, "is_private"),
+        created: now_secs(),
+    });
+    json!({"ok": true, "channel": channel_object(g, &id)})
+}
+
+/// `conversations.invite` (Slack: "conversations.invite"): `users` is a
+/// comma-separated list; if any of them cannot be invited, none is (unless
+/// `force`), and the answer lists each failure in `errors`.
+fn invite(g: &mut Inner, body: &Value) -> Value {
+    let Some(channel) = body.get("channel").and_then(Value::as_str) else {
+        return slack_error("channel_not_found");
+    };
+    let channel = channel.to_string();
+    // "The calling user must be a member of the channel."
+    if let Some(code) = cannot_manage(g, &channel) {
+        return slack_error(code);
+    }
+    let mut users: Vec<String> = Vec::new();
+    for user in body
+        .get("users")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    {
+        if !users.iter().any(|u| u == user) {
+            users.push(user.to_string());
+        }
+    }
+    // "No value was passed for users."
+    if users.is_empty() {
+        return slack_error("no_user");
+    }
+    let members = g.members.get(&channel).cloned().unwrap_or_default();
+    let mut errors = Vec::new();
+    let mut new = Vec::new();
+    for user in &users {
+        let problem = if user == BOT_USER {
+            Some("cant_invite_self")
+        } else if !is_user_id(user) {
+            Some("user_not_found")
+        } else if g.disabled.contains(user) {
+            // A deactivated account: "User cannot be invited to this channel."
+            Some("cant_invite")
+        } else if members.contains(user) {
+            None
+        } else {
+            new.push(user.clone());
+            None
+        };
+        if let Some(code) = problem {
+            errors.push(json!({"user": user, "ok": false, "error": code}));
+        }
+    }
+    let force = flag(body, "force");
+    if !errors.is_empty() && (!force || new.is_empty()) {
+        let first = errors[0]["error"].clone();
+        return json!({"ok": false, "error": first, "errors": errors});
+    }
+    // "Invited user is already in the channel."
+    if new.is_empty() {
+        return slack_error("already_in_channel");
+    }
+    g.members.entry(channel.clone()).or_default().extend(new);
+    let mut answer = json!({"ok": true, "channel": channel_object(g, &channel)});
+    if !errors.is_empty() {
+        answer["errors"] = json!(errors);
+    }
+    answer
+}
+
+/// `files.getUploadURLExternal` (Slack: "files.getUploadURLExternal"): a
+/// file id and a URL on this fake to POST the bytes to.
+fn upload_url(g: &mut Inner, body: &Value) -> Value {
+    let filename = body
+        .get("filename")
+        .and_then(Value::as_str)
+        .filter(|f| !f.is_empty());
+    // A form sends the length as a string.
+    let length = match body.get("length") {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    let (Some(filename), Some(length)) = (filename, length) else {
+        return slack_error("invalid_arguments");
+    };
+    // "A required argument was not provided. Typically only occurs when the
+    // length provided is 0."
+    if length == 0 {
+        return slack_error("missing_argument");
+    }
+    let Ok(length) = u64::try_from(length) else {
+        return slack_error("invalid_arguments");
+    };
+    g.counter += 1;
+    let n = g.counter;
+    let file_id = format!("F0{n:08X}");
+    // Opaque, as Slack's: nothing in it says which file it is.
+    let upload_id = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(n);
+        format!("{:016x}{:04x}", h.finish(), n)
+    };
+    g.files.insert(
+        file_id.clone(),
+        PendingFile {
+            filename: filename.to_string(),
+            length,
+            content: None,
+            completed: false,
+        },
+    );
+    g.upload_ids.insert(upload_id.clone(), file_id.clone());
+    json!({
+        "ok": true,
+        "upload_url": format!("{}/upload/v1/{upload_id}", g.base_url),
+        "file_id": file_id,
+    })
+}
+
+/// `files.completeUploadExternal` (Slack: "files.completeUploadExternal"):
+/// takes uploaded files, shares them in a channel (a message there, in the
+/// thread of `thread_ts` if given) or keeps them private.
+fn complete_upload(g: &mut Inner, body: &Value) -> Value {
+    let s = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    // An array in JSON; a form sends it as a JSON string.
+    let files = match body.get("files") {
+        Some(Value::Array(files)) => files.clone(),
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Array(files)) => files,
+            _ => return slack_error("invalid_arguments"),
+        },
+        _ => return slack_error("invalid_arguments"),
+    };
+    if files.is_empty() {
+        return slack_error("invalid_arguments");
+    }
+    let mut taken: Vec<(String, Option<String>)> = Vec::new();
+    for file in &files {
+        let Some(id) = file.get("id").and_then(Value::as_str) else {
+            return slack_error("invalid_arguments");
+        };
+        let title = file
+            .get("title")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        // "Could not find the file from the upload ticket": never handed
+        // out, never uploaded, or completed already.
+        let Some(pending) = g.files.get(id) else {
+            return slack_error("file_not_found");
+        };
+        if pending.completed || taken.iter().any(|(t, _)| t == id) {
+            return slack_error("file_not_found");
+        }
+        let Some(content) = &pending.content else {
+            return slack_error("file_not_found");
+        };
+        if content.len() as u64 != pending.length {
+            return slack_error("invalid_arguments");
+        }
+        taken.push((id.to_string(), title));
+    }
+    let channels: Vec<String> = match (s("channel_id"), s("channels")) {
+        (Some(channel), _) => vec![channel],
+        (None, Some(list)) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+    let thread_ts = s("thread_ts");
+    // "Also make sure to provide only one channel when using thread_ts."
+    if thread_ts.is_some() && channels.len() != 1 {
+        return slack_error("invalid_arguments");
+    }
+    for channel in &channels {
+        // "User/bot membership is required for the specified channel."
+        if let Some(code) = cannot_write(g, channel) {
+            return slack_error(code);
+        }
+        if let Some(thread) = &thread_ts
+            && !g.messages.contains_key(&(channel.clone(), thread.clone()))
+        {
+            return slack_error("invalid_arguments");
+        }
+    }
+    let initial_comment = s("initial_comment");
+    let mut answered = Vec::new();
+    for (id, title) in &taken {
+        let pending = g.files.get_mut(id).expect("checked above");
+        pending.completed = true;
+        let filename = pending.filename.clone();
+        let content = pending.content.clone().unwrap_or_default();
+        answered
+            .push(json!({"id": id, "title": title.clone().unwrap_or_else(|| filename.clone())}));
+        g.shared.push(UploadedFile {
+            id: id.clone(),
+            filename,
+            title: title.clone(),
+            channel: channels.first().cloned(),
+            thread_ts: thread_ts.clone(),
+            initial_comment: initial_comment.clone(),
+            content,
+        });
+    }
+    // A share is a message in each channel.
+    for channel in &channels {
+        g.counter += 1;
+        let ts = format!("{}.{:06}", now_secs(), g.counter % 1_000_000);
+        let mut message = json!({
+            "channel": channel,
+            "ts": ts,
+            "text": initial_comment.clone().unwrap_or_default(),
+            "files": answered,
+        });
+        if let Some(thread) = &thread_ts {
+            message["thread_ts"] = json!(thread);
+        }
+        g.messages.insert((channel.clone(), ts), message);
+    }
+    json!({"ok": true, "files": answered})
+}
+
+/// Bytes POSTed to an upload URL (Slack: "files.getUploadURLExternal": "Files
+/// can be sent as raw bytes or can be multipart form encoded. Slack will
+/// return HTTP 200 if the upload is successful"): the body as is, or the
+/// file part of a `multipart/form-data` body. An unknown (or already
+/// completed) upload is a 404. Recorded as a call of [`UPLOAD`]; suffers the
+/// injected faults as a Web API call does.
+async fn upload(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fault = {
+        let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.next_faults.pop_front().or_else(|| g.always.clone())
+    };
+    if let Some(Fault::Delay(d)) = &fault {
+        tokio::time::sleep(*d).await;
+    }
+    let boundary = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
+        .and_then(|v| {
+            v.split(';')
+                .map(str::trim)
+                .find_map(|p| p.strip_prefix("boundary="))
+                .map(|b| b.trim_matches('"').to_string())
+        });
+    let content = match &boundary {
+        Some(boundary) => multipart_file(&body, boundary),
+        None => Some(body.to_vec()),
+    };
+    let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
+    let file_id = g
+        .upload_ids
+        .get(&id)
+        .filter(|f| g.files.get(*f).is_some_and(|p| !p.completed))
+        .cloned();
+    let length = content.as_ref().map_or(0, Vec::len);
+    let record = |g: &mut Inner, status: u16| {
+        g.calls.push(Call {
+            method: UPLOAD.to_string(),
+            body: json!({"file_id": file_id, "length": length}),
+            status,
+            ok: status == 200,
+            ts: None,
+            at: std::time::Instant::now(),
+        });
+    };
+    match fault {
+        Some(Fault::Status(code)) => {
+            record(&mut g, code);
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (status, "upstream connect error").into_response();
+        }
+        Some(Fault::RateLimited(secs)) => {
+            record(&mut g, 429);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", secs.to_string())],
+                "ratelimited",
+            )
+                .into_response();
+        }
+        // The upload service answers text, not Slack's JSON: a Slack error
+        // is a failed upload.
+        Some(Fault::SlackError(code)) => {
+            record(&mut g, 500);
+            return (StatusCode::INTERNAL_SERVER_ERROR, code).into_response();
+        }
+        Some(Fault::Delay(_)) | Some(Fault::LoseAnswer) | None => {}
+    }
+    let Some(file) = file_id.clone() else {
+        record(&mut g, 404);
+        return (StatusCode::NOT_FOUND, "Not Found").into_response();
+    };
+    let Some(content) = content else {
+        record(&mut g, 400);
+        return (StatusCode::BAD_REQUEST, "Bad Request").into_response();
+    };
+    if let Some(pending) = g.files.get_mut(&file) {
+        pending.content = Some(content);
+    }
+    if matches!(fault, Some(Fault::LoseAnswer)) {
+        record(&mut g, 504);
+        return (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout").into_response();
+    }
+    record(&mut g, 200);
+    (StatusCode::OK, format!("OK - {length}")).into_response()
+}
+
+/// The file part of a `multipart/form-data` body (the part with a
+/// `filename`, else the first part); `None` if the body is not multipart.
+fn multipart_file(body: &[u8], boundary: &str) -> Option<Vec<u8>> {
+    fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+        hay.get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|i| i + from)
+    }
+    let delimiter = format!("--{boundary}").into_bytes();
+    let next_delimiter = [b"\r\n".as_slice(), &delimiter].concat();
+    let mut at = find(body, &delimiter, 0)? + delimiter.len();
+    let mut first = None;
+    // After each delimiter: "--" closes the body, else CRLF and a part.
+    while !body.get(at..)?.starts_with(b"--") {
+        let start = at + 2;
+        if !body.get(at..)?.starts_with(b"\r\n") {
+            return None;
+        }
+        let end = find(body, &next_delimiter, start)?;
+        let part = &body[start..end];
+        let (head, content) = if part.starts_with(b"\r\n") {
+            (&part[..0], &part[2..])
+        } else {
+            let split = find(part, b"\r\n\r\n", 0)?;
+            (&part[..split], &part[split + 4..])
+        };
+        let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+        if head.contains("filename=") {
+            return Some(content.to_vec());
+        }
+        first.get_or_insert_with(|| content.to_vec());
+        at = end + next_delimiter.len();
+    }
+    first
 }
 
 /// A reply to a button press's `response_url` (Slack: "Handling user

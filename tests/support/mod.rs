@@ -396,6 +396,7 @@ pub async fn count_rows(store: &Store, table: &str) -> i64 {
         "incidents" => "SELECT COUNT(*) AS n FROM incidents",
         "outbox" => "SELECT COUNT(*) AS n FROM outbox",
         "timeline_events" => "SELECT COUNT(*) AS n FROM timeline_events",
+        "followups" => "SELECT COUNT(*) AS n FROM followups",
         other => panic!("no count query for {other}"),
     };
     sqlx::query(sql)
