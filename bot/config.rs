@@ -177,6 +177,74 @@ pub struct FollowUpWebhook {
     pub token: Option<SecretString>,
 }
 
+impl FollowUpWebhook {
+    /// Renders the body for one follow-up (`data`: its fields, README "Big
+    /// incidents"); `Err` says why the template failed.
+    pub fn render(&self, data: &serde_json::Value) -> Result<String, String> {
+        render_webhook_body(&self.body, data)
+    }
+}
+
+/// `{{json value}}` in a webhook body: `value` as JSON (a string quoted and
+/// escaped, `null` when missing).
+fn json_helper(
+    h: &handlebars::Helper,
+    _: &handlebars::Handlebars,
+    _: &handlebars::Context,
+    _: &mut handlebars::RenderContext,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let v = h
+        .param(0)
+        .map(|p| p.value().clone())
+        .unwrap_or(serde_json::Value::Null);
+    out.write(&v.to_string())?;
+    Ok(())
+}
+
+/// Escapes `s` for the inside of a JSON string (what `{{x}}` writes in a
+/// webhook body, so `"{{title}}"` stays one string whatever the title holds).
+fn json_escape(s: &str) -> String {
+    let quoted = serde_json::Value::String(s.to_string()).to_string();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+fn render_webhook_body(body: &str, data: &serde_json::Value) -> Result<String, String> {
+    let mut hb = handlebars::Handlebars::new();
+    hb.register_escape_fn(json_escape);
+    hb.register_helper("json", Box::new(json_helper));
+    hb.register_template_string("body", body)
+        .map_err(|e| format!("is not a valid template: {e}"))?;
+    hb.render("body", data).map_err(|e| e.to_string())
+}
+
+/// Checks a follow-up webhook's body template (`followups.webhook_body`):
+/// it must compile and, rendered with a sample follow-up, give JSON when it
+/// looks like JSON.
+fn check_webhook_body(body: &str) -> Result<(), String> {
+    let sample = serde_json::json!({
+        "title": "INC-42 follow-up: add an alert on replica lag \"quoted\"",
+        "body": "From INC-42 [P1] Checkout API returning 500s",
+        "text": "add an alert on replica lag",
+        "incident": "INC-42",
+        "incident_title": "Checkout API returning 500s",
+        "severity": "P1",
+        "owner": "U0ONCALL1",
+        "created_by": "U0ONCALL1",
+        "id": 1,
+    });
+    let out = render_webhook_body(body, &sample)?;
+    let trimmed = out.trim_start();
+    if (trimmed.starts_with('{') || trimmed.starts_with('['))
+        && let Err(e) = serde_json::from_str::<serde_json::Value>(trimmed)
+    {
+        return Err(format!(
+            "renders to invalid JSON for a sample follow-up ({e}); write strings as {{{{json field}}}}"
+        ));
+    }
+    Ok(())
+}
+
 /// The default webhook body: a JSON object most trackers' "create issue"
 /// APIs take after a small mapping in the receiving automation.
 pub const DEFAULT_FOLLOWUP_BODY: &str = r#"{"title": {{json title}}, "body": {{json body}}, "incident": {{json incident}}, "severity": {{json severity}}, "owner": {{json owner}}}"#;
@@ -1171,7 +1239,7 @@ fn from_raw(
                 .followups
                 .webhook_body
                 .unwrap_or_else(|| DEFAULT_FOLLOWUP_BODY.to_string());
-            if let Err(e) = crate::templates::check_webhook_body(&body) {
+            if let Err(e) = check_webhook_body(&body) {
                 p.problem(source.to_string(), "followups.webhook_body".into(), e);
             }
             Some(FollowUpWebhook {

@@ -125,70 +125,6 @@ pub struct Templates {
     docs: Handlebars<'static>,
 }
 
-/// `{{json value}}` in a webhook body: `value` as JSON (a string quoted and
-/// escaped, `null` when missing).
-fn json_helper(
-    h: &Helper,
-    _: &Handlebars,
-    _: &Context,
-    _: &mut RenderContext,
-    out: &mut dyn Output,
-) -> HelperResult {
-    let v = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
-    out.write(&v.to_string())?;
-    Ok(())
-}
-
-/// Escapes `s` for the inside of a JSON string (what `{{x}}` writes in a
-/// webhook body, so `"{{title}}"` stays one string whatever the title holds).
-fn json_escape(s: &str) -> String {
-    let quoted = Value::String(s.to_string()).to_string();
-    quoted[1..quoted.len() - 1].to_string()
-}
-
-fn webhook_registry(body: &str) -> Result<Handlebars<'static>, String> {
-    let mut hb = Handlebars::new();
-    hb.set_strict_mode(false);
-    hb.register_escape_fn(json_escape);
-    hb.register_helper("json", Box::new(json_helper));
-    hb.register_template_string("body", body)
-        .map_err(|e| format!("is not a valid template: {e}"))?;
-    Ok(hb)
-}
-
-/// Checks a follow-up webhook's body template (`followups.webhook_body`):
-/// it must compile and, rendered with a sample follow-up, give JSON when it
-/// looks like JSON.
-pub fn check_webhook_body(body: &str) -> Result<(), String> {
-    let sample = json!({
-        "title": "INC-42 follow-up: add an alert on replica lag \"quoted\"",
-        "body": "From INC-42 [P1] Checkout API returning 500s",
-        "text": "add an alert on replica lag",
-        "incident": "INC-42",
-        "incident_title": "Checkout API returning 500s",
-        "severity": "P1",
-        "owner": "U0ONCALL1",
-        "id": 1,
-    });
-    let out = render_webhook_body(body, &sample)?;
-    let trimmed = out.trim_start();
-    if (trimmed.starts_with('{') || trimmed.starts_with('['))
-        && let Err(e) = serde_json::from_str::<Value>(trimmed)
-    {
-        return Err(format!(
-            "renders to invalid JSON for a sample follow-up ({e}); write strings as {{{{json field}}}}"
-        ));
-    }
-    Ok(())
-}
-
-/// Renders a follow-up webhook's body (see [`check_webhook_body`]).
-pub fn render_webhook_body(body: &str, data: &Value) -> Result<String, String> {
-    webhook_registry(body)?
-        .render("body", data)
-        .map_err(|e| e.to_string())
-}
-
 /// Escapes text for Slack mrkdwn: `&`, `<` and `>` and nothing else (Slack shows
 /// HTML entities such as `&#x27;` literally).
 pub fn slack_escape(s: &str) -> String {
@@ -529,6 +465,8 @@ pub fn incident_data(i: &Incident) -> Value {
         "from_alerts": i.source.is_alerts(),
         "previous": i.previous.map(|r| r.to_string()),
         "room": i.room.as_ref().map(|r| r.channel.as_str()),
+        // Who holds which role: the root message's data fills it in.
+        "roles": [],
     })
 }
 

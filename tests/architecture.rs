@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["jobs"],
     &["usecases"],
-    &["slack", "alertmanager", "health"],
+    &["slack", "alertmanager", "tracker", "health"],
     &["app"],
     &["inbound"],
     &["http", "socket_mode"],

@@ -88,11 +88,17 @@ async fn a_p0_is_worked_in_a_channel_of_its_own_from_open_to_archive(kind: Backe
     assert_eq!(room.topic, "INC-1 [P0] Checkout API down: 5xx > 50%");
     assert!(room.members.contains(&BOB.to_string()), "{room:?}");
     assert!(room.members.contains(&ALICE.to_string()), "paged: {room:?}");
+    // The root's copy opens the room (a page may come first: pages never wait).
     let in_room = texts(&slack, &room.id);
-    assert!(
-        in_room[0].contains("INCIDENT INC-1: [P0] Checkout API down"),
-        "the root's copy opens the room: {in_room:?}"
-    );
+    let copy = in_room
+        .iter()
+        .position(|t| t.contains("INCIDENT INC-1: [P0] Checkout API down"))
+        .expect("the root's copy in the room");
+    let welcome = in_room
+        .iter()
+        .position(|t| t.contains("This is INC-1's own channel"))
+        .expect("the room's welcome");
+    assert!(copy < welcome, "{in_room:?}");
     let in_thread = texts(&slack, INCIDENT_CHANNEL);
     assert!(
         in_thread
@@ -227,6 +233,23 @@ async fn a_p0_is_worked_in_a_channel_of_its_own_from_open_to_archive(kind: Backe
     assert!(!slack.channel(&room.id).expect("room").archived);
     app.advance(60 * MINUTE).await;
     assert!(slack.channel(&room.id).expect("room").archived);
+    let calls = slack.calls();
+    let made = |method: &str| calls.iter().filter(|c| c.method == method && c.ok).count();
+    for (method, n) in [
+        ("conversations.create", 1),
+        ("conversations.setTopic", 1),
+        ("conversations.archive", 1),
+        ("files.getUploadURLExternal", 1),
+        ("upload", 1),
+        ("files.completeUploadExternal", 1),
+    ] {
+        assert_eq!(made(method), n, "{method}");
+    }
+    let mut by_method: std::collections::BTreeMap<&str, usize> = Default::default();
+    for c in calls.iter().filter(|c| c.ok) {
+        *by_method.entry(c.method.as_str()).or_default() += 1;
+    }
+    eprintln!("Slack calls for one P0 from open to archive: {by_method:?}");
 
     // A P2 stays a thread.
     app.command(BOB, "open P2 Thumbnails slow").await;

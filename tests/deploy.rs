@@ -182,9 +182,21 @@ fn the_receiver_snippet_and_the_slack_manifest_point_at_klaxons_endpoints() {
             .unwrap_or_default()
             .ends_with("/slack/events")
     );
-    let scopes = manifest["oauth_config"]["scopes"]["bot"].to_string();
-    for scope in ["commands", "chat:write", "im:write"] {
-        assert!(scopes.contains(scope), "the bot needs {scope}");
+    for file in [
+        "slack-app-manifest.yml",
+        "slack-app-manifest.socket-mode.yml",
+    ] {
+        let manifest = &yaml(file)[0];
+        let granted: Vec<&str> = manifest["oauth_config"]["scopes"]["bot"]
+            .as_array()
+            .map(|s| s.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        for (scope, why) in klaxon::slack::api::REQUIRED_SCOPES
+            .iter()
+            .chain([("commands", "/incident")].iter())
+        {
+            assert!(granted.contains(scope), "{file} must grant {scope} ({why})");
+        }
     }
     let rules = &yaml("prometheus-rules.yml")[0];
     let text = rules.to_string();

@@ -128,7 +128,7 @@ impl Job for File {
             "owner": f.owner.as_ref().map(|u| u.as_str()),
             "created_by": f.created_by.as_ref().map(|u| u.as_str()),
         });
-        let outcome = match crate::templates::render_webhook_body(&webhook.body, &data) {
+        let outcome = match webhook.render(&data) {
             Err(e) => Err(format!("the body template failed: {e}")),
             Ok(body) => match tracker.file(body).await {
                 Ok(reference) => Ok(reference),
