@@ -281,17 +281,70 @@ fn normalise(doc: &str) -> String {
     ports.replace_all(&doc, "127.0.0.1:<port>").into_owned()
 }
 
+/// A search service whose health check fails.
+async fn failing_search() -> String {
+    let router = axum::Router::new().route(
+        "/health",
+        axum::routing::get(|| async {
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "shard 3: 0 documents",
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    format!("http://{addr}/health")
+}
+
 #[tokio::test]
 async fn the_postmortem_of_a_scripted_incident_matches_the_golden_file() {
+    let health = failing_search().await;
     let db = TestDb::sqlite();
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let app = TestApp::start_with(&db, &slack, options("")).await;
-    app.command(BOB, "open P1 Search results empty for some users")
-        .await;
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        options(&format!(
+            "[[actions]]\nname = \"check-search\"\ndescription = \"Search health check\"\nkind = \"http\"\nurl = \"{health}\"\ntimeout = \"2s\"\nallowed = [\"user:U0LEAD\"]\n"
+        )),
+    )
+    .await;
+    // Alertmanager opens it (severity "page": a P1, so a thread, no channel).
+    let notification = json!({
+        "version": "4", "groupKey": "{}:{alertname=\"SearchEmptyResults\"}", "truncatedAlerts": 0,
+        "status": "firing", "receiver": "klaxon", "externalURL": "http://alertmanager:9093",
+        "groupLabels": {"alertname": "SearchEmptyResults"},
+        "commonLabels": {"alertname": "SearchEmptyResults", "severity": "page"},
+        "commonAnnotations": {"summary": "Search returns no results for some users"},
+        "alerts": [{
+            "status": "firing",
+            "labels": {"alertname": "SearchEmptyResults", "severity": "page", "shard": "3"},
+            "annotations": {"summary": "Search returns no results for some users"},
+            "startsAt": "2026-11-22T17:04:09Z", "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=search_empty_ratio",
+            "fingerprint": "5e4c3b2a1f0e9d8c",
+        }],
+    });
+    let posted = app
+        .client
+        .post(format!("{}/alerts/alertmanager", app.base))
+        .json(&notification)
+        .send()
+        .await
+        .expect("notification");
+    assert_eq!(posted.status(), 200);
     app.settle().await;
     app.advance(10 * MINUTE).await;
     app.command("U0LEAD", "ack INC-1").await;
     app.command(BOB, "role scribe INC-1 <@U0BOB>").await;
+    app.command("U0LEAD", "run check-search INC-1").await;
+    slack.wait_for_text("*check-search* failed").await;
     app.command(
         "U0LEAD",
         "status INC-1 Index shard 3 is empty after the reindex | rebuilding it",
