@@ -174,14 +174,7 @@ async fn http_server() -> String {
                 "late"
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
+    serve_router(app).await
 }
 
 async fn setup(container: &str) -> (TestDb, FakeSlack, TestApp) {

@@ -292,14 +292,7 @@ async fn failing_search() -> String {
             )
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    format!("http://{addr}/health")
+    format!("{}/health", serve_router(router).await)
 }
 
 #[tokio::test]
@@ -499,14 +492,7 @@ async fn tracker(answers: Vec<(u16, Value)>) -> (String, Arc<Mutex<Vec<(String, 
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    (format!("http://{addr}/issues"), seen)
+    (format!("{}/issues", serve_router(router).await), seen)
 }
 
 fn with_tracker(url: &str) -> Options {

@@ -19,11 +19,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use secrecy::ExposeSecret;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 use crate::alerts::payload;
 use crate::app::App;
@@ -32,16 +30,10 @@ use crate::usecases::{self, alerts::ingest};
 
 /// Whether the request carries the configured bearer token (or none is configured).
 fn authorized(app: &App, headers: &HeaderMap) -> bool {
-    let Some(expected) = &app.ctx.settings.alert_token else {
-        return true;
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    let expected = expected.expose_secret().as_bytes();
-    given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected))
+    match &app.ctx.settings.alert_token {
+        Some(expected) => super::bearer_matches(headers, expected),
+        None => true,
+    }
 }
 
 /// Refuses a request: logs why at warn, counts it, answers `status`.

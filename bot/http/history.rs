@@ -12,8 +12,6 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use secrecy::ExposeSecret;
-use subtle::ConstantTimeEq;
 
 use crate::app::App;
 use crate::incident::IncidentRef;
@@ -33,13 +31,7 @@ pub async fn postmortem(
         )
             .into_response();
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    let expected = expected.expose_secret().as_bytes();
-    if !(given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected))) {
+    if !super::bearer_matches(&headers, expected) {
         tracing::warn!("refused a postmortem download: missing or wrong bearer token");
         return (
             StatusCode::UNAUTHORIZED,

@@ -83,6 +83,20 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// Whether `headers` carry `Authorization: Bearer <expected>`, compared in
+/// constant time.
+pub fn bearer_matches(headers: &axum::http::HeaderMap, expected: &secrecy::SecretString) -> bool {
+    use secrecy::ExposeSecret;
+    use subtle::ConstantTimeEq;
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let expected = expected.expose_secret().as_bytes();
+    given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected))
+}
+
 /// One span per request, and the request metrics.
 async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     // Labels come from closed sets (the router's own paths, the standard

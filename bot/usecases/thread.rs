@@ -168,16 +168,31 @@ impl<'a> Thread<'a> {
         text: &str,
         now: Millis,
     ) -> Result<()> {
+        self.direct_in(tx, incident, user, blocks::text_message(text), false, now)
+            .await
+    }
+
+    async fn direct_in(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        user: &SlackUserId,
+        payload: Value,
+        page: bool,
+        now: Millis,
+    ) -> Result<()> {
         outbox::enqueue(
             &mut **tx,
             &NewMessage {
-                incident: None,
+                // A page belongs to its incident (it is dropped when the
+                // incident is acknowledged); another DM only to its person.
+                incident: page.then_some(incident.reference),
                 kind: MessageKind::Direct,
                 channel: &incident.channel,
                 user: Some(user),
-                payload: blocks::text_message(text),
+                payload,
                 updates: None,
-                page: false,
+                page,
             },
             now,
         )
@@ -266,21 +281,15 @@ impl<'a> Thread<'a> {
         text: &str,
         now: Millis,
     ) -> Result<()> {
-        outbox::enqueue(
-            &mut **tx,
-            &NewMessage {
-                incident: Some(incident.reference),
-                kind: MessageKind::Direct,
-                channel: &incident.channel,
-                user: Some(user),
-                payload: blocks::page_dm(incident, text),
-                updates: None,
-                page: true,
-            },
+        self.direct_in(
+            tx,
+            incident,
+            user,
+            blocks::page_dm(incident, text),
+            true,
             now,
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     /// A reply in the thread; returns its outbox id, so [`Thread::update`] can change it later.

@@ -668,6 +668,19 @@ pub async fn all_incidents(store: &Store) -> Vec<klaxon::incident::Incident> {
     out
 }
 
+/// Serves `router` on a free port of 127.0.0.1 until the test ends;
+/// returns `http://127.0.0.1:PORT`.
+pub async fn serve_router(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    format!("http://{addr}")
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
