@@ -233,6 +233,17 @@ async fn a_p0_is_worked_in_a_channel_of_its_own_from_open_to_archive(kind: Backe
     assert!(!slack.channel(&room.id).expect("room").archived);
     app.advance(60 * MINUTE).await;
     assert!(slack.channel(&room.id).expect("room").archived);
+    // After the archive, the thread hears what comes later.
+    app.command(CAROL, "followup INC-1 Write the failover runbook")
+        .await;
+    app.settle().await;
+    app.outbox_drained().await;
+    assert!(
+        texts(&slack, INCIDENT_CHANNEL)
+            .iter()
+            .any(|t| t.contains("Follow-up #2 for INC-1")),
+        "a follow-up after the archive goes to the thread"
+    );
     let calls = slack.calls();
     let made = |method: &str| calls.iter().filter(|c| c.method == method && c.ok).count();
     for (method, n) in [

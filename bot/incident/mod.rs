@@ -435,6 +435,15 @@ pub struct Room {
     /// The outbox row of the copy of the root message posted there, which is
     /// edited whenever the root is.
     pub root_message: Option<i64>,
+    /// Archived after the resolution: nothing more is posted there.
+    pub archived: bool,
+}
+
+impl Incident {
+    /// The room the incident is told in now: its own channel, unless archived.
+    pub fn live_room(&self) -> Option<&Room> {
+        self.room.as_ref().filter(|r| !r.archived)
+    }
 }
 
 impl Incident {

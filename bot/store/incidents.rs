@@ -19,7 +19,7 @@ macro_rules! incident_columns {
     () => {
         "id, title, severity, state, owner, channel, thread_ts, opened_by, opened_at, \
          acknowledged_at, acknowledged_by, resolved_at, resolved_by, root_cause, resolution, follow_up, \
-         ladder, escalation_step, source, previous_incident_id, room, room_name, room_root_message, postmortem_at"
+         ladder, escalation_step, source, previous_incident_id, room, room_name, room_root_message, room_archived_at, postmortem_at"
     };
 }
 
@@ -67,10 +67,12 @@ fn incident_from_row(row: &AnyRow) -> StoreResult<Incident> {
                 channel,
                 name: String::new(),
                 root_message: None,
+                archived: false,
             })
             .map(|mut room| -> StoreResult<Room> {
                 room.name = col::<Option<String>>(row, "room_name")?.unwrap_or_default();
                 room.root_message = col(row, "room_root_message")?;
+                room.archived = col::<Option<i64>>(row, "room_archived_at")?.is_some();
                 Ok(room)
             })
             .transpose()?,
@@ -199,6 +201,20 @@ pub async fn set_room_root<'c, E: Executor<'c, Database = Any>>(
     sqlx::query("UPDATE incidents SET room_root_message = $2 WHERE id = $1")
         .bind(r.number())
         .bind(outbox_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Records that the incident's own channel was archived at `at`.
+pub async fn set_room_archived<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    r: IncidentRef,
+    at: Millis,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE incidents SET room_archived_at = $2 WHERE id = $1")
+        .bind(r.number())
+        .bind(at.0)
         .execute(ex)
         .await?;
     Ok(())

@@ -72,8 +72,7 @@ impl Job for Step {
         };
         let paged = page(&ctx, &mut tx, &self, run.due, run.started).await?;
         ctx.commit_job(&run, tx).await?;
-        if paged.as_ref().is_some_and(|p| p.groups) {
-            // The group pages wait on the outside lane.
+        if paged.as_ref().is_some_and(|p| p.outside) {
             ctx.jobs_wake.all();
         }
         if let Some(p) = paged {
@@ -279,8 +278,9 @@ impl Job for GroupPage {
 struct Paged {
     level: String,
     people: usize,
-    /// Groups' members are paged by a job on another lane.
-    groups: bool,
+    /// Work waits on the outside lane: groups' members to page, people to
+    /// invite to the incident's own channel.
+    outside: bool,
 }
 
 /// Who a level means right now, and why nobody if nobody.
@@ -542,7 +542,7 @@ async fn page_from(
         return Ok(Some(Paged {
             level: level.name.clone(),
             people: who.users.len() + who.groups.len(),
-            groups: !who.groups.is_empty(),
+            outside: !who.groups.is_empty() || incident.live_room().is_some(),
         }));
     }
 }

@@ -56,6 +56,8 @@ impl Job for Watch {
         let opened = watch(&ctx, &mut tx, &hb, run.started).await?;
         ctx.commit_job(&run, tx).await?;
         if opened {
+            // Its own channel, if its severity gets one, waits on the outside lane.
+            ctx.wake();
             open_close::count_opened(&ctx, IncidentSource::Heartbeat);
             missed_metric(&ctx, &hb.name, true);
         }

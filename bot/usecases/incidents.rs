@@ -662,7 +662,7 @@ pub async fn resolve_in(
     )?;
     let message = crate::blocks::summary_message(&current, &reply);
     thread.reply(tx, &current, message.clone(), now).await?;
-    if current.room.is_some() {
+    if current.live_room().is_some() {
         thread.headline_message(tx, &current, message, now).await?;
     }
     thread.refresh_root(tx, &current, now).await?;

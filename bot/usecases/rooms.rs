@@ -76,7 +76,7 @@ pub async fn invite(
     users: &[&SlackUserId],
     now: Millis,
 ) -> Result<()> {
-    if incident.room.is_none() || users.is_empty() {
+    if incident.live_room().is_none() || users.is_empty() {
         return Ok(());
     }
     jobs::enqueue(
@@ -338,11 +338,11 @@ impl Job for Archive {
         let Some(incident) = incidents::get(ctx.store.pool(), r).await? else {
             return Ok(());
         };
-        let (Some(room), true) = (&incident.room, incident.is_resolved()) else {
+        let (Some(room), true) = (incident.live_room(), incident.is_resolved()) else {
             return Ok(());
         };
-        let outcome = match ctx.conversations.archive(room.channel.as_str()).await {
-            Ok(()) => "archived its own channel".to_string(),
+        let (outcome, archived) = match ctx.conversations.archive(room.channel.as_str()).await {
+            Ok(()) => ("archived its own channel".to_string(), true),
             Err(Refusal::Retry(code)) => {
                 return Err(JobError::Retry {
                     reason: format!("conversations.archive: {code}"),
@@ -351,13 +351,16 @@ impl Job for Archive {
             }
             Err(Refusal::Refused(code)) => {
                 tracing::warn!(incident = %r, error = %code, "could not archive the incident's channel");
-                format!("could not archive its own channel ({code})")
+                (format!("could not archive its own channel ({code})"), false)
             }
             Err(Refusal::NameTaken) => return Ok(()),
         };
         let Some(mut tx) = run.finish().await? else {
             return Ok(());
         };
+        if archived {
+            incidents::set_room_archived(&mut *tx, r, run.started).await?;
+        }
         ctx.thread()
             .record(
                 &mut tx,

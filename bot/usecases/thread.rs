@@ -114,7 +114,7 @@ impl<'a> Thread<'a> {
         self.record(tx, incident, entry, now).await?;
         self.reply(tx, incident, blocks::text_message(reply), now)
             .await?;
-        if headline && incident.room.is_some() {
+        if headline && incident.live_room().is_some() {
             self.headline(tx, incident, reply, now).await?;
         }
         Ok(())
@@ -208,7 +208,7 @@ impl<'a> Thread<'a> {
         mut file: FilePayload,
         now: Millis,
     ) -> Result<()> {
-        file.in_thread = incident.room.is_none();
+        file.in_thread = incident.live_room().is_none();
         let payload = serde_json::to_value(&file)
             .map_err(|e| crate::store::StoreError::Corrupt(format!("file payload: {e}")))?;
         self.enqueue(tx, incident, MessageKind::File, payload, None, false, now)
@@ -265,7 +265,7 @@ impl<'a> Thread<'a> {
             now,
         )
         .await?;
-        if incident.room.is_none() {
+        if incident.live_room().is_none() {
             outbox::hurry_root(&mut **tx, incident.reference).await?;
         }
         Ok(())
@@ -337,7 +337,7 @@ impl<'a> Thread<'a> {
     /// Re-renders the root message from the incident as it is now.
     pub async fn refresh_root(&self, tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
         let root = self.root_payload(tx, incident).await?;
-        if let Some(copy) = incident.room.as_ref().and_then(|r| r.root_message) {
+        if let Some(copy) = incident.live_room().and_then(|r| r.root_message) {
             self.enqueue(
                 tx,
                 incident,
@@ -411,7 +411,7 @@ impl<'a> Thread<'a> {
         now: Millis,
     ) -> Result<i64> {
         // With a room, what would be a reply in the thread is a message in the room.
-        let (kind, channel) = match (&incident.room, kind) {
+        let (kind, channel) = match (incident.live_room(), kind) {
             (Some(room), MessageKind::Reply) => (MessageKind::Post, &room.channel),
             (Some(room), MessageKind::File | MessageKind::Post) => (kind, &room.channel),
             _ => (kind, &incident.channel),

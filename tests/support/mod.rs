@@ -240,7 +240,29 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("Klaxon did not settle: jobs or messages stayed due");
+        let now = self.clock().now().0;
+        let jobs: Vec<String> = sqlx::query(
+            "SELECT kind || ' ' || payload || ' attempts=' || attempts AS d FROM jobs WHERE run_at <= $1",
+        )
+        .bind(now)
+        .fetch_all(pool)
+        .await
+        .map(|rows| rows.iter().map(|r| sqlx::Row::get::<String, _>(r, "d")).collect())
+        .unwrap_or_default();
+        let messages: Vec<String> = sqlx::query(
+            "SELECT kind || ' ' || channel || ' ' || COALESCE(last_error, '') AS d FROM outbox \
+             WHERE state = 'pending' AND next_attempt_at <= $1",
+        )
+        .bind(now)
+        .fetch_all(pool)
+        .await
+        .map(|rows| {
+            rows.iter()
+                .map(|r| sqlx::Row::get::<String, _>(r, "d"))
+                .collect()
+        })
+        .unwrap_or_default();
+        panic!("Klaxon did not settle: jobs {jobs:?} and messages {messages:?} stayed due");
     }
 
     /// Posts `body` to `path` with Slack's signature headers made from `secret` at `ts`.
