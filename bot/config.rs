@@ -211,6 +211,8 @@ fn json_escape(s: &str) -> String {
 
 fn render_webhook_body(body: &str, data: &serde_json::Value) -> Result<String, String> {
     let mut hb = handlebars::Handlebars::new();
+    // Every field is always there (null when empty): a misspelt one is an error.
+    hb.set_strict_mode(true);
     hb.register_escape_fn(json_escape);
     hb.register_helper("json", Box::new(json_helper));
     hb.register_template_string("body", body)
@@ -232,6 +234,7 @@ fn check_webhook_body(body: &str) -> Result<(), String> {
         "owner": "U0ONCALL1",
         "created_by": "U0ONCALL1",
         "id": 1,
+        "number": 1,
     });
     let out = render_webhook_body(body, &sample)?;
     let trimmed = out.trim_start();
@@ -247,7 +250,7 @@ fn check_webhook_body(body: &str) -> Result<(), String> {
 
 /// The default webhook body: a JSON object most trackers' "create issue"
 /// APIs take after a small mapping in the receiving automation.
-pub const DEFAULT_FOLLOWUP_BODY: &str = r#"{"title": {{json title}}, "body": {{json body}}, "incident": {{json incident}}, "severity": {{json severity}}, "owner": {{json owner}}}"#;
+pub const DEFAULT_FOLLOWUP_BODY: &str = r#"{"title": {{json title}}, "body": {{json body}}, "incident": {{json incident}}, "severity": {{json severity}}, "owner": {{json owner}}, "followup_id": {{json id}}}"#;
 
 /// Status-update reminders unless configured otherwise: runbook 004 promises
 /// stakeholders "updates every 30 minutes" for a P0; a P1 every hour.
@@ -1499,6 +1502,8 @@ pub const ENV_VARS: &[&str] = &[
     "KLAXON_SLACK_API_URL",
     "KLAXON_INCIDENT_CHANNEL",
     "KLAXON_ALERT_TOKEN",
+    "KLAXON_HISTORY_TOKEN",
+    "KLAXON_FOLLOWUP_WEBHOOK_TOKEN",
     "KLAXON_LOG_FORMAT",
     "KLAXON_REQUIRE_SHARED_DATABASE",
     "RUST_LOG",

@@ -38,6 +38,19 @@ fn rooms() -> &'static std::sync::Mutex<HashMap<String, String>> {
     ROOMS.get_or_init(Default::default)
 }
 
+/// What the transcript showed last: the text of the last message updated,
+/// and the invitations (a second one of the same person is news to nobody).
+#[derive(Default)]
+struct Shown {
+    last_update: String,
+    invited: std::collections::HashSet<(String, String)>,
+}
+
+fn shown() -> &'static std::sync::Mutex<Shown> {
+    static SHOWN: std::sync::OnceLock<std::sync::Mutex<Shown>> = std::sync::OnceLock::new();
+    SHOWN.get_or_init(Default::default)
+}
+
 /// The name a channel id shows as.
 fn channel_name(id: &str) -> String {
     if id == CHANNEL {
@@ -275,6 +288,14 @@ fn print_message(m: &ConsoleMessage, names: &HashMap<&str, &str>) {
             (format!("    🏠 Klaxon creates the channel {}", m.text), "")
         }
         ("conversations.setTopic", _) => return,
+        ("conversations.invite", _)
+            if !shown().lock().is_ok_and(|mut s| {
+                s.invited
+                    .insert((m.channel.clone(), m.user.clone().unwrap_or_default()))
+            }) =>
+        {
+            return;
+        }
         ("conversations.invite", _) => (
             format!(
                 "    ➕ Klaxon invites @{} to {}",
@@ -300,7 +321,26 @@ fn print_message(m: &ConsoleMessage, names: &HashMap<&str, &str>) {
             return;
         }
         ("chat.postMessage", Some(_)) => ("    ↳ Klaxon, in the thread".to_string(), "      │ "),
-        ("chat.update", _) => ("    ✎ Klaxon updated a message".to_string(), "      │ "),
+        ("chat.update", _) => {
+            let same = shown()
+                .lock()
+                .map(|mut s| std::mem::replace(&mut s.last_update, text.clone()) == text)
+                .unwrap_or(false);
+            if same {
+                println!(
+                    "    ✎ Klaxon made the same update in {}",
+                    channel_name(&m.channel)
+                );
+                return;
+            }
+            (
+                format!(
+                    "    ✎ Klaxon updated a message in {}",
+                    channel_name(&m.channel)
+                ),
+                "      │ ",
+            )
+        }
         ("chat.postEphemeral", _) => (
             format!("    Klaxon, only to @{}", who(m.user.as_deref())),
             "      │ ",

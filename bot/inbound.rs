@@ -376,9 +376,10 @@ async fn block_actions(app: &Arc<App>, user: SlackUserId, interaction: Interacti
             Ok(None) => told(Answer::Refused(format!("{r} does not exist."))).await,
             Err(e) => fault(e.into()).await,
         },
+        // The file may go to a channel the presser is not in: say where.
         blocks::ACTION_POSTMORTEM => {
             match crate::usecases::postmortem::produce(ctx, &user, r).await {
-                Ok(answer) => told(answer).await,
+                Ok(answer) => tell(answer.text().to_string()).await,
                 Err(e) => fault(e).await,
             }
         }

@@ -611,6 +611,7 @@ impl RoleHeld {
 /// A follow-up as messages and the postmortem show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowUpView {
+    /// Its number among the incident's follow-ups.
     pub id: i64,
     pub text: String,
     pub owner: Option<SlackUserId>,

@@ -5,7 +5,10 @@
 //! webhook_url` with the body the team's template renders (README "Big
 //! incidents"); Jira, GitHub and Linear automations, or a small relay, turn
 //! it into an issue. 2xx files it; 408, 429 and 5xx (and no answer) are
-//! retried; another 4xx is a refusal that waiting will not fix.
+//! retried; another 4xx is a refusal that waiting will not fix. A retry after
+//! an answer that never came may file it twice: every attempt at one
+//! follow-up carries the same `Idempotency-Key` (and the body its `id`), so a
+//! receiver can tell.
 
 use std::time::Duration;
 
@@ -53,12 +56,17 @@ fn issue_reference(answer: &Value) -> Option<String> {
 }
 
 impl Tracker for WebhookTracker {
-    fn file<'a>(&'a self, body: String) -> BoxFuture<'a, Result<Option<String>, Refusal>> {
+    fn file<'a>(
+        &'a self,
+        body: String,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Refusal>> {
         Box::pin(async move {
             let mut request = self
                 .client
                 .post(&self.url)
                 .header("content-type", &self.content_type)
+                .header("idempotency-key", key)
                 .body(body);
             if let Some(token) = &self.token {
                 request = request.bearer_auth(token.expose_secret());

@@ -85,7 +85,7 @@ async fn a_p0_is_worked_in_a_channel_of_its_own_from_open_to_archive(kind: Backe
     app.settle().await;
     app.outbox_drained().await;
     let room = slack.channel(&room.id).expect("the room");
-    assert_eq!(room.topic, "INC-1 [P0] Checkout API down: 5xx > 50%");
+    assert_eq!(room.topic, "INC-1 · Checkout API down: 5xx > 50%");
     assert!(room.members.contains(&BOB.to_string()), "{room:?}");
     assert!(room.members.contains(&ALICE.to_string()), "paged: {room:?}");
     // The root's copy opens the room (a page may come first: pages never wait).
@@ -665,6 +665,46 @@ async fn a_resolved_incident_without_a_postmortem_reminds_its_owner_after_a_day(
         said.iter()
             .any(|t| t.contains("<@U0ALICE>, `/incident postmortem INC-1`")),
         "{said:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_slack_refuses_is_said_in_the_thread_and_holds_up_nothing() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    app.command(BOB, "open P1 Search slow").await;
+    app.settle().await;
+    app.outbox_drained().await;
+    slack.withhold_scopes(&["files:write"]);
+    let answer = app.command(BOB, "postmortem").await;
+    assert!(
+        answer.contains("on its way to the thread in <#C0INCIDENTS>"),
+        "{answer}"
+    );
+    app.command(ALICE, "status Rebuilding the index").await;
+    app.settle().await;
+    app.outbox_drained().await;
+    let said = slack
+        .wait_for_text("Slack did not take the file `INC-1-postmortem.md`")
+        .await;
+    assert!(said.contains("`files:write` scope"), "{said}");
+    assert!(slack.uploaded_files().is_empty());
+    assert!(
+        texts(&slack, INCIDENT_CHANNEL)
+            .iter()
+            .any(|t| t.contains("Rebuilding the index")),
+        "the incident's later messages go out"
+    );
+    let (_, ready) = {
+        let r = app.get("/readyz").await;
+        (r.status(), r.json::<Value>().await.expect("JSON"))
+    };
+    assert_eq!(
+        ready["slack"]["channels_blocked"],
+        json!({}),
+        "a refused file blocks no channel: {ready}"
     );
     app.stop().await;
 }

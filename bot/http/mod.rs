@@ -88,10 +88,15 @@ pub fn router(app: Arc<App>) -> Router {
 pub fn bearer_matches(headers: &axum::http::HeaderMap, expected: &secrecy::SecretString) -> bool {
     use secrecy::ExposeSecret;
     use subtle::ConstantTimeEq;
+    // The scheme is case-insensitive (RFC 9110, "Authentication Scheme").
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            v.get(..7)
+                .filter(|s| s.eq_ignore_ascii_case("bearer "))
+                .and(v.get(7..))
+        })
         .unwrap_or_default();
     let expected = expected.expose_secret().as_bytes();
     given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected))

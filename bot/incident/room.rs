@@ -27,7 +27,7 @@ pub fn channel_name(incident: IncidentRef, title: &str, attempt: u32) -> String 
         String::new()
     };
     let mut slug = String::new();
-    for c in title.chars().flat_map(fold) {
+    for c in without_markup(title).chars().flat_map(fold) {
         if c.is_ascii_alphanumeric() {
             slug.push(c.to_ascii_lowercase());
         } else if !slug.ends_with('-') && !slug.is_empty() {
@@ -47,6 +47,27 @@ pub fn channel_name(incident: IncidentRef, title: &str, attempt: u32) -> String 
     }
 }
 
+/// `title` without Slack's markup (`<@U123|bob>`, `<#C123>`, `<!here>`,
+/// `<https://…|label>`): ids and links make no channel name.
+fn without_markup(title: &str) -> String {
+    let mut out = String::with_capacity(title.len());
+    let mut rest = title;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        match rest[start..].find('>') {
+            Some(end) => {
+                out.push(' ');
+                rest = &rest[start + end + 1..];
+            }
+            None => {
+                rest = &rest[start + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A character as the ASCII letters it is usually written with (é → e,
 /// ß → ss); other characters as themselves.
 fn fold(c: char) -> Vec<char> {
@@ -55,7 +76,9 @@ fn fold(c: char) -> Vec<char> {
         'æ' | 'Æ' => "ae",
         'ç' | 'Ç' => "c",
         'è' | 'é' | 'ê' | 'ë' | 'È' | 'É' | 'Ê' | 'Ë' => "e",
-        'ì' | 'í' | 'î' | 'ï' | 'Ì' | 'Í' | 'Î' | 'Ï' => "i",
+        'ì' | 'í' | 'î' | 'ï' | 'Ì' | 'Í' | 'Î' | 'Ï' | 'İ' | 'ı' => "i",
+        'ğ' | 'Ğ' => "g",
+        'ş' | 'Ş' => "s",
         'ñ' | 'Ñ' => "n",
         'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' => "o",
         'ù' | 'ú' | 'û' | 'ü' | 'Ù' | 'Ú' | 'Û' | 'Ü' => "u",
@@ -66,10 +89,10 @@ fn fold(c: char) -> Vec<char> {
     s.chars().collect()
 }
 
-/// The channel's topic (Slack: at most 250 characters): the ref, severity
-/// and title.
-pub fn topic(incident: IncidentRef, severity: super::Severity, title: &str) -> String {
-    let topic = format!("{incident} [{severity}] {}", super::single_line(title));
+/// The channel's topic (Slack: at most 250 characters): the ref and the
+/// title. Not the severity, which may change (the root's copy shows it).
+pub fn topic(incident: IncidentRef, title: &str) -> String {
+    let topic = format!("{incident} · {}", super::single_line(title));
     topic.chars().take(250).collect()
 }
 
@@ -108,6 +131,14 @@ mod tests {
             channel_name(r(3), "db.primary down", 1),
             "inc-3-db-primary-down"
         );
+        assert_eq!(
+            channel_name(r(4), "İstanbul DİSK", 1),
+            "inc-4-istanbul-disk"
+        );
+        assert_eq!(
+            channel_name(r(9), "<@U0BOB|bob> broke <#C123|prod> &lt;again", 1),
+            "inc-9-broke-lt-again"
+        );
     }
 
     #[test]
@@ -124,8 +155,8 @@ mod tests {
 
     #[test]
     fn a_topic_fits_slacks_limit() {
-        let t = topic(r(1), super::super::Severity::P0, &"a".repeat(400));
+        let t = topic(r(1), &"a".repeat(400));
         assert_eq!(t.chars().count(), 250);
-        assert!(t.starts_with("INC-1 [P0] aaa"));
+        assert!(t.starts_with("INC-1 · aaa"));
     }
 }

@@ -552,11 +552,84 @@ impl OutboxSender {
                 self.record_sent(row, "files.completeUploadExternal", None)
                     .await
             }
+            // A file Slack will not take here must not hold up the
+            // incident's messages, nor mark a channel blocked where
+            // messages do go (`chat:write.public` posts without membership;
+            // a file needs it).
+            Err(CallError::NoAccess(code) | CallError::Permanent(code)) => {
+                self.file_refused(row, &file, &code).await
+            }
+            Err(CallError::Scope(needed)) => {
+                self.file_refused(row, &file, &format!("missing_scope {needed}"))
+                    .await
+            }
             Err(e) => {
                 self.handle_error(row, "files.completeUploadExternal", e)
                     .await
             }
         }
+    }
+
+    /// Gives up on a file Slack refused, and says so where it was to go (the
+    /// thread: a message needs no membership there).
+    async fn file_refused(
+        &self,
+        row: &Pending,
+        file: &outbox::FilePayload,
+        code: &str,
+    ) -> StoreResult<()> {
+        tracing::error!(
+            channel = %row.channel,
+            incident = row.incident.map(|r| r.to_string()).unwrap_or_default(),
+            error = code,
+            "slack refused a file; marked failed"
+        );
+        self.metrics
+            .slack_api_errors
+            .get_or_create(&SlackErrorLabels {
+                method: "files.completeUploadExternal".into(),
+                error: code.to_string(),
+            })
+            .inc();
+        self.metrics.slack_permanent_failures.inc();
+        let mut tx = self.store.begin().await?;
+        outbox::mark_failed(&mut *tx, row.id, code).await?;
+        if let (Some(r), Some(channel)) = (row.incident, ChannelId::parse(&row.channel)) {
+            let why = match code {
+                "not_in_channel" | "channel_not_found" => {
+                    ": sharing a file needs the bot in the channel (`/invite @Klaxon`); posting does not"
+                }
+                c if c.starts_with("missing_scope") => {
+                    ": the Slack app needs the `files:write` scope (reinstall it)"
+                }
+                _ => "",
+            };
+            outbox::enqueue(
+                &mut *tx,
+                &NewMessage {
+                    incident: Some(r),
+                    kind: if file.in_thread {
+                        MessageKind::Reply
+                    } else {
+                        MessageKind::Post
+                    },
+                    channel: &channel,
+                    user: None,
+                    payload: crate::blocks::text_message(&format!(
+                        "⚠️ Slack did not take the file `{}` (`{}`{why}). Ask for it again once that is fixed; the team can also download it from Klaxon (`/incidents/{r}/postmortem.md`).",
+                        crate::templates::slack_escape(&file.filename),
+                        crate::templates::slack_escape(code),
+                    )),
+                    updates: None,
+                    page: false,
+                },
+                self.clock.now(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        self.wake.notify_one();
+        Ok(())
     }
 
     /// Records that Slack has the message (`ts` for posts), and for a root

@@ -12,6 +12,8 @@ use crate::time::Millis;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowUp {
     pub id: i64,
+    /// Its number among the incident's follow-ups (#1, #2 …).
+    pub number: i64,
     pub incident: IncidentRef,
     pub text: String,
     pub owner: Option<SlackUserId>,
@@ -31,6 +33,7 @@ fn from_row(row: &AnyRow) -> StoreResult<Option<FollowUp>> {
     let user = |v: Option<String>| v.as_deref().and_then(SlackUserId::parse);
     Ok(Some(FollowUp {
         id: col(row, "id")?,
+        number: col::<Option<i64>>(row, "number")?.unwrap_or(0),
         incident,
         text: col(row, "text")?,
         owner: user(col(row, "owner")?),
@@ -42,9 +45,10 @@ fn from_row(row: &AnyRow) -> StoreResult<Option<FollowUp>> {
 }
 
 const COLUMNS: &str =
-    "id, incident_id, text, owner, created_by, created_at, tracker_state, tracker_ref";
+    "id, number, incident_id, text, owner, created_by, created_at, tracker_state, tracker_ref";
 
-/// Records a follow-up; `tracker`: whether a webhook will file it (state `pending`).
+/// Records a follow-up; `tracker`: whether a webhook will file it (state
+/// `pending`). Returns its id and its number among the incident's follow-ups.
 pub async fn insert<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     r: IncidentRef,
@@ -53,10 +57,12 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(
     by: Option<&SlackUserId>,
     tracker: bool,
     at: Millis,
-) -> StoreResult<i64> {
+) -> StoreResult<(i64, i64)> {
     let row = sqlx::query(
-        "INSERT INTO followups (incident_id, text, owner, created_by, created_at, tracker_state) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO followups (incident_id, text, owner, created_by, created_at, tracker_state, number) \
+         VALUES ($1, $2, $3, $4, $5, $6, \
+                 (SELECT COALESCE(MAX(number), 0) + 1 FROM followups WHERE incident_id = $1)) \
+         RETURNING id, number",
     )
     .bind(r.number())
     .bind(text)
@@ -66,7 +72,7 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(
     .bind(tracker.then_some("pending"))
     .fetch_one(ex)
     .await?;
-    col(&row, "id")
+    Ok((col(&row, "id")?, col(&row, "number")?))
 }
 
 pub async fn get<'c, E: Executor<'c, Database = Any>>(

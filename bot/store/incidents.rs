@@ -206,7 +206,8 @@ pub async fn set_room_root<'c, E: Executor<'c, Database = Any>>(
     Ok(())
 }
 
-/// Records that the incident's own channel was archived at `at`.
+/// Records that the incident's own channel is being archived (from `at`,
+/// nothing more is posted there).
 pub async fn set_room_archived<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     r: IncidentRef,

@@ -543,6 +543,22 @@ pub async fn due_count<'c, E: Executor<'c, Database = Any>>(
     col(&row, "n")
 }
 
+/// Messages still waiting to go to `channel` (posts, files, and updates of
+/// messages there).
+pub async fn pending_in_channel<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    channel: &ChannelId,
+) -> StoreResult<i64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM outbox o LEFT JOIN outbox r ON r.id = o.ref_outbox_id \
+         WHERE o.state = 'pending' AND (o.channel = $1 OR r.channel = $1)",
+    )
+    .bind(channel.as_str())
+    .fetch_one(ex)
+    .await?;
+    col(&row, "n")
+}
+
 pub async fn pending_count<'c, E: Executor<'c, Database = Any>>(ex: E) -> StoreResult<i64> {
     let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE state = 'pending'")
         .fetch_one(ex)

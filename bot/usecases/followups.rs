@@ -42,7 +42,8 @@ pub async fn record(
     let now = ctx.clock.now();
     let tracker = ctx.tracker.is_some();
     let mut tx = ctx.begin().await?;
-    let id = followups::insert(&mut *tx, r, text, owner, Some(actor), tracker, now).await?;
+    let (id, number) =
+        followups::insert(&mut *tx, r, text, owner, Some(actor), tracker, now).await?;
     let owned = owner
         .map(|o| format!(" (owner <@{o}>)"))
         .unwrap_or_default();
@@ -57,12 +58,16 @@ pub async fn record(
             incident,
             Entry::new(
                 EventKind::FollowUp,
-                format!("recorded follow-up #{id}: {text}"),
+                if owner.is_some() {
+                    format!("recorded follow-up #{number}: {text}; owner")
+                } else {
+                    format!("recorded follow-up #{number}: {text}")
+                },
             )
             .by(actor)
             .about(owner),
             &format!(
-                "📌 Follow-up #{id} for {r}: {}{owned}, recorded by <@{actor}>.{filing}",
+                "📌 Follow-up #{number} for {r}: {}{owned}, recorded by <@{actor}>.{filing}",
                 slack_escape(text)
             ),
             now,
@@ -82,7 +87,7 @@ pub async fn record(
     }
     ctx.commit(tx).await?;
     Ok(Answer::Done(format!(
-        "Follow-up #{id} recorded on {r}; the postmortem will list it."
+        "Follow-up #{number} recorded on {r}; the postmortem will list it."
     )))
 }
 
@@ -111,6 +116,7 @@ impl Job for File {
         };
         let data = json!({
             "id": f.id,
+            "number": f.number,
             "title": format!("{} follow-up: {}", incident.reference, f.text),
             "body": format!(
                 "Follow-up from {} [{}] {}\nRecorded by {} at {}{}",
@@ -130,7 +136,13 @@ impl Job for File {
         });
         let outcome = match webhook.render(&data) {
             Err(e) => Err(format!("the body template failed: {e}")),
-            Ok(body) => match tracker.file(body).await {
+            Ok(body) => match tracker
+                .file(
+                    body,
+                    &format!("klaxon-followup-{}-{}", f.id, f.created_at.0),
+                )
+                .await
+            {
                 Ok(reference) => Ok(reference),
                 Err(Refusal::Retry(code)) if run.attempts < ATTEMPTS => {
                     return Err(JobError::Retry {
@@ -157,23 +169,29 @@ impl Job for File {
                 (
                     format!(
                         "filed follow-up #{} in the tracker{}",
-                        f.id,
+                        f.number,
                         reference
                             .as_deref()
                             .map(|x| format!(" as {x}"))
                             .unwrap_or_default()
                     ),
-                    format!("🗂️ Follow-up #{} of {r} is in the tracker{named}.", f.id),
+                    format!(
+                        "🗂️ Follow-up #{} of {r} is in the tracker{named}.",
+                        f.number
+                    ),
                 )
             }
             Err(why) => {
                 tracing::warn!(incident = %r, followup = f.id, error = %why, "the tracker did not take a follow-up");
                 followups::set_tracker(&mut *tx, f.id, "failed", None).await?;
                 (
-                    format!("could not file follow-up #{} in the tracker ({why})", f.id),
+                    format!(
+                        "could not file follow-up #{} in the tracker ({why})",
+                        f.number
+                    ),
                     format!(
                         "⚠️ The tracker did not take follow-up #{} of {r} (`{}`). It stays recorded here and in the postmortem.",
-                        f.id,
+                        f.number,
                         slack_escape(why)
                     ),
                 )

@@ -679,7 +679,7 @@ async fn followups_of(tx: &mut Tx, r: IncidentRef) -> Result<Vec<templates::Foll
         .await?
         .into_iter()
         .map(|f| templates::FollowUpView {
-            id: f.id,
+            id: f.number,
             text: f.text,
             owner: f.owner,
             tracker_ref: f.tracker_ref,
@@ -864,7 +864,7 @@ pub async fn list(ctx: &Ctx) -> Result<Answer> {
                 .map(|u| format!("owner <@{u}>"))
                 .unwrap_or_else(|| "no owner".into()),
             human_duration(now.since(i.opened_at)),
-            i.channel
+            i.live_room().map_or(&i.channel, |room| &room.channel)
         ));
     }
     Ok(Answer::Done(lines.join("\n")))

@@ -108,7 +108,12 @@ pub trait Conversations: Send + Sync + Debug {
 /// The team's issue tracker, reached through one outgoing webhook
 /// (`[followups] webhook_url`).
 pub trait Tracker: Send + Sync + Debug {
-    /// POSTs `body`; `Ok` carries what the tracker answered that names the
-    /// issue (an `id`, `key`, `url` or `html_url` field of a JSON answer), if any.
-    fn file<'a>(&'a self, body: String) -> BoxFuture<'a, Result<Option<String>, Refusal>>;
+    /// POSTs `body` with `Idempotency-Key: key` (the same for every attempt
+    /// at one follow-up); `Ok` carries what the tracker answered that names
+    /// the issue (an `id`, `key`, `url` or `html_url` field of a JSON answer), if any.
+    fn file<'a>(
+        &'a self,
+        body: String,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Refusal>>;
 }

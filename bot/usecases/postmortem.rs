@@ -83,8 +83,12 @@ pub async fn produce(ctx: &Ctx, actor: &SlackUserId, r: IncidentRef) -> Result<A
         )
         .await?;
     ctx.commit(tx).await?;
+    let place = match incident.live_room() {
+        Some(room) => format!("<#{}>", room.channel),
+        None => format!("the thread in <#{}>", incident.channel),
+    };
     Ok(Answer::Done(format!(
-        "📝 The postmortem {draft} of {r} is on its way to the thread as `{}`.",
+        "📝 The postmortem {draft} of {r} is on its way to {place} as `{}`.",
         file_name(r)
     )))
 }
@@ -214,9 +218,14 @@ pub async fn data(tx: &mut Tx, i: &Incident, now: Millis) -> Result<Value> {
         for status in [AlertStatus::Firing, AlertStatus::Resolved] {
             for a in alerts::list(tx, r, status, ALERTS_LISTED).await? {
                 let view = crate::templates::alert_view(&a);
+                let shown = if status == AlertStatus::Firing && i.is_resolved() {
+                    "still firing at the resolution"
+                } else {
+                    status.as_str()
+                };
                 listed.push(json!({
                     "name": a.name(),
-                    "status": status.as_str(),
+                    "status": shown,
                     "since": a.starts_at.date_time_utc(),
                     "labels": view.get("labels").cloned().unwrap_or(Value::Null),
                     "summary": view.get("summary").cloned().unwrap_or(Value::Null),
@@ -256,7 +265,7 @@ pub async fn data(tx: &mut Tx, i: &Incident, now: Millis) -> Result<Value> {
         "actions": actions,
         "status_updates": status_updates,
         "followups": items.iter().map(|f| json!({
-            "id": f.id,
+            "id": f.number,
             "text": f.text.replace('|', "\\|"),
             "owner": f.owner.as_ref().map(|o| who(Some(o))),
             "tracker_ref": f.tracker_ref,

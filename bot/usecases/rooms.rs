@@ -124,7 +124,9 @@ fn meaning(code: &str) -> &'static str {
         "restricted_action" => {
             "the workspace lets only some people create channels: ask an admin to allow apps to, or turn `incidents.channel_for` off"
         }
-        "name_taken" => "every name Klaxon tried is taken",
+        "name_taken" => {
+            "every name Klaxon tried (inc-<n>-<title>, then -2 … -5) is taken: archive or rename the old channels, or `/incident sev` the incident down and up again to retry"
+        }
         _ => "Slack will not create it as asked",
     }
 }
@@ -266,7 +268,7 @@ impl Job for Open {
         invite(&mut tx, &current, &refs, now).await?;
         ctx.commit_job(&run, tx).await?;
         // The topic last: the room works without it.
-        let topic = room::topic(r, current.severity, &current.title);
+        let topic = room::topic(r, &current.title);
         if let Err(e) = ctx
             .conversations
             .set_topic(channel_id.as_str(), &topic)
@@ -338,11 +340,27 @@ impl Job for Archive {
         let Some(incident) = incidents::get(ctx.store.pool(), r).await? else {
             return Ok(());
         };
-        let (Some(room), true) = (incident.live_room(), incident.is_resolved()) else {
+        let (Some(room), true) = (&incident.room, incident.is_resolved()) else {
             return Ok(());
         };
-        let (outcome, archived) = match ctx.conversations.archive(room.channel.as_str()).await {
-            Ok(()) => ("archived its own channel".to_string(), true),
+        // First, nothing new goes to the channel (later messages go to the
+        // thread); then what already waits for it is delivered; then it is
+        // archived. A message queued for an archived channel would wait forever.
+        if !room.archived {
+            let mut tx = ctx.begin().await?;
+            incidents::set_room_archived(&mut *tx, r, run.started).await?;
+            ctx.commit(tx).await?;
+        }
+        let waiting =
+            crate::store::outbox::pending_in_channel(ctx.store.pool(), &room.channel).await?;
+        if waiting > 0 {
+            return Err(JobError::NotYet {
+                reason: format!("{waiting} messages still go to the incident's channel"),
+                after: std::time::Duration::from_secs(15),
+            });
+        }
+        let outcome = match ctx.conversations.archive(room.channel.as_str()).await {
+            Ok(()) => "archived its own channel".to_string(),
             Err(Refusal::Retry(code)) => {
                 return Err(JobError::Retry {
                     reason: format!("conversations.archive: {code}"),
@@ -351,16 +369,13 @@ impl Job for Archive {
             }
             Err(Refusal::Refused(code)) => {
                 tracing::warn!(incident = %r, error = %code, "could not archive the incident's channel");
-                (format!("could not archive its own channel ({code})"), false)
+                format!("could not archive its own channel ({code})")
             }
             Err(Refusal::NameTaken) => return Ok(()),
         };
         let Some(mut tx) = run.finish().await? else {
             return Ok(());
         };
-        if archived {
-            incidents::set_room_archived(&mut *tx, r, run.started).await?;
-        }
         ctx.thread()
             .record(
                 &mut tx,

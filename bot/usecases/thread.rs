@@ -458,11 +458,22 @@ impl<'a> Thread<'a> {
                 can_ask,
             ))
         };
-        let held: Vec<templates::RoleHeld> = roles::of_incident(&mut **tx, incident.reference)
+        // In the order the configuration names the roles.
+        let order = |role: &crate::incident::roles::RoleName| {
+            self.ctx
+                .settings
+                .incidents
+                .roles
+                .iter()
+                .position(|r| &r.name == role)
+                .unwrap_or(usize::MAX)
+        };
+        let mut held: Vec<templates::RoleHeld> = roles::of_incident(&mut **tx, incident.reference)
             .await?
             .into_iter()
             .map(|(role, user)| templates::RoleHeld { role, user })
             .collect();
+        held.sort_by_key(|h| order(&h.role));
         let text = self.ctx.render(
             TemplateName::IncidentOpened,
             &templates::root_data(incident, alerts.as_ref(), &held),
