@@ -708,3 +708,27 @@ async fn a_file_slack_refuses_is_said_in_the_thread_and_holds_up_nothing() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_channel_created_while_its_answer_was_lost_is_adopted_not_made_twice() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    // The channel is made, but the answer never reaches Klaxon.
+    slack.fail_next_call_of("conversations.create", fake_slack::Fault::LoseAnswer);
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    app.command(BOB, "open P0 Database down").await;
+    wait_until(WAIT, "the incident's channel recorded", || async {
+        all_incidents(app.store()).await[0].room.is_some()
+    })
+    .await;
+    let created = slack.created_channels();
+    assert_eq!(created.len(), 1, "one channel: {created:?}");
+    let room = all_incidents(app.store())
+        .await
+        .remove(0)
+        .room
+        .expect("room");
+    assert_eq!(room.channel.as_str(), created[0].id);
+    assert_eq!(room.name, "inc-1-database-down");
+    app.stop().await;
+}

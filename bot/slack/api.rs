@@ -191,6 +191,8 @@ pub struct AuthInfo {
     pub team: String,
     /// The bot user's name.
     pub user: String,
+    /// The bot user's id (`U…`).
+    pub user_id: String,
     /// The scopes granted, when Slack says (`X-OAuth-Scopes`).
     pub scopes: Option<Vec<String>>,
 }
@@ -216,6 +218,7 @@ const FORM_METHODS: &[&str] = &[
     "conversations.history",
     "conversations.replies",
     "auth.test",
+    "conversations.list",
     "files.getUploadURLExternal",
     "files.completeUploadExternal",
 ];
@@ -367,6 +370,7 @@ impl SlackApi {
         Ok(AuthInfo {
             team: field("team"),
             user: field("user"),
+            user_id: field("user_id"),
             scopes,
         })
     }

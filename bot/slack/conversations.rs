@@ -30,14 +30,22 @@ const REFUSED: &[&str] = &[
     "too_long",
 ];
 
+/// Pages of `conversations.list` (1,000 channels each) a lookup reads at most.
+const LIST_PAGES: usize = 20;
+
 #[derive(Debug)]
 pub struct SlackConversations {
     api: Arc<SlackApi>,
+    /// The bot user's id, once `auth.test` said it.
+    bot_user: tokio::sync::OnceCell<String>,
 }
 
 impl SlackConversations {
     pub fn new(api: Arc<SlackApi>) -> SlackConversations {
-        SlackConversations { api }
+        SlackConversations {
+            api,
+            bot_user: tokio::sync::OnceCell::new(),
+        }
     }
 
     async fn call(
@@ -116,6 +124,58 @@ impl Conversations for SlackConversations {
                 }
                 other => other.map(|_| ()),
             }
+        })
+    }
+
+    fn find_own<'a>(
+        &'a self,
+        name: &'a str,
+        since: crate::time::Millis,
+    ) -> BoxFuture<'a, Result<Option<String>, Refusal>> {
+        Box::pin(async move {
+            if self.api.is_console() {
+                return Ok(None);
+            }
+            let me = self
+                .bot_user
+                .get_or_try_init(|| async {
+                    self.api
+                        .auth_test()
+                        .await
+                        .map(|info| info.user_id)
+                        .map_err(sort)
+                })
+                .await?
+                .clone();
+            let mut args =
+                json!({"types": "public_channel", "exclude_archived": "true", "limit": "1000"});
+            for _ in 0..LIST_PAGES {
+                let answer = self.call("conversations.list", args.clone()).await?;
+                let found = answer
+                    .get("channels")
+                    .and_then(serde_json::Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|c| {
+                        c.get("name").and_then(serde_json::Value::as_str) == Some(name)
+                            && c.get("creator").and_then(serde_json::Value::as_str) == Some(&me)
+                            && c.get("created")
+                                .and_then(serde_json::Value::as_i64)
+                                .is_some_and(|secs| secs * 1000 >= since.0)
+                    })
+                    .and_then(|c| c.get("id").and_then(serde_json::Value::as_str));
+                if let Some(id) = found {
+                    return Ok(Some(id.to_string()));
+                }
+                match answer
+                    .pointer("/response_metadata/next_cursor")
+                    .and_then(serde_json::Value::as_str)
+                {
+                    Some(cursor) if !cursor.is_empty() => args["cursor"] = json!(cursor),
+                    _ => return Ok(None),
+                }
+            }
+            Ok(None)
         })
     }
 

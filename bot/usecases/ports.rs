@@ -101,6 +101,14 @@ pub trait Conversations: Send + Sync + Debug {
     ) -> BoxFuture<'a, Result<(), Refusal>>;
     /// Invites `user`; somebody already in the channel counts as invited.
     fn invite<'a>(&'a self, channel: &'a str, user: &'a str) -> BoxFuture<'a, Result<(), Refusal>>;
+    /// The id of a public channel named `name` that this app created at or
+    /// after `since` and that is not archived: the one a create whose answer
+    /// was lost made (Slack: "conversations.list", its `creator` and `created`).
+    fn find_own<'a>(
+        &'a self,
+        name: &'a str,
+        since: crate::time::Millis,
+    ) -> BoxFuture<'a, Result<Option<String>, Refusal>>;
     /// Archives the channel; one already archived counts as archived.
     fn archive<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<(), Refusal>>;
 }

@@ -25,6 +25,9 @@ use crate::store::{Tx, incidents, roles};
 use crate::templates::slack_escape;
 use crate::time::Millis;
 
+/// How far Slack's clock and Klaxon's may disagree, for "created after".
+const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Creates the incident's room.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Open {
@@ -160,6 +163,28 @@ impl Job for Open {
             let name = room::channel_name(r, &incident.title, attempt);
             match ctx.conversations.create(&name).await {
                 Ok(id) => break Ok((id, name)),
+                // A retry: an earlier attempt's create may have worked without
+                // Klaxon hearing the answer. That channel is this incident's.
+                Err(Refusal::NameTaken) if run.attempts > 1 => {
+                    match ctx
+                        .conversations
+                        .find_own(&name, incident.opened_at.minus(CLOCK_SKEW))
+                        .await
+                    {
+                        Ok(Some(id)) => {
+                            tracing::info!(incident = %r, channel = %id, "found the channel an earlier attempt created");
+                            break Ok((id, name));
+                        }
+                        Ok(None) if attempt < NAME_ATTEMPTS => attempt += 1,
+                        Ok(None) => break Err("name_taken".to_string()),
+                        Err(e) => {
+                            return Err(JobError::Retry {
+                                reason: format!("conversations.list: {e:?}"),
+                                after: None,
+                            });
+                        }
+                    }
+                }
                 Err(Refusal::NameTaken) if attempt < NAME_ATTEMPTS => attempt += 1,
                 Err(Refusal::NameTaken) => break Err("name_taken".to_string()),
                 Err(Refusal::Refused(code)) => break Err(code),

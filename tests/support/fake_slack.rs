@@ -193,6 +193,8 @@ struct Inner {
     /// Calls of [`CHECK_METHODS`].
     checks: Vec<Call>,
     next_faults: VecDeque<Fault>,
+    /// Faults for the next calls of one method (see [`FakeSlack::fail_next_call_of`]).
+    method_faults: HashMap<String, VecDeque<Fault>>,
     always: Option<Fault>,
     channels: HashSet<String>,
     /// Channels where the bot is not simply a member.
@@ -415,6 +417,15 @@ impl FakeSlack {
             most = most.max(n);
         }
         most
+    }
+
+    /// The next call of `method` suffers `fault` (other methods are spared).
+    pub fn fail_next_call_of(&self, method: &str, fault: Fault) {
+        self.lock()
+            .method_faults
+            .entry(method.to_string())
+            .or_default()
+            .push_back(fault);
     }
 
     /// A channel named `name` exists already (made by someone else, or
@@ -755,7 +766,12 @@ async fn handle(
             .clone()
     } else {
         let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.next_faults.pop_front().or_else(|| g.always.clone())
+        let own = g
+            .method_faults
+            .get_mut(method.as_str())
+            .and_then(VecDeque::pop_front);
+        own.or_else(|| g.next_faults.pop_front())
+            .or_else(|| g.always.clone())
     };
     if let Some(Fault::Delay(d)) = &fault {
         tokio::time::sleep(*d).await;
@@ -1103,6 +1119,36 @@ fn answer(g: &mut Inner, method: &str, body: &Value) -> Value {
         }
         "auth.test" => json!({"ok": true, "team": "Fake", "user": "klaxon", "user_id": BOT_USER}),
         "conversations.create" => create_channel(g, body),
+        // Slack: "conversations.list" (channels:read): the public channels,
+        // with name, creator and created; archived ones left out when asked.
+        "conversations.list" => {
+            let without_archived = s("exclude_archived").as_deref() == Some("true");
+            let limit: usize = s("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(100)
+                .clamp(1, 1000);
+            let offset: usize = s("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+            let all: Vec<Value> = g
+                .created
+                .iter()
+                .filter(|r| !r.is_private)
+                .filter(|r| {
+                    !(without_archived && g.access.get(&r.id).copied() == Some(Access::Archived))
+                })
+                .map(|r| {
+                    json!({"id": r.id, "name": r.name, "is_channel": true,
+                           "creator": BOT_USER, "created": r.created,
+                           "is_archived": g.access.get(&r.id).copied() == Some(Access::Archived)})
+                })
+                .collect();
+            let page: Vec<Value> = all.iter().skip(offset).take(limit).cloned().collect();
+            let next = if offset + limit < all.len() {
+                (offset + limit).to_string()
+            } else {
+                String::new()
+            };
+            json!({"ok": true, "channels": page, "response_metadata": {"next_cursor": next}})
+        }
         "conversations.invite" => invite(g, body),
         "conversations.setTopic" => {
             let Some(channel) = s("channel") else {
