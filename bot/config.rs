@@ -194,11 +194,18 @@ fn json_helper(
     _: &mut handlebars::RenderContext,
     out: &mut dyn handlebars::Output,
 ) -> handlebars::HelperResult {
-    let v = h
+    let param = h
         .param(0)
-        .map(|p| p.value().clone())
-        .unwrap_or(serde_json::Value::Null);
-    out.write(&v.to_string())?;
+        .ok_or(handlebars::RenderErrorReason::ParamNotFoundForIndex(
+            "json", 0,
+        ))?;
+    if param.is_value_missing() {
+        // A field that does not exist is a typo, not an empty value (those are null).
+        return Err(
+            handlebars::RenderErrorReason::MissingVariable(param.relative_path().cloned()).into(),
+        );
+    }
+    out.write(&param.value().to_string())?;
     Ok(())
 }
 
@@ -1911,6 +1918,60 @@ duration = "1h"
                 problems.iter().any(|p| p.starts_with(expected)),
                 "{expected} in {problems:#?}"
             );
+        }
+    }
+
+    #[test]
+    fn big_incident_settings_are_checked_and_a_misspelt_webhook_field_is_refused() {
+        let good = r#"
+[incidents]
+channel_for = ["P0", "p1"]
+archive_channel_after = "off"
+[[incidents.roles]]
+name = "Lead"
+duties = "Decide."
+[followups]
+webhook_url = "https://tracker.internal/hooks/klaxon"
+webhook_body = '{"summary": {{json title}}, "n": {{number}}, "who": "{{owner}}"}'
+"#;
+        let s = from_toml(good, "t.toml", &env_of(&[])).expect("valid");
+        assert_eq!(s.incidents.channel_for, vec![Severity::P0, Severity::P1]);
+        assert_eq!(s.incidents.archive_channel_after, None);
+        assert_eq!(
+            s.incidents.roles.len(),
+            1,
+            "named roles replace the defaults"
+        );
+        let webhook = s.followup_webhook.expect("webhook");
+        let body = webhook
+            .render(&serde_json::json!({"title": "a \"b\"", "number": 2, "owner": "x\ny"}))
+            .expect("renders");
+        assert_eq!(body, r#"{"summary": "a \"b\"", "n": 2, "who": "x\ny"}"#);
+
+        for (text, key) in [
+            (
+                "[incidents]\nchannel_for = [\"P9\"]\n",
+                "incidents.channel_for[0]",
+            ),
+            (
+                "[[incidents.roles]]\nname = \"two words\"\nduties = \"x\"\n",
+                "incidents.roles[0].name",
+            ),
+            (
+                "[followups]\nwebhook_url = \"ftp://x\"\n",
+                "followups.webhook_url",
+            ),
+            (
+                "[followups]\nwebhook_url = \"https://x\"\nwebhook_body = '{\"t\": {{json titel}}}'\n",
+                "followups.webhook_body",
+            ),
+            (
+                "[followups]\nwebhook_url = \"https://x\"\nwebhook_body = '{\"t\": {{titel}}}'\n",
+                "followups.webhook_body",
+            ),
+        ] {
+            let e = from_toml(text, "t.toml", &env_of(&[])).expect_err(text);
+            assert!(e.to_string().contains(key), "{key}: {e}");
         }
     }
 }

@@ -464,7 +464,7 @@ pub fn incident_data(i: &Incident) -> Value {
         "source": i.source.label(),
         "from_alerts": i.source.is_alerts(),
         "previous": i.previous.map(|r| r.to_string()),
-        "room": i.room.as_ref().map(|r| r.channel.as_str()),
+        "room": i.live_room().map(|r| r.channel.as_str()),
         // Who holds which role: the root message's data fills it in.
         "roles": [],
     })
@@ -769,7 +769,7 @@ pub fn page_data(i: &Incident, page: &PageFacts<'_>) -> Value {
             "next_level": page.next_level,
             "after_empty": page.after_empty,
             "by_hand": page.by_hand,
-            "channel": i.room.as_ref().map_or(i.channel.as_str(), |r| r.channel.as_str()),
+            "channel": i.live_room().map_or(i.channel.as_str(), |r| r.channel.as_str()),
         }),
     )
 }

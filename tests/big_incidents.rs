@@ -732,3 +732,71 @@ async fn a_channel_created_while_its_answer_was_lost_is_adopted_not_made_twice()
     assert_eq!(room.name, "inc-1-database-down");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_channel_archived_by_a_person_sends_the_incident_back_to_its_thread() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    app.command(BOB, "open P0 Database down").await;
+    let room = room_of(&slack).await;
+    app.settle().await;
+    app.outbox_drained().await;
+    // Somebody archives the channel by hand.
+    slack.set_access(&room.id, fake_slack::Access::Archived);
+    app.command_in(ALICE, &room.id, "followup Add a disk alert")
+        .await;
+    app.command(ALICE, "ack INC-1").await;
+    app.command(ALICE, "resolve INC-1 Freed disk space").await;
+    app.settle().await;
+    app.outbox_drained().await;
+    let thread = texts(&slack, INCIDENT_CHANNEL);
+    for needle in [
+        "INC-1's own channel",
+        "Follow-up #1 for INC-1",
+        "acknowledged INC-1",
+        "RESOLVED: INC-1",
+    ] {
+        assert!(
+            thread.iter().any(|t| t.contains(needle)),
+            "{needle} in the thread: {thread:?}"
+        );
+    }
+    let incident = all_incidents(app.store()).await.remove(0);
+    assert!(incident.room.expect("room").archived);
+    let ready: Value = app.get("/readyz").await.json().await.expect("JSON");
+    assert_eq!(
+        ready["slack"]["channels_blocked"],
+        json!({}),
+        "an archived room blocks nothing: {ready}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn follow_ups_recorded_at_once_get_distinct_numbers_on_postgres() {
+    let db = TestDb::of(Backend::Postgres).await;
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    app.command(BOB, "open P1 Search slow").await;
+    let texts: Vec<String> = (0..12)
+        .map(|n| format!("followup INC-1 item {n}"))
+        .collect();
+    let answers = futures_util::future::join_all(texts.iter().map(|t| app.command(BOB, t))).await;
+    assert!(
+        answers.iter().all(|a| a.contains("recorded on INC-1")),
+        "{answers:?}"
+    );
+    let mut numbers: Vec<i64> = klaxon::store::followups::of_incident(
+        app.store().pool(),
+        klaxon::incident::IncidentRef::new(1).expect("ref"),
+    )
+    .await
+    .expect("follow-ups")
+    .iter()
+    .map(|f| f.number)
+    .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=12).collect::<Vec<_>>());
+    app.stop().await;
+}

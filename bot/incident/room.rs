@@ -16,8 +16,8 @@ pub const NAME_ATTEMPTS: u32 = 5;
 
 /// The channel name for `incident` titled `title`; `attempt` 1 is the plain
 /// name, later attempts end in `-<attempt>`. Always a valid Slack channel
-/// name: lowercase ASCII letters and digits from the title (other letters
-/// lose their accents or drop out), runs of anything else as one hyphen,
+/// name: lowercase ASCII letters and digits from the title (Slack markup
+/// left out, other scripts written in ASCII), runs of anything else as one hyphen,
 /// cut on a word boundary to fit 80 characters.
 pub fn channel_name(incident: IncidentRef, title: &str, attempt: u32) -> String {
     let prefix = format!("inc-{}", incident.number());
@@ -27,7 +27,13 @@ pub fn channel_name(incident: IncidentRef, title: &str, attempt: u32) -> String 
         String::new()
     };
     let mut slug = String::new();
-    for c in without_markup(title).chars().flat_map(fold) {
+    // Slack escapes `&`, `<` and `>` in slash-command text; letters from
+    // other scripts are written in ASCII (deunicode: é → e, Ł → L, 北京 → Bei Jing).
+    let plain = without_markup(title)
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    for c in deunicode::deunicode(&plain).chars() {
         if c.is_ascii_alphanumeric() {
             slug.push(c.to_ascii_lowercase());
         } else if !slug.ends_with('-') && !slug.is_empty() {
@@ -68,31 +74,13 @@ fn without_markup(title: &str) -> String {
     out
 }
 
-/// A character as the ASCII letters it is usually written with (é → e,
-/// ß → ss); other characters as themselves.
-fn fold(c: char) -> Vec<char> {
-    let s: &str = match c {
-        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' => "a",
-        'æ' | 'Æ' => "ae",
-        'ç' | 'Ç' => "c",
-        'è' | 'é' | 'ê' | 'ë' | 'È' | 'É' | 'Ê' | 'Ë' => "e",
-        'ì' | 'í' | 'î' | 'ï' | 'Ì' | 'Í' | 'Î' | 'Ï' | 'İ' | 'ı' => "i",
-        'ğ' | 'Ğ' => "g",
-        'ş' | 'Ş' => "s",
-        'ñ' | 'Ñ' => "n",
-        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' => "o",
-        'ù' | 'ú' | 'û' | 'ü' | 'Ù' | 'Ú' | 'Û' | 'Ü' => "u",
-        'ý' | 'ÿ' | 'Ý' => "y",
-        'ß' => "ss",
-        _ => return vec![c],
-    };
-    s.chars().collect()
-}
-
 /// The channel's topic (Slack: at most 250 characters): the ref and the
 /// title. Not the severity, which may change (the root's copy shows it).
 pub fn topic(incident: IncidentRef, title: &str) -> String {
-    let topic = format!("{incident} · {}", super::single_line(title));
+    let topic = format!(
+        "{incident} · {}",
+        super::single_line(&without_markup(title))
+    );
     topic.chars().take(250).collect()
 }
 
@@ -126,7 +114,8 @@ mod tests {
             channel_name(r(12), "Café Zürich façade", 1),
             "inc-12-cafe-zurich-facade"
         );
-        assert_eq!(channel_name(r(3), "🔥🔥 !!", 1), "inc-3");
+        assert_eq!(channel_name(r(3), "🔥🔥 !!", 1), "inc-3-fire-fire");
+        assert_eq!(channel_name(r(3), "!! ?? ..", 1), "inc-3");
         assert_eq!(
             channel_name(r(3), "db.primary down", 1),
             "inc-3-db-primary-down"
@@ -136,9 +125,14 @@ mod tests {
             "inc-4-istanbul-disk"
         );
         assert_eq!(
-            channel_name(r(9), "<@U0BOB|bob> broke <#C123|prod> &lt;again", 1),
-            "inc-9-broke-lt-again"
+            channel_name(
+                r(9),
+                "<@U0BOB|bob> broke <#C123|prod> &lt;again&gt; R&amp;D",
+                1
+            ),
+            "inc-9-broke-again-r-d"
         );
+        assert_eq!(channel_name(r(5), "Łódź 北京", 1), "inc-5-lodz-bei-jing");
     }
 
     #[test]

@@ -80,6 +80,9 @@ const RENEW_EVERY: Duration = Duration::from_millis(500);
 /// The longest a page waits between attempts while Slack fails: pages are
 /// few, and each must go out soon after Slack answers again.
 const PAGE_MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Attempts at sharing a file before it is given up (the incident's later
+/// messages wait behind it): with the backoff, several minutes.
+const FILE_ATTEMPTS: i64 = 8;
 /// How soon a thread's page looks again for its root.
 const ROOT_WAIT_PAGE: Duration = Duration::from_millis(250);
 
@@ -563,6 +566,13 @@ impl OutboxSender {
                 self.file_refused(row, &file, &format!("missing_scope {needed}"))
                     .await
             }
+            // Messages of its incident wait behind it: a file Slack keeps
+            // failing on is given up after a while, and said so.
+            Err(CallError::Transient(code) | CallError::Auth(code))
+                if row.attempts + 1 >= FILE_ATTEMPTS =>
+            {
+                self.file_refused(row, &file, &code).await
+            }
             Err(e) => {
                 self.handle_error(row, "files.completeUploadExternal", e)
                     .await
@@ -616,7 +626,7 @@ impl OutboxSender {
                     channel: &channel,
                     user: None,
                     payload: crate::blocks::text_message(&format!(
-                        "⚠️ Slack did not take the file `{}` (`{}`{why}). Ask for it again once that is fixed; the team can also download it from Klaxon (`/incidents/{r}/postmortem.md`).",
+                        "⚠️ Slack did not take the file `{}` (`{}`{why}). Ask for it again once that is fixed; where `KLAXON_HISTORY_TOKEN` is set, Klaxon also serves it at `/incidents/{r}/postmortem.md`.",
                         crate::templates::slack_escape(&file.filename),
                         crate::templates::slack_escape(code),
                     )),
@@ -708,6 +718,11 @@ impl OutboxSender {
             })
             .inc();
         let now = self.clock.now();
+        if let CallError::NoAccess(code) = &e
+            && self.room_gone(row, code).await?
+        {
+            return Ok(());
+        }
         match &e {
             CallError::RateLimited(wait) => {
                 tracing::info!(method, channel = %row.channel, wait = ?wait, "slack rate limit; waiting");
@@ -824,6 +839,106 @@ impl OutboxSender {
             }
             CallError::Permanent(code) => self.give_up(row, method, code).await,
         }
+    }
+
+    /// When `row` went to an incident's own channel and Slack says that
+    /// channel is archived (by Klaxon or by a person) or gone: the room is
+    /// recorded as archived, a message for it goes to the incident's thread
+    /// instead, an update of a message there is dropped, and the thread says
+    /// so once. `false`: not a room's message, handle the error as usual.
+    async fn room_gone(&self, row: &Pending, code: &str) -> StoreResult<bool> {
+        if !matches!(code, "is_archived" | "channel_not_found") {
+            return Ok(false);
+        }
+        let target = match row.kind {
+            MessageKind::Update => row.ref_channel.as_deref().unwrap_or(&row.channel),
+            _ => row.channel.as_str(),
+        };
+        let Some(r) = row.incident else {
+            return Ok(false);
+        };
+        let Some(incident) = incidents::get(self.store.pool(), r).await? else {
+            return Ok(false);
+        };
+        let Some(room) = incident
+            .room
+            .as_ref()
+            .filter(|room| room.channel.as_str() == target)
+        else {
+            return Ok(false);
+        };
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        if !room.archived {
+            incidents::set_room_archived(&mut *tx, r, now).await?;
+            incidents::add_event(
+                &mut *tx,
+                r,
+                &TimelineEvent {
+                    at: now,
+                    kind: EventKind::Channel,
+                    actor: None,
+                    text: format!("found its own channel archived ({code}); went on in the thread"),
+                    subject: None,
+                },
+            )
+            .await?;
+            outbox::enqueue(
+                &mut *tx,
+                &NewMessage {
+                    incident: Some(r),
+                    kind: MessageKind::Reply,
+                    channel: &incident.channel,
+                    user: None,
+                    payload: crate::blocks::text_message(&format!(
+                        "🗄️ {r}'s own channel <#{}> is archived (`{}`): the incident goes on in this thread.",
+                        room.channel,
+                        crate::templates::slack_escape(code)
+                    )),
+                    updates: None,
+                    page: false,
+                },
+                now,
+            )
+            .await?;
+        }
+        match row.kind {
+            MessageKind::Post => {
+                outbox::reroute(
+                    &mut *tx,
+                    row.id,
+                    MessageKind::Reply,
+                    &incident.channel,
+                    None,
+                    now,
+                )
+                .await?
+            }
+            MessageKind::File => {
+                let payload = serde_json::from_str::<outbox::FilePayload>(&row.payload)
+                    .ok()
+                    .map(|mut f| {
+                        f.in_thread = true;
+                        serde_json::to_string(&f).unwrap_or_default()
+                    });
+                outbox::reroute(
+                    &mut *tx,
+                    row.id,
+                    MessageKind::File,
+                    &incident.channel,
+                    payload.as_deref(),
+                    now,
+                )
+                .await?
+            }
+            _ => {
+                outbox::mark_dropped(&mut *tx, row.id, "its channel was archived").await?;
+            }
+        }
+        tx.commit().await?;
+        tracing::info!(incident = %r, channel = %room.channel, error = code, "the incident's own channel is archived; its messages go to the thread");
+        self.wake.notify_one();
+        Ok(true)
     }
 
     /// Tells whoever opened an incident, by direct message, that its thread

@@ -543,6 +543,31 @@ pub async fn due_count<'c, E: Executor<'c, Database = Any>>(
     col(&row, "n")
 }
 
+/// Sends a pending message elsewhere: as `kind` to `channel` (with
+/// `payload` when given), due `now`. For a message whose channel is gone
+/// (an incident's archived room) that goes to the thread instead.
+pub async fn reroute<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    id: i64,
+    kind: MessageKind,
+    channel: &ChannelId,
+    payload: Option<&str>,
+    now: Millis,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE outbox SET kind = $2, channel = $3, payload = COALESCE($4, payload), next_attempt_at = $5, \
+                maybe_posted = 0, lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .bind(kind.as_str())
+    .bind(channel.as_str())
+    .bind(payload)
+    .bind(now.0)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
 /// Messages still waiting to go to `channel` (posts, files, and updates of
 /// messages there).
 pub async fn pending_in_channel<'c, E: Executor<'c, Database = Any>>(

@@ -42,6 +42,8 @@ pub async fn record(
     let now = ctx.clock.now();
     let tracker = ctx.tracker.is_some();
     let mut tx = ctx.begin().await?;
+    // Numbers are per incident: its row locked first, so two at once get two numbers.
+    crate::store::incidents::lock(&mut tx, ctx.store.backend(), r).await?;
     let (id, number) =
         followups::insert(&mut *tx, r, text, owner, Some(actor), tracker, now).await?;
     let owned = owner

@@ -74,9 +74,15 @@ pub async fn execute(ctx: &Ctx, actor: &Actor, command: Command) -> Result<Answe
             open(ctx, actor, severity, title.as_str()).await?
         }
         Command::Reopen { target: Some(r) } => reopen(ctx, user, r).await?,
-        Command::Reopen { target: None } => Answer::Refused(
-            "Name the incident to reopen: `/incident reopen INC-12` (resolved incidents are not the channel's open one).".into(),
-        ),
+        Command::Reopen { target: None } => {
+            match incidents::by_room(ctx.store.pool(), channel).await? {
+                // In an incident's own channel, the incident is the channel's.
+                Some(own) => reopen(ctx, user, own.reference).await?,
+                None => Answer::Refused(
+                    "Name the incident to reopen: `/incident reopen INC-12` (resolved incidents are not the channel's open one).".into(),
+                ),
+            }
+        }
         Command::Ack { target } => match find(ctx, channel, target).await? {
             Ok(i) => reached(ctx, &i.channel, acknowledge(ctx, user, i.reference).await?),
             Err(why) => Answer::Refused(why),
@@ -88,7 +94,11 @@ pub async fn execute(ctx: &Ctx, actor: &Actor, command: Command) -> Result<Answe
         Command::Sev { target, severity } => match find(ctx, channel, target).await? {
             Ok(i) => match access::may_change_severity(ctx, user, &i).await? {
                 Some(refusal) => Answer::Refused(refusal),
-                None => reached(ctx, &i.channel, set_severity(ctx, user, &i, severity).await?),
+                None => reached(
+                    ctx,
+                    &i.channel,
+                    set_severity(ctx, user, &i, severity).await?,
+                ),
             },
             Err(why) => Answer::Refused(why),
         },
@@ -119,7 +129,11 @@ pub async fn execute(ctx: &Ctx, actor: &Actor, command: Command) -> Result<Answe
             Ok(i) => silence(ctx, user, &i, duration).await?,
             Err(why) => Answer::Refused(why),
         },
-        Command::Role { role, target, user: holder } => match find(ctx, channel, target).await? {
+        Command::Role {
+            role,
+            target,
+            user: holder,
+        } => match find(ctx, channel, target).await? {
             Ok(i) => roles::assign(ctx, user, &i, &role, &holder).await?,
             Err(why) => Answer::Refused(why),
         },

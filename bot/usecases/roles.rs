@@ -67,7 +67,7 @@ pub async fn assign(
             now,
         )
         .await?;
-    let place = match &current.room {
+    let place = match current.live_room() {
         Some(room) => format!("<#{}>", room.channel),
         None => format!("the thread in <#{}>", current.channel),
     };
