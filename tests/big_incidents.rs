@@ -594,6 +594,15 @@ async fn wrong_role_postmortem_and_followup_commands_change_nothing() {
         let answer = app.command(ALICE, text).await;
         assert!(answer.contains(expect), "{text}: {answer}");
     }
+    let help = app.command(ALICE, "help").await;
+    assert!(
+        help.contains("Roles here: `commander`, `comms`, `scribe`."),
+        "{help}"
+    );
+    assert!(
+        help.contains("P0 incidents get a channel of their own"),
+        "{help}"
+    );
     app.command(ALICE, "role commander <@U0ALICE>").await;
     let again = app.command(BOB, "role commander <@U0ALICE>").await;
     assert!(

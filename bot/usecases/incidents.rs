@@ -198,6 +198,19 @@ fn help(ctx: &Ctx) -> String {
             heartbeats.join(", ")
         ));
     }
+    let roles: Vec<String> = incidents
+        .roles
+        .iter()
+        .map(|r| format!("`{}`", r.name))
+        .collect();
+    lines.push(format!("Roles here: {}.", roles.join(", ")));
+    if !incidents.channel_for.is_empty() {
+        let severities: Vec<&str> = incidents.channel_for.iter().map(|s| s.as_str()).collect();
+        lines.push(format!(
+            "{} incidents get a channel of their own; commands typed there act on its incident.",
+            severities.join(" and ")
+        ));
+    }
     lines.join("\n")
 }
 
