@@ -236,7 +236,10 @@ pub async fn find(
             format!("{r} does not exist. `/incident list` shows the open incidents.")
         }));
     }
-    if let Some(own) = incidents::by_room(ctx.store.pool(), channel).await? {
+    // An incident's own channel is never the configured incident channel:
+    // commands typed there cost no lookup of a room.
+    let maybe_room = ctx.settings.slack.incident_channel.as_ref() != Some(channel);
+    if maybe_room && let Some(own) = incidents::by_room(ctx.store.pool(), channel).await? {
         note_incident(own.reference);
         return Ok(Ok(own));
     }

@@ -97,7 +97,10 @@ pub async fn invite(
 
 /// Schedules the archive of a resolved incident's room.
 pub async fn archive_later(ctx: &Ctx, tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
-    if let (Some(_), Some(after)) = (&incident.room, ctx.settings.incidents.archive_channel_after) {
+    if let (Some(_), Some(after)) = (
+        incident.live_room(),
+        ctx.settings.incidents.archive_channel_after,
+    ) {
         let job = Archive {
             incident: incident.reference.number(),
         };

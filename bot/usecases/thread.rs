@@ -141,14 +141,11 @@ impl<'a> Thread<'a> {
         payload: Value,
         now: Millis,
     ) -> Result<()> {
-        let thread_only = Incident {
-            room: None,
-            ..incident.clone()
-        };
-        self.enqueue(
+        self.enqueue_to(
             tx,
-            &thread_only,
+            incident,
             MessageKind::Reply,
+            &incident.channel,
             payload,
             None,
             false,
@@ -416,6 +413,23 @@ impl<'a> Thread<'a> {
             (Some(room), MessageKind::File | MessageKind::Post) => (kind, &room.channel),
             _ => (kind, &incident.channel),
         };
+        self.enqueue_to(tx, incident, kind, channel, payload, updates, page, now)
+            .await
+    }
+
+    /// Enqueues one message of the incident, as `kind`, to `channel`.
+    #[allow(clippy::too_many_arguments)]
+    async fn enqueue_to(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        kind: MessageKind,
+        channel: &ChannelId,
+        payload: Value,
+        updates: Option<i64>,
+        page: bool,
+        now: Millis,
+    ) -> Result<i64> {
         Ok(outbox::enqueue(
             &mut **tx,
             &NewMessage {
