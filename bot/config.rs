@@ -19,6 +19,7 @@ use crate::alerts::routing::{RawRoute, Routes};
 use crate::escalation::{EscalationSettings, RawEscalation};
 use crate::executor::catalog::{Catalog, RawAction};
 use crate::incident::{ChannelId, Severity};
+use crate::status::{self as statuspage, RawStatus, StatusSettings};
 
 /// Where the settings came from, for messages.
 pub const DEFAULT_CONFIG_FILE: &str = "klaxon.toml";
@@ -55,8 +56,24 @@ pub struct Settings {
     pub history_token: Option<SecretString>,
     /// `[followups] webhook_url`: follow-ups filed in an issue tracker.
     pub followup_webhook: Option<FollowUpWebhook>,
+    /// `[history] trusted_proxy_header`: the history pages also open to
+    /// requests from these proxies that carry this header (a signed-in user).
+    pub history_proxy: Option<TrustedProxy>,
+    /// `[status]`: the public status page and its components.
+    pub status: StatusSettings,
     /// The approved actions.
     pub actions: Catalog,
+}
+
+/// An authenticating proxy in front of the history pages (oauth2-proxy,
+/// Pomerium, an ingress with SSO): requests that come from one of
+/// `addresses` and carry `header` (the signed-in user, e.g.
+/// `X-Forwarded-User`) need no token. A request from anywhere else that
+/// carries the header is treated as carrying none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedProxy {
+    pub header: axum::http::HeaderName,
+    pub addresses: Vec<std::net::IpAddr>,
 }
 
 /// Alert webhooks: routes, Alertmanager's API for silences, body limits.
@@ -362,6 +379,18 @@ struct RawFile {
     history_token: Option<String>,
     #[serde(default)]
     followups: RawFollowUps,
+    #[serde(default)]
+    history: RawHistory,
+    #[serde(default)]
+    status: RawStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistory {
+    trusted_proxy_header: Option<String>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1264,6 +1293,72 @@ fn from_raw(
         }
     };
 
+    let history_proxy = match raw.history.trusted_proxy_header {
+        None => {
+            if !raw.history.trusted_proxies.is_empty() {
+                p.problem(
+                    source.to_string(),
+                    "history.trusted_proxy_header".into(),
+                    "is missing: trusted_proxies are named, but not the header they set",
+                );
+            }
+            None
+        }
+        Some(h) => {
+            let header = axum::http::HeaderName::from_bytes(h.trim().as_bytes());
+            let mut addresses = Vec::new();
+            for (i, a) in raw.history.trusted_proxies.iter().enumerate() {
+                match a.trim().parse::<std::net::IpAddr>() {
+                    Ok(ip) => addresses.push(ip),
+                    Err(_) => p.problem(
+                        source.to_string(),
+                        format!("history.trusted_proxies[{i}]"),
+                        format!(
+                            "`{a}` is not an IP address (the proxy's, as Klaxon sees it connect)"
+                        ),
+                    ),
+                }
+            }
+            if addresses.is_empty() {
+                p.problem(
+                    source.to_string(),
+                    "history.trusted_proxies".into(),
+                    "must name the proxy's addresses: a header anyone can send proves nothing",
+                );
+            }
+            match header {
+                Ok(header) => Some(TrustedProxy { header, addresses }),
+                Err(_) => {
+                    p.problem(
+                        source.to_string(),
+                        "history.trusted_proxy_header".into(),
+                        format!("`{h}` is not a header name"),
+                    );
+                    None
+                }
+            }
+        }
+    };
+
+    let status_listen = (p.env)("KLAXON_STATUS_LISTEN").filter(|v| !v.is_empty());
+    let status = statuspage::from_raw(raw.status, status_listen).unwrap_or_else(|problems| {
+        for (key, message) in problems {
+            p.problem(source.to_string(), key, message);
+        }
+        StatusSettings::default()
+    });
+    for (i, c) in status.components.iter().enumerate() {
+        for route in &c.routes {
+            if alerts.routes.named(route).is_none() {
+                p.problem(
+                    source.to_string(),
+                    format!("status.components[{i}].routes"),
+                    format!("no alert route is named `{route}`"),
+                );
+            }
+        }
+    }
+
     let any_heartbeats = !raw.heartbeats.is_empty();
     let heartbeats = heartbeats::from_raw(raw.heartbeats).unwrap_or_else(|problems| {
         for (key, message) in problems {
@@ -1437,6 +1532,8 @@ fn from_raw(
             maintenance,
             history_token,
             followup_webhook,
+            history_proxy,
+            status,
         }),
         _ => Err(ConfigErrors(p.problems)),
     }
@@ -1511,6 +1608,7 @@ pub const ENV_VARS: &[&str] = &[
     "KLAXON_ALERT_TOKEN",
     "KLAXON_HISTORY_TOKEN",
     "KLAXON_FOLLOWUP_WEBHOOK_TOKEN",
+    "KLAXON_STATUS_LISTEN",
     "KLAXON_LOG_FORMAT",
     "KLAXON_REQUIRE_SHARED_DATABASE",
     "RUST_LOG",

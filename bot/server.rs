@@ -200,11 +200,33 @@ pub async fn run(
     tracing::info!(%addr, "klaxon listening");
     let router = crate::http::router(app.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The status page's own listener (`status.listen`), if set: only the public pages.
+    let status_page = match app.ctx.settings.status.listen {
+        None => None,
+        Some(at) => {
+            let listener = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} for the status page"))?;
+            tracing::info!(addr = %at, "status page listening");
+            let router = crate::http::status::router(app.clone());
+            let http = app.ctx.settings.http.clone();
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(async move {
+                serve(listener, router, &http, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+            }))
+        }
+    };
     let workers = tokio::spawn(run_workers(app.clone(), stop_rx));
     let served = serve(listener, router, &app.ctx.settings.http, shutdown).await;
 
     tracing::info!("shutting down: waiting for the job lanes and the outbox sender");
     let _ = stop_tx.send(true);
+    if let Some(status_page) = status_page {
+        let _ = status_page.await;
+    }
     let _ = workers.await;
     app.ctx.store.close().await;
     served.context("the HTTP server failed")
@@ -331,7 +353,7 @@ async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -344,7 +366,15 @@ async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // Handlers that must know who connected (the history's trusted proxies) read it here.
+        let peer = crate::http::history::Peer(peer.ip());
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(peer);
+                req
+            },
+        ));
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();

@@ -25,3 +25,4 @@ mod reminders;
 mod restart;
 mod slack_faults;
 mod socket_mode;
+mod status_page;

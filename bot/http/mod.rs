@@ -11,6 +11,7 @@ pub mod health;
 pub mod history;
 pub mod signature;
 pub mod slack;
+pub mod status;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,6 +61,14 @@ pub fn router(app: Arc<App>) -> Router {
             "/incidents/{reference}/postmortem.md",
             get(history::postmortem),
         )
+        .route("/incidents", get(history::list))
+        .route("/incidents/", get(history::list))
+        .route("/incidents/login", post(history::login))
+        .route("/incidents/{reference}", get(history::incident))
+        .route("/status", get(status::page))
+        .route("/status.json", get(status::json))
+        .route("/status.rss", get(status::rss))
+        .route("/status.atom", get(status::atom))
         .fallback(alerts::not_found)
         .layer(DefaultBodyLimit::max(max_body))
         // A request that takes too long (a slow body, a stuck database) gets 408.

@@ -4,6 +4,7 @@
 //! tells the person what was wrong and how the command is written. Nothing here
 //! touches the database.
 
+use super::component::{ComponentName, ComponentStatus};
 use super::{IncidentRef, Severity, SlackUserId, UserText};
 
 /// One `/incident …` request, fully validated.
@@ -12,6 +13,8 @@ pub enum Command {
     Open {
         severity: Option<Severity>,
         title: UserText,
+        /// `--component NAME` (repeatable, or `a,b`): what the status page shows it touching.
+        components: Vec<ComponentName>,
     },
     Ack {
         target: Option<IncidentRef>,
@@ -19,6 +22,8 @@ pub enum Command {
     Status {
         target: Option<IncidentRef>,
         text: UserText,
+        /// `--public`: also published on the status page.
+        public: bool,
     },
     Sev {
         target: Option<IncidentRef>,
@@ -73,6 +78,17 @@ pub enum Command {
         owner: Option<SlackUserId>,
         text: UserText,
     },
+    /// Sets the status-page components an incident touches (none: clears them).
+    Components {
+        target: Option<IncidentRef>,
+        components: Vec<ComponentName>,
+    },
+    /// Sets a component's state on the status page by hand; `None` (`auto`):
+    /// back to the state its open incidents give it.
+    ComponentState {
+        component: ComponentName,
+        status: Option<ComponentStatus>,
+    },
 }
 
 /// `/incident maintenance start|list|end`.
@@ -120,9 +136,11 @@ impl UsageError {
     }
 }
 
-pub const USAGE_OPEN: &str = "/incident open [P0|P1|P2|P3] <title>";
+pub const USAGE_OPEN: &str = "/incident open [P0|P1|P2|P3] [--component NAME …] <title>";
 pub const USAGE_ACK: &str = "/incident ack [INC-n]";
-pub const USAGE_STATUS: &str = "/incident status [INC-n] <text>";
+pub const USAGE_STATUS: &str = "/incident status [INC-n] [--public] <text>";
+pub const USAGE_COMPONENTS: &str = "/incident components [INC-n] <component …|none>";
+pub const USAGE_COMPONENT_STATE: &str = "/incident component <component> <operational|degraded_performance|partial_outage|major_outage|under_maintenance|auto>";
 pub const USAGE_SEV: &str = "/incident sev [INC-n] P0|P1|P2|P3";
 pub const USAGE_ASSIGN: &str = "/incident assign [INC-n] @user";
 pub const USAGE_RESOLVE: &str = "/incident resolve [INC-n] <summary>";
@@ -139,9 +157,11 @@ pub const USAGE_MAINTENANCE: &str =
 /// The text of `/incident help`.
 pub const HELP: &str = "\
 *Klaxon* — incident commands
-`/incident open [P0|P1|P2|P3] <title>` declare an incident; a thread opens in the incident channel
+`/incident open [P0|P1|P2|P3] [--component NAME …] <title>` declare an incident; a thread opens in the incident channel
 `/incident ack [INC-n]` acknowledge: you are on it
-`/incident status [INC-n] <text>` post a status update in the thread
+`/incident status [INC-n] [--public] <text>` post a status update in the thread; `--public` also publishes it on the status page
+`/incident components [INC-n] <component …|none>` which status-page components the incident touches
+`/incident component <component> <state|auto>` set a component's state on the status page by hand (`auto`: from its incidents again)
 `/incident sev [INC-n] P0|P1|P2|P3` change severity
 `/incident assign [INC-n] @user` set the incident owner
 `/incident resolve [INC-n] <summary>` resolve and post the resolution summary (the Resolve button asks for root cause and follow-up too)
@@ -186,12 +206,74 @@ fn optional_ref<'a>(
     }
 }
 
+/// Whether `rest` starts with `flag` (then without it).
+fn take_flag<'a>(rest: &'a str, flag: &str) -> (bool, &'a str) {
+    let (word, after) = first_word(rest);
+    if word.eq_ignore_ascii_case(flag) {
+        (true, after)
+    } else {
+        (false, rest)
+    }
+}
+
+/// Component names separated by spaces or commas.
+fn component_list(text: &str, usage: &'static str) -> Result<Vec<ComponentName>, UsageError> {
+    let mut out: Vec<ComponentName> = Vec::new();
+    for word in text.split(|c: char| c == ',' || c.is_whitespace()) {
+        if word.is_empty() {
+            continue;
+        }
+        let name = ComponentName::parse(word).map_err(|e| UsageError::new(e, usage))?;
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// Takes every `--component NAME[,NAME]` (or `--component=NAME`) out of an
+/// `open` command's words; the rest keeps its order.
+fn take_components(rest: &str) -> Result<(Vec<ComponentName>, String), UsageError> {
+    let mut components = Vec::new();
+    let mut kept: Vec<&str> = Vec::new();
+    let mut words = rest.split_whitespace();
+    while let Some(word) = words.next() {
+        let lower = word.to_ascii_lowercase();
+        let value = if lower == "--component" || lower == "--components" {
+            Some(words.next().ok_or_else(|| {
+                UsageError::new("`--component` needs a component name", USAGE_OPEN)
+            })?)
+        } else {
+            lower
+                .strip_prefix("--component=")
+                .or_else(|| lower.strip_prefix("--components="))
+                .map(|v| &word[word.len() - v.len()..])
+        };
+        match value {
+            Some(v) => {
+                for name in component_list(v, USAGE_OPEN)? {
+                    if !components.contains(&name) {
+                        components.push(name);
+                    }
+                }
+            }
+            None => kept.push(word),
+        }
+    }
+    if components.is_empty() {
+        return Ok((components, rest.to_string()));
+    }
+    Ok((components, kept.join(" ")))
+}
+
 /// Parses the text after `/incident`.
 pub fn parse(text: &str) -> Result<Command, UsageError> {
     let (sub, rest) = first_word(text);
     match sub.to_ascii_lowercase().as_str() {
         "" | "help" => Ok(Command::Help),
         "open" | "declare" => {
+            let (components, rest) = take_components(rest)?;
+            let rest = rest.as_str();
             let (word, after) = first_word(rest);
             let (severity, title) = match word.parse::<Severity>() {
                 Ok(sev) => (Some(sev), after),
@@ -206,7 +288,11 @@ pub fn parse(text: &str) -> Result<Command, UsageError> {
             // A title is one line: it must not print lines of its own in the root.
             let title = UserText::parse(&super::single_line(title), "title")
                 .map_err(|e| UsageError::new(format!("{e}: say what is broken"), USAGE_OPEN))?;
-            Ok(Command::Open { severity, title })
+            Ok(Command::Open {
+                severity,
+                title,
+                components,
+            })
         }
         "ack" | "acknowledge" => {
             let (target, after) = optional_ref(rest, USAGE_ACK)?;
@@ -219,10 +305,60 @@ pub fn parse(text: &str) -> Result<Command, UsageError> {
             Ok(Command::Ack { target })
         }
         "status" | "update" => {
+            let (public_first, rest) = take_flag(rest, "--public");
             let (target, after) = optional_ref(rest, USAGE_STATUS)?;
+            let (public_after, after) = take_flag(after, "--public");
             let text = UserText::parse(after, "status update")
                 .map_err(|e| UsageError::new(e, USAGE_STATUS))?;
-            Ok(Command::Status { target, text })
+            Ok(Command::Status {
+                target,
+                text,
+                public: public_first || public_after,
+            })
+        }
+        "components" | "affects" => {
+            let (target, after) = optional_ref(rest, USAGE_COMPONENTS)?;
+            if after.is_empty() {
+                return Err(UsageError::new(
+                    "which components? (`none` clears them)",
+                    USAGE_COMPONENTS,
+                ));
+            }
+            let components = if after.eq_ignore_ascii_case("none") {
+                Vec::new()
+            } else {
+                component_list(after, USAGE_COMPONENTS)?
+            };
+            Ok(Command::Components { target, components })
+        }
+        "component" => {
+            let (name, after) = first_word(rest);
+            let (state, extra) = first_word(after);
+            if name.is_empty() || state.is_empty() {
+                return Err(UsageError::new(
+                    "which component, and which state?",
+                    USAGE_COMPONENT_STATE,
+                ));
+            }
+            let component = ComponentName::parse(name)
+                .map_err(|e| UsageError::new(e, USAGE_COMPONENT_STATE))?;
+            let status = if state.eq_ignore_ascii_case("auto") {
+                None
+            } else {
+                Some(ComponentStatus::parse(state).ok_or_else(|| {
+                    UsageError::new(
+                        format!("`{state}` is not a component state"),
+                        USAGE_COMPONENT_STATE,
+                    )
+                })?)
+            };
+            if !extra.is_empty() {
+                return Err(UsageError::new(
+                    format!("unexpected `{extra}` after the state"),
+                    USAGE_COMPONENT_STATE,
+                ));
+            }
+            Ok(Command::ComponentState { component, status })
         }
         "sev" | "severity" => {
             let (target, after) = optional_ref(rest, USAGE_SEV)?;
@@ -526,24 +662,90 @@ mod tests {
             parse("open P1 Checkout API returning 500s"),
             Ok(Command::Open {
                 severity: Some(Severity::P1),
-                title: text("Checkout API returning 500s")
+                title: text("Checkout API returning 500s"),
+                components: vec![],
             })
         );
         assert_eq!(
             parse("open   Checkout   slow"),
             Ok(Command::Open {
                 severity: None,
-                title: text("Checkout slow")
+                title: text("Checkout slow"),
+                components: vec![],
             })
         );
         assert_eq!(
             parse("open P1 Checkout\n• *Status:* Resolved\u{202E}"),
             Ok(Command::Open {
                 severity: Some(Severity::P1),
-                title: text("Checkout • *Status:* Resolved")
+                title: text("Checkout • *Status:* Resolved"),
+                components: vec![],
             }),
             "a title is one line without invisible characters: it cannot forge lines of the root"
         );
+    }
+
+    #[test]
+    fn open_takes_components_anywhere_and_status_takes_public_before_or_after_the_ref() {
+        let c = |s: &str| ComponentName::parse(s).expect("a name");
+        assert_eq!(
+            parse("open P1 --component checkout Cards --components=search,checkout fail"),
+            Ok(Command::Open {
+                severity: Some(Severity::P1),
+                title: text("Cards fail"),
+                components: vec![c("checkout"), c("search")],
+            })
+        );
+        assert!(parse("open P1 --component").is_err());
+        assert!(parse("open --component Checkout x").is_err());
+        for typed in [
+            "status --public INC-3 cards work again",
+            "status INC-3 --public cards work again",
+        ] {
+            assert_eq!(
+                parse(typed),
+                Ok(Command::Status {
+                    target: IncidentRef::new(3),
+                    text: text("cards work again"),
+                    public: true,
+                }),
+                "{typed}"
+            );
+        }
+        assert!(
+            parse("status --public").is_err(),
+            "a public update needs text"
+        );
+        assert_eq!(
+            parse("components INC-2 checkout, search"),
+            Ok(Command::Components {
+                target: IncidentRef::new(2),
+                components: vec![c("checkout"), c("search")],
+            })
+        );
+        assert_eq!(
+            parse("components none"),
+            Ok(Command::Components {
+                target: None,
+                components: vec![],
+            })
+        );
+        assert_eq!(
+            parse("component login partial-outage"),
+            Ok(Command::ComponentState {
+                component: c("login"),
+                status: Some(ComponentStatus::PartialOutage),
+            })
+        );
+        assert_eq!(
+            parse("component login auto"),
+            Ok(Command::ComponentState {
+                component: c("login"),
+                status: None,
+            })
+        );
+        assert!(parse("component login broken").is_err());
+        assert!(parse("component login major_outage now").is_err());
     }
 
     #[test]
@@ -561,14 +763,16 @@ mod tests {
             parse("status INC-3 rolled back"),
             Ok(Command::Status {
                 target: IncidentRef::new(3),
-                text: text("rolled back")
+                text: text("rolled back"),
+                public: false,
             })
         );
         assert_eq!(
             parse("status rolled back"),
             Ok(Command::Status {
                 target: None,
-                text: text("rolled back")
+                text: text("rolled back"),
+                public: false,
             })
         );
         assert!(parse("status INC-3x rolled back").is_err());

@@ -7,6 +7,7 @@
 //! as a mention can never inject `<!channel>`).
 
 pub mod command;
+pub mod component;
 pub mod roles;
 pub mod room;
 
@@ -493,6 +494,8 @@ pub enum EventKind {
     Postmortem,
     /// A follow-up (action item) was recorded, or filed in the tracker.
     FollowUp,
+    /// The status page: components set, a public update, a state set by hand.
+    StatusPage,
 }
 
 impl EventKind {
@@ -518,6 +521,7 @@ impl EventKind {
             EventKind::Channel => "channel",
             EventKind::Postmortem => "postmortem",
             EventKind::FollowUp => "follow_up",
+            EventKind::StatusPage => "status_page",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -542,6 +546,7 @@ impl EventKind {
             EventKind::Channel,
             EventKind::Postmortem,
             EventKind::FollowUp,
+            EventKind::StatusPage,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

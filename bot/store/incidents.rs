@@ -564,3 +564,38 @@ async fn last_event<'c, E: Executor<'c, Database = Any>>(
     let row = sqlx::query(sql).bind(r.number()).fetch_one(ex).await?;
     Ok(col::<Option<i64>>(&row, "at")?.map(Millis))
 }
+
+/// One page of the history: the incidents matching `filter`, newest first.
+pub async fn history_page<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    filter: &super::status::HistoryFilter,
+    offset: i64,
+    limit: i64,
+) -> StoreResult<Vec<Incident>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM incidents WHERE {} ORDER BY id DESC LIMIT $5 OFFSET $6",
+        incident_columns!(),
+        super::status::HistoryFilter::WHERE
+    ));
+    many(
+        filter
+            .bind(sqlx::query(sql))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(ex)
+            .await?,
+    )
+}
+
+/// How many incidents match `filter`.
+pub async fn count_matching<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    filter: &super::status::HistoryFilter,
+) -> StoreResult<i64> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) AS n FROM incidents WHERE {}",
+        super::status::HistoryFilter::WHERE
+    ));
+    let row = filter.bind(sqlx::query(sql)).fetch_one(ex).await?;
+    col(&row, "n")
+}

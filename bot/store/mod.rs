@@ -35,6 +35,7 @@ pub mod outbox;
 pub mod pacing;
 pub mod pages;
 pub mod roles;
+pub mod status;
 
 use std::str::FromStr;
 use std::sync::Arc;

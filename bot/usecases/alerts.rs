@@ -670,6 +670,11 @@ async fn open_for_group(
     )
     .await?;
     store::set_alert_route(&mut **tx, incident.reference, &route.name, previous).await?;
+    let service = route
+        .service_for(&batch.common_labels)
+        .or_else(|| route.service_for(&batch.group_labels));
+    let components = ctx.settings.status.for_alerts(&route.name, service);
+    super::statuspage::attach(tx, &incident, &components).await?;
     Ok(incident)
 }
 

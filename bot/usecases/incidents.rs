@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::thread::Entry;
 use super::{
     Actor, Answer, Ctx, Result, access, actions, escalate, followups, maintenance, postmortem,
-    reminders, roles, rooms, silences,
+    reminders, roles, rooms, silences, statuspage,
 };
 use crate::alerts::AlertStatus;
 use crate::incident::command::{self, Command, HELP, UsageError};
@@ -69,9 +69,23 @@ pub async fn execute(ctx: &Ctx, actor: &Actor, command: Command) -> Result<Answe
             }
             command::Maintenance::End { id } => maintenance::end(ctx, actor, id).await?,
         },
-        Command::Open { severity, title } => {
-            let severity = severity.unwrap_or(ctx.settings.incidents.default_severity);
-            open(ctx, actor, severity, title.as_str()).await?
+        Command::Open {
+            severity,
+            title,
+            components,
+        } => match statuspage::unknown_components(ctx, &components) {
+            Some(why) => Answer::Refused(why),
+            None => {
+                let severity = severity.unwrap_or(ctx.settings.incidents.default_severity);
+                open(ctx, actor, severity, title.as_str(), &components).await?
+            }
+        },
+        Command::Components { target, components } => match find(ctx, channel, target).await? {
+            Ok(i) => statuspage::set_components(ctx, user, &i, &components).await?,
+            Err(why) => Answer::Refused(why),
+        },
+        Command::ComponentState { component, status } => {
+            statuspage::set_state(ctx, user, &component, status).await?
         }
         Command::Reopen { target: Some(r) } => reopen(ctx, user, r).await?,
         Command::Reopen { target: None } => {
@@ -87,8 +101,16 @@ pub async fn execute(ctx: &Ctx, actor: &Actor, command: Command) -> Result<Answe
             Ok(i) => reached(ctx, &i.channel, acknowledge(ctx, user, i.reference).await?),
             Err(why) => Answer::Refused(why),
         },
-        Command::Status { target, text } => match find(ctx, channel, target).await? {
-            Ok(i) => reached(ctx, &i.channel, status(ctx, user, &i, text.as_str()).await?),
+        Command::Status {
+            target,
+            text,
+            public,
+        } => match find(ctx, channel, target).await? {
+            Ok(i) => reached(
+                ctx,
+                &i.channel,
+                status(ctx, user, &i, text.as_str(), public).await?,
+            ),
             Err(why) => Answer::Refused(why),
         },
         Command::Sev { target, severity } => match find(ctx, channel, target).await? {
@@ -265,7 +287,13 @@ pub async fn find(
 }
 
 /// Declares an incident: the row, its first timeline event and the root message.
-pub async fn open(ctx: &Ctx, actor: &Actor, severity: Severity, title: &str) -> Result<Answer> {
+pub async fn open(
+    ctx: &Ctx,
+    actor: &Actor,
+    severity: Severity,
+    title: &str,
+    components: &[crate::status::ComponentName],
+) -> Result<Answer> {
     let channel = ctx
         .settings
         .slack
@@ -296,6 +324,7 @@ pub async fn open(ctx: &Ctx, actor: &Actor, severity: Severity, title: &str) -> 
         now,
     )
     .await?;
+    statuspage::attach(&mut tx, &incident, components).await?;
     ctx.thread().post_root(&mut tx, &incident, now).await?;
     ctx.commit(tx).await?;
     count_opened(ctx, IncidentSource::Slack);
@@ -366,6 +395,7 @@ pub async fn status(
     actor: &SlackUserId,
     incident: &Incident,
     text: &str,
+    public: bool,
 ) -> Result<Answer> {
     let now = ctx.clock.now();
     let mut tx = ctx.begin().await?;
@@ -381,16 +411,31 @@ pub async fn status(
         .post(
             &mut tx,
             &current,
-            Entry::new(EventKind::StatusUpdate, format!("status update: {text}")).by(actor),
+            Entry::new(
+                EventKind::StatusUpdate,
+                if public {
+                    format!("public status update: {text}")
+                } else {
+                    format!("status update: {text}")
+                },
+            )
+            .by(actor),
             &reply,
             now,
         )
         .await?;
+    if public {
+        statuspage::publish_in(&mut tx, &current, text, actor, now).await?;
+    }
     ctx.commit(tx).await?;
-    Ok(Answer::Done(format!(
-        "Status update posted in the {} thread.",
-        current.reference
-    )))
+    Ok(Answer::Done(if public {
+        format!(
+            "Status update posted in the {} thread and published on the status page.",
+            current.reference
+        )
+    } else {
+        format!("Status update posted in the {} thread.", current.reference)
+    }))
 }
 
 /// After a change of severity: an open incident whose severity now means
@@ -696,6 +741,7 @@ pub async fn resolve_in(
         thread.headline_message(tx, &current, message, now).await?;
     }
     thread.refresh_root(tx, &current, now).await?;
+    statuspage::on_resolve(tx, &current, now).await?;
     rooms::archive_later(ctx, tx, &current, now).await?;
     postmortem::remind_later(ctx, tx, &current, now).await?;
     silences::expire_on_resolve(ctx, tx, r, now).await?;

@@ -42,6 +42,7 @@ pub mod reminders;
 pub mod roles;
 pub mod rooms;
 pub mod silences;
+pub mod statuspage;
 pub mod thread;
 
 use std::sync::Arc;

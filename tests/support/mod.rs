@@ -419,6 +419,8 @@ pub async fn count_rows(store: &Store, table: &str) -> i64 {
         "outbox" => "SELECT COUNT(*) AS n FROM outbox",
         "timeline_events" => "SELECT COUNT(*) AS n FROM timeline_events",
         "followups" => "SELECT COUNT(*) AS n FROM followups",
+        "public_updates" => "SELECT COUNT(*) AS n FROM public_updates",
+        "component_overrides" => "SELECT COUNT(*) AS n FROM component_overrides",
         other => panic!("no count query for {other}"),
     };
     sqlx::query(sql)

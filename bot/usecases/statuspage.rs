@@ -1,0 +1,188 @@
+//! The status page's side of incidents: which components an incident
+//! touches (from `/incident open --component`, `/incident components`, or
+//! the alert route), the updates published for the public
+//! (`/incident status --public`), and component states set by hand.
+//!
+//! The page itself reads the store (`crate::web::status`); this module only
+//! writes. Nothing internal reaches the public by itself: only text a person
+//! chose to publish, and the one fixed sentence Klaxon adds when an incident
+//! with public updates resolves ([`RESOLVED_TEXT`]).
+
+use super::thread::Entry;
+use super::{Answer, Ctx, Result};
+use crate::incident::{EventKind, Incident, SlackUserId};
+use crate::status::{ComponentName, ComponentStatus};
+use crate::store::status::{self as store, PublicState};
+use crate::store::{Tx, incidents};
+use crate::templates::slack_escape;
+use crate::time::Millis;
+
+/// What the page says when an incident with public updates resolves.
+pub const RESOLVED_TEXT: &str = "This incident has been resolved.";
+
+/// Why these names are not all configured components, if so.
+pub fn unknown_components(ctx: &Ctx, names: &[ComponentName]) -> Option<String> {
+    let unknown: Vec<&str> = names
+        .iter()
+        .filter(|n| ctx.settings.status.component(n.as_str()).is_none())
+        .map(|n| n.as_str())
+        .collect();
+    if unknown.is_empty() {
+        return None;
+    }
+    let known: Vec<&str> = ctx
+        .settings
+        .status
+        .components
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    Some(if known.is_empty() {
+        format!(
+            "No status-page components are configured, so `{}` is not one. Add `[[status.components]]` to klaxon.toml.",
+            unknown.join("`, `")
+        )
+    } else {
+        format!(
+            "`{}` is not a status-page component; the components are `{}`.",
+            unknown.join("`, `"),
+            known.join("`, `")
+        )
+    })
+}
+
+/// The components' titles as the page shows them, joined.
+fn titles(ctx: &Ctx, names: &[ComponentName]) -> String {
+    names
+        .iter()
+        .map(|n| {
+            ctx.settings
+                .status
+                .component(n.as_str())
+                .map(|c| c.title.as_str())
+                .unwrap_or(n.as_str())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Records the components a new incident touches, inside its opening
+/// transaction (names already checked).
+pub async fn attach(tx: &mut Tx, incident: &Incident, names: &[ComponentName]) -> Result<()> {
+    if !names.is_empty() {
+        store::set_components(tx, incident.reference, names).await?;
+    }
+    Ok(())
+}
+
+/// `/incident components [INC-n] …`: replaces the components `incident` touches.
+pub async fn set_components(
+    ctx: &Ctx,
+    actor: &SlackUserId,
+    incident: &Incident,
+    names: &[ComponentName],
+) -> Result<Answer> {
+    if let Some(why) = unknown_components(ctx, names) {
+        return Ok(Answer::Refused(why));
+    }
+    let r = incident.reference;
+    let now = ctx.clock.now();
+    let mut tx = ctx.begin().await?;
+    let Some(current) = incidents::get(&mut *tx, r).await? else {
+        tx.rollback().await?;
+        return Ok(Answer::Refused(format!("{r} does not exist.")));
+    };
+    let said = if names.is_empty() {
+        "touches no status-page component".to_string()
+    } else {
+        format!("touches {} on the status page", titles(ctx, names))
+    };
+    store::set_components(&mut tx, r, names).await?;
+    ctx.thread()
+        .post(
+            &mut tx,
+            &current,
+            Entry::new(EventKind::StatusPage, format!("set: the incident {said}")).by(actor),
+            &format!("🌐 {r} {said} (set by <@{actor}>)."),
+            now,
+        )
+        .await?;
+    ctx.commit(tx).await?;
+    Ok(Answer::Done(format!("{r} {said}.")))
+}
+
+/// Publishes `text` for the public as `incident`'s next update, inside the
+/// caller's transaction (the status update that carries it).
+pub async fn publish_in(
+    tx: &mut Tx,
+    incident: &Incident,
+    text: &str,
+    by: &SlackUserId,
+    now: Millis,
+) -> Result<()> {
+    let first = store::public_updates_of(&mut **tx, incident.reference)
+        .await?
+        .is_empty();
+    let state = if first {
+        PublicState::Investigating
+    } else {
+        PublicState::Update
+    };
+    store::add_public_update(
+        &mut **tx,
+        incident.reference,
+        now,
+        state,
+        text,
+        Some(by.as_str()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// On resolving: an incident the public was told about is told resolved.
+pub async fn on_resolve(tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
+    let updates = store::public_updates_of(&mut **tx, incident.reference).await?;
+    if updates
+        .last()
+        .is_some_and(|u| u.state != PublicState::Resolved)
+    {
+        store::add_public_update(
+            &mut **tx,
+            incident.reference,
+            now,
+            PublicState::Resolved,
+            RESOLVED_TEXT,
+            None,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// `/incident component NAME STATE|auto`: sets a component's state by hand.
+pub async fn set_state(
+    ctx: &Ctx,
+    actor: &SlackUserId,
+    component: &ComponentName,
+    status: Option<ComponentStatus>,
+) -> Result<Answer> {
+    if let Some(why) = unknown_components(ctx, std::slice::from_ref(component)) {
+        return Ok(Answer::Refused(why));
+    }
+    let now = ctx.clock.now();
+    store::set_override(ctx.store.pool(), component, status, actor.as_str(), now).await?;
+    let title = titles(ctx, std::slice::from_ref(component));
+    tracing::info!(component = %component, status = status.map(|s| s.as_str()).unwrap_or("auto"), user = %actor, "status page component state set by hand");
+    Ok(Answer::Done(match status {
+        Some(s) => format!(
+            "🌐 The status page now shows {} as *{}* until someone sets it back with `/incident component {component} auto`.",
+            slack_escape(&title),
+            s.label()
+        ),
+        None => format!(
+            "🌐 The status page shows {} as its open incidents make it again.",
+            slack_escape(&title)
+        ),
+    }))
+}
