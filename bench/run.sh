@@ -6,6 +6,7 @@
 #   bench/run.sh --no-postgres    # SQLite only
 #   bench/run.sh --connections 64 # more load-generator connections (default 32)
 #   bench/run.sh --socket-only --no-postgres  # run 6 alone: about 1 minute once built
+#   bench/run.sh --pages-only     # run 7 alone (web pages at 10,000 incidents)
 #
 # Steps:
 #   1. cargo build --release -p klaxon -p klaxon-bench (a clean build takes
@@ -38,6 +39,12 @@
 #      with --quick), timing each from its sending to its ack: first to a bare
 #      client that acks at once (the baseline), then to Klaxon running
 #      `/incident list`, then `/incident open P3 …`; target p99 < 50 ms.
+#      Then (7) the web pages: 10,000 incidents over 120 days seeded straight
+#      into a fresh database (components, public updates, pages, timelines),
+#      Klaxon started, and /status, /status.json, /status.atom, /incidents
+#      (first page, page 150, filtered) and /incidents/INC-5000 each fetched
+#      one request at a time: bytes, median and p99 beside /healthz on the
+#      same server; target p99 < 200 ms.
 #      It prints the table (figure, SQLite, PostgreSQL, target, ratio to the
 #      baseline measured in the same run, met/missed) and, under it, every
 #      request Klaxon did not accept and every warning or error Klaxon logged.

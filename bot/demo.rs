@@ -429,24 +429,46 @@ async fn checkout_service(fixed: Arc<AtomicBool>) -> anyhow::Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-/// Plays the demo; the temporary database is removed afterwards.
-pub async fn run() -> anyhow::Result<()> {
+/// Plays the demo; the temporary database is removed afterwards. `keep`:
+/// once played, Klaxon goes on serving (the status page, the history) until
+/// Ctrl-C.
+pub async fn run(keep: bool) -> anyhow::Result<()> {
     // The transcript is the demo's output; Klaxon's own log only when asked for.
     if std::env::var_os("RUST_LOG").is_some() {
         crate::telemetry::init_logging(None);
     }
     let dir = std::env::temp_dir().join(format!("klaxon-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("cannot create the demo directory")?;
-    let result = play(&dir).await;
+    let result = play(&dir, keep).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-fn demo_config(checkout: &str, alert_token: &str) -> String {
+fn demo_config(checkout: &str, alert_token: &str, history_token: &str) -> String {
     format!(
         r#"
 listen = "127.0.0.1:0"
 alert_token = "{alert_token}"
+history_token = "{history_token}"
+
+[status]
+title = "Acme status"
+
+[[status.components]]
+name = "checkout"
+title = "Checkout"
+description = "Cart and card payments"
+services = ["checkout"]
+
+[[status.components]]
+name = "search"
+title = "Search"
+description = "Product search"
+
+[[status.components]]
+name = "login"
+title = "Login"
+description = "Sign-in and accounts"
 
 [outbox]
 channel_rate = 20.0
@@ -481,11 +503,12 @@ allowed = ["schedule:primary", "user:U0BOB"]
     )
 }
 
-async fn play(dir: &std::path::Path) -> anyhow::Result<()> {
+async fn play(dir: &std::path::Path, keep: bool) -> anyhow::Result<()> {
     let fixed = Arc::new(AtomicBool::new(false));
     let checkout = checkout_service(fixed.clone()).await?;
     let secret = format!("demo-{:016x}", rand::random::<u64>());
     let alert_token = format!("demo-{:016x}", rand::random::<u64>());
+    let history_token = format!("demo-{:032x}", rand::random::<u128>());
     let db = format!("sqlite://{}", dir.join("klaxon.db").display());
     let env = |k: &str| match k {
         "KLAXON_DATABASE_URL" => Some(db.clone()),
@@ -493,7 +516,11 @@ async fn play(dir: &std::path::Path) -> anyhow::Result<()> {
         "KLAXON_INCIDENT_CHANNEL" => Some(CHANNEL.to_string()),
         _ => None,
     };
-    let settings = config::from_toml(&demo_config(&checkout, &alert_token), "demo", &env)?;
+    let settings = config::from_toml(
+        &demo_config(&checkout, &alert_token, &history_token),
+        "demo",
+        &env,
+    )?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let app = server::build(settings, Some(tx)).await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -555,6 +582,13 @@ async fn play(dir: &std::path::Path) -> anyhow::Result<()> {
     )
     .await?;
     until(&mut rx, &names, "Status update", "the status update").await?;
+    p.command(
+        "U0BOB",
+        "status --public Some customers cannot complete checkout. We have found the cause and are rolling out a fix.",
+    )
+    .await?;
+    until(&mut rx, &names, "Status update", "the public status update").await?;
+    println!("  (published on the status page: only these words, never the thread's)");
     fixed.store(true, Ordering::Relaxed);
     println!("\n  (the rollback finishes: checkout is healthy again)");
     p.command("U0ALICE", "run check-checkout").await?;
@@ -607,11 +641,25 @@ async fn play(dir: &std::path::Path) -> anyhow::Result<()> {
     .await?;
     p.command("U0ALICE", "list").await?;
 
+    println!(
+        "\nDemo complete: alert → thread and a channel of its own (P0) → pages → check → ack → commander → status (and a public one) → check → resolution summary → follow-up → postmortem."
+    );
+    println!("\nStatus page:      {base}/status   (also /status.json, /status.rss, /status.atom)");
+    println!("Incident history: {base}/incidents   (sign in with the token {history_token})");
+    if keep {
+        println!("Serving until Ctrl-C.");
+        let printer = tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                print_message(&m, &names);
+            }
+        });
+        server::shutdown_signal().await;
+        printer.abort();
+    } else {
+        println!("Run `klaxon demo --keep` to browse them; they go away with the demo.");
+    }
     let _ = stop_tx.send(());
     server.await??;
-    println!(
-        "\nDemo complete: alert → thread and a channel of its own (P0) → pages → check → ack → commander → status → check → resolution summary → follow-up → postmortem."
-    );
     println!("Run `klaxon serve` with a Slack app to do this for real (see README).");
     Ok(())
 }

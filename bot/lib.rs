@@ -17,6 +17,8 @@
 //!   batches, the routes that decide where they go, heartbeats and scheduled
 //!   maintenance windows.
 //! - [`escalation`]: ladders and on-call schedules.
+//! - [`status`]: the status page's components, their states and 90-day bars,
+//!   and the history's weekly figures (MTTA, MTTR, on-call load).
 //! - [`executor`]: the catalog of approved actions and its back ends (HTTP,
 //!   Docker, commands), each a [`executor::Step`] that runs one thing.
 //! - [`config`]: typed settings from `klaxon.toml` and `KLAXON_*` variables,
@@ -42,12 +44,14 @@
 //! - [`alertmanager`]: Alertmanager's silences API.
 //! - [`tracker`]: the team's issue tracker, through one outgoing webhook
 //!   (follow-ups).
+//! - [`web`]: the status page (HTML, JSON, RSS, Atom) and the incident
+//!   history, rendered on the server with SVG charts.
 //! - [`health`]: Klaxon watching itself (database, Slack credentials and
 //!   channels, overdue jobs) for the metrics, the log and `/readyz`.
 //! - [`inbound`]: what Slack sends (commands, presses, forms, DM events),
 //!   acted on the same way whichever transport carried it.
 //! - [`http`]: the axum router: Slack endpoints with signature checks, alert
-//!   webhooks, health, readiness and metrics.
+//!   webhooks, health, readiness, metrics, the status page and the history.
 //! - [`socket_mode`]: Slack's other transport, an outbound WebSocket (no
 //!   public URL needed), feeding the same [`inbound`] handlers.
 //!

@@ -39,7 +39,11 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Play a whole incident locally: no Slack account needed.
-    Demo,
+    Demo {
+        /// Keep serving the status page and the history afterwards, until Ctrl-C.
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 fn load(config: Option<PathBuf>) -> Result<Settings, ExitCode> {
@@ -94,7 +98,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file, config } => {
             return klaxon::server::check_config(file.or(config).as_deref());
         }
-        Command::Demo => rt.block_on(klaxon::demo::run()),
+        Command::Demo { keep } => rt.block_on(klaxon::demo::run(keep)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -121,7 +121,7 @@ async fn mistakes_in_a_slash_command_get_a_helpful_ephemeral_reply_and_change_no
     }
     let help = app.command(ALICE, "help").await;
     assert!(
-        help.contains("/incident open [P0|P1|P2|P3] <title>"),
+        help.contains("/incident open [P0|P1|P2|P3] [--component NAME …] <title>"),
         "{help}"
     );
 

@@ -9,6 +9,7 @@ ensure_postgres
 ensure_alertmanager
 ensure_docker
 ensure_checkers
+ensure_browser
 cargo test --locked --all-targets "$@"
 # With no test filter given: the image, built by Docker from deploy/Dockerfile,
 # where its base images can be pulled (no registry answers on some machines:

@@ -90,6 +90,21 @@ ensure_checkers() {
   log "checkers: $KLAXON_TEST_PROMTOOL, $KLAXON_TEST_AMTOOL, $KLAXON_TEST_KUBERNETES_VALIDATE, $KLAXON_TEST_HADOLINT, $KLAXON_TEST_SYSTEMD_ANALYZE"
 }
 
+# Headless Chromium (Debian's) and the npm packages that drive it and check
+# accessibility (tests/browser: playwright-core, axe-core), for the browser
+# tests of the status page and the history.
+ensure_browser() {
+  [ -x /usr/bin/chromium ] || apt_install chromium fonts-dejavu-core || { log "Chromium is not installed and cannot be"; return 1; }
+  command -v node >/dev/null 2>&1 || apt_install nodejs npm || { log "Node.js is not installed and cannot be"; return 1; }
+  local dir
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/browser"
+  if [ ! -d "$dir/node_modules/playwright-core" ] || [ ! -d "$dir/node_modules/axe-core" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2) || { log "the browser tests' npm packages cannot be installed"; return 1; }
+  fi
+  export KLAXON_TEST_CHROMIUM=/usr/bin/chromium
+  log "browser: $(/usr/bin/chromium --version 2>/dev/null), $(node --version)"
+}
+
 docker_cli() {
   if [ -x /usr/bin/docker ]; then echo /usr/bin/docker; else command -v docker; fi
 }

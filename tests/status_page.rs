@@ -577,3 +577,177 @@ async fn the_status_page_can_have_a_listener_of_its_own_that_serves_nothing_else
     let _ = Duration::ZERO;
     app.stop().await;
 }
+
+/// Loads `path` in headless Chromium (`tests/browser/check.mjs`) and returns
+/// what it saw; the screenshot goes to `target/test-artifacts/NAME.png`.
+async fn browse(app: &TestApp, path: &str, name: &str, headers: &[&str]) -> Value {
+    let chromium = std::env::var("KLAXON_TEST_CHROMIUM").unwrap_or_else(|_| {
+        panic!(
+            "KLAXON_TEST_CHROMIUM is not set. Run the tests with tests/run.sh, which installs Debian's chromium and the npm packages of tests/browser"
+        )
+    });
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let artifacts = root.join("target").join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifacts directory");
+    let shot = artifacts.join(format!("{name}.png"));
+    let out = tokio::process::Command::new("node")
+        .arg(root.join("tests/browser/check.mjs"))
+        .arg(format!("{}{path}", app.base))
+        .arg(&shot)
+        .args(headers)
+        .env("CHROMIUM", chromium)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "the browser check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("the check prints JSON");
+    assert!(shot.exists(), "no screenshot at {}", shot.display());
+    seen
+}
+
+/// axe-core's violations of impact serious or critical.
+fn serious(seen: &Value) -> Vec<Value> {
+    seen["axe"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn fits_a_phone(seen: &Value) -> bool {
+    seen["phone"]["scrollWidth"].as_i64() <= seen["phone"]["width"].as_i64()
+}
+
+#[tokio::test]
+async fn in_a_real_browser_the_status_page_shows_states_and_public_words_accessibly() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    two_incidents(&app).await;
+
+    let seen = browse(&app, "/status", "status", &[]).await;
+    assert_eq!(seen["status"], 200);
+    let dom = &seen["dom"];
+    assert_eq!(dom["overall"], "major_outage", "{dom}");
+    assert_eq!(dom["banner"], "✕ Major outage");
+    let states: Vec<(String, String, String, i64)> = dom["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or_default().to_string(),
+                c["status"].as_str().unwrap_or_default().to_string(),
+                c["badge"].as_str().unwrap_or_default().to_string(),
+                c["bars"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (
+                "checkout".into(),
+                "partial_outage".into(),
+                "⚠ Partial outage".into(),
+                90
+            ),
+            (
+                "search".into(),
+                "major_outage".into(),
+                "✕ Major outage".into(),
+                90
+            ),
+            (
+                "login".into(),
+                "operational".into(),
+                "✓ Operational".into(),
+                90
+            ),
+        ]
+    );
+    // The bars say in words what their colours say.
+    let label = dom["components"][0]["barsLabel"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        label.contains("1 day partial outage") && label.contains("89 days operational"),
+        "{label}"
+    );
+    let incidents = dom["incidents"].as_array().expect("incidents");
+    assert_eq!(incidents.len(), 1, "{dom}");
+    assert_eq!(incidents[0]["id"], "INC-1");
+    let shown = incidents[0]["text"].as_str().unwrap_or_default();
+    assert!(shown.contains("Partial outage: Checkout"), "{shown}");
+    assert!(shown.contains("Some card payments fail."), "{shown}");
+    let source = seen["source"].as_str().unwrap_or_default();
+    let text = seen["text"].as_str().unwrap_or_default();
+    for word in INTERNAL {
+        assert!(!source.contains(word), "`{word}` is in the page source");
+        assert!(!text.contains(word), "`{word}` is on the page");
+    }
+    assert_eq!(dom["scripts"], 0, "the page works without JavaScript");
+    assert_eq!(
+        seen["elsewhere"],
+        json!([]),
+        "a third-party asset was loaded"
+    );
+    assert_eq!(serious(&seen), Vec::<Value>::new(), "axe: {}", seen["axe"]);
+    assert!(fits_a_phone(&seen), "{}", seen["phone"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn in_a_real_browser_the_history_and_an_incident_draw_their_charts_accessibly() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    two_incidents(&app).await;
+    app.command(BOB, "ack INC-1").await;
+    app.command(ALICE, "resolve INC-1 rolled the key back")
+        .await;
+    let auth = format!("Authorization: Bearer {HISTORY_TOKEN}");
+
+    let seen = browse(&app, "/incidents/INC-1", "incident", &[&auth]).await;
+    assert_eq!(seen["status"], 200, "{}", seen["source"]);
+    let figures = seen["dom"]["figures"].as_array().expect("figures");
+    assert!(
+        figures
+            .iter()
+            .any(|f| f["id"] == "incident-chart" && f["svgs"] == 1),
+        "{figures:?}"
+    );
+    let text = seen["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("Stripe key rotated on payments-db-7"),
+        "{text}"
+    );
+    assert!(text.contains("internal: the password is hunter2"), "{text}");
+    assert_eq!(serious(&seen), Vec::<Value>::new(), "axe: {}", seen["axe"]);
+    assert!(fits_a_phone(&seen), "{}", seen["phone"]);
+
+    let seen = browse(&app, "/incidents", "incidents", &[&auth]).await;
+    assert_eq!(seen["status"], 200);
+    let figures = seen["dom"]["figures"].as_array().expect("figures");
+    let ids: Vec<&str> = figures.iter().filter_map(|f| f["id"].as_str()).collect();
+    assert_eq!(
+        ids,
+        vec!["chart-incidents", "chart-mtta", "chart-mttr", "chart-pages"]
+    );
+    assert!(
+        figures.iter().all(|f| f["svgs"] == 1 && f["tables"] == 1),
+        "each chart has its numbers in a table: {figures:?}"
+    );
+    assert_eq!(serious(&seen), Vec::<Value>::new(), "axe: {}", seen["axe"]);
+    assert!(fits_a_phone(&seen), "{}", seen["phone"]);
+    app.stop().await;
+}

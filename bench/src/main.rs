@@ -12,6 +12,7 @@
 
 mod db;
 mod load;
+mod pages;
 mod proc;
 mod report;
 mod requests;
@@ -86,11 +87,14 @@ struct Opts {
     out: PathBuf,
     /// Only run 6 (Socket Mode) and its baseline.
     socket_only: bool,
+    /// Only run 7 (the web pages at 10,000 incidents).
+    pages_only: bool,
 }
 
 fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
     let mut quick = false;
     let mut socket_only = false;
+    let mut pages_only = false;
     let mut klaxon = None;
     let mut postgres = std::env::var("KLAXON_TEST_POSTGRES_URL")
         .ok()
@@ -107,6 +111,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
         match a.as_str() {
             "--quick" => quick = true,
             "--socket-only" => socket_only = true,
+            "--pages-only" => pages_only = true,
             "--klaxon" => klaxon = Some(PathBuf::from(value()?)),
             "--postgres" => postgres = Some(value()?),
             "--no-postgres" => postgres = None,
@@ -114,7 +119,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
             "--connections" => conns = value()?.parse()?,
             "-h" | "--help" => {
                 println!(
-                    "klaxon-bench [--quick] [--socket-only] [--klaxon PATH] [--postgres URL | --no-postgres] [--out DIR] [--connections N]\n\
+                    "klaxon-bench [--quick] [--socket-only | --pages-only] [--klaxon PATH] [--postgres URL | --no-postgres] [--out DIR] [--connections N]\n\
                      Measures Klaxon on SQLite and PostgreSQL and prints one Markdown table. See bench/run.sh."
                 );
                 std::process::exit(0);
@@ -146,6 +151,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
         postgres,
         out,
         socket_only,
+        pages_only,
     })
 }
 
@@ -297,6 +303,19 @@ channel_burst = 100000
 name = "default"
 levels = [{ name = "on-call", notify = ["user:U0BENCH"], wait = "1h" }]
 
+# Run 7: the status page's components.
+[status]
+title = "Bench status"
+
+[[status.components]]
+name = "checkout"
+
+[[status.components]]
+name = "search"
+
+[[status.components]]
+name = "login"
+
 # Run 4b: four of these run while the timers fall due (a restart that hangs on
 # a slow engine looks the same to the scheduler).
 [[actions]]
@@ -350,6 +369,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         ),
         ("KLAXON_INCIDENT_CHANNEL".into(), requests::CHANNEL.into()),
         ("KLAXON_ALERT_TOKEN".into(), alert_token.to_string()),
+        ("KLAXON_HISTORY_TOKEN".into(), HISTORY_TOKEN.into()),
     ];
     let ctx = Ctx {
         plan: plan.clone(),
@@ -372,6 +392,12 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         pg_databases: std::sync::Mutex::new(Vec::new()),
     };
 
+    if opts.pages_only {
+        let text = pages_run(&ctx).await;
+        println!("{text}");
+        std::fs::write(out.join("results.md"), &text)?;
+        return Ok(());
+    }
     if opts.socket_only {
         let text = socket_run(&ctx).await;
         println!("{text}");
@@ -440,6 +466,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     }
 
     let socket_text = socket_run(&ctx).await;
+    let pages_text = pages_run(&ctx).await;
     let slack_calls = fake_slack_calls(slack.addr).await.unwrap_or_default();
     drop(slack);
 
@@ -464,6 +491,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         out: &out,
     });
     text.push_str(&socket_text);
+    text.push_str(&pages_text);
     println!("{text}");
     std::fs::write(out.join("results.md"), &text)?;
     progress(format!(
@@ -472,6 +500,107 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     ));
     Ok(())
 }
+
+/// Run 7: the status page and the history at 10,000 incidents, on each
+/// back end (see `pages`). The table's Markdown.
+async fn pages_run(ctx: &Ctx) -> String {
+    let mut text = String::from(
+        "\n### Run 7: web pages at 10,000 incidents (one request at a time)\n\n\
+         | back end | page | bytes | median | p99 | target |\n|---|---|---|---|---|---|\n",
+    );
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        if backend == Backend::Postgres && ctx.postgres.is_none() {
+            continue;
+        }
+        match pages_phase(ctx, backend).await {
+            Ok(rows) => {
+                for r in rows {
+                    let target = if r.path == "/healthz" {
+                        "baseline".to_string()
+                    } else if r.status != 200 {
+                        format!("answered {}", r.status)
+                    } else if r.p99 < Duration::from_millis(200) {
+                        "< 200 ms: met".to_string()
+                    } else {
+                        "< 200 ms: MISSED".to_string()
+                    };
+                    text.push_str(&format!(
+                        "| {} | `{}` | {} | {:.1} ms | {:.1} ms | {target} |\n",
+                        backend.name(),
+                        r.path,
+                        r.bytes,
+                        r.median.as_secs_f64() * 1000.0,
+                        r.p99.as_secs_f64() * 1000.0
+                    ));
+                }
+            }
+            Err(e) => text.push_str(&format!(
+                "| {} | run 7 failed: {e:#} | | | | |\n",
+                backend.name()
+            )),
+        }
+    }
+    text
+}
+
+async fn pages_phase(ctx: &Ctx, backend: Backend) -> anyhow::Result<Vec<pages::PageFigures>> {
+    progress(format!(
+        "{}: run 7, web pages at {} incidents",
+        backend.name(),
+        pages::INCIDENTS
+    ));
+    let url = ctx.fresh_db(backend, "pages").await?;
+    ctx.setup
+        .migrate(
+            &url,
+            &ctx.out
+                .join(format!("klaxon-{}-pages-migrate", backend.slug())),
+        )
+        .await?;
+    let started = Instant::now();
+    pages::seed(&url, now_ms()).await?;
+    progress(format!(
+        "{}: seeded in {:.1} s",
+        backend.name(),
+        started.elapsed().as_secs_f64()
+    ));
+    let log = ctx.out.join(format!("klaxon-{}-pages", backend.slug()));
+    let (k, _) = ctx.setup.start(&url, &log).await?;
+    let http = proc::control_client()?;
+    let base = format!("http://{}", k.addr);
+    let n = if ctx.plan.quick { 30 } else { 100 };
+    let mut rows = Vec::new();
+    for path in [
+        "/healthz",
+        "/status",
+        "/status.json",
+        "/status.atom",
+        "/incidents",
+        "/incidents?page=150",
+        "/incidents?severity=P1&month=current",
+        "/incidents/INC-5000",
+    ] {
+        let path = path.replace(
+            "month=current",
+            &format!("month={}", jiff::Timestamp::now().strftime("%Y-%m")),
+        );
+        let r = pages::measure(&http, &base, &path, HISTORY_TOKEN, n).await?;
+        progress(format!(
+            "{}: {} {} bytes, median {:.1} ms, p99 {:.1} ms",
+            backend.name(),
+            r.path,
+            r.bytes,
+            r.median.as_secs_f64() * 1000.0,
+            r.p99.as_secs_f64() * 1000.0
+        ));
+        rows.push(r);
+    }
+    k.stop().await;
+    Ok(rows)
+}
+
+/// The history token every bench Klaxon gets (`KLAXON_HISTORY_TOKEN`).
+const HISTORY_TOKEN: &str = "bench-history-token-7c1f9e2d4b6a8c0e";
 
 /// Run 6: envelope → ack over Socket Mode at 500 slash commands/s, first to a
 /// bare client that acks at once (the baseline), then to Klaxon on a fresh

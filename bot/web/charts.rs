@@ -98,6 +98,14 @@ pub fn bars(
             format_value(v)
         );
     }
+    if max <= 0.0 {
+        let _ = write!(
+            svg,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="13" fill="#3b4048">Nothing in these weeks</text>"##,
+            LEFT + plot_w / 2.0,
+            TOP + plot_h / 2.0
+        );
+    }
     let label_every = (categories.len() / 12).max(1);
     for (i, category) in categories.iter().enumerate() {
         let x0 = LEFT + i as f64 * slot;

@@ -135,8 +135,14 @@ const PEOPLE_COLOURS: [&str; 7] = [
     "#0a58ca", "#8250df", "#1a7f37", "#bc4c00", "#b3261e", "#9a6700", "#57606a",
 ];
 
+/// `2026-11-30`: a week in the tables.
 fn week_label(w: Millis) -> String {
     w.timestamp().strftime("%Y-%m-%d").to_string()
+}
+
+/// `30 Nov`: a week under a chart's bar.
+fn week_tick(w: Millis) -> String {
+    w.timestamp().strftime("%-d %b").to_string()
 }
 
 fn minutes(d: Option<std::time::Duration>) -> f64 {
@@ -149,6 +155,7 @@ fn spread_chart(
     what: &str,
     weeks: &[Millis],
     labels: &[String],
+    ticks: &[String],
     pick: impl Fn(&stats::WeekFigures) -> stats::Spread,
     figures: &[stats::WeekFigures],
 ) -> Chart {
@@ -177,7 +184,7 @@ fn spread_chart(
                 labels.first().cloned().unwrap_or_default(),
                 labels.last().cloned().unwrap_or_default()
             ),
-            labels,
+            ticks,
             &series,
             Layout::Grouped,
             "min",
@@ -227,6 +234,7 @@ pub async fn list(
     let times = store::incident_times(pool, &filter, first).await?;
     let figures = stats::weekly(&times, &weeks);
     let labels: Vec<String> = weeks.iter().map(|w| week_label(*w)).collect();
+    let ticks: Vec<String> = weeks.iter().map(|w| week_tick(*w)).collect();
     let mut charts_out = Vec::new();
     {
         let series: Vec<Series> = Severity::ALL
@@ -251,7 +259,7 @@ pub async fn list(
                     figures.iter().map(|f| f.total()).sum::<u32>(),
                     weeks.len()
                 ),
-                &labels,
+                &ticks,
                 &series,
                 Layout::Stacked,
                 "incidents",
@@ -282,6 +290,7 @@ pub async fn list(
         "Time to acknowledge (MTTA)",
         &weeks,
         &labels,
+        &ticks,
         |f| f.mtta,
         &figures,
     ));
@@ -290,6 +299,7 @@ pub async fn list(
         "Time to resolve (MTTR)",
         &weeks,
         &labels,
+        &ticks,
         |f| f.mttr,
         &figures,
     ));
@@ -331,7 +341,7 @@ pub async fn list(
                     people.len(),
                     weeks.len()
                 ),
-                &labels,
+                &ticks,
                 &series,
                 Layout::Stacked,
                 "pages",

@@ -297,7 +297,7 @@ pub async fn view(
         current,
         past,
         days: HISTORY_DAYS,
-        footer: "Subscribe: status.rss (RSS) · status.atom (Atom) · status.json".into(),
+        footer: "Times in UTC. Bars are UTC days; a day shows the worst state any incident put the component in.".into(),
         now,
         public_url: settings.public_url.clone(),
     })
@@ -417,11 +417,7 @@ pub fn rss(view: &StatusView) -> String {
 /// The updates as an Atom feed (RFC 4287).
 pub fn atom(view: &StatusView) -> String {
     use atom_syndication::{Entry, Feed, Link, Text};
-    let updated = |iso: &str| {
-        iso.parse::<jiff::Timestamp>()
-            .ok()
-            .and_then(chrono_like)
-    };
+    let updated = |iso: &str| iso.parse::<jiff::Timestamp>().ok().and_then(chrono_like);
     let mut feed = Feed::default();
     feed.set_title(Text::plain(view.site.clone()));
     feed.set_id(page_url(view, "/status.atom"));
