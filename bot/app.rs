@@ -24,6 +24,8 @@ pub struct App {
     /// redelivery that comes meanwhile is asked to come again, not taken for
     /// a duplicate of work that may still fail (`crate::inbound`).
     pub events_in_flight: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The status page as last read, shared by every request for it.
+    pub status_page: crate::web::status::Cache,
 }
 
 impl std::fmt::Debug for App {

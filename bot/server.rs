@@ -146,6 +146,7 @@ pub async fn build_with_clock(
         )),
         tracker,
         settings,
+        commits: Default::default(),
     };
     Ok(Arc::new(App {
         database_ready: AtomicBool::new(false),
@@ -153,6 +154,7 @@ pub async fn build_with_clock(
         slack,
         verifier,
         events_in_flight: Default::default(),
+        status_page: Default::default(),
     }))
 }
 

@@ -21,9 +21,18 @@ use crate::web::status::{self, StatusView};
 /// What the page may load: nothing but itself (inline styles, inline SVG).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-async fn load(app: &App) -> Result<StatusView, Response> {
+async fn load(app: &App) -> Result<Arc<StatusView>, Response> {
     let ctx = &app.ctx;
-    status::view(ctx.store.pool(), &ctx.settings.status, ctx.clock.now())
+    let now = ctx.clock.now();
+    // Read after loading the count: a write committed meanwhile makes the
+    // next request read again.
+    let commits = ctx.commits.load(std::sync::atomic::Ordering::Acquire);
+    app.status_page
+        .get(
+            commits,
+            now,
+            status::view(ctx.store.pool(), &ctx.settings.status, now),
+        )
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "could not read the status page");

@@ -136,6 +136,9 @@ pub struct Ctx {
     pub conversations: Arc<dyn ports::Conversations>,
     /// The team's issue tracker, when `[followups] webhook_url` is set.
     pub tracker: Option<Arc<dyn ports::Tracker>>,
+    /// How many writes this replica committed: a copy of what the store said
+    /// (the status page's, `crate::web::status::Cache`) is stale once it moved.
+    pub commits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Ctx {
@@ -152,6 +155,7 @@ impl Ctx {
     /// Commits and wakes the workers that may have new work.
     pub async fn commit(&self, tx: Tx) -> Result<()> {
         tx.commit().await?;
+        self.wrote();
         self.wake();
         Ok(())
     }
@@ -161,8 +165,16 @@ impl Ctx {
     /// a job that starts work on another lane at once calls [`Ctx::wake`].
     pub async fn commit_job(&self, run: &jobs::JobRun, tx: Tx) -> Result<()> {
         run.commit(tx).await?;
+        self.wrote();
         self.outbox_wake.notify_one();
         Ok(())
+    }
+
+    /// Counts a committed write (see [`Ctx::commits`]); [`Ctx::commit`] and
+    /// [`Ctx::commit_job`] call it, a write outside a transaction must too.
+    pub fn wrote(&self) {
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     /// Tells the outbox sender and the job lanes that new work may wait.

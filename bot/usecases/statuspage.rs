@@ -172,6 +172,7 @@ pub async fn set_state(
     }
     let now = ctx.clock.now();
     store::set_override(ctx.store.pool(), component, status, actor.as_str(), now).await?;
+    ctx.wrote();
     let title = titles(ctx, std::slice::from_ref(component));
     tracing::info!(component = %component, status = status.map(|s| s.as_str()).unwrap_or("auto"), user = %actor, "status page component state set by hand");
     Ok(Answer::Done(match status {

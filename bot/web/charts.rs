@@ -78,10 +78,23 @@ pub fn bars(
     let top = nice_max(max);
     let y = |v: f64| TOP + plot_h - v / top * plot_h;
     let slot = plot_w / n;
+    // The legend's entries, in rows that fit the width: (row, x, series).
+    let mut legend = Vec::new();
+    let (mut row, mut lx) = (0usize, LEFT);
+    for s in series {
+        let w = 28.0 + 7.5 * s.name.chars().count() as f64;
+        if lx + w > WIDTH - RIGHT && lx > LEFT {
+            row += 1;
+            lx = LEFT;
+        }
+        legend.push((row, lx, s));
+        lx += w;
+    }
+    let height = HEIGHT + row as f64 * 18.0;
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="{id}-t {id}-d" xmlns="http://www.w3.org/2000/svg"><title id="{id}-t">{}</title><desc id="{id}-d">{}</desc>"#,
+        r#"<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-labelledby="{id}-t {id}-d" xmlns="http://www.w3.org/2000/svg"><title id="{id}-t">{}</title><desc id="{id}-d">{}</desc>"#,
         esc(title),
         esc(description)
     );
@@ -151,18 +164,17 @@ pub fn bars(
         }
     }
     // The legend, under the axis.
-    let mut lx = LEFT;
-    for s in series {
+    for (row, lx, s) in legend {
+        let dy = row as f64 * 18.0;
         let _ = write!(
             svg,
             r##"<rect x="{lx:.1}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="12" fill="#1f2328">{}</text>"##,
-            HEIGHT - 22.0,
+            HEIGHT - 22.0 + dy,
             s.colour,
             lx + 16.0,
-            HEIGHT - 12.0,
+            HEIGHT - 12.0 + dy,
             esc(&s.name)
         );
-        lx += 28.0 + 7.5 * s.name.chars().count() as f64;
     }
     svg.push_str("</svg>");
     svg

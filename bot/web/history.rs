@@ -407,7 +407,7 @@ pub async fn list(
         "title": "Incident history",
         "site": "Klaxon",
         "feeds": false,
-        "total": total,
+        "total": crate::time::group_thousands(u64::try_from(total).unwrap_or(0)),
         "filtered": filter != HistoryFilter::default(),
         "page": page,
         "pages": pages,
