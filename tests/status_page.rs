@@ -243,6 +243,18 @@ async fn a_state_set_by_hand_wins_until_auto_and_resolving_tells_the_public() {
         .expect("checkout's days");
     assert_eq!(checkout_days[89]["status"], "partial_outage");
     assert_eq!(checkout_days[88]["status"], "operational");
+    // Reopened: current again, and the public is told so.
+    app.command(ALICE, "reopen INC-1").await;
+    let page = status_json(&app).await;
+    assert_eq!(schema_errors(&page), Vec::<String>::new());
+    assert_eq!(component(&page, "checkout")["status"], "partial_outage");
+    assert_eq!(page["incidents"][0]["id"], "INC-1", "{page}");
+    assert_eq!(
+        page["incidents"][0]["incident_updates"][0]["body"],
+        klaxon::usecases::statuspage::REOPENED_TEXT
+    );
+    app.command(ALICE, "resolve INC-1 rolled the key back again")
+        .await;
     // The internal incident never reached the public, resolved or not.
     let answer = app.command(BOB, "resolve INC-2 restarted es-3").await;
     assert!(answer.contains("INC-2"), "{answer}");

@@ -844,6 +844,7 @@ pub async fn reopen(ctx: &Ctx, actor: &SlackUserId, r: IncidentRef) -> Result<An
     escalate::resume(ctx, &mut tx, &current, now).await?;
     reminders::arm(ctx, &mut tx, &current, now).await?;
     rooms::keep(&mut tx, r).await?;
+    statuspage::on_reopen(&mut tx, &current, now).await?;
     ctx.commit(tx).await?;
     Ok(Answer::Done(format!("{r} is open again.")))
 }

@@ -20,6 +20,9 @@ use crate::time::Millis;
 /// What the page says when an incident with public updates resolves.
 pub const RESOLVED_TEXT: &str = "This incident has been resolved.";
 
+/// What the page says when such an incident, told resolved, is reopened.
+pub const REOPENED_TEXT: &str = "This incident has been reopened; we are investigating.";
+
 /// Why these names are not all configured components, if so.
 pub fn unknown_components(ctx: &Ctx, names: &[ComponentName]) -> Option<String> {
     let unknown: Vec<&str> = names
@@ -153,6 +156,28 @@ pub async fn on_resolve(tx: &mut Tx, incident: &Incident, now: Millis) -> Result
             now,
             PublicState::Resolved,
             RESOLVED_TEXT,
+            None,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// On reopening: an incident the public was told is resolved is told it is
+/// not (else the page would list a current incident whose last word is
+/// "resolved").
+pub async fn on_reopen(tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
+    let updates = store::public_updates_of(&mut **tx, incident.reference).await?;
+    if updates
+        .last()
+        .is_some_and(|u| u.state == PublicState::Resolved)
+    {
+        store::add_public_update(
+            &mut **tx,
+            incident.reference,
+            now,
+            PublicState::Investigating,
+            REOPENED_TEXT,
             None,
         )
         .await?;
