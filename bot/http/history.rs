@@ -76,7 +76,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 fn login_page(status: StatusCode, error: Option<&str>) -> Response {
-    let html = crate::web::render(
+    let html_text = crate::web::render(
         "login",
         &serde_json::json!({
             "title": "Sign in — incident history",
@@ -87,20 +87,12 @@ fn login_page(status: StatusCode, error: Option<&str>) -> Response {
             "footer": "Klaxon",
         }),
     );
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-            (header::WWW_AUTHENTICATE, "Bearer"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                super::status::CONTENT_SECURITY_POLICY,
-            ),
-        ],
-        html,
-    )
-        .into_response()
+    let mut answer = html(status, html_text);
+    answer.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    answer
 }
 
 /// `None` when this request may see the team's pages, else the answer to send.
@@ -143,9 +135,10 @@ pub fn refusal(app: &App, headers: &HeaderMap, peer: Option<Peer>) -> Option<Res
     )
 }
 
-fn html(body: String) -> Response {
+/// A page of the history: never cached, nothing loaded from elsewhere.
+fn html(status: StatusCode, body: String) -> Response {
     (
-        StatusCode::OK,
+        status,
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "private, no-store"),
@@ -182,7 +175,7 @@ pub async fn list(
     }
     let ctx = &app.ctx;
     match history::list(ctx.store.pool(), &query, ctx.clock.now()).await {
-        Ok(Ok(page)) => html(page),
+        Ok(Ok(page)) => html(StatusCode::OK, page),
         Ok(Err(bad)) => (StatusCode::BAD_REQUEST, format!("{}\n", bad.0)).into_response(),
         Err(e) => unavailable(e),
     }
@@ -204,7 +197,7 @@ pub async fn incident(
     tracing::Span::current().record("incident", tracing::field::display(r));
     let ctx = &app.ctx;
     match history::incident(ctx.store.pool(), &ctx.settings.status, r, ctx.clock.now()).await {
-        Ok(Some(page)) => html(page),
+        Ok(Some(page)) => html(StatusCode::OK, page),
         Ok(None) => (StatusCode::NOT_FOUND, format!("{r} does not exist\n")).into_response(),
         Err(e) => unavailable(e),
     }
