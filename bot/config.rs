@@ -1341,22 +1341,22 @@ fn from_raw(
     };
 
     let status_listen = (p.env)("KLAXON_STATUS_LISTEN").filter(|v| !v.is_empty());
-    let status = statuspage::from_raw(raw.status, status_listen).unwrap_or_else(|problems| {
-        for (key, message) in problems {
-            p.problem(source.to_string(), key, message);
-        }
-        StatusSettings::default()
+    let (status, problems) = statuspage::from_raw(raw.status, status_listen, &|r| {
+        alerts.routes.named(r).is_some()
     });
-    for (i, c) in status.components.iter().enumerate() {
-        for route in &c.routes {
-            if alerts.routes.named(route).is_none() {
-                p.problem(
-                    source.to_string(),
-                    format!("status.components[{i}].routes"),
-                    format!("no alert route is named `{route}`"),
-                );
-            }
-        }
+    for (key, message) in problems {
+        p.problem(source.to_string(), key, message);
+    }
+    if let (Some(own), Some(main)) = (status.listen, listen)
+        && (own == main
+            || own.port() == main.port()
+                && (own.ip().is_unspecified() || main.ip().is_unspecified()))
+    {
+        p.problem(
+            source.to_string(),
+            "status.listen / KLAXON_STATUS_LISTEN".into(),
+            format!("`{own}` is where Klaxon already listens (`listen`); give the status page an address of its own"),
+        );
     }
 
     let any_heartbeats = !raw.heartbeats.is_empty();
@@ -2070,6 +2070,64 @@ webhook_body = '{"summary": {{json title}}, "n": {{number}}, "who": "{{owner}}"}
         ] {
             let e = from_toml(text, "t.toml", &env_of(&[])).expect_err(text);
             assert!(e.to_string().contains(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn status_page_settings_are_checked_all_in_one_pass() {
+        let good = r#"
+listen = "127.0.0.1:8080"
+[status]
+title = "Acme \u202Estatus"
+public_url = "https://status.example.com/"
+listen = "0.0.0.0:8081"
+publishers = ["user:U0BOB", "group:S0COMMS"]
+[[status.components]]
+name = "Checkout"
+[history]
+trusted_proxy_header = "X-Forwarded-User"
+trusted_proxies = ["10.0.0.5"]
+"#;
+        let s = from_toml(good, "t.toml", &env_of(&[])).expect("valid");
+        assert_eq!(s.status.title, "Acme status", "no right-to-left override");
+        assert_eq!(
+            s.status.public_url.as_deref(),
+            Some("https://status.example.com")
+        );
+        assert_eq!(s.status.components[0].name.as_str(), "checkout");
+        assert_eq!(s.status.components[0].title, "checkout");
+        assert_eq!(s.status.publishers.len(), 2);
+        assert!(s.history_proxy.is_some());
+
+        let bad = r#"
+listen = "127.0.0.1:8080"
+[status]
+public_url = "https://status.example.com/?q=<x>"
+listen = "0.0.0.0:8080"
+publishers = ["bob"]
+[[status.components]]
+name = "none"
+[[status.components]]
+name = "api"
+routes = ["nosuchroute"]
+[[status.components]]
+name = "api"
+[history]
+trusted_proxies = ["not-an-ip"]
+"#;
+        let e = from_toml(bad, "t.toml", &env_of(&[]))
+            .expect_err("invalid")
+            .to_string();
+        for key in [
+            "status.public_url",
+            "status.listen",
+            "status.publishers[0]",
+            "status.components[0].name",
+            "status.components[1].routes",
+            "status.components[2].name",
+            "history.trusted_proxy_header",
+        ] {
+            assert!(e.contains(key), "{key}: {e}");
         }
     }
 }

@@ -439,7 +439,14 @@ pub async fn run(keep: bool) -> anyhow::Result<()> {
     }
     let dir = std::env::temp_dir().join(format!("klaxon-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("cannot create the demo directory")?;
-    let result = play(&dir, keep).await;
+    // Ctrl-C (or SIGTERM) at any moment stops it; its directory goes either way.
+    let result = tokio::select! {
+        r = play(&dir, keep) => r,
+        _ = server::shutdown_signal() => {
+            println!("\nStopped.");
+            Ok(())
+        }
+    };
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -648,13 +655,10 @@ async fn play(dir: &std::path::Path, keep: bool) -> anyhow::Result<()> {
     println!("Incident history: {base}/incidents   (sign in with the token {history_token})");
     if keep {
         println!("Serving until Ctrl-C.");
-        let printer = tokio::spawn(async move {
-            while let Some(m) = rx.recv().await {
-                print_message(&m, &names);
-            }
-        });
-        server::shutdown_signal().await;
-        printer.abort();
+        // Until the signal (`run` stops the demo then), print what Klaxon posts.
+        while let Some(m) = rx.recv().await {
+            print_message(&m, &names);
+        }
     } else {
         println!("Run `klaxon demo --keep` to browse them; they go away with the demo.");
     }

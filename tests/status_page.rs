@@ -590,6 +590,239 @@ async fn the_status_page_can_have_a_listener_of_its_own_that_serves_nothing_else
     app.stop().await;
 }
 
+#[tokio::test]
+async fn public_text_is_plain_text_and_a_mention_is_refused_before_anything_is_posted() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    app.command(ALICE, "open P1 --component checkout payments-db-7 is down")
+        .await;
+    app.settle().await;
+    let events = app.count("timeline_events").await;
+    for mention in [
+        "status INC-1 --public <@U0ALICE|alice> is on it",
+        "status INC-1 --public <!here> we are on it",
+        "status INC-1 --public see <#C0INCIDENTS|incidents>",
+    ] {
+        let answer = app.command(ALICE, mention).await;
+        assert!(answer.contains("cannot mention"), "{mention}: {answer}");
+    }
+    assert_eq!(app.count("public_updates").await, 0);
+    assert_eq!(
+        app.count("timeline_events").await,
+        events,
+        "nothing was posted"
+    );
+
+    // What Slack sends (its escaping, a link with a label, characters XML
+    // forbids, markup) reaches the page as plain text and the feeds stay valid.
+    let answer = app
+        .command(
+            ALICE,
+            "status INC-1 --public R&amp;D &lt;script&gt;alert(1)&lt;/script&gt; see <https://internal.example/d|the notes>\u{FFFE}\u{FFFF} ok",
+        )
+        .await;
+    assert!(answer.contains("published"), "{answer}");
+    let page = status_json(&app).await;
+    assert_eq!(
+        page["incidents"][0]["incident_updates"][0]["body"],
+        "R&D <script>alert(1)</script> see the notes ok"
+    );
+    for path in ["/status.rss", "/status.atom"] {
+        let (_, text, _) = body(&app, path).await;
+        assert!(
+            feed_rs::parser::parse(text.as_bytes()).is_ok(),
+            "{path}: {text}"
+        );
+        assert!(
+            !text.contains("<script>"),
+            "{path} carries live markup: {text}"
+        );
+        assert!(!text.contains("internal.example"), "{path}");
+    }
+    let (_, html, _) = body(&app, "/status").await;
+    assert!(html.contains("R&amp;D &lt;script&gt;"), "{html}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_day_keeps_the_worst_state_an_incident_held_whatever_changes_later() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    app.command(ALICE, "open P0 --component search search is down")
+        .await;
+    app.command(ALICE, "open P1 --component login login is slow")
+        .await;
+    app.command(ALICE, "sev INC-1 P3").await;
+    app.command(ALICE, "components INC-2 none").await;
+    let page = status_json(&app).await;
+    let today = |page: &Value, c: &str| {
+        page["history"]
+            .as_array()
+            .and_then(|h| h.iter().find(|x| x["component"] == c))
+            .map(|x| x["days"][89]["status"].clone())
+            .expect("the component's days")
+    };
+    assert_eq!(component(&page, "search")["status"], "degraded_performance");
+    assert_eq!(today(&page, "search"), "major_outage");
+    assert_eq!(component(&page, "login")["status"], "operational");
+    assert_eq!(today(&page, "login"), "partial_outage");
+    app.command(ALICE, "resolve INC-1 fixed").await;
+    let page = status_json(&app).await;
+    assert_eq!(component(&page, "search")["status"], "operational");
+    assert_eq!(today(&page, "search"), "major_outage");
+    // A resolved incident's components no longer move.
+    let answer = app.command(ALICE, "components INC-1 checkout").await;
+    assert!(answer.contains("resolved"), "{answer}");
+    assert_eq!(today(&status_json(&app).await, "checkout"), "operational");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_publishers_change_what_the_page_says_and_a_state_by_hand_is_announced() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let mut opts = options("");
+    opts.extra_toml = opts
+        .extra_toml
+        .replace("[status]\n", "[status]\npublishers = [\"user:U0BOB\"]\n");
+    let app = TestApp::start_with(&db, &slack, opts).await;
+    app.command(ALICE, "open P1 --component checkout cards fail")
+        .await;
+    for text in [
+        "status INC-1 --public Card payments fail for some.",
+        "components INC-1 search",
+        "component login major_outage",
+    ] {
+        let answer = app.command(ALICE, text).await;
+        assert!(answer.contains("status.publishers"), "{text}: {answer}");
+    }
+    assert_eq!(app.count("public_updates").await, 0);
+    assert_eq!(app.count("component_overrides").await, 0);
+    let log = klaxon::store::actions::audit_log(app.store().pool())
+        .await
+        .expect("audit log");
+    assert_eq!(
+        log.iter().filter(|e| e.0 == "refused").count(),
+        3,
+        "{log:?}"
+    );
+
+    let answer = app.command(BOB, "component login major_outage").await;
+    assert!(answer.contains("Major outage"), "{answer}");
+    app.settle().await;
+    let said = slack
+        .messages_in(INCIDENT_CHANNEL)
+        .iter()
+        .map(klaxon::blocks::visible_text)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(said.contains("set *Login* to *Major outage*"), "{said}");
+    assert!(said.contains(BOB), "who did it is said: {said}");
+    let answer = app
+        .command(BOB, "status INC-1 --public Card payments fail for some.")
+        .await;
+    assert!(answer.contains("published"), "{answer}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_ends_after_twelve_hours_and_sign_in_returns_to_the_page_asked_for() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    two_incidents(&app).await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let sign_in = |next: &'static str| {
+        let client = no_redirects.clone();
+        let url = format!("{}/incidents/login", app.base);
+        async move {
+            client
+                .post(url)
+                .form(&[("token", HISTORY_TOKEN), ("next", next)])
+                .send()
+                .await
+                .expect("request")
+        }
+    };
+    let r = sign_in("/incidents/INC-1").await;
+    assert_eq!(r.headers()["location"], "/incidents/INC-1");
+    let r = sign_in("https://evil.example/incidents").await;
+    assert_eq!(r.headers()["location"], "/incidents");
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let session = cookie.split(';').next().expect("name=value").to_string();
+    assert_eq!(
+        get_with(&app, "/incidents", &[("cookie", &session)])
+            .await
+            .0,
+        200
+    );
+    // The end is signed: moving it forward breaks the cookie.
+    let (name, value) = session.split_once('=').expect("pair");
+    let (end, mac) = value.split_once('.').expect("end.mac");
+    let later = format!(
+        "{name}={}.{mac}",
+        end.parse::<i64>().expect("ms") + 86_400_000
+    );
+    assert_eq!(
+        get_with(&app, "/incidents", &[("cookie", &later)]).await.0,
+        401
+    );
+    app.clock().advance(Duration::from_secs(12 * 3600 + 1));
+    assert_eq!(
+        get_with(&app, "/incidents", &[("cookie", &session)])
+            .await
+            .0,
+        401
+    );
+    // An empty form is the form again, not a framework error.
+    let r = no_redirects
+        .post(format!("{}/incidents/login", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.text()
+            .await
+            .expect("body")
+            .contains("Type the history token")
+    );
+
+    let bearer = format!("Bearer {HISTORY_TOKEN}");
+    let auth = [("authorization", bearer.as_str())];
+    assert_eq!(
+        get_with(&app, "/incidents?severity=P1&severity=P0", &auth)
+            .await
+            .0,
+        200
+    );
+    let (status, text) = get_with(&app, "/incidents?page=2", &auth).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("no page 2"), "{text}");
+    let (status, html) = get_with(
+        &app,
+        "/incidents/INC-77",
+        &[("authorization", bearer.as_str()), ("accept", "text/html")],
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(
+        html.contains("<main") && html.contains("INC-77 does not exist"),
+        "{html}"
+    );
+    app.stop().await;
+}
+
 /// Loads `path` in headless Chromium (`tests/browser/check.mjs`) and returns
 /// what it saw; the screenshot goes to `target/test-artifacts/NAME.png`.
 async fn browse(app: &TestApp, path: &str, name: &str, headers: &[&str]) -> Value {
@@ -645,6 +878,11 @@ async fn in_a_real_browser_the_status_page_shows_states_and_public_words_accessi
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
     let app = TestApp::start_with(&db, &slack, options("")).await;
     two_incidents(&app).await;
+
+    // A word longer than a phone is wide, published.
+    let long = "x".repeat(300);
+    app.command(ALICE, &format!("status INC-1 --public {long}"))
+        .await;
 
     let seen = browse(&app, "/status", "status", &[]).await;
     assert_eq!(seen["status"], 200);
@@ -744,6 +982,9 @@ async fn in_a_real_browser_the_history_and_an_incident_draw_their_charts_accessi
         "{text}"
     );
     assert!(text.contains("internal: the password is hunter2"), "{text}");
+    assert_eq!(serious(&seen), Vec::<Value>::new(), "axe: {}", seen["axe"]);
+    assert!(fits_a_phone(&seen), "{}", seen["phone"]);
+    let seen = browse(&app, "/incidents/INC-3", "incident-long-title", &[&auth]).await;
     assert_eq!(serious(&seen), Vec::<Value>::new(), "axe: {}", seen["axe"]);
     assert!(fits_a_phone(&seen), "{}", seen["phone"]);
 

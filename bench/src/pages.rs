@@ -1,7 +1,7 @@
 //! Run 7: the web pages at 10,000 incidents. With Klaxon stopped, 10,000
 //! incidents spread over the last 120 days go straight into a fresh
 //! database (severities P0–P3, most acknowledged and resolved, a third on a
-//! status-page component, one in ten with public updates, two pages and
+//! status-page component (with its span), one in ten with public updates, two pages and
 //! five timeline events each, a handful still open). Klaxon starts and each
 //! page is fetched one request at a time (a person's browser, not a load
 //! test): bytes, median and p99 time to the whole body, beside `/healthz`
@@ -37,6 +37,9 @@ pub async fn seed(url: &str, now_ms: i64) -> anyhow::Result<()> {
         );
         let mut components =
             String::from("INSERT INTO incident_components (incident_id, component) VALUES ");
+        let mut spans = String::from(
+            "INSERT INTO component_spans (incident_id, component, status, from_at, to_at) VALUES ",
+        );
         let mut updates = String::from(
             "INSERT INTO public_updates (incident_id, at, status, body, posted_by) VALUES ",
         );
@@ -63,10 +66,21 @@ pub async fn seed(url: &str, now_ms: i64) -> anyhow::Result<()> {
                 resby = if open { "NULL".to_string() } else { format!("'{user}'") },
             ));
             if id % 3 == 0 {
-                components.push_str(&format!(
-                    "{}({id}, '{}')",
-                    if any_component { "," } else { "" },
-                    COMPONENTS[(*id as usize / 3) % COMPONENTS.len()]
+                let component = COMPONENTS[(*id as usize / 3) % COMPONENTS.len()];
+                let comma = if any_component { "," } else { "" };
+                components.push_str(&format!("{comma}({id}, '{component}')"));
+                let status = match severity {
+                    "P0" => "major_outage",
+                    "P1" => "partial_outage",
+                    _ => "degraded_performance",
+                };
+                spans.push_str(&format!(
+                    "{comma}({id}, '{component}', '{status}', {opened}, {})",
+                    if open {
+                        "NULL".to_string()
+                    } else {
+                        resolved.to_string()
+                    }
                 ));
                 any_component = true;
             }
@@ -112,6 +126,7 @@ pub async fn seed(url: &str, now_ms: i64) -> anyhow::Result<()> {
         tx.execute(AssertSqlSafe(incidents)).await?;
         if any_component {
             tx.execute(AssertSqlSafe(components)).await?;
+            tx.execute(AssertSqlSafe(spans)).await?;
         }
         if any_update {
             tx.execute(AssertSqlSafe(updates)).await?;

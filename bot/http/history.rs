@@ -19,14 +19,15 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 
 use crate::app::App;
 use crate::incident::IncidentRef;
 use crate::store::incidents;
+use crate::time::Millis;
 use crate::usecases::postmortem;
 use crate::web::history::{self, ListQuery};
 
@@ -38,33 +39,48 @@ pub struct Peer(pub std::net::IpAddr);
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "klaxon_history";
 
-/// The session cookie's value for `token`: HMAC-SHA256 of a fixed label,
-/// keyed with the token (a new token ends every session).
-fn session_value(token: &secrecy::SecretString) -> String {
+/// How long a sign-in lasts.
+pub const SESSION_FOR: std::time::Duration = std::time::Duration::from_secs(12 * 60 * 60);
+
+/// The session cookie's signature of `expires` (ms): HMAC-SHA256 keyed with
+/// the token (a new token ends every session).
+fn session_mac(token: &secrecy::SecretString, expires: i64) -> String {
     use hmac::{Hmac, KeyInit, Mac};
     match Hmac::<sha2::Sha256>::new_from_slice(token.expose_secret().as_bytes()) {
         Ok(mut mac) => {
-            mac.update(b"klaxon history session v1");
+            mac.update(format!("klaxon history session v2:{expires}").as_bytes());
             hex::encode(mac.finalize().into_bytes())
         }
         Err(_) => String::new(),
     }
 }
 
-fn cookie_matches(headers: &HeaderMap, token: &secrecy::SecretString) -> bool {
+/// The cookie value of a session that ends at `expires` (ms): `EXPIRES.MAC`.
+fn session_value(token: &secrecy::SecretString, expires: Millis) -> String {
+    format!("{}.{}", expires.0, session_mac(token, expires.0))
+}
+
+/// Whether the request carries a session cookie signed with `token` that has
+/// not ended by `now` (the end is signed, so it cannot be pushed back).
+fn cookie_matches(headers: &HeaderMap, token: &secrecy::SecretString, now: Millis) -> bool {
     use subtle::ConstantTimeEq;
-    let expected = session_value(token);
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .any(|(name, value)| {
-            name == SESSION_COOKIE
+        .filter(|(name, _)| *name == SESSION_COOKIE)
+        .filter_map(|(_, value)| value.split_once('.'))
+        .any(|(expires, mac)| {
+            let Ok(expires) = expires.parse::<i64>() else {
+                return false;
+            };
+            let expected = session_mac(token, expires);
+            expires > now.0
                 && !expected.is_empty()
-                && value.len() == expected.len()
-                && bool::from(value.as_bytes().ct_eq(expected.as_bytes()))
+                && mac.len() == expected.len()
+                && bool::from(mac.as_bytes().ct_eq(expected.as_bytes()))
         })
 }
 
@@ -75,7 +91,16 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("text/html"))
 }
 
-fn login_page(status: StatusCode, error: Option<&str>) -> Response {
+/// Where to go after signing in: a history page, never elsewhere.
+fn next_page(next: &str) -> &str {
+    let safe = next.starts_with("/incidents")
+        && !next.contains("//")
+        && !next.contains('\\')
+        && next.bytes().all(|b| b.is_ascii_graphic());
+    if safe { next } else { "/incidents" }
+}
+
+fn login_page(status: StatusCode, error: Option<&str>, next: &str) -> Response {
     let html_text = crate::web::render(
         "login",
         &serde_json::json!({
@@ -84,6 +109,7 @@ fn login_page(status: StatusCode, error: Option<&str>) -> Response {
             "feeds": false,
             "error": error,
             "action": "/incidents/login",
+            "next": next_page(next),
             "footer": "Klaxon",
         }),
     );
@@ -96,7 +122,7 @@ fn login_page(status: StatusCode, error: Option<&str>) -> Response {
 }
 
 /// `None` when this request may see the team's pages, else the answer to send.
-pub fn refusal(app: &App, headers: &HeaderMap, peer: Option<Peer>) -> Option<Response> {
+pub fn refusal(app: &App, headers: &HeaderMap, peer: Option<Peer>, path: &str) -> Option<Response> {
     let settings = &app.ctx.settings;
     let token = settings.history_token.as_ref();
     let proxy = settings.history_proxy.as_ref();
@@ -108,7 +134,7 @@ pub fn refusal(app: &App, headers: &HeaderMap, peer: Option<Peer>) -> Option<Res
             .into_response());
     }
     if let Some(t) = token
-        && (super::bearer_matches(headers, t) || cookie_matches(headers, t))
+        && (super::bearer_matches(headers, t) || cookie_matches(headers, t, app.ctx.clock.now()))
     {
         return None;
     }
@@ -123,7 +149,7 @@ pub fn refusal(app: &App, headers: &HeaderMap, peer: Option<Peer>) -> Option<Res
     }
     tracing::warn!(peer = ?peer.map(|p| p.0), "refused a history request: no valid token, session or trusted proxy");
     if token.is_some() && wants_html(headers) {
-        return Some(login_page(StatusCode::UNAUTHORIZED, None));
+        return Some(login_page(StatusCode::UNAUTHORIZED, None, path));
     }
     Some(
         (
@@ -163,20 +189,63 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
+/// A page saying what went wrong (400, 404): HTML for a browser, else text.
+fn problem(status: StatusCode, headers: &HeaderMap, text: &str) -> Response {
+    if !wants_html(headers) {
+        return (status, format!("{text}\n")).into_response();
+    }
+    html(
+        status,
+        crate::web::render(
+            "message",
+            &serde_json::json!({
+                "title": text,
+                "site": "Klaxon",
+                "feeds": false,
+                "heading": status.canonical_reason().unwrap_or("Error"),
+                "text": text,
+                "footer": "Klaxon",
+            }),
+        ),
+    )
+}
+
+/// The request's path and query, for the sign-in form to come back to.
+fn asked_for(uri: &Uri) -> String {
+    uri.path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/incidents".to_string())
+}
+
 /// `GET /incidents`.
 pub async fn list(
     State(app): State<Arc<App>>,
     peer: Option<Extension<Peer>>,
     headers: HeaderMap,
-    Query(query): Query<ListQuery>,
+    uri: Uri,
 ) -> Response {
-    if let Some(refused) = refusal(&app, &headers, peer.map(|p| p.0)) {
+    if let Some(refused) = refusal(&app, &headers, peer.map(|p| p.0), &asked_for(&uri)) {
         return refused;
     }
+    // The first of each field; a field given twice is not an error.
+    let fields: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
+    let first = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let query = ListQuery {
+        severity: first("severity"),
+        source: first("source"),
+        month: first("month"),
+        page: first("page"),
+    };
     let ctx = &app.ctx;
     match history::list(ctx.store.pool(), &query, ctx.clock.now()).await {
         Ok(Ok(page)) => html(StatusCode::OK, page),
-        Ok(Err(bad)) => (StatusCode::BAD_REQUEST, format!("{}\n", bad.0)).into_response(),
+        Ok(Err(bad)) => problem(StatusCode::BAD_REQUEST, &headers, &bad.0),
         Err(e) => unavailable(e),
     }
 }
@@ -186,54 +255,86 @@ pub async fn incident(
     State(app): State<Arc<App>>,
     peer: Option<Extension<Peer>>,
     headers: HeaderMap,
+    uri: Uri,
     Path(reference): Path<String>,
 ) -> Response {
-    if let Some(refused) = refusal(&app, &headers, peer.map(|p| p.0)) {
+    if let Some(refused) = refusal(&app, &headers, peer.map(|p| p.0), &asked_for(&uri)) {
         return refused;
     }
     let Ok(r) = reference.parse::<IncidentRef>() else {
-        return (StatusCode::NOT_FOUND, "not found: refs look like INC-12\n").into_response();
+        return problem(
+            StatusCode::NOT_FOUND,
+            &headers,
+            "Not found: refs look like INC-12.",
+        );
     };
     tracing::Span::current().record("incident", tracing::field::display(r));
     let ctx = &app.ctx;
     match history::incident(ctx.store.pool(), &ctx.settings.status, r, ctx.clock.now()).await {
         Ok(Some(page)) => html(StatusCode::OK, page),
-        Ok(None) => (StatusCode::NOT_FOUND, format!("{r} does not exist\n")).into_response(),
+        Ok(None) => problem(
+            StatusCode::NOT_FOUND,
+            &headers,
+            &format!("{r} does not exist."),
+        ),
         Err(e) => unavailable(e),
     }
 }
 
-/// The sign-in form's fields.
-#[derive(Debug, serde::Deserialize)]
-pub struct Login {
-    token: String,
-}
-
 /// `POST /incidents/login`: the token typed into the form → the session
-/// cookie and back to the history; a wrong token → the form again, 401.
-pub async fn login(State(app): State<Arc<App>>, Form(form): Form<Login>) -> Response {
+/// cookie (for [`SESSION_FOR`]) and back to the page asked for; a wrong or
+/// missing token → the form again, 401.
+pub async fn login(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     use subtle::ConstantTimeEq;
     let Some(token) = &app.ctx.settings.history_token else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
-    let given = form.token.trim().as_bytes();
+    // The first of each field; anything else in the form is ignored.
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    };
+    let next = next_page(field("next")).to_string();
+    let given = field("token").trim().as_bytes();
     let expected = token.expose_secret().as_bytes();
     if given.len() != expected.len() || !bool::from(given.ct_eq(expected)) {
         tracing::warn!("refused a history sign-in: wrong token");
         return login_page(
             StatusCode::UNAUTHORIZED,
-            Some("That is not the history token."),
+            Some(if given.is_empty() {
+                "Type the history token."
+            } else {
+                "That is not the history token."
+            }),
+            &next,
         );
     }
+    let expires = app.ctx.clock.now().plus(SESSION_FOR);
+    // `Secure` when the request came over HTTPS (as a proxy says): the
+    // browser then never sends the cookie in the clear.
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
     (
         StatusCode::SEE_OTHER,
         [
-            (header::LOCATION, "/incidents".to_string()),
+            (header::LOCATION, next),
             (
                 header::SET_COOKIE,
                 format!(
-                    "{SESSION_COOKIE}={}; Path=/incidents; HttpOnly; SameSite=Strict; Max-Age=43200",
-                    session_value(token)
+                    "{SESSION_COOKIE}={}; Path=/incidents; HttpOnly; SameSite=Strict; Max-Age={}{}",
+                    session_value(token, expires),
+                    SESSION_FOR.as_secs(),
+                    if secure { "; Secure" } else { "" }
                 ),
             ),
             (header::CACHE_CONTROL, "no-store".to_string()),
@@ -248,8 +349,9 @@ pub async fn postmortem(
     peer: Option<Extension<Peer>>,
     Path(reference): Path<String>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Response {
-    if let Some(refused) = refusal(&app, &headers, peer.map(|p| p.0)) {
+    if let Some(refused) = refusal(&app, &headers, peer.map(|p| p.0), &asked_for(&uri)) {
         return refused;
     }
     let Ok(r) = reference.parse::<IncidentRef>() else {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -81,18 +81,50 @@ pub async fn json(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+/// Where the feeds' links point: `status.public_url`, else the scheme
+/// (`X-Forwarded-Proto` from a proxy, else http) and `Host` of the request,
+/// when it is a plain host name or address.
+fn base(app: &App, headers: &HeaderMap) -> String {
+    if let Some(url) = &app.ctx.settings.status.public_url {
+        return url.clone();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
+}
+
 /// `GET /status.rss`.
-pub async fn rss(State(app): State<Arc<App>>) -> Response {
+pub async fn rss(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     match load(&app).await {
-        Ok(v) => answer("application/rss+xml; charset=utf-8", status::rss(&v)),
+        Ok(v) => answer(
+            "application/rss+xml; charset=utf-8",
+            status::rss(&v, &base(&app, &headers)),
+        ),
         Err(r) => r,
     }
 }
 
 /// `GET /status.atom`.
-pub async fn atom(State(app): State<Arc<App>>) -> Response {
+pub async fn atom(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     match load(&app).await {
-        Ok(v) => answer("application/atom+xml; charset=utf-8", status::atom(&v)),
+        Ok(v) => answer(
+            "application/atom+xml; charset=utf-8",
+            status::atom(&v, &base(&app, &headers)),
+        ),
         Err(r) => r,
     }
 }

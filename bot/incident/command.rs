@@ -250,6 +250,12 @@ fn take_components(rest: &str) -> Result<(Vec<ComponentName>, String), UsageErro
                 .map(|v| &word[word.len() - v.len()..])
         };
         match value {
+            Some(v) if v.trim_matches(',').is_empty() => {
+                return Err(UsageError::new(
+                    "`--component` needs a component name",
+                    USAGE_OPEN,
+                ));
+            }
             Some(v) => {
                 for name in component_list(v, USAGE_OPEN)? {
                     if !components.contains(&name) {
@@ -697,7 +703,8 @@ mod tests {
             })
         );
         assert!(parse("open P1 --component").is_err());
-        assert!(parse("open --component Checkout x").is_err());
+        assert!(parse("open --component Check!out x").is_err());
+        assert!(parse("open --component= x").is_err());
         for typed in [
             "status --public INC-3 cards work again",
             "status INC-3 --public cards work again",

@@ -109,8 +109,10 @@ impl fmt::Display for ComponentStatus {
 pub struct ComponentName(String);
 
 impl ComponentName {
+    /// Case does not matter (`Checkout` is `checkout`).
     pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
+        let lower = s.trim().to_ascii_lowercase();
+        let s = lower.as_str();
         let ok = !s.is_empty()
             && s.len() <= 40
             && s.bytes()

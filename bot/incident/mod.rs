@@ -298,8 +298,27 @@ pub fn single_line(s: &str) -> String {
 /// (status updates, descriptions).
 pub fn visible_text(s: &str) -> String {
     s.chars()
-        .filter(|c| !is_invisible_format(*c) && (!c.is_control() || *c == '\n' || *c == '\t'))
+        .filter(|c| {
+            !is_invisible_format(*c)
+                && !is_noncharacter(*c)
+                && (!c.is_control() || *c == '\n' || *c == '\t')
+        })
         .collect()
+}
+
+/// Unicode's noncharacters (U+FDD0–U+FDEF and the last two code points of
+/// every plane, U+FFFE, U+FFFF …): never text, and not allowed in XML.
+pub fn is_noncharacter(c: char) -> bool {
+    let n = c as u32;
+    (0xFDD0..=0xFDEF).contains(&n) || n & 0xFFFE == 0xFFFE
+}
+
+/// Undoes Slack's escaping of `&`, `<` and `>` in the text it sends
+/// (Slack's "Formatting text for app surfaces": `&amp;`, `&lt;`, `&gt;`).
+pub fn slack_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 impl UserText {

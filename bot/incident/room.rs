@@ -29,10 +29,7 @@ pub fn channel_name(incident: IncidentRef, title: &str, attempt: u32) -> String 
     let mut slug = String::new();
     // Slack escapes `&`, `<` and `>` in slash-command text; letters from
     // other scripts are written in ASCII (deunicode: é → e, Ł → L, 北京 → Bei Jing).
-    let plain = without_markup(title)
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&");
+    let plain = super::slack_unescape(&without_markup(title));
     for c in deunicode::deunicode(&plain).chars() {
         if c.is_ascii_alphanumeric() {
             slug.push(c.to_ascii_lowercase());

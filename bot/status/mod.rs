@@ -52,6 +52,10 @@ pub struct StatusSettings {
     /// `/status.json`, `/status.rss`, `/status.atom`), so it can be published
     /// while the rest stays internal.
     pub listen: Option<std::net::SocketAddr>,
+    /// `status.publishers`: who may publish for the public, choose an
+    /// incident's components and set a component's state by hand (people,
+    /// Slack groups, schedules). Empty: anyone in the workspace.
+    pub publishers: Vec<crate::escalation::Target>,
     /// In the order the page lists them.
     pub components: Vec<Component>,
 }
@@ -75,8 +79,54 @@ impl StatusSettings {
     }
 }
 
+/// The text a person published for the public (`/incident status --public`),
+/// as the page shows it: Slack's escaping undone (`R&amp;D` → `R&D`), a link
+/// reduced to what it shows (`<https://x|the dashboard>` → `the dashboard`),
+/// no invisible, control or non-character. `Err`: it mentions a person, a
+/// group or a channel, or says `@here`, whose IDs must not reach the public
+/// (Slack's markup `<@U…>`, `<#C…>`, `<!…>`) — or nothing is left.
+pub fn public_text(raw: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = raw;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let Some(j) = after.find('>') else {
+            out.push_str(&rest[i..]);
+            rest = "";
+            break;
+        };
+        let inner = &after[..j];
+        if inner.starts_with(['@', '#', '!']) {
+            return Err(
+                "public text cannot mention people, groups or channels (their Slack IDs would reach the public page); write it without the mention".into(),
+            );
+        }
+        out.push_str(
+            inner
+                .split_once('|')
+                .map(|(_, label)| label)
+                .unwrap_or(inner),
+        );
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    let text = crate::incident::visible_text(&crate::incident::slack_unescape(&out));
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("the public text is empty".into());
+    }
+    Ok(text.to_string())
+}
+
+/// A title or description from the config as the page shows it: one line,
+/// nothing invisible (no right-to-left override turning the rest around).
+fn plain_line(s: &str) -> String {
+    crate::incident::single_line(s).trim().to_string()
+}
+
 /// An incident as the status page may know it: when, how bad, what it
-/// touches. Never its title or its people.
+/// touches now. Never its title or its people.
 #[derive(Debug, Clone)]
 pub struct Outage {
     pub opened_at: Millis,
@@ -86,74 +136,91 @@ pub struct Outage {
     pub components: Vec<ComponentName>,
 }
 
-impl Outage {
-    fn status(&self) -> ComponentStatus {
-        ComponentStatus::from_severity(self.severity)
-    }
-    fn touches(&self, c: &ComponentName) -> bool {
-        self.components.iter().any(|x| x == c)
-    }
+/// A stretch of time an incident held a component in a state (the store's
+/// `component_spans`): opened when an open incident touches the component,
+/// closed when it resolves, changes severity or stops touching it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    /// The incident's number.
+    pub incident: i64,
+    pub component: ComponentName,
+    pub status: ComponentStatus,
+    pub from: Millis,
+    /// `None` while it lasts.
+    pub to: Option<Millis>,
 }
 
 /// A component's state now: the override when set, else the worst state of
-/// the open outages touching it, else operational.
+/// the spans on it that still last, else operational.
 pub fn current_status(
     component: &ComponentName,
-    outages: &[Outage],
+    spans: &[Span],
     overridden: Option<ComponentStatus>,
 ) -> ComponentStatus {
     overridden.unwrap_or_else(|| {
-        outages
+        spans
             .iter()
-            .filter(|o| o.resolved_at.is_none() && o.touches(component))
-            .map(Outage::status)
+            .filter(|s| s.to.is_none() && &s.component == component)
+            .map(|s| s.status)
             .max()
             .unwrap_or(ComponentStatus::Operational)
     })
 }
 
-/// One bar: a UTC day and the worst state any outage touching the component
-/// was in during it.
+/// One bar: a UTC day and the worst state any incident held the component
+/// in during it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DayBar {
     /// Milliseconds at the day's start (UTC midnight).
     pub day_start: Millis,
     pub status: ComponentStatus,
-    /// How many outages touched the component that day.
+    /// How many incidents touched the component that day.
     pub outages: usize,
 }
 
 /// The last `days` UTC days up to and including today's, oldest first.
 pub fn day_bars(
     component: &ComponentName,
-    outages: &[Outage],
+    spans: &[Span],
     now: Millis,
     days: usize,
 ) -> Vec<DayBar> {
     let today = now.0.div_euclid(DAY_MS) * DAY_MS;
     let first = today - (days as i64 - 1) * DAY_MS;
-    let mut bars: Vec<DayBar> = (0..days as i64)
-        .map(|i| DayBar {
-            day_start: Millis(first + i * DAY_MS),
-            status: ComponentStatus::Operational,
-            outages: 0,
+    let mut bars: Vec<(DayBar, Vec<i64>)> = (0..days as i64)
+        .map(|i| {
+            (
+                DayBar {
+                    day_start: Millis(first + i * DAY_MS),
+                    status: ComponentStatus::Operational,
+                    outages: 0,
+                },
+                Vec::new(),
+            )
         })
         .collect();
-    for o in outages.iter().filter(|o| o.touches(component)) {
-        let end = o.resolved_at.unwrap_or(now).0.max(o.opened_at.0);
-        let from = (o.opened_at.0.max(first) - first).div_euclid(DAY_MS);
+    for s in spans.iter().filter(|s| &s.component == component) {
+        let end = s.to.unwrap_or(now).0.max(s.from.0);
+        let from = (s.from.0.max(first) - first).div_euclid(DAY_MS);
         let to = (end.min(now.0) - first).div_euclid(DAY_MS);
         if to < 0 {
             continue;
         }
         for i in from.max(0)..=to.min(days as i64 - 1) {
-            if let Some(bar) = bars.get_mut(i as usize) {
-                bar.status = bar.status.max(o.status());
-                bar.outages += 1;
+            if let Some((bar, incidents)) = bars.get_mut(i as usize) {
+                bar.status = bar.status.max(s.status);
+                if !incidents.contains(&s.incident) {
+                    incidents.push(s.incident);
+                }
             }
         }
     }
-    bars
+    bars.into_iter()
+        .map(|(mut bar, incidents)| {
+            bar.outages = incidents.len();
+            bar
+        })
+        .collect()
 }
 
 /// The share of the bars' days with no outage, in percent (one decimal).
@@ -184,6 +251,8 @@ pub struct RawStatus {
     public_url: Option<String>,
     listen: Option<String>,
     #[serde(default)]
+    publishers: Vec<String>,
+    #[serde(default)]
     components: Vec<RawComponent>,
 }
 
@@ -199,22 +268,41 @@ pub struct RawComponent {
     services: Vec<String>,
 }
 
-/// Checks `[status]`; `listen` comes from `KLAXON_STATUS_LISTEN` when set.
-/// Every problem is returned as `(key, message)`.
+/// Words commands give a meaning of their own, so no component may be named so.
+const RESERVED_NAMES: [&str; 2] = ["none", "auto"];
+
+/// Checks `[status]`; `listen` comes from `KLAXON_STATUS_LISTEN` when set;
+/// `route_exists` says whether an alert route of that name is configured.
+/// Returns the settings made of what is right, and every problem as `(key,
+/// message)`.
 pub fn from_raw(
     raw: RawStatus,
     listen: Option<String>,
-) -> Result<StatusSettings, Vec<(String, String)>> {
+    route_exists: &dyn Fn(&str) -> bool,
+) -> (StatusSettings, Vec<(String, String)>) {
     let mut problems = Vec::new();
     let mut components: Vec<Component> = Vec::new();
     for (i, c) in raw.components.into_iter().enumerate() {
         let name = match ComponentName::parse(&c.name) {
+            Ok(n) if RESERVED_NAMES.contains(&n.as_str()) => {
+                problems.push((
+                    format!("status.components[{i}].name"),
+                    format!("`{n}` means something else to `/incident components` and `/incident component`; pick another name"),
+                ));
+                continue;
+            }
             Ok(n) => n,
             Err(e) => {
                 problems.push((format!("status.components[{i}].name"), e));
                 continue;
             }
         };
+        for route in c.routes.iter().filter(|r| !route_exists(r)) {
+            problems.push((
+                format!("status.components[{i}].routes"),
+                format!("no alert route is named `{route}`"),
+            ));
+        }
         if components.iter().any(|x| x.name == name) {
             problems.push((
                 format!("status.components[{i}].name"),
@@ -225,11 +313,14 @@ pub fn from_raw(
         components.push(Component {
             title: c
                 .title
-                .map(|t| t.trim().to_string())
+                .map(|t| plain_line(&t))
                 .filter(|t| !t.is_empty())
                 .unwrap_or_else(|| name.as_str().to_string()),
             name,
-            description: c.description.filter(|d| !d.trim().is_empty()),
+            description: c
+                .description
+                .map(|d| plain_line(&d))
+                .filter(|d| !d.is_empty()),
             routes: c.routes,
             services: c.services,
         });
@@ -244,28 +335,43 @@ pub fn from_raw(
             None
         }
     });
-    let public_url = raw.public_url.map(|u| u.trim_end_matches('/').to_string());
-    if let Some(u) = &public_url
-        && !(u.starts_with("https://") || u.starts_with("http://"))
-    {
-        problems.push((
-            "status.public_url".into(),
-            format!("`{u}` is not an http:// or https:// address"),
-        ));
+    let public_url = raw.public_url.and_then(|u| {
+        let parsed = reqwest::Url::parse(&u).ok().filter(|p| {
+            matches!(p.scheme(), "http" | "https")
+                && p.host().is_some()
+                && p.query().is_none()
+                && p.fragment().is_none()
+        });
+        match parsed {
+            Some(p) => Some(p.as_str().trim_end_matches('/').to_string()),
+            None => {
+                problems.push((
+                    "status.public_url".into(),
+                    format!("`{u}` is not an http:// or https:// address without a query or fragment (the page's own address, like https://status.example.com)"),
+                ));
+                None
+            }
+        }
+    });
+    let mut publishers = Vec::new();
+    for (i, t) in raw.publishers.iter().enumerate() {
+        match crate::escalation::Target::parse(t) {
+            Ok(t) => publishers.push(t),
+            Err(e) => problems.push((format!("status.publishers[{i}]"), e)),
+        }
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(StatusSettings {
+    let settings = StatusSettings {
         title: raw
             .title
-            .map(|t| t.trim().to_string())
+            .map(|t| plain_line(&t))
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| "Status".to_string()),
         public_url,
         listen,
+        publishers,
         components,
-    })
+    };
+    (settings, problems)
 }
 
 #[cfg(test)]
@@ -276,64 +382,105 @@ mod tests {
         ComponentName::parse(s).unwrap()
     }
 
-    fn outage(open_h: i64, resolved_h: Option<i64>, sev: Severity, c: &str) -> Outage {
-        Outage {
-            opened_at: Millis(open_h * 3_600_000),
-            resolved_at: resolved_h.map(|h| Millis(h * 3_600_000)),
-            severity: sev,
-            components: vec![name(c)],
+    fn span(
+        incident: i64,
+        from_h: i64,
+        to_h: Option<i64>,
+        status: ComponentStatus,
+        c: &str,
+    ) -> Span {
+        Span {
+            incident,
+            component: name(c),
+            status,
+            from: Millis(from_h * 3_600_000),
+            to: to_h.map(|h| Millis(h * 3_600_000)),
         }
     }
 
+    use ComponentStatus::*;
+
     #[test]
-    fn the_worst_open_incident_decides_a_component_and_an_override_wins() {
-        let outages = [
-            outage(1, None, Severity::P2, "checkout"),
-            outage(2, None, Severity::P1, "checkout"),
-            outage(3, Some(4), Severity::P0, "checkout"),
-            outage(3, None, Severity::P0, "search"),
+    fn the_worst_lasting_span_decides_a_component_and_an_override_wins() {
+        let spans = [
+            span(1, 1, None, DegradedPerformance, "checkout"),
+            span(2, 2, None, PartialOutage, "checkout"),
+            span(3, 3, Some(4), MajorOutage, "checkout"),
+            span(4, 3, None, MajorOutage, "search"),
         ];
         assert_eq!(
-            current_status(&name("checkout"), &outages, None),
-            ComponentStatus::PartialOutage
+            current_status(&name("checkout"), &spans, None),
+            PartialOutage
         );
+        assert_eq!(current_status(&name("login"), &spans, None), Operational);
         assert_eq!(
-            current_status(&name("login"), &outages, None),
-            ComponentStatus::Operational
-        );
-        assert_eq!(
-            current_status(
-                &name("checkout"),
-                &outages,
-                Some(ComponentStatus::Operational)
-            ),
-            ComponentStatus::Operational
+            current_status(&name("checkout"), &spans, Some(Operational)),
+            Operational
         );
     }
 
     #[test]
-    fn bars_mark_every_utc_day_an_outage_spanned_with_its_worst_state() {
-        // Day 10 (240 h) to day 11 noon; now is day 12 at 06:00.
+    fn bars_mark_every_utc_day_a_span_covered_with_its_worst_state() {
+        // Day 10 23:00 to day 11 noon; now is day 12 at 06:00.
         let now = Millis((12 * 24 + 6) * 3_600_000);
-        let outages = [
-            outage(10 * 24 + 23, Some(11 * 24 + 12), Severity::P1, "checkout"),
-            outage(11 * 24 + 1, Some(11 * 24 + 2), Severity::P0, "checkout"),
-            outage(12 * 24 + 1, None, Severity::P2, "checkout"),
+        let spans = [
+            span(
+                1,
+                10 * 24 + 23,
+                Some(11 * 24 + 12),
+                PartialOutage,
+                "checkout",
+            ),
+            // The same incident raised to P0 for an hour, then lowered: day 11 keeps the worst.
+            span(2, 11 * 24 + 1, Some(11 * 24 + 2), MajorOutage, "checkout"),
+            span(
+                2,
+                11 * 24 + 2,
+                Some(11 * 24 + 3),
+                DegradedPerformance,
+                "checkout",
+            ),
+            span(3, 12 * 24 + 1, None, DegradedPerformance, "checkout"),
         ];
-        let bars = day_bars(&name("checkout"), &outages, now, 5);
+        let bars = day_bars(&name("checkout"), &spans, now, 5);
         let states: Vec<_> = bars.iter().map(|b| (b.status, b.outages)).collect();
         assert_eq!(
             states,
             vec![
-                (ComponentStatus::Operational, 0),
-                (ComponentStatus::Operational, 0),
-                (ComponentStatus::PartialOutage, 1),
-                (ComponentStatus::MajorOutage, 2),
-                (ComponentStatus::DegradedPerformance, 1),
+                (Operational, 0),
+                (Operational, 0),
+                (PartialOutage, 1),
+                (MajorOutage, 2),
+                (DegradedPerformance, 1),
             ]
         );
         assert_eq!(bars[4].day_start, Millis(12 * DAY_MS));
         assert_eq!(days_without_outage_percent(&bars), 40.0);
+    }
+
+    #[test]
+    fn public_text_is_plain_and_never_carries_a_slack_id() {
+        assert_eq!(
+            public_text("R&amp;D API: fewer than &lt;5% fail, see <https://status.example.com/x|the notes> \u{FFFE}\u{202E}ok").as_deref(),
+            Ok("R&D API: fewer than <5% fail, see the notes ok")
+        );
+        assert_eq!(
+            public_text("a <https://example.com> b").as_deref(),
+            Ok("a https://example.com b")
+        );
+        for mention in [
+            "<@U0ALICE|alice> is on it",
+            "<!here> fixed",
+            "see <#C0INC|incidents>",
+            "<!subteam^S1|ops>",
+        ] {
+            assert!(public_text(mention).is_err(), "{mention}");
+        }
+        assert!(public_text(" \u{200B} ").is_err());
+        assert_eq!(
+            public_text("1 &lt; 2 and 3 &gt; 2").as_deref(),
+            Ok("1 < 2 and 3 > 2")
+        );
     }
 
     #[test]
@@ -347,7 +494,11 @@ mod tests {
             Some(ComponentStatus::DegradedPerformance)
         );
         assert_eq!(ComponentStatus::parse("broken"), None);
-        assert!(ComponentName::parse("Checkout").is_err());
+        assert_eq!(
+            ComponentName::parse("Checkout").map(|n| n.to_string()),
+            Ok("checkout".into())
+        );
+        assert!(ComponentName::parse("check out").is_err());
         assert!(ComponentName::parse("api-eu_1").is_ok());
     }
 

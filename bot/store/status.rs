@@ -6,7 +6,7 @@ use sqlx::{Any, Executor};
 
 use super::{StoreError, StoreResult, col};
 use crate::incident::{IncidentRef, Severity};
-use crate::status::{ComponentName, ComponentStatus, Outage, stats::IncidentTimes};
+use crate::status::{ComponentName, ComponentStatus, Outage, Span, stats::IncidentTimes};
 use crate::time::Millis;
 
 /// What a public update says about where the incident stands
@@ -336,4 +336,95 @@ pub async fn pages_between<'c, E: Executor<'c, Database = Any>>(
     rows.iter()
         .map(|row| Ok((col(row, "user_id")?, Millis(col(row, "at")?))))
         .collect()
+}
+
+/// Brings an incident's spans (`component_spans`) up to date at `now`: the
+/// ones that no longer hold (resolved, another severity, a component no
+/// longer touched) end, the missing ones begin.
+pub async fn sync_spans(
+    conn: &mut sqlx::AnyConnection,
+    r: IncidentRef,
+    now: Millis,
+) -> StoreResult<()> {
+    let Some(row) = sqlx::query("SELECT severity, state FROM incidents WHERE id = $1")
+        .bind(r.number())
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(());
+    };
+    let severity: String = col(&row, "severity")?;
+    let state: String = col(&row, "state")?;
+    let status =
+        ComponentStatus::from_severity(severity.parse::<Severity>().map_err(StoreError::Corrupt)?);
+    let wanted: Vec<String> = if state == "resolved" {
+        Vec::new()
+    } else {
+        components_of(&mut *conn, r).await?
+    };
+    let open = sqlx::query(
+        "SELECT id, component, status FROM component_spans WHERE incident_id = $1 AND to_at IS NULL",
+    )
+    .bind(r.number())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut holding: Vec<String> = Vec::new();
+    for row in &open {
+        let id: i64 = col(row, "id")?;
+        let component: String = col(row, "component")?;
+        let was: String = col(row, "status")?;
+        if was == status.as_str() && wanted.contains(&component) {
+            holding.push(component);
+        } else {
+            sqlx::query("UPDATE component_spans SET to_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now.0)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    for component in wanted.iter().filter(|c| !holding.contains(c)) {
+        sqlx::query(
+            "INSERT INTO component_spans (incident_id, component, status, from_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(r.number())
+        .bind(component.as_str())
+        .bind(status.as_str())
+        .bind(now.0)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The spans still lasting or ended since `since`.
+pub async fn spans_since<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    since: Millis,
+) -> StoreResult<Vec<Span>> {
+    let rows = sqlx::query(
+        "SELECT incident_id, component, status, from_at, to_at FROM component_spans \
+         WHERE to_at IS NULL OR to_at >= $1",
+    )
+    .bind(since.0)
+    .fetch_all(ex)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let component: String = col(row, "component")?;
+        let status: String = col(row, "status")?;
+        // A component renamed in the config since: nothing shows it.
+        let Ok(component) = ComponentName::parse(&component) else {
+            continue;
+        };
+        out.push(Span {
+            incident: col(row, "incident_id")?,
+            component,
+            status: ComponentStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("span status {status}")))?,
+            from: Millis(col(row, "from_at")?),
+            to: col::<Option<i64>>(row, "to_at")?.map(Millis),
+        });
+    }
+    Ok(out)
 }

@@ -1,4 +1,5 @@
-//! Who may do what: run or approve an action, change an incident's severity.
+//! Who may do what: run or approve an action, change an incident's severity,
+//! speak for the team on the public status page.
 //!
 //! Permissions name people three ways (`user:U…`, `group:S…`, `schedule:NAME`,
 //! see [`Target`]); this is the one place that decides whether a person is
@@ -7,7 +8,7 @@
 
 use super::{Ctx, Result};
 use crate::escalation::Target;
-use crate::incident::{Incident, SlackUserId};
+use crate::incident::{Incident, IncidentRef, SlackUserId};
 use crate::store::actions::{self, AuditEntry};
 
 /// Whether `user` is among `targets`: named, in a named Slack user group, or on
@@ -79,21 +80,23 @@ pub async fn may_silence(
         "Only the people of {}'s escalation ladder and those in `alerts.silencers` may silence its alerts.",
         incident.reference
     );
-    refuse(ctx, user, incident, "silence", why).await.map(Some)
+    refuse(ctx, user, Some(incident.reference), "silence", why)
+        .await
+        .map(Some)
 }
 
 /// Audits a refusal of `what` on `incident` and words it for the person.
 async fn refuse(
     ctx: &Ctx,
     user: &SlackUserId,
-    incident: &Incident,
+    incident: Option<IncidentRef>,
     what: &str,
     why: String,
 ) -> Result<String> {
     actions::audit(
         ctx.store.pool(),
         &AuditEntry {
-            incident: Some(incident.reference),
+            incident,
             request: None,
             actor: Some(user.as_str()),
             event: "refused",
@@ -128,5 +131,30 @@ pub async fn may_change_severity(
         "Only the people in `incidents.severity_changers`, or whoever opened or owns {}, may change its severity.",
         incident.reference
     );
-    refuse(ctx, user, incident, "sev", why).await.map(Some)
+    refuse(ctx, user, Some(incident.reference), "sev", why)
+        .await
+        .map(Some)
+}
+
+/// When `status.publishers` is set, only those people may publish for the
+/// public (`/incident status --public`), choose an incident's components or
+/// set a component's state by hand: what the status page says is the
+/// company's word. `what` names the command; `Some`: the refusal, already
+/// audited.
+pub async fn may_publish(
+    ctx: &Ctx,
+    user: &SlackUserId,
+    incident: Option<IncidentRef>,
+    what: &str,
+) -> Result<Option<String>> {
+    let publishers = &ctx.settings.status.publishers;
+    if publishers.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(true) = is_among(ctx, user, publishers).await {
+        return Ok(None);
+    }
+    let why =
+        "Only the people in `status.publishers` may change what the status page says.".to_string();
+    refuse(ctx, user, incident, what, why).await.map(Some)
 }

@@ -366,6 +366,7 @@ async fn raise(
     else {
         return Ok(incident.clone());
     };
+    super::statuspage::track(tx, current.reference, now).await?;
     let text = format!(
         "⚠️ {} raised from *{previous}* to *{severity}*: a {severity} alert fired ({}; respond within {}).",
         current.reference,

@@ -233,6 +233,18 @@ fn help(ctx: &Ctx) -> String {
             severities.join(" and ")
         ));
     }
+    let components: Vec<String> = ctx
+        .settings
+        .status
+        .components
+        .iter()
+        .map(|c| format!("`{}`", c.name))
+        .collect();
+    lines.push(if components.is_empty() {
+        "No status-page components are configured here (`[[status.components]]`).".to_string()
+    } else {
+        format!("Status-page components here: {}.", components.join(", "))
+    });
     lines.join("\n")
 }
 
@@ -397,6 +409,15 @@ pub async fn status(
     text: &str,
     public: bool,
 ) -> Result<Answer> {
+    // What the public will read, checked before anything is posted.
+    let public_text = if public {
+        match statuspage::check_public(ctx, actor, incident.reference, text).await? {
+            Ok(t) => Some(t),
+            Err(why) => return Ok(Answer::Refused(why)),
+        }
+    } else {
+        None
+    };
     let now = ctx.clock.now();
     let mut tx = ctx.begin().await?;
     let Some(current) = incidents::touch_open(&mut *tx, incident.reference, now).await? else {
@@ -424,8 +445,8 @@ pub async fn status(
             now,
         )
         .await?;
-    if public {
-        statuspage::publish_in(&mut tx, &current, text, actor, now).await?;
+    if let Some(published) = &public_text {
+        statuspage::publish_in(&mut tx, &current, published, actor, now).await?;
     }
     ctx.commit(tx).await?;
     Ok(Answer::Done(if public {
@@ -482,6 +503,7 @@ pub async fn set_severity(
         tx.rollback().await?;
         return why_not(ctx, incident.reference, "change severity").await;
     };
+    statuspage::track(&mut tx, current.reference, now).await?;
     let previous = incident.severity;
     let reply = ctx.render(
         TemplateName::SeverityChanged,

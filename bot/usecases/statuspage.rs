@@ -9,13 +9,57 @@
 //! with public updates resolves ([`RESOLVED_TEXT`]).
 
 use super::thread::Entry;
-use super::{Answer, Ctx, Result};
-use crate::incident::{EventKind, Incident, SlackUserId};
+use super::{Answer, Ctx, Result, access};
+use crate::blocks;
+use crate::incident::{ChannelId, EventKind, Incident, IncidentRef, SlackUserId};
 use crate::status::{ComponentName, ComponentStatus};
+use crate::store::actions::{self, AuditEntry};
+use crate::store::outbox::{self, MessageKind, NewMessage};
 use crate::store::status::{self as store, PublicState};
 use crate::store::{Tx, incidents};
 use crate::templates::slack_escape;
 use crate::time::Millis;
+
+/// Records a change of what the status page says in the audit log.
+async fn audit(
+    ctx: &Ctx,
+    actor: &SlackUserId,
+    incident: Option<IncidentRef>,
+    what: &str,
+    detail: &str,
+) -> Result<()> {
+    actions::audit(
+        ctx.store.pool(),
+        &AuditEntry {
+            incident,
+            request: None,
+            actor: Some(actor.as_str()),
+            event: "status_page",
+            action: Some(what),
+            detail,
+        },
+        ctx.clock.now(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Checks `text` for the public and whether `actor` may publish it on
+/// `incident`: the text as the page will show it, or why not (audited when
+/// it is a matter of permission). Call before anything changes.
+pub async fn check_public(
+    ctx: &Ctx,
+    actor: &SlackUserId,
+    incident: IncidentRef,
+    text: &str,
+) -> Result<std::result::Result<String, String>> {
+    if let Some(refused) =
+        access::may_publish(ctx, actor, Some(incident), "status --public").await?
+    {
+        return Ok(Err(refused));
+    }
+    Ok(crate::status::public_text(text))
+}
 
 /// What the page says when an incident with public updates resolves.
 pub const RESOLVED_TEXT: &str = "This incident has been resolved.";
@@ -74,7 +118,16 @@ fn titles(ctx: &Ctx, names: &[ComponentName]) -> String {
 pub async fn attach(tx: &mut Tx, incident: &Incident, names: &[ComponentName]) -> Result<()> {
     if !names.is_empty() {
         store::set_components(tx, incident.reference, names).await?;
+        track(tx, incident.reference, incident.opened_at).await?;
     }
+    Ok(())
+}
+
+/// After anything that changes what an incident does to its components (its
+/// components, its severity, resolving, reopening), inside that change's
+/// transaction: the page's bars keep each state for the time it held.
+pub async fn track(tx: &mut Tx, r: IncidentRef, now: Millis) -> Result<()> {
+    store::sync_spans(tx, r, now).await?;
     Ok(())
 }
 
@@ -89,29 +142,40 @@ pub async fn set_components(
         return Ok(Answer::Refused(why));
     }
     let r = incident.reference;
+    if let Some(refused) = access::may_publish(ctx, actor, Some(r), "components").await? {
+        return Ok(Answer::Refused(refused));
+    }
     let now = ctx.clock.now();
     let mut tx = ctx.begin().await?;
     let Some(current) = incidents::get(&mut *tx, r).await? else {
         tx.rollback().await?;
         return Ok(Answer::Refused(format!("{r} does not exist.")));
     };
+    if current.is_resolved() {
+        tx.rollback().await?;
+        return Ok(Answer::Refused(format!(
+            "{r} is resolved: the status page keeps the components it touched while it was open. Reopen it to change them."
+        )));
+    }
     let said = if names.is_empty() {
         "touches no status-page component".to_string()
     } else {
         format!("touches {} on the status page", titles(ctx, names))
     };
     store::set_components(&mut tx, r, names).await?;
+    track(&mut tx, r, now).await?;
     ctx.thread()
         .post(
             &mut tx,
             &current,
             Entry::new(EventKind::StatusPage, format!("set: the incident {said}")).by(actor),
-            &format!("🌐 {r} {said} (set by <@{actor}>)."),
+            &format!("🌐 {r} {} (set by <@{actor}>).", slack_escape(&said)),
             now,
         )
         .await?;
     ctx.commit(tx).await?;
-    Ok(Answer::Done(format!("{r} {said}.")))
+    audit(ctx, actor, Some(r), "components", &said).await?;
+    Ok(Answer::Done(format!("{r} {}.", slack_escape(&said))))
 }
 
 /// Publishes `text` for the public as `incident`'s next update, inside the
@@ -145,6 +209,7 @@ pub async fn publish_in(
 
 /// On resolving: an incident the public was told about is told resolved.
 pub async fn on_resolve(tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
+    track(tx, incident.reference, now).await?;
     let updates = store::public_updates_of(&mut **tx, incident.reference).await?;
     if updates
         .last()
@@ -167,6 +232,7 @@ pub async fn on_resolve(tx: &mut Tx, incident: &Incident, now: Millis) -> Result
 /// not (else the page would list a current incident whose last word is
 /// "resolved").
 pub async fn on_reopen(tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
+    track(tx, incident.reference, now).await?;
     let updates = store::public_updates_of(&mut **tx, incident.reference).await?;
     if updates
         .last()
@@ -195,20 +261,56 @@ pub async fn set_state(
     if let Some(why) = unknown_components(ctx, std::slice::from_ref(component)) {
         return Ok(Answer::Refused(why));
     }
+    if let Some(refused) = access::may_publish(ctx, actor, None, "component").await? {
+        return Ok(Answer::Refused(refused));
+    }
     let now = ctx.clock.now();
-    store::set_override(ctx.store.pool(), component, status, actor.as_str(), now).await?;
-    ctx.wrote();
-    let title = titles(ctx, std::slice::from_ref(component));
-    tracing::info!(component = %component, status = status.map(|s| s.as_str()).unwrap_or("auto"), user = %actor, "status page component state set by hand");
-    Ok(Answer::Done(match status {
+    let title = slack_escape(&titles(ctx, std::slice::from_ref(component)));
+    let said = match status {
         Some(s) => format!(
-            "🌐 The status page now shows {} as *{}* until someone sets it back with `/incident component {component} auto`.",
-            slack_escape(&title),
+            "🌐 <@{actor}> set *{title}* to *{}* on the status page, until someone runs `/incident component {component} auto`.",
             s.label()
         ),
-        None => format!(
-            "🌐 The status page shows {} as its open incidents make it again.",
-            slack_escape(&title)
+        None => format!("🌐 <@{actor}> gave *{title}* back to its incidents on the status page."),
+    };
+    // The change and its notice in the incident channel commit together: a
+    // public page never changes by hand without the team seeing who did it.
+    let mut tx = ctx.begin().await?;
+    store::set_override(&mut *tx, component, status, actor.as_str(), now).await?;
+    if let Some(channel) = &ctx.settings.slack.incident_channel {
+        notice(&mut tx, channel, &said, now).await?;
+    }
+    ctx.commit(tx).await?;
+    audit(
+        ctx,
+        actor,
+        None,
+        "component",
+        &format!(
+            "{component}: {}",
+            status.map(|s| s.as_str()).unwrap_or("auto")
         ),
-    }))
+    )
+    .await?;
+    tracing::info!(component = %component, status = status.map(|s| s.as_str()).unwrap_or("auto"), user = %actor, "status page component state set by hand");
+    Ok(Answer::Done(said))
+}
+
+/// A message of its own in `channel`, in the caller's transaction.
+async fn notice(tx: &mut Tx, channel: &ChannelId, text: &str, now: Millis) -> Result<()> {
+    outbox::enqueue(
+        &mut **tx,
+        &NewMessage {
+            incident: None,
+            kind: MessageKind::Root,
+            channel,
+            user: None,
+            payload: blocks::text_message(text),
+            updates: None,
+            page: false,
+        },
+        now,
+    )
+    .await?;
+    Ok(())
 }

@@ -34,9 +34,27 @@ pub struct ListQuery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadFilter(pub String);
 
-/// The month `2026-11` as [start, end) in milliseconds (UTC).
+/// A value from the query string as an error message shows it: no control
+/// character, at most 40 characters.
+fn shown(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .take(40)
+        .collect();
+    if s.chars().count() > 40 {
+        out.push('…');
+    }
+    out
+}
+
+/// The month `2026-11` as [start, end) in milliseconds (UTC), for years
+/// 1970 to 9998.
 fn month_range(month: &str) -> Option<(Millis, Millis)> {
     let start: jiff::civil::Date = format!("{month}-01").parse().ok()?;
+    if !(1970..=9998).contains(&start.year()) || month.len() != 7 {
+        return None;
+    }
     let end = start.checked_add(jiff::Span::new().months(1)).ok()?;
     let at = |d: jiff::civil::Date| {
         d.to_zoned(jiff::tz::TimeZone::UTC)
@@ -57,7 +75,12 @@ impl ListQuery {
         };
         let severity = match blank(&self.severity) {
             None => None,
-            Some(s) => Some(s.parse::<Severity>().map_err(BadFilter)?),
+            Some(s) => Some(s.parse::<Severity>().map_err(|_| {
+                BadFilter(format!(
+                    "`{}` is not a severity: P0, P1, P2 or P3",
+                    shown(&s)
+                ))
+            })?),
         };
         let source = match blank(&self.source) {
             None => None,
@@ -65,7 +88,8 @@ impl ListQuery {
                 IncidentSource::parse(&s)
                     .ok_or_else(|| {
                         BadFilter(format!(
-                            "`{s}` is not a source: slack, alertmanager, grafana or heartbeat"
+                            "`{}` is not a source: slack, alertmanager, grafana or heartbeat",
+                            shown(&s)
                         ))
                     })?
                     .as_str()
@@ -77,7 +101,10 @@ impl ListQuery {
             None => (None, None),
             Some(m) => {
                 let (a, b) = month_range(m).ok_or_else(|| {
-                    BadFilter(format!("`{m}` is not a month; write it like 2026-11"))
+                    BadFilter(format!(
+                        "`{}` is not a month from 1970-01 to 9998-12; write it like 2026-11",
+                        shown(m)
+                    ))
                 })?;
                 (Some(a), Some(b))
             }
@@ -88,7 +115,7 @@ impl ListQuery {
                 .parse::<i64>()
                 .ok()
                 .filter(|p| (1..=1_000_000).contains(p))
-                .ok_or_else(|| BadFilter(format!("`{p}` is not a page number")))?,
+                .ok_or_else(|| BadFilter(format!("`{}` is not a page number", shown(&p))))?,
         };
         Ok((
             HistoryFilter {
@@ -222,6 +249,12 @@ pub async fn list(
     };
     let total = incidents::count_matching(pool, &filter).await?;
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    if page > pages {
+        return Ok(Err(BadFilter(format!(
+            "there is no page {page}: these filters give {pages} page{}",
+            if pages == 1 { "" } else { "s" }
+        ))));
+    }
     let rows = incidents::history_page(pool, &filter, (page - 1) * PAGE_SIZE, PAGE_SIZE).await?;
 
     // The charts: the chosen month's weeks, else the last twelve.
@@ -463,7 +496,19 @@ pub async fn incident(
         .iter()
         .map(|e| charts::Mark {
             offset_ms: e.at.0 - i.opened_at.0,
-            label: format!("{} {}", e.at.clock(), e.text),
+            label: format!(
+                "{} {}{}{}",
+                e.at.clock(),
+                e.actor
+                    .as_ref()
+                    .map(|a| format!("@{a} "))
+                    .unwrap_or_default(),
+                e.text,
+                e.subject
+                    .as_ref()
+                    .map(|s| format!(" @{s}"))
+                    .unwrap_or_default()
+            ),
         })
         .collect();
     let chart = charts::incident_timeline(

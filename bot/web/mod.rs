@@ -38,6 +38,10 @@ fn registry() -> &'static Handlebars<'static> {
                 include_str!("../../templates/web/incident.html.hbs"),
             ),
             ("login", include_str!("../../templates/web/login.html.hbs")),
+            (
+                "message",
+                include_str!("../../templates/web/message.html.hbs"),
+            ),
         ];
         for (name, text) in templates {
             // The templates ship inside the binary; a test renders each one.
@@ -79,6 +83,6 @@ pub fn duration(d: Option<std::time::Duration>) -> String {
 mod tests {
     #[test]
     fn every_page_template_compiles() {
-        assert_eq!(super::registry().get_templates().len(), 6);
+        assert_eq!(super::registry().get_templates().len(), 7);
     }
 }

@@ -206,18 +206,18 @@ pub async fn view(
 ) -> StoreResult<StatusView> {
     let since = Millis(now.0 - HISTORY_DAYS as i64 * status::DAY_MS);
     let rows = store::outages_since(pool, since).await?;
+    let spans = store::spans_since(pool, since).await?;
     let updates = store::public_updates_since(pool, since).await?;
     let overrides: HashMap<String, ComponentStatus> =
         store::overrides(pool).await?.into_iter().collect();
     // Only configured components are shown; a name left in the store after
     // it was removed from the config touches nothing.
-    let outages: Vec<Outage> = rows.iter().map(|r| r.outage.clone()).collect();
 
     let mut components = Vec::new();
     for c in &settings.components {
         let overridden = overrides.get(c.name.as_str()).copied();
-        let state = current_status(&c.name, &outages, overridden);
-        let bars = day_bars(&c.name, &outages, now, HISTORY_DAYS);
+        let state = current_status(&c.name, &spans, overridden);
+        let bars = day_bars(&c.name, &spans, now, HISTORY_DAYS);
         let mut counts: BTreeMap<ComponentStatus, usize> = BTreeMap::new();
         for b in &bars {
             *counts.entry(b.status).or_default() += 1;
@@ -425,21 +425,21 @@ fn feed_entries(view: &StatusView) -> Vec<(&PublicIncident, &UpdateView)> {
     entries
 }
 
-fn page_url(view: &StatusView, path: &str) -> String {
-    match &view.public_url {
-        Some(base) => format!("{base}{path}"),
-        None => path.to_string(),
-    }
+/// `base` + `path`: `base` is `status.public_url`, else the address the
+/// request came to (both formats want absolute links and ids).
+fn page_url(base: &str, path: &str) -> String {
+    format!("{base}{path}")
 }
 
-/// The updates as an RSS 2.0 feed.
-pub fn rss(view: &StatusView) -> String {
+/// The updates as an RSS 2.0 feed; `base`: see [`page_url`]. Descriptions
+/// are HTML in RSS, so the text is escaped for it.
+pub fn rss(view: &StatusView, base: &str) -> String {
     let items = feed_entries(view)
         .into_iter()
         .map(|(i, u)| rss::Item {
             title: Some(format!("{} — {}", i.heading, u.label)),
-            link: Some(page_url(view, &format!("/status#{}", i.id))),
-            description: Some(u.body.clone()),
+            link: Some(page_url(base, &format!("/status#{}", i.id))),
+            description: Some(handlebars::html_escape(&u.body)),
             guid: Some(rss::Guid {
                 value: format!("{}-update-{}", i.id, u.id),
                 permalink: false,
@@ -453,7 +453,7 @@ pub fn rss(view: &StatusView) -> String {
         .collect();
     let channel = rss::Channel {
         title: view.site.clone(),
-        link: page_url(view, "/status"),
+        link: page_url(base, "/status"),
         description: format!("{}: incidents and their updates", view.site),
         last_build_date: view
             .updated_iso
@@ -466,21 +466,21 @@ pub fn rss(view: &StatusView) -> String {
     channel.to_string()
 }
 
-/// The updates as an Atom feed (RFC 4287).
-pub fn atom(view: &StatusView) -> String {
+/// The updates as an Atom feed (RFC 4287); `base`: see [`page_url`].
+pub fn atom(view: &StatusView, base: &str) -> String {
     use atom_syndication::{Entry, Feed, Link, Text};
     let updated = |iso: &str| iso.parse::<jiff::Timestamp>().ok().and_then(chrono_like);
     let mut feed = Feed::default();
     feed.set_title(Text::plain(view.site.clone()));
-    feed.set_id(page_url(view, "/status.atom"));
+    feed.set_id(page_url(base, "/status.atom"));
     if let Some(t) = updated(&view.updated_iso) {
         feed.set_updated(t);
     }
     let mut link = Link::default();
-    link.set_href(page_url(view, "/status"));
+    link.set_href(page_url(base, "/status"));
     link.set_rel("alternate");
     let mut own = Link::default();
-    own.set_href(page_url(view, "/status.atom"));
+    own.set_href(page_url(base, "/status.atom"));
     own.set_rel("self");
     feed.set_links(vec![link, own]);
     let mut author = atom_syndication::Person::default();
@@ -494,7 +494,7 @@ pub fn atom(view: &StatusView) -> String {
                 e.set_title(Text::plain(format!("{} — {}", i.heading, u.label)));
                 e.set_id(format!(
                     "{}#{}-update-{}",
-                    page_url(view, "/status"),
+                    page_url(base, "/status"),
                     i.id,
                     u.id
                 ));
@@ -502,7 +502,7 @@ pub fn atom(view: &StatusView) -> String {
                     e.set_updated(t);
                 }
                 let mut l = Link::default();
-                l.set_href(page_url(view, &format!("/status#{}", i.id)));
+                l.set_href(page_url(base, &format!("/status#{}", i.id)));
                 e.set_links(vec![l]);
                 e.set_summary(Some(Text::plain(u.body.clone())));
                 e
