@@ -1327,6 +1327,21 @@ fn from_raw(
                 );
             }
             match header {
+                Ok(header)
+                    if [
+                        axum::http::header::AUTHORIZATION,
+                        axum::http::header::COOKIE,
+                        axum::http::header::HOST,
+                    ]
+                    .contains(&header) =>
+                {
+                    p.problem(
+                        source.to_string(),
+                        "history.trusted_proxy_header".into(),
+                        format!("`{h}` is sent by every browser or client: name the header your proxy sets for the signed-in user, like X-Forwarded-User"),
+                    );
+                    None
+                }
                 Ok(header) => Some(TrustedProxy { header, addresses }),
                 Err(_) => {
                     p.problem(
@@ -1454,6 +1469,17 @@ fn from_raw(
         }
         Catalog::default()
     });
+    for (i, t) in status.publishers.iter().enumerate() {
+        if let crate::escalation::Target::Schedule(s) = t
+            && !escalation.schedules.contains_key(s)
+        {
+            p.problem(
+                source.to_string(),
+                format!("status.publishers[{i}]"),
+                format!("no schedule is named `{s}`"),
+            );
+        }
+    }
     for (name, action) in &actions.actions {
         for t in action.allowed.iter().chain(&action.approvers) {
             if let crate::escalation::Target::Schedule(s) = t
@@ -2078,7 +2104,7 @@ webhook_body = '{"summary": {{json title}}, "n": {{number}}, "who": "{{owner}}"}
         let good = r#"
 listen = "127.0.0.1:8080"
 [status]
-title = "Acme \u202Estatus"
+title = "Acme \u202Estatus\uFFFE"
 public_url = "https://status.example.com/"
 listen = "0.0.0.0:8081"
 publishers = ["user:U0BOB", "group:S0COMMS"]

@@ -654,6 +654,8 @@ async fn a_day_keeps_the_worst_state_an_incident_held_whatever_changes_later() {
         .await;
     app.command(ALICE, "open P1 --component login login is slow")
         .await;
+    app.command(ALICE, "status INC-1 —public Search is down.")
+        .await;
     app.command(ALICE, "sev INC-1 P3").await;
     app.command(ALICE, "components INC-2 none").await;
     let page = status_json(&app).await;
@@ -666,6 +668,12 @@ async fn a_day_keeps_the_worst_state_an_incident_held_whatever_changes_later() {
     };
     assert_eq!(component(&page, "search")["status"], "degraded_performance");
     assert_eq!(today(&page, "search"), "major_outage");
+    // What the public was told stays told: the incident is still named by
+    // the worst it did (an em dash typed for `--` counts as the flag).
+    assert_eq!(
+        page["incidents"][0]["name"], "Major outage: Search",
+        "{page}"
+    );
     assert_eq!(component(&page, "login")["status"], "operational");
     assert_eq!(today(&page, "login"), "partial_outage");
     app.command(ALICE, "resolve INC-1 fixed").await;
@@ -688,12 +696,13 @@ async fn only_publishers_change_what_the_page_says_and_a_state_by_hand_is_announ
         .extra_toml
         .replace("[status]\n", "[status]\npublishers = [\"user:U0BOB\"]\n");
     let app = TestApp::start_with(&db, &slack, opts).await;
-    app.command(ALICE, "open P1 --component checkout cards fail")
+    app.command(BOB, "open P1 --component checkout cards fail")
         .await;
     for text in [
         "status INC-1 --public Card payments fail for some.",
         "components INC-1 search",
         "component login major_outage",
+        "open P0 --component login login is down",
     ] {
         let answer = app.command(ALICE, text).await;
         assert!(answer.contains("status.publishers"), "{text}: {answer}");
@@ -705,7 +714,7 @@ async fn only_publishers_change_what_the_page_says_and_a_state_by_hand_is_announ
         .expect("audit log");
     assert_eq!(
         log.iter().filter(|e| e.0 == "refused").count(),
-        3,
+        4,
         "{log:?}"
     );
 
@@ -818,6 +827,86 @@ async fn a_session_ends_after_twelve_hours_and_sign_in_returns_to_the_page_asked
     assert_eq!(status, 404);
     assert!(
         html.contains("<main") && html.contains("INC-77 does not exist"),
+        "{html}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_open_alert_incident_gains_a_component_added_to_the_config_at_its_next_notification() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let notification = json!({
+        "version": "4",
+        "groupKey": "{}:{alertname=\"PaymentsDown\"}",
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "klaxon",
+        "groupLabels": {"alertname": "PaymentsDown"},
+        "commonLabels": {"alertname": "PaymentsDown", "severity": "critical", "service": "payments-api"},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": [{
+            "status": "firing",
+            "labels": {"alertname": "PaymentsDown", "severity": "critical", "service": "payments-api"},
+            "annotations": {},
+            "startsAt": "2026-11-22T17:04:09Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "fingerprint": "f1",
+        }],
+    });
+    let deliver = |app: &TestApp| {
+        let r = app
+            .client
+            .post(format!("{}/alerts/alertmanager", app.base))
+            .bearer_auth(ALERT_TOKEN)
+            .json(&notification)
+            .send();
+        async move { r.await.expect("request").status().as_u16() }
+    };
+    // Before the component exists (an older config, or an older Klaxon).
+    let before = Options {
+        extra_toml: format!("alert_token = \"{ALERT_TOKEN}\"\n"),
+        ..Options::default()
+    };
+    let app = TestApp::start_with(&db, &slack, before).await;
+    assert_eq!(deliver(&app).await, 200);
+    app.stop().await;
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    assert_eq!(
+        component(&status_json(&app).await, "checkout")["status"],
+        "operational"
+    );
+    assert_eq!(deliver(&app).await, 200);
+    assert_eq!(
+        component(&status_json(&app).await, "checkout")["status"],
+        "major_outage"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_history_shows_what_slack_shows_not_its_escaping() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    app.command(
+        ALICE,
+        "open P3 R&amp;D API &lt;slow&gt; see <https://x.example/a|the dashboard>",
+    )
+    .await;
+    app.command(ALICE, "status INC-1 <@U0BOB|bob> is looking")
+        .await;
+    let bearer = format!("Bearer {HISTORY_TOKEN}");
+    let (status, html) = get_with(&app, "/incidents/INC-1", &[("authorization", &bearer)]).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("INC-1: R&amp;D API &lt;slow&gt; see the dashboard"),
+        "{html}"
+    );
+    assert!(html.contains("status update: @bob is looking"), "{html}");
+    assert!(
+        !html.contains("&amp;amp;") && !html.contains("&lt;@U0BOB"),
         "{html}"
     );
     app.stop().await;

@@ -155,7 +155,11 @@ pub fn refusal(app: &App, headers: &HeaderMap, peer: Option<Peer>, path: &str) -
         (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
-            "unauthorized: send Authorization: Bearer <KLAXON_HISTORY_TOKEN>\n",
+            if token.is_some() {
+                "unauthorized: send Authorization: Bearer <KLAXON_HISTORY_TOKEN>\n"
+            } else {
+                "unauthorized: sign in through the proxy in front of Klaxon ([history] trusted_proxies)\n"
+            },
         )
             .into_response(),
     )

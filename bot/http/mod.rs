@@ -66,6 +66,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/incidents/login", post(history::login))
         .route("/incidents/{reference}", get(history::incident))
         .route("/status", get(status::page))
+        .route("/status/", get(status::page))
         .route("/status.json", get(status::json))
         .route("/status.rss", get(status::rss))
         .route("/status.atom", get(status::atom))

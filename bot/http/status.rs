@@ -135,6 +135,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/status", get(page))
+        .route("/status/", get(page))
         .route("/status.json", get(json))
         .route("/status.rss", get(rss))
         .route("/status.atom", get(atom))

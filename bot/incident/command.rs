@@ -206,10 +206,20 @@ fn optional_ref<'a>(
     }
 }
 
+/// A flag as typed: `--public`, or with the dash a phone or a word processor
+/// makes of `--` (`—public`, `–public`).
+fn as_flag(word: &str) -> String {
+    let lower = word.to_ascii_lowercase();
+    match lower.strip_prefix(['\u{2014}', '\u{2013}']) {
+        Some(rest) => format!("--{rest}"),
+        None => lower,
+    }
+}
+
 /// Whether `rest` starts with `flag` (then without it).
 fn take_flag<'a>(rest: &'a str, flag: &str) -> (bool, &'a str) {
     let (word, after) = first_word(rest);
-    if word.eq_ignore_ascii_case(flag) {
+    if as_flag(word) == flag {
         (true, after)
     } else {
         (false, rest)
@@ -238,7 +248,7 @@ fn take_components(rest: &str) -> Result<(Vec<ComponentName>, String), UsageErro
     let mut kept: Vec<&str> = Vec::new();
     let mut words = rest.split_whitespace();
     while let Some(word) = words.next() {
-        let lower = word.to_ascii_lowercase();
+        let lower = as_flag(word);
         let value = if lower == "--component" || lower == "--components" {
             Some(words.next().ok_or_else(|| {
                 UsageError::new("`--component` needs a component name", USAGE_OPEN)

@@ -313,6 +313,49 @@ pub fn is_noncharacter(c: char) -> bool {
     (0xFDD0..=0xFDEF).contains(&n) || n & 0xFFFE == 0xFFFE
 }
 
+/// Text as Slack sent it, for a page outside Slack: a mention or a channel
+/// link becomes what Slack shows (`<@U1|alice>` → `@alice`, `<#C1|ops>` →
+/// `#ops`, `<!here>` → `@here`), a link its label (or its address), and
+/// Slack's escaping is undone. Slack's "Formatting text for app surfaces".
+pub fn slack_plain(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let Some(j) = after.find('>') else {
+            out.push_str(&rest[i..]);
+            rest = "";
+            break;
+        };
+        let inner = &after[..j];
+        let (target, label) = match inner.split_once('|') {
+            Some((t, l)) => (t, Some(l)),
+            None => (inner, None),
+        };
+        match (target.chars().next(), label) {
+            (Some('@'), Some(l)) | (Some('!'), Some(l)) => {
+                out.push('@');
+                out.push_str(l.trim_start_matches('@'));
+            }
+            (Some('#'), Some(l)) => {
+                out.push('#');
+                out.push_str(l.trim_start_matches('#'));
+            }
+            (Some('@' | '#'), None) => out.push_str(target),
+            (Some('!'), None) => {
+                out.push('@');
+                out.push_str(target.trim_start_matches('!'));
+            }
+            (_, Some(l)) => out.push_str(l),
+            (_, None) => out.push_str(target),
+        }
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    slack_unescape(&out)
+}
+
 /// Undoes Slack's escaping of `&`, `<` and `>` in the text it sends
 /// (Slack's "Formatting text for app surfaces": `&amp;`, `&lt;`, `&gt;`).
 pub fn slack_unescape(s: &str) -> String {

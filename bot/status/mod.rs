@@ -86,32 +86,15 @@ impl StatusSettings {
 /// group or a channel, or says `@here`, whose IDs must not reach the public
 /// (Slack's markup `<@U…>`, `<#C…>`, `<!…>`) — or nothing is left.
 pub fn public_text(raw: &str) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = raw;
-    while let Some(i) = rest.find('<') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let Some(j) = after.find('>') else {
-            out.push_str(&rest[i..]);
-            rest = "";
-            break;
-        };
-        let inner = &after[..j];
-        if inner.starts_with(['@', '#', '!']) {
-            return Err(
-                "public text cannot mention people, groups or channels (their Slack IDs would reach the public page); write it without the mention".into(),
-            );
-        }
-        out.push_str(
-            inner
-                .split_once('|')
-                .map(|(_, label)| label)
-                .unwrap_or(inner),
+    let mentions = raw
+        .match_indices('<')
+        .any(|(i, _)| raw[i + 1..].starts_with(['@', '#', '!']) && raw[i + 1..].contains('>'));
+    if mentions {
+        return Err(
+            "public text cannot mention people, groups or channels (their Slack IDs would reach the public page); write it without the mention".into(),
         );
-        rest = &after[j + 1..];
     }
-    out.push_str(rest);
-    let text = crate::incident::visible_text(&crate::incident::slack_unescape(&out));
+    let text = crate::incident::visible_text(&crate::incident::slack_plain(raw));
     let text = text.trim();
     if text.is_empty() {
         return Err("the public text is empty".into());
@@ -122,7 +105,9 @@ pub fn public_text(raw: &str) -> Result<String, String> {
 /// A title or description from the config as the page shows it: one line,
 /// nothing invisible (no right-to-left override turning the rest around).
 fn plain_line(s: &str) -> String {
-    crate::incident::single_line(s).trim().to_string()
+    crate::incident::visible_text(&crate::incident::single_line(s))
+        .trim()
+        .to_string()
 }
 
 /// An incident as the status page may know it: when, how bad, what it
@@ -232,10 +217,10 @@ pub fn days_without_outage_percent(bars: &[DayBar]) -> f64 {
     (clear as f64 * 1000.0 / bars.len() as f64).round() / 10.0
 }
 
-/// The public heading of an incident: its components and what they suffer
-/// ("Partial outage: Checkout, Search"), never its internal title.
-pub fn public_heading(severity: Severity, titles: &[&str]) -> String {
-    let state = ComponentStatus::from_severity(severity).label();
+/// The public heading of an incident: its components and the worst it put
+/// them in ("Partial outage: Checkout, Search"), never its internal title.
+pub fn public_heading(worst: ComponentStatus, titles: &[&str]) -> String {
+    let state = worst.label();
     if titles.is_empty() {
         format!("{state} of our service")
     } else {

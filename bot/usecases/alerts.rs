@@ -109,6 +109,20 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
             ..Ingested::default()
         });
     }
+    // Components configured (or added to the config) after its incident
+    // opened are attached at its next notification, a repeat included.
+    if let Some(r) = existing {
+        let service = route
+            .service_for(&batch.common_labels)
+            .or_else(|| route.service_for(&batch.group_labels));
+        let wanted = settings.status.for_alerts(&route.name, service);
+        if !wanted.is_empty()
+            && let Some(i) = incidents::get(&mut *tx, r).await?
+            && !i.is_resolved()
+        {
+            super::statuspage::add_missing(&mut tx, &i, &wanted, now).await?;
+        }
+    }
     if !store::first_notification(&mut tx, &batch.dedupe_key(), now).await? {
         // Keeps the refreshed "last seen" of the repeat.
         ctx.commit(tx).await?;

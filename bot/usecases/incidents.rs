@@ -76,8 +76,18 @@ pub async fn execute(ctx: &Ctx, actor: &Actor, command: Command) -> Result<Answe
         } => match statuspage::unknown_components(ctx, &components) {
             Some(why) => Answer::Refused(why),
             None => {
-                let severity = severity.unwrap_or(ctx.settings.incidents.default_severity);
-                open(ctx, actor, severity, title.as_str(), &components).await?
+                let refused = if components.is_empty() {
+                    None
+                } else {
+                    access::may_publish(ctx, user, None, "open --component").await?
+                };
+                match refused {
+                    Some(refused) => Answer::Refused(refused),
+                    None => {
+                        let severity = severity.unwrap_or(ctx.settings.incidents.default_severity);
+                        open(ctx, actor, severity, title.as_str(), &components).await?
+                    }
+                }
             }
         },
         Command::Components { target, components } => match find(ctx, channel, target).await? {

@@ -123,6 +123,36 @@ pub async fn attach(tx: &mut Tx, incident: &Incident, names: &[ComponentName]) -
     Ok(())
 }
 
+/// Adds those of `names` the incident does not touch yet (an alert
+/// incident's route or service, when the config gained a component after it
+/// opened), inside the caller's transaction.
+pub async fn add_missing(
+    tx: &mut Tx,
+    incident: &Incident,
+    names: &[ComponentName],
+    now: Millis,
+) -> Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let have = store::components_of(&mut **tx, incident.reference).await?;
+    if names.iter().all(|n| have.iter().any(|h| h == n.as_str())) {
+        return Ok(());
+    }
+    let mut all: Vec<ComponentName> = have
+        .iter()
+        .filter_map(|h| ComponentName::parse(h).ok())
+        .collect();
+    all.extend(
+        names
+            .iter()
+            .filter(|n| !have.iter().any(|h| h == n.as_str()))
+            .cloned(),
+    );
+    store::set_components(tx, incident.reference, &all).await?;
+    track(tx, incident.reference, now).await
+}
+
 /// After anything that changes what an incident does to its components (its
 /// components, its severity, resolving, reopening), inside that change's
 /// transaction: the page's bars keep each state for the time it held.

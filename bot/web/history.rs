@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::charts::{self, Layout, Series};
-use crate::incident::{Incident, IncidentRef, IncidentSource, Severity};
+use crate::incident::{Incident, IncidentRef, IncidentSource, Severity, slack_plain};
 use crate::status::stats::{self, WEEK_MS};
 use crate::store::status::{self as store, HistoryFilter};
 use crate::store::{StoreResult, actions, followups, incidents};
@@ -460,7 +460,7 @@ pub async fn list(
 fn row(i: &Incident) -> Row {
     Row {
         id: i.reference.to_string(),
-        title: i.title.clone(),
+        title: slack_plain(&i.title),
         severity: i.severity.as_str(),
         state: i.state.as_str(),
         source: i.source.label(),
@@ -503,7 +503,7 @@ pub async fn incident(
                     .as_ref()
                     .map(|a| format!("@{a} "))
                     .unwrap_or_default(),
-                e.text,
+                slack_plain(&e.text),
                 e.subject
                     .as_ref()
                     .map(|s| format!(" @{s}"))
@@ -532,11 +532,11 @@ pub async fn incident(
         })
         .collect();
     let data = json!({
-        "title": format!("{r}: {}", i.title),
+        "title": format!("{r}: {}", slack_plain(&i.title)),
         "site": "Klaxon",
         "feeds": false,
         "id": r.to_string(),
-        "incident_title": i.title,
+        "incident_title": slack_plain(&i.title),
         "severity": i.severity.as_str(),
         "state": i.state.as_str(),
         "source": i.source.label(),
@@ -547,8 +547,8 @@ pub async fn incident(
         "mttr": super::duration(i.time_to_resolve()),
         "owner": i.owner.as_ref().map(|o| format!("@{o}")).unwrap_or_else(|| "—".into()),
         "components": if component_titles.is_empty() { "—".to_string() } else { component_titles.join(", ") },
-        "root_cause": i.root_cause,
-        "resolution": i.resolution,
+        "root_cause": i.root_cause.as_deref().map(slack_plain),
+        "resolution": i.resolution.as_deref().map(slack_plain),
         "chart": chart,
         "chart_caption": format!(
             "Waiting for an acknowledgement for {}, then {} until {}; each tick is a timeline event (hover for its text).",
@@ -560,7 +560,7 @@ pub async fn incident(
             "at": e.at.date_time_seconds_utc(),
             "iso": e.at.rfc3339(),
             "who": who(e.actor.as_ref()),
-            "text": match &e.subject { Some(s) => format!("{} @{s}", e.text), None => e.text.clone() },
+            "text": match &e.subject { Some(s) => format!("{} @{s}", slack_plain(&e.text)), None => slack_plain(&e.text) },
         })).collect::<Vec<_>>(),
         "actions": requests.iter().map(|a| json!({
             "action": a.action,
@@ -571,7 +571,7 @@ pub async fn incident(
         })).collect::<Vec<_>>(),
         "followups": follow.iter().map(|f| json!({
             "number": f.number,
-            "text": f.text,
+            "text": slack_plain(&f.text),
             "owner": f.owner.as_ref().map(|o| format!("@{o}")),
             "tracker": f.tracker_ref.clone().or_else(|| f.tracker_state.clone()),
         })).collect::<Vec<_>>(),

@@ -288,17 +288,29 @@ pub async fn view(
         let (Some(outage), Some(r)) = (outage_of.get(&id), IncidentRef::new(id)) else {
             continue;
         };
-        let known: Vec<&status::Component> = outage
+        // What it touched and how badly, over its whole life (its spans), so a
+        // later change never takes back what the page once said; in the
+        // page's order.
+        let held: Vec<&status::Span> = spans.iter().filter(|s| s.incident == id).collect();
+        let known: Vec<&status::Component> = settings
             .components
             .iter()
-            .filter_map(|n| settings.component(n.as_str()))
+            .filter(|c| {
+                outage.components.contains(&c.name) || held.iter().any(|s| s.component == c.name)
+            })
             .collect();
         let titles: Vec<&str> = known.iter().map(|c| c.title.as_str()).collect();
+        let worst = held
+            .iter()
+            .map(|s| s.status)
+            .max()
+            .unwrap_or(ComponentStatus::from_severity(outage.severity))
+            .max(ComponentStatus::from_severity(outage.severity));
         let resolved = outage.resolved_at.is_some();
         let incident = PublicIncident {
             id: r.to_string(),
-            heading: status::public_heading(outage.severity, &titles),
-            status: ComponentStatus::from_severity(outage.severity).as_str(),
+            heading: status::public_heading(worst, &titles),
+            status: worst.as_str(),
             components: titles.join(", "),
             component_names: known.iter().map(|c| c.name.as_str().to_string()).collect(),
             started: super::when(outage.opened_at),
@@ -314,7 +326,13 @@ pub async fn view(
             current.push(incident);
         }
     }
-    current.sort_by_key(|i| std::cmp::Reverse(i.last_update_at));
+    // The worst first, then the latest word.
+    current.sort_by_key(|i| {
+        (
+            std::cmp::Reverse(ComponentStatus::parse(i.status)),
+            std::cmp::Reverse(i.last_update_at),
+        )
+    });
     past.sort_by_key(|i| std::cmp::Reverse(i.last_update_at));
     past.truncate(PAST_SHOWN);
 
