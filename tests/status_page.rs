@@ -314,12 +314,10 @@ async fn wrong_component_commands_are_refused_and_change_nothing() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn an_alert_touches_the_component_its_service_names() {
-    let db = TestDb::sqlite();
-    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let app = TestApp::start_with(&db, &slack, options("")).await;
-    let notification = json!({
+/// Alertmanager's notification of a firing `PaymentsDown` (service
+/// `payments-api`, which the `checkout` component names).
+fn payments_down() -> Value {
+    json!({
         "version": "4",
         "groupKey": "{}:{alertname=\"PaymentsDown\"}",
         "truncatedAlerts": 0,
@@ -337,7 +335,15 @@ async fn an_alert_touches_the_component_its_service_names() {
             "endsAt": "0001-01-01T00:00:00Z",
             "fingerprint": "f1",
         }],
-    });
+    })
+}
+
+#[tokio::test]
+async fn an_alert_touches_the_component_its_service_names() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, options("")).await;
+    let notification = payments_down();
     let r = app
         .client
         .post(format!("{}/alerts/alertmanager", app.base))
@@ -836,25 +842,7 @@ async fn a_session_ends_after_twelve_hours_and_sign_in_returns_to_the_page_asked
 async fn an_open_alert_incident_gains_a_component_added_to_the_config_at_its_next_notification() {
     let db = TestDb::sqlite();
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
-    let notification = json!({
-        "version": "4",
-        "groupKey": "{}:{alertname=\"PaymentsDown\"}",
-        "truncatedAlerts": 0,
-        "status": "firing",
-        "receiver": "klaxon",
-        "groupLabels": {"alertname": "PaymentsDown"},
-        "commonLabels": {"alertname": "PaymentsDown", "severity": "critical", "service": "payments-api"},
-        "commonAnnotations": {},
-        "externalURL": "http://alertmanager:9093",
-        "alerts": [{
-            "status": "firing",
-            "labels": {"alertname": "PaymentsDown", "severity": "critical", "service": "payments-api"},
-            "annotations": {},
-            "startsAt": "2026-11-22T17:04:09Z",
-            "endsAt": "0001-01-01T00:00:00Z",
-            "fingerprint": "f1",
-        }],
-    });
+    let notification = payments_down();
     let deliver = |app: &TestApp| {
         let r = app
             .client

@@ -367,7 +367,7 @@ fn announcement(w: &Window, held: &[store::Held], now: Millis) -> String {
 }
 
 /// Posts `text` in `channel`, outside any thread; returns its outbox id.
-async fn post<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+pub(super) async fn post<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
     ex: E,
     channel: &ChannelId,
     text: &str,

@@ -10,11 +10,9 @@
 
 use super::thread::Entry;
 use super::{Answer, Ctx, Result, access};
-use crate::blocks;
-use crate::incident::{ChannelId, EventKind, Incident, IncidentRef, SlackUserId};
+use crate::incident::{EventKind, Incident, IncidentRef, SlackUserId};
 use crate::status::{ComponentName, ComponentStatus};
 use crate::store::actions::{self, AuditEntry};
-use crate::store::outbox::{self, MessageKind, NewMessage};
 use crate::store::status::{self as store, PublicState};
 use crate::store::{Tx, incidents};
 use crate::templates::slack_escape;
@@ -308,7 +306,7 @@ pub async fn set_state(
     let mut tx = ctx.begin().await?;
     store::set_override(&mut *tx, component, status, actor.as_str(), now).await?;
     if let Some(channel) = &ctx.settings.slack.incident_channel {
-        notice(&mut tx, channel, &said, now).await?;
+        super::maintenance::post(&mut *tx, channel, &said, now).await?;
     }
     ctx.commit(tx).await?;
     audit(
@@ -324,23 +322,4 @@ pub async fn set_state(
     .await?;
     tracing::info!(component = %component, status = status.map(|s| s.as_str()).unwrap_or("auto"), user = %actor, "status page component state set by hand");
     Ok(Answer::Done(said))
-}
-
-/// A message of its own in `channel`, in the caller's transaction.
-async fn notice(tx: &mut Tx, channel: &ChannelId, text: &str, now: Millis) -> Result<()> {
-    outbox::enqueue(
-        &mut **tx,
-        &NewMessage {
-            incident: None,
-            kind: MessageKind::Root,
-            channel,
-            user: None,
-            payload: blocks::text_message(text),
-            updates: None,
-            page: false,
-        },
-        now,
-    )
-    .await?;
-    Ok(())
 }
