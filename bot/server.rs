@@ -30,6 +30,7 @@ use crate::slack::api::{ConsoleMessage, SlackApi};
 use crate::slack::groups::GroupDirectory;
 use crate::slack::outbox::OutboxSender;
 use crate::store::Store;
+use crate::store::readcache::ReadCache;
 use crate::telemetry::Metrics;
 use crate::templates::Templates;
 use crate::time::Clock;
@@ -131,6 +132,7 @@ pub async fn build_with_clock(
         .flat_map(|l| l.levels.iter().map(|level| level.name.clone()))
         .collect();
     metrics.start_series(&levels, &job_registry().lanes_and_kinds());
+    let backend = store.backend();
     let ctx = Ctx {
         store,
         clock,
@@ -147,6 +149,7 @@ pub async fn build_with_clock(
         tracker,
         settings,
         commits: Default::default(),
+        open_incidents: Arc::new(ReadCache::new(open_incidents_for(backend))),
     };
     Ok(Arc::new(App {
         database_ready: AtomicBool::new(false),
@@ -154,8 +157,19 @@ pub async fn build_with_clock(
         slack,
         verifier,
         events_in_flight: Default::default(),
-        status_page: Default::default(),
+        status_page: crate::web::status::Cache::new(crate::web::status::CACHE_FOR),
     }))
+}
+
+/// How long `/incident list` may serve its copy of the open incidents. On
+/// SQLite this process is the only writer, so its count of commits says
+/// exactly when the copy is stale; the minute is a safety net. PostgreSQL
+/// replicas do not see each other's commits: there the list reads each time.
+fn open_incidents_for(backend: crate::store::Backend) -> Duration {
+    match backend {
+        crate::store::Backend::Sqlite => Duration::from_secs(60),
+        crate::store::Backend::Postgres => Duration::ZERO,
+    }
 }
 
 /// Every job type Klaxon runs: the one registry, built here at wiring time.

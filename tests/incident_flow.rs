@@ -347,3 +347,34 @@ async fn list_shows_open_incidents_most_severe_first_with_titles_escaped() {
     assert!(lines[3].contains("Slow &lt;admin&gt; page"), "{list}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_list_shows_every_change_at_once_though_its_reading_is_shared() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start(&db, &slack).await;
+    assert!(
+        app.command("U0ALICE", "list")
+            .await
+            .contains("No open incidents")
+    );
+    app.command("U0ALICE", "open P1 Checkout down").await;
+    let first = app.command("U0ALICE", "list").await;
+    assert!(
+        first.contains("INC-1") && first.contains("no owner"),
+        "{first}"
+    );
+    // The same list again comes from the shared reading …
+    assert_eq!(app.command("U0ALICE", "list").await, first);
+    // … and any write makes the next one read again.
+    app.command("U0BOB", "ack INC-1").await;
+    let acked = app.command("U0ALICE", "list").await;
+    assert!(acked.contains("owner <@U0BOB>"), "{acked}");
+    app.command("U0BOB", "resolve INC-1 fixed").await;
+    assert!(
+        app.command("U0ALICE", "list")
+            .await
+            .contains("No open incidents")
+    );
+    app.stop().await;
+}

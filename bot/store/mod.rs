@@ -34,6 +34,7 @@ pub mod maintenance;
 pub mod outbox;
 pub mod pacing;
 pub mod pages;
+pub mod readcache;
 pub mod roles;
 pub mod status;
 

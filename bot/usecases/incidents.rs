@@ -948,11 +948,15 @@ pub fn on_call(ctx: &Ctx) -> Answer {
 }
 
 pub async fn list(ctx: &Ctx) -> Result<Answer> {
-    let open = incidents::list_open(ctx.store.pool(), 50).await?;
+    let now = ctx.clock.now();
+    let commits = ctx.commits.load(std::sync::atomic::Ordering::Acquire);
+    let open = ctx
+        .open_incidents
+        .get(commits, now, incidents::list_open(ctx.store.pool(), 50))
+        .await?;
     if open.is_empty() {
         return Ok(Answer::Done("No open incidents. 🎉".into()));
     }
-    let now = ctx.clock.now();
     let mut lines = vec![format!(
         "*{}*",
         plural(
@@ -961,7 +965,7 @@ pub async fn list(ctx: &Ctx) -> Result<Answer> {
             "open incidents"
         )
     )];
-    for i in &open {
+    for i in open.iter() {
         lines.push(format!(
             "• *{}* [{}] {} — {}, {}, open {} (<#{}>)",
             i.reference,

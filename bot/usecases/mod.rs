@@ -137,8 +137,10 @@ pub struct Ctx {
     /// The team's issue tracker, when `[followups] webhook_url` is set.
     pub tracker: Option<Arc<dyn ports::Tracker>>,
     /// How many writes this replica committed: a copy of what the store said
-    /// (the status page's, `crate::web::status::Cache`) is stale once it moved.
+    /// (`crate::store::readcache`) is stale once it moved.
     pub commits: Arc<std::sync::atomic::AtomicU64>,
+    /// The open incidents `/incident list` shows, as last read.
+    pub open_incidents: Arc<crate::store::readcache::ReadCache<Vec<crate::incident::Incident>>>,
 }
 
 impl Ctx {

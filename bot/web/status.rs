@@ -120,50 +120,8 @@ pub struct StatusView {
 /// share the database).
 pub const CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The status page as last read: reused while this replica committed nothing
-/// since and it is younger than [`CACHE_FOR`] (by Klaxon's clock). One reader
-/// at a time refreshes it; the others wait for that reading.
-#[derive(Debug, Default)]
-pub struct Cache {
-    last: tokio::sync::Mutex<Option<Cached>>,
-}
-
-#[derive(Debug)]
-struct Cached {
-    commits: u64,
-    read_at: Millis,
-    view: std::sync::Arc<StatusView>,
-}
-
-impl Cache {
-    /// The page for `commits` (the replica's count of committed writes) at
-    /// `now`: the cached one if still good, else `read()`'s.
-    pub async fn get<F>(
-        &self,
-        commits: u64,
-        now: Millis,
-        read: F,
-    ) -> StoreResult<std::sync::Arc<StatusView>>
-    where
-        F: std::future::Future<Output = StoreResult<StatusView>>,
-    {
-        let mut last = self.last.lock().await;
-        if let Some(c) = last.as_ref()
-            && c.commits == commits
-            && now.0 >= c.read_at.0
-            && now.0 - c.read_at.0 < CACHE_FOR.as_millis() as i64
-        {
-            return Ok(c.view.clone());
-        }
-        let view = std::sync::Arc::new(read.await?);
-        *last = Some(Cached {
-            commits,
-            read_at: now,
-            view: view.clone(),
-        });
-        Ok(view)
-    }
-}
+/// The status page as last read (see `crate::store::readcache`).
+pub type Cache = crate::store::readcache::ReadCache<StatusView>;
 
 /// A mark a state is also told by, besides its colour.
 fn icon(s: ComponentStatus) -> &'static str {
@@ -533,68 +491,4 @@ pub fn atom(view: &StatusView, base: &str) -> String {
 /// A [`jiff::Timestamp`] as the Atom crate's date type.
 fn chrono_like(t: jiff::Timestamp) -> Option<atom_syndication::FixedDateTime> {
     atom_syndication::FixedDateTime::parse_from_rfc3339(&t.to_string()).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    fn empty(now: Millis) -> StatusView {
-        StatusView {
-            title: String::new(),
-            site: String::new(),
-            feeds: true,
-            updated: String::new(),
-            updated_iso: String::new(),
-            overall: Overall {
-                status: "operational",
-                headline: "",
-                indicator: "none",
-                icon: "",
-            },
-            components: vec![],
-            current: vec![],
-            past: vec![],
-            days: HISTORY_DAYS,
-            footer: String::new(),
-            now,
-            public_url: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn the_cache_reads_again_after_a_write_or_once_it_is_five_seconds_old() {
-        let cache = Cache::default();
-        let reads = AtomicUsize::new(0);
-        let counted = &reads;
-        let read = move |now: Millis| async move {
-            counted.fetch_add(1, Ordering::SeqCst);
-            Ok(empty(now))
-        };
-        let t0 = Millis(1_000_000);
-        let a = cache.get(7, t0, read(t0)).await.expect("read");
-        let b = cache
-            .get(7, Millis(t0.0 + 4_999), read(t0))
-            .await
-            .expect("read");
-        assert!(std::sync::Arc::ptr_eq(&a, &b));
-        assert_eq!(reads.load(Ordering::SeqCst), 1);
-        // A write on this replica: read again.
-        let c = cache
-            .get(8, Millis(t0.0 + 1), read(t0))
-            .await
-            .expect("read");
-        assert_eq!(reads.load(Ordering::SeqCst), 2);
-        assert!(!std::sync::Arc::ptr_eq(&b, &c));
-        // Five seconds old: read again (what other replicas wrote shows).
-        let _ = cache
-            .get(8, Millis(t0.0 + 5_001), read(t0))
-            .await
-            .expect("read");
-        assert_eq!(reads.load(Ordering::SeqCst), 3);
-        // A clock moved backwards never keeps a page read "in the future".
-        let _ = cache.get(8, Millis(t0.0), read(t0)).await.expect("read");
-        assert_eq!(reads.load(Ordering::SeqCst), 4);
-    }
 }
