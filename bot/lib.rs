@@ -29,7 +29,9 @@
 //!
 //! **Store and jobs**:
 //! - [`store`]: the database. One code base for SQLite (the default) and
-//!   PostgreSQL through sqlx's `Any` driver; migrations; the queries.
+//!   PostgreSQL through sqlx's `Any` driver; migrations; the queries; a
+//!   shared reading for hot reads (`store::readcache`: the status page,
+//!   `/incident list`).
 //! - [`jobs`]: durable jobs as types, run on lanes (paging, actions, outside)
 //!   by the scheduler.
 //!

@@ -405,6 +405,9 @@ async fn a_page_queued_before_an_acknowledgement_is_dropped_even_when_the_incide
     slack
         .wait_for(WAIT, "level 1", |c| paging(c, "on-call engineer") == 1)
         .await;
+    // Level 1's direct message too, before Slack fails (else it waits with
+    // the others and is dropped with them).
+    app.outbox_drained().await;
     slack.fail_always(Fault::Status(503));
     app.clock().advance(HOUR);
     pages_queued(&app, 2).await;

@@ -407,8 +407,9 @@ fn page_url(base: &str, path: &str) -> String {
     format!("{base}{path}")
 }
 
-/// The updates as an RSS 2.0 feed; `base`: see [`page_url`]. Descriptions
-/// are HTML in RSS, so the text is escaped for it.
+/// The updates as an RSS 2.0 feed; `base`: where its links point
+/// (`status.public_url`, else the request's own address). Descriptions are
+/// HTML in RSS, so the text is escaped for it.
 pub fn rss(view: &StatusView, base: &str) -> String {
     let items = feed_entries(view)
         .into_iter()
@@ -442,7 +443,8 @@ pub fn rss(view: &StatusView, base: &str) -> String {
     channel.to_string()
 }
 
-/// The updates as an Atom feed (RFC 4287); `base`: see [`page_url`].
+/// The updates as an Atom feed (RFC 4287); `base`: where its links point
+/// (`status.public_url`, else the request's own address).
 pub fn atom(view: &StatusView, base: &str) -> String {
     use atom_syndication::{Entry, Feed, Link, Text};
     let updated = |iso: &str| iso.parse::<jiff::Timestamp>().ok().and_then(chrono_like);
