@@ -900,6 +900,46 @@ async fn the_history_shows_what_slack_shows_not_its_escaping() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_maintenance_window_on_a_route_puts_its_components_under_maintenance() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let mut opts = options(&format!(
+        "{}\n[[alerts.routes]]\nname = \"payments\"\nmatch = [\"service=payments-api\"]\nladder = \"default\"\n",
+        three_level_ladder("1h")
+    ));
+    opts.extra_toml = opts.extra_toml.replace(
+        "services = [\"payments-api\"]",
+        "routes = [\"payments\"]\nservices = [\"payments-api\"]",
+    );
+    let app = TestApp::start_with(&db, &slack, opts).await;
+    let answer = app
+        .command(
+            ALICE,
+            "maintenance start payments 1h card processor upgrade",
+        )
+        .await;
+    assert!(answer.contains("#1"), "{answer}");
+    let page = status_json(&app).await;
+    assert_eq!(component(&page, "checkout")["status"], "under_maintenance");
+    assert_eq!(component(&page, "search")["status"], "operational");
+    assert_eq!(page["status"]["indicator"], "maintenance");
+    // An incident on it is worse than maintenance, and shows.
+    app.command(ALICE, "open P1 --component checkout cards fail")
+        .await;
+    assert_eq!(
+        component(&status_json(&app).await, "checkout")["status"],
+        "partial_outage"
+    );
+    app.command(ALICE, "resolve INC-1 fixed").await;
+    app.command(ALICE, "maintenance end 1").await;
+    assert_eq!(
+        component(&status_json(&app).await, "checkout")["status"],
+        "operational"
+    );
+    app.stop().await;
+}
+
 /// Loads `path` in headless Chromium (`tests/browser/check.mjs`) and returns
 /// what it saw; the screenshot goes to `target/test-artifacts/NAME.png`.
 async fn browse(app: &TestApp, path: &str, name: &str, headers: &[&str]) -> Value {

@@ -168,13 +168,24 @@ pub async fn view(
     let updates = store::public_updates_since(pool, since).await?;
     let overrides: HashMap<String, ComponentStatus> =
         store::overrides(pool).await?.into_iter().collect();
+    // Routes in a maintenance window now: their components are under
+    // maintenance, unless an incident makes them worse.
+    let maintained: Vec<String> = crate::store::maintenance::not_ended(pool)
+        .await?
+        .into_iter()
+        .filter(|w| w.starts_at.0 <= now.0 && now.0 < w.ends_at.0)
+        .map(|w| w.route)
+        .collect();
     // Only configured components are shown; a name left in the store after
     // it was removed from the config touches nothing.
 
     let mut components = Vec::new();
     for c in &settings.components {
         let overridden = overrides.get(c.name.as_str()).copied();
-        let state = current_status(&c.name, &spans, overridden);
+        let mut state = current_status(&c.name, &spans, overridden);
+        if overridden.is_none() && c.routes.iter().any(|r| maintained.contains(r)) {
+            state = state.max(ComponentStatus::UnderMaintenance);
+        }
         let bars = day_bars(&c.name, &spans, now, HISTORY_DAYS);
         let mut counts: BTreeMap<ComponentStatus, usize> = BTreeMap::new();
         for b in &bars {
