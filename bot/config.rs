@@ -1469,29 +1469,31 @@ fn from_raw(
         }
         Catalog::default()
     });
-    for (i, t) in status.publishers.iter().enumerate() {
+    // People named by schedule must name a schedule that exists.
+    let publishers = status
+        .publishers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("status.publishers[{i}]"), t));
+    let actors = actions.actions.iter().flat_map(|(name, action)| {
+        action
+            .allowed
+            .iter()
+            .chain(&action.approvers)
+            .map(move |t| (format!("actions.{name}"), t))
+    });
+    for (key, t) in publishers.chain(actors) {
         if let crate::escalation::Target::Schedule(s) = t
             && !escalation.schedules.contains_key(s)
         {
             p.problem(
                 source.to_string(),
-                format!("status.publishers[{i}]"),
+                key,
                 format!("no schedule is named `{s}`"),
             );
         }
     }
     for (name, action) in &actions.actions {
-        for t in action.allowed.iter().chain(&action.approvers) {
-            if let crate::escalation::Target::Schedule(s) = t
-                && !escalation.schedules.contains_key(s)
-            {
-                p.problem(
-                    source.to_string(),
-                    format!("actions.{name}"),
-                    format!("no schedule is named `{s}`"),
-                );
-            }
-        }
         // An approval nobody can ever give is a refusal in disguise.
         let can_approve = |t: &crate::escalation::Target| match t {
             crate::escalation::Target::Schedule(s) => escalation

@@ -362,6 +362,14 @@ async fn an_alert_touches_the_component_its_service_names() {
     app.stop().await;
 }
 
+/// A client that shows redirects instead of following them.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
 async fn get_with(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let mut req = app.client.get(format!("{}{path}", app.base));
     for (k, v) in headers {
@@ -416,10 +424,7 @@ async fn the_history_needs_a_token_a_session_or_a_trusted_proxy() {
     );
 
     // The sign-in form: a wrong token is refused, the right one gives a session.
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let no_redirects = no_redirects();
     let r = no_redirects
         .post(format!("{}/incidents/login", app.base))
         .form(&[("token", "not-the-token")])
@@ -592,7 +597,6 @@ async fn the_status_page_can_have_a_listener_of_its_own_that_serves_nothing_else
     ] {
         assert_eq!(get(internal).await.0, 404, "{internal}");
     }
-    let _ = Duration::ZERO;
     app.stop().await;
 }
 
@@ -748,10 +752,7 @@ async fn a_session_ends_after_twelve_hours_and_sign_in_returns_to_the_page_asked
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
     let app = TestApp::start_with(&db, &slack, options("")).await;
     two_incidents(&app).await;
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let no_redirects = no_redirects();
     let sign_in = |next: &'static str| {
         let client = no_redirects.clone();
         let url = format!("{}/incidents/login", app.base);

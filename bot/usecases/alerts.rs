@@ -111,16 +111,18 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
     }
     // Components configured (or added to the config) after its incident
     // opened are attached at its next notification, a repeat included.
+    // (The incident read for it is kept for below, not read twice.)
+    let mut read: Option<Incident> = None;
     if let Some(r) = existing {
         let service = route
             .service_for(&batch.common_labels)
             .or_else(|| route.service_for(&batch.group_labels));
         let wanted = settings.status.for_alerts(&route.name, service);
-        if !wanted.is_empty()
-            && let Some(i) = incidents::get(&mut *tx, r).await?
-            && !i.is_resolved()
-        {
-            super::statuspage::add_missing(&mut tx, &i, &wanted, now).await?;
+        if !wanted.is_empty() {
+            read = incidents::get(&mut *tx, r).await?;
+            if let Some(i) = read.as_ref().filter(|i| !i.is_resolved()) {
+                super::statuspage::add_missing(&mut tx, i, &wanted, now).await?;
+            }
         }
     }
     if !store::first_notification(&mut tx, &batch.dedupe_key(), now).await? {
@@ -171,7 +173,10 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
     }
 
     let incident: Option<(Incident, bool)> = match existing {
-        Some(r) => incidents::get(&mut *tx, r).await?.map(|i| (i, false)),
+        Some(r) => match read {
+            Some(i) => Some((i, false)),
+            None => incidents::get(&mut *tx, r).await?.map(|i| (i, false)),
+        },
         // Nothing fires (all resolved, all stale, or no alert at all): nothing opens.
         None if !alerts.iter().any(|a| a.status == AlertStatus::Firing) => None,
         None => {

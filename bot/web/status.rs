@@ -76,7 +76,6 @@ pub struct ComponentView {
     pub status: &'static str,
     pub label: &'static str,
     pub icon: &'static str,
-    pub overridden: bool,
     pub bars: Vec<BarView>,
     pub bars_width: usize,
     pub days: usize,
@@ -107,8 +106,6 @@ pub struct StatusView {
     pub past: Vec<PublicIncident>,
     pub days: usize,
     pub footer: String,
-    #[serde(skip)]
-    pub now: Millis,
     #[serde(skip)]
     pub public_url: Option<String>,
 }
@@ -210,7 +207,6 @@ pub async fn view(
             status: state.as_str(),
             label: state.label(),
             icon: icon(state),
-            overridden: overridden.is_some(),
             bars_width: bars.len() * 4,
             bars: bars
                 .iter()
@@ -337,7 +333,6 @@ pub async fn view(
         past,
         days: HISTORY_DAYS,
         footer: "Times in UTC. Bars are UTC days; a day shows the worst state any incident put the component in.".into(),
-        now,
         public_url: settings.public_url.clone(),
     })
 }
