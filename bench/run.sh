@@ -7,6 +7,7 @@
 #   bench/run.sh --connections 64 # more load-generator connections (default 32)
 #   bench/run.sh --socket-only --no-postgres  # run 6 alone: about 1 minute once built
 #   bench/run.sh --pages-only     # run 7 alone (web pages at 10,000 incidents)
+#   bench/run.sh --main-only      # runs 1–3, memory and 8 alone (no timers, 6, 7)
 #
 # Steps:
 #   1. cargo build --release -p klaxon -p klaxon-bench (a clean build takes
@@ -33,6 +34,12 @@
 #           match run 4's, because actions run on a lane of their own;
 #        5. memory (VmRSS idle, VmHWM after runs 1–3) and time from spawn to
 #           the first 200 from /readyz.
+#      Then (8), on PostgreSQL, three `klaxon serve` replicas on one fresh
+#      database, the load of runs 3 and 2 spread evenly over them:
+#      notifications/s and opens/s, CPU, the outbox drain of the three
+#      senders together, and chat.postMessage calls received against
+#      messages recorded as posted (each must go out once). The replicas
+#      share this machine's two cores with PostgreSQL and the load generator.
 #      Then, on SQLite (6) Socket Mode: the fake Slack answers
 #      apps.connections.open with a ws://127.0.0.1 URL and pushes
 #      slash_commands envelopes at 500 a second (open loop) for 10 s (5 s

@@ -223,6 +223,29 @@ async fn merge(
     Ok(report)
 }
 
+/// One report of several loads run side by side (against several servers):
+/// counts and latencies added up, the longest elapsed time.
+pub fn merge_reports(reports: Vec<Report>) -> anyhow::Result<Report> {
+    let mut all = Report {
+        hist: new_hist(),
+        ok: 0,
+        sent: 0,
+        elapsed: Duration::ZERO,
+        outcomes: BTreeMap::new(),
+        cpu: None,
+    };
+    for r in reports {
+        all.hist.add(&r.hist)?;
+        all.ok += r.ok;
+        all.sent += r.sent;
+        all.elapsed = all.elapsed.max(r.elapsed);
+        for (k, v) in r.outcomes {
+            *all.outcomes.entry(k).or_insert(0) += v;
+        }
+    }
+    Ok(all)
+}
+
 /// Every connection sends back to back for `duration` or until `max_requests`
 /// have been sent in all.
 pub async fn closed<M: Maker>(

@@ -14,6 +14,7 @@ mod db;
 mod load;
 mod pages;
 mod proc;
+mod replicas;
 mod report;
 mod requests;
 mod servers;
@@ -89,12 +90,15 @@ struct Opts {
     socket_only: bool,
     /// Only run 7 (the web pages at 10,000 incidents).
     pages_only: bool,
+    /// Only runs 1–3 and the memory figures (no timers, Socket Mode, pages).
+    main_only: bool,
 }
 
 fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
     let mut quick = false;
     let mut socket_only = false;
     let mut pages_only = false;
+    let mut main_only = false;
     let mut klaxon = None;
     let mut postgres = std::env::var("KLAXON_TEST_POSTGRES_URL")
         .ok()
@@ -112,6 +116,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
             "--quick" => quick = true,
             "--socket-only" => socket_only = true,
             "--pages-only" => pages_only = true,
+            "--main-only" => main_only = true,
             "--klaxon" => klaxon = Some(PathBuf::from(value()?)),
             "--postgres" => postgres = Some(value()?),
             "--no-postgres" => postgres = None,
@@ -119,7 +124,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
             "--connections" => conns = value()?.parse()?,
             "-h" | "--help" => {
                 println!(
-                    "klaxon-bench [--quick] [--socket-only | --pages-only] [--klaxon PATH] [--postgres URL | --no-postgres] [--out DIR] [--connections N]\n\
+                    "klaxon-bench [--quick] [--socket-only | --pages-only | --main-only] [--klaxon PATH] [--postgres URL | --no-postgres] [--out DIR] [--connections N]\n\
                      Measures Klaxon on SQLite and PostgreSQL and prints one Markdown table. See bench/run.sh."
                 );
                 std::process::exit(0);
@@ -152,6 +157,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
         out,
         socket_only,
         pages_only,
+        main_only,
     })
 }
 
@@ -452,9 +458,13 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         if let Err(e) = &main {
             progress(format!("{}: load runs failed: {e}", backend.name()));
         }
-        let timers = timer_phase(&ctx, backend)
-            .await
-            .map_err(|e| format!("{e:#}"));
+        let timers = if opts.main_only {
+            Err("not run: --main-only".to_string())
+        } else {
+            timer_phase(&ctx, backend)
+                .await
+                .map_err(|e| format!("{e:#}"))
+        };
         if let Err(e) = &timers {
             progress(format!("{}: timer run failed: {e}", backend.name()));
         }
@@ -465,8 +475,12 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         });
     }
 
-    let socket_text = socket_run(&ctx).await;
-    let pages_text = pages_run(&ctx).await;
+    let replicas_text = replicas::run(&ctx).await;
+    let (socket_text, pages_text) = if opts.main_only {
+        (String::new(), String::new())
+    } else {
+        (socket_run(&ctx).await, pages_run(&ctx).await)
+    };
     let slack_calls = fake_slack_calls(slack.addr).await.unwrap_or_default();
     drop(slack);
 
@@ -490,6 +504,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         slack_calls: &slack_calls,
         out: &out,
     });
+    text.push_str(&replicas_text);
     text.push_str(&socket_text);
     text.push_str(&pages_text);
     println!("{text}");

@@ -603,7 +603,7 @@ fn outcome_line(r: &Report) -> String {
     )
 }
 
-fn drain_text(d: &crate::Drain) -> String {
+pub fn drain_text(d: &crate::Drain) -> String {
     let first = d
         .pending_at_end
         .map(thousands)

@@ -62,6 +62,12 @@ use crate::usecases::reach::SlackReach;
 
 /// How many heads one pass looks at.
 const BATCH: i64 = 256;
+/// How many messages of one pacing bucket (a channel, one person's direct
+/// messages) are in flight at once, when the bucket's pace allows that many
+/// (Slack's own pace, about one a second per channel, allows one or a burst;
+/// a backlog after an outage, or a generous `channel_rate`, uses them all).
+/// Each is the head of a different ordering key.
+pub const IN_FLIGHT: usize = 8;
 /// The longest the sender sleeps with nothing due when it is the only one
 /// (SQLite; within one process the [`Notify`] wakes it at once).
 const MAX_IDLE: Duration = Duration::from_secs(30);
@@ -223,25 +229,7 @@ impl OutboxSender {
                             b.id,
                         ))
                     });
-                    let mut delivered = 0usize;
-                    for row in rows {
-                        // At shutdown: finish the call in flight, leave the rest for the next start.
-                        if *shutdown.borrow() {
-                            break;
-                        }
-                        // The slot is taken before the claim: a message another
-                        // sender holds, or one that turns out not to need a
-                        // call, costs a slot, never a burst over the limit.
-                        if row.kind != MessageKind::Ephemeral
-                            && let Some(wait) = self.take_slot(&key).await?
-                        {
-                            return StoreResult::Ok((delivered, Some(wait)));
-                        }
-                        if self.deliver(row).await? {
-                            delivered += 1;
-                        }
-                    }
-                    StoreResult::Ok((delivered, None))
+                    self.deliver_bucket(&key, rows, shutdown).await
                 },
             ))
             .await;
@@ -261,6 +249,86 @@ impl OutboxSender {
                     (a, b) => a.or(b),
                 });
             }
+        }
+    }
+
+    /// Delivers the due heads of one pacing bucket, in the order given, up to
+    /// [`IN_FLIGHT`] at once while the bucket's pace allows: each head is the
+    /// oldest message of its own ordering key, so sending heads side by side
+    /// never reorders an incident's thread, a person's direct messages or a
+    /// page's ladder. Returns how many were delivered and, when the pace
+    /// stopped it, how long until the bucket's next slot.
+    ///
+    /// A database error stops new deliveries; the ones in flight finish
+    /// (their claims are recorded) before the error is returned.
+    async fn deliver_bucket(
+        &self,
+        key: &str,
+        rows: Vec<Pending>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> StoreResult<(usize, Option<Duration>)> {
+        use futures_util::StreamExt;
+        use futures_util::stream::FuturesUnordered;
+        let mut rows = rows.into_iter();
+        let mut in_flight = FuturesUnordered::new();
+        let mut delivered = 0usize;
+        let mut paced = None;
+        let mut failed = None;
+        loop {
+            // At shutdown: finish the calls in flight, leave the rest for the next start.
+            while in_flight.len() < IN_FLIGHT
+                && paced.is_none()
+                && failed.is_none()
+                && !*shutdown.borrow()
+            {
+                let Some(row) = rows.next() else { break };
+                // The slot is taken before the claim: a message another
+                // sender holds, or one that turns out not to need a
+                // call, costs a slot, never a burst over the limit.
+                // The deliveries in flight are driven while the slot is
+                // taken: one of them may hold the connection the reservation
+                // waits for (SQLite has one).
+                if row.kind != MessageKind::Ephemeral {
+                    let slot = self.take_slot(key);
+                    tokio::pin!(slot);
+                    let slot = loop {
+                        tokio::select! {
+                            r = &mut slot => break r,
+                            Some(done) = in_flight.next(), if !in_flight.is_empty() => match done {
+                                Ok(true) => delivered += 1,
+                                Ok(false) => {}
+                                Err(e) => {
+                                    failed.get_or_insert(e);
+                                }
+                            },
+                        }
+                    };
+                    match slot {
+                        Ok(None) => {}
+                        Ok(Some(wait)) => {
+                            paced = Some(wait);
+                            break;
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                in_flight.push(self.deliver(row));
+            }
+            match in_flight.next().await {
+                None => break,
+                Some(Ok(true)) => delivered += 1,
+                Some(Ok(false)) => {}
+                Some(Err(e)) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok((delivered, paced)),
         }
     }
 
