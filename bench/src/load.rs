@@ -53,6 +53,17 @@ pub struct Report {
 }
 
 impl Report {
+    /// No answers yet.
+    fn empty() -> Report {
+        Report {
+            hist: new_hist(),
+            ok: 0,
+            sent: 0,
+            elapsed: Duration::ZERO,
+            outcomes: BTreeMap::new(),
+            cpu: None,
+        }
+    }
     pub fn ok_per_sec(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -200,14 +211,7 @@ async fn merge(
     start: Instant,
     tasks: Vec<tokio::task::JoinHandle<Partial>>,
 ) -> anyhow::Result<Report> {
-    let mut report = Report {
-        hist: new_hist(),
-        ok: 0,
-        sent: 0,
-        elapsed: Duration::ZERO,
-        outcomes: BTreeMap::new(),
-        cpu: None,
-    };
+    let mut report = Report::empty();
     let mut last = start;
     for t in tasks {
         let p = t.await?;
@@ -226,14 +230,7 @@ async fn merge(
 /// One report of several loads run side by side (against several servers):
 /// counts and latencies added up, the longest elapsed time.
 pub fn merge_reports(reports: Vec<Report>) -> anyhow::Result<Report> {
-    let mut all = Report {
-        hist: new_hist(),
-        ok: 0,
-        sent: 0,
-        elapsed: Duration::ZERO,
-        outcomes: BTreeMap::new(),
-        cpu: None,
-    };
+    let mut all = Report::empty();
     for r in reports {
         all.hist.add(&r.hist)?;
         all.ok += r.ok;

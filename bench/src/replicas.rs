@@ -229,44 +229,58 @@ fn render(r: &ReplicaRun) -> String {
             format!("{} ({:?})", thousands(p as f64), rep.problems())
         }
     };
+    let rows = [
+        (
+            "Alertmanager notifications accepted (2xx) per s, 10 alerts each",
+            format!(
+                "{} /s ({})",
+                thousands(r.alerts.ok_per_sec()),
+                r.alerts.latency_line()
+            ),
+        ),
+        (
+            "CPU during the alert run (% of one core)",
+            cpu(&r.alerts_cpu),
+        ),
+        (
+            "outbox backlog when the alert run ended → time to send it all",
+            crate::report::drain_text(&r.alerts_drain),
+        ),
+        (
+            "signed `/incident open P2 …` per s",
+            format!(
+                "{} req/s ({})",
+                thousands(r.open.ok_per_sec()),
+                r.open.latency_line()
+            ),
+        ),
+        ("CPU during the open run (% of one core)", cpu(&r.open_cpu)),
+        (
+            "outbox backlog when the open run ended → time to send it all (three senders)",
+            crate::report::drain_text(&r.open_drain),
+        ),
+        (
+            "requests not accepted",
+            format!(
+                "alerts {} · open {}",
+                problems(&r.alerts),
+                problems(&r.open)
+            ),
+        ),
+        (
+            "`chat.postMessage` calls received vs messages recorded as posted",
+            format!(
+                "{} vs {}",
+                thousands(r.posts as f64),
+                r.sent_rows
+                    .map(|n| thousands(n as f64))
+                    .unwrap_or_else(|| "?".into())
+            ),
+        ),
+    ];
     let mut t = String::from("| figure | 3 replicas, one PostgreSQL |\n|---|---|\n");
-    t.push_str(&format!(
-        "| 8. Alertmanager notifications accepted (2xx) per s, 10 alerts each | {} /s ({}) |\n",
-        thousands(r.alerts.ok_per_sec()),
-        r.alerts.latency_line()
-    ));
-    t.push_str(&format!(
-        "| 8. CPU during the alert run (% of one core) | {} |\n",
-        cpu(&r.alerts_cpu)
-    ));
-    t.push_str(&format!(
-        "| 8. outbox backlog when the alert run ended → time to send it all | {} |\n",
-        crate::report::drain_text(&r.alerts_drain)
-    ));
-    t.push_str(&format!(
-        "| 8. signed `/incident open P2 …` per s | {} req/s ({}) |\n",
-        thousands(r.open.ok_per_sec()),
-        r.open.latency_line()
-    ));
-    t.push_str(&format!(
-        "| 8. CPU during the open run (% of one core) | {} |\n",
-        cpu(&r.open_cpu)
-    ));
-    t.push_str(&format!(
-        "| 8. outbox backlog when the open run ended → time to send it all (three senders) | {} |\n",
-        crate::report::drain_text(&r.open_drain)
-    ));
-    t.push_str(&format!(
-        "| 8. requests not accepted | alerts {} · open {} |\n",
-        problems(&r.alerts),
-        problems(&r.open)
-    ));
-    t.push_str(&format!(
-        "| 8. `chat.postMessage` calls received vs messages recorded as posted | {} vs {} |\n",
-        thousands(r.posts as f64),
-        r.sent_rows
-            .map(|n| thousands(n as f64))
-            .unwrap_or_else(|| "?".into())
-    ));
+    for (figure, value) in rows {
+        t.push_str(&format!("| 8. {figure} | {value} |\n"));
+    }
     t
 }
