@@ -77,57 +77,24 @@ async fn phase(ctx: &Ctx) -> anyhow::Result<ReplicaRun> {
         replicas.push(k);
     }
     let posts0 = posts(ctx).await;
-    let per = (plan.conns / REPLICAS).max(1);
 
-    progress(format!(
-        "run 8: Alertmanager notifications over {REPLICAS} replicas"
-    ));
-    let alerts = |a| ctx.alerts(a);
-    let _ = spread(
+    let (alerts, alerts_cpu) = saturate(
+        ctx,
         &replicas,
-        per,
-        Duration::from_secs(1),
-        alerts,
+        "Alertmanager notifications",
+        |a| ctx.alerts(a),
         requests::classify_alert,
     )
-    .await;
-    let (alerts, alerts_cpu) = with_cpu(
-        ctx,
-        &replicas,
-        spread(
-            &replicas,
-            per,
-            plan.saturation,
-            alerts,
-            requests::classify_alert,
-        ),
-    )
     .await?;
-    progress(format!(
-        "run 8: alerts {:.0} notifications/s, {}",
-        alerts.ok_per_sec(),
-        alerts.latency_line()
-    ));
     let alerts_drain = crate::drain(ctx, &replicas[0], plan.drain_max).await;
-
-    progress(format!("run 8: /incident open over {REPLICAS} replicas"));
-    let (open, open_cpu) = with_cpu(
+    let (open, open_cpu) = saturate(
         ctx,
         &replicas,
-        spread(
-            &replicas,
-            per,
-            plan.saturation,
-            |a| ctx.open(a, "open P2 replica "),
-            requests::classify_slash,
-        ),
+        "/incident open",
+        |a| ctx.open(a, "open P2 replica "),
+        requests::classify_slash,
     )
     .await?;
-    progress(format!(
-        "run 8: open {:.0} req/s, {}",
-        open.ok_per_sec(),
-        open.latency_line()
-    ));
     let open_drain = crate::drain(ctx, &replicas[0], plan.drain_max).await;
     // Stopped first, so no message goes out between the two counts.
     for k in replicas {
@@ -145,6 +112,32 @@ async fn phase(ctx: &Ctx) -> anyhow::Result<ReplicaRun> {
         posts,
         sent_rows,
     })
+}
+
+/// A one-second warm-up, then the measured saturation run, both spread over
+/// the replicas (run 8's share of the bench's connections each).
+async fn saturate<M: Maker>(
+    ctx: &Ctx,
+    replicas: &[Klaxon],
+    what: &str,
+    make: impl Fn(SocketAddr) -> M + Copy,
+    classify: Classify,
+) -> anyhow::Result<(Report, Cpu)> {
+    progress(format!("run 8: {what} over {REPLICAS} replicas"));
+    let per = (ctx.plan.conns / REPLICAS).max(1);
+    let _ = spread(replicas, per, Duration::from_secs(1), make, classify).await;
+    let measured = with_cpu(
+        ctx,
+        replicas,
+        spread(replicas, per, ctx.plan.saturation, make, classify),
+    )
+    .await?;
+    progress(format!(
+        "run 8: {what} {:.0}/s, {}",
+        measured.0.ok_per_sec(),
+        measured.0.latency_line()
+    ));
+    Ok(measured)
 }
 
 /// Runs a closed-loop load of `per` connections against each replica at once

@@ -43,9 +43,12 @@
 //! skipped (logged).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -67,7 +70,7 @@ const BATCH: i64 = 256;
 /// (Slack's own pace, about one a second per channel, allows one or a burst;
 /// a backlog after an outage, or a generous `channel_rate`, uses them all).
 /// Each is the head of a different ordering key.
-pub const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 8;
 /// The longest the sender sleeps with nothing due when it is the only one
 /// (SQLite; within one process the [`Notify`] wakes it at once).
 const MAX_IDLE: Duration = Duration::from_secs(30);
@@ -267,68 +270,68 @@ impl OutboxSender {
         rows: Vec<Pending>,
         shutdown: &watch::Receiver<bool>,
     ) -> StoreResult<(usize, Option<Duration>)> {
-        use futures_util::StreamExt;
-        use futures_util::stream::FuturesUnordered;
         let mut rows = rows.into_iter();
         let mut in_flight = FuturesUnordered::new();
-        let mut delivered = 0usize;
+        let mut tally = Tally::default();
         let mut paced = None;
-        let mut failed = None;
         loop {
             // At shutdown: finish the calls in flight, leave the rest for the next start.
             while in_flight.len() < IN_FLIGHT
                 && paced.is_none()
-                && failed.is_none()
+                && tally.failed.is_none()
                 && !*shutdown.borrow()
             {
                 let Some(row) = rows.next() else { break };
                 // The slot is taken before the claim: a message another
                 // sender holds, or one that turns out not to need a
                 // call, costs a slot, never a burst over the limit.
-                // The deliveries in flight are driven while the slot is
-                // taken: one of them may hold the connection the reservation
-                // waits for (SQLite has one).
                 if row.kind != MessageKind::Ephemeral {
-                    let slot = self.take_slot(key);
-                    tokio::pin!(slot);
-                    let slot = loop {
-                        tokio::select! {
-                            r = &mut slot => break r,
-                            Some(done) = in_flight.next(), if !in_flight.is_empty() => match done {
-                                Ok(true) => delivered += 1,
-                                Ok(false) => {}
-                                Err(e) => {
-                                    failed.get_or_insert(e);
-                                }
-                            },
-                        }
-                    };
-                    match slot {
+                    match self
+                        .take_slot_driving(key, &mut in_flight, &mut tally)
+                        .await
+                    {
                         Ok(None) => {}
                         Ok(Some(wait)) => {
                             paced = Some(wait);
                             break;
                         }
                         Err(e) => {
-                            failed = Some(e);
+                            tally.failed.get_or_insert(e);
                             break;
                         }
+                    }
+                    if tally.failed.is_some() {
+                        break;
                     }
                 }
                 in_flight.push(self.deliver(row));
             }
             match in_flight.next().await {
                 None => break,
-                Some(Ok(true)) => delivered += 1,
-                Some(Ok(false)) => {}
-                Some(Err(e)) => {
-                    failed.get_or_insert(e);
-                }
+                Some(done) => tally.add(done),
             }
         }
-        match failed {
+        match tally.failed {
             Some(e) => Err(e),
-            None => Ok((delivered, paced)),
+            None => Ok((tally.delivered, paced)),
+        }
+    }
+
+    /// [`Self::take_slot`], while the deliveries in flight go on: one of them
+    /// may hold the connection the reservation waits for (SQLite has one).
+    async fn take_slot_driving<F: Future<Output = StoreResult<bool>>>(
+        &self,
+        key: &str,
+        in_flight: &mut FuturesUnordered<F>,
+        tally: &mut Tally,
+    ) -> StoreResult<Option<Duration>> {
+        let slot = self.take_slot(key);
+        tokio::pin!(slot);
+        loop {
+            tokio::select! {
+                r = &mut slot => return r,
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => tally.add(done),
+            }
         }
     }
 
@@ -1135,6 +1138,26 @@ impl OutboxSender {
     async fn take_slot(&self, key: &str) -> StoreResult<Option<Duration>> {
         let wait = pacing::reserve(self.store.pool(), key, self.pace(), self.clock.now()).await?;
         Ok(wait.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(1))))
+    }
+}
+
+/// The outcomes of one bucket's deliveries so far: how many went out, and
+/// the first database error (which stops new deliveries).
+#[derive(Default)]
+struct Tally {
+    delivered: usize,
+    failed: Option<crate::store::StoreError>,
+}
+
+impl Tally {
+    fn add(&mut self, done: StoreResult<bool>) {
+        match done {
+            Ok(true) => self.delivered += 1,
+            Ok(false) => {}
+            Err(e) => {
+                self.failed.get_or_insert(e);
+            }
+        }
     }
 }
 
