@@ -30,6 +30,7 @@ use crate::slack::api::{ConsoleMessage, SlackApi};
 use crate::slack::groups::GroupDirectory;
 use crate::slack::outbox::OutboxSender;
 use crate::store::Store;
+use crate::store::changes::Changes;
 use crate::store::readcache::ReadCache;
 use crate::telemetry::Metrics;
 use crate::templates::Templates;
@@ -148,7 +149,10 @@ pub async fn build_with_clock(
         )),
         tracker,
         settings,
-        commits: Default::default(),
+        changes: Arc::new(match backend {
+            crate::store::Backend::Sqlite => Changes::local(),
+            crate::store::Backend::Postgres => Changes::shared(),
+        }),
         open_incidents: Arc::new(ReadCache::new(open_incidents_for(backend))),
     };
     Ok(Arc::new(App {
@@ -161,14 +165,16 @@ pub async fn build_with_clock(
     }))
 }
 
-/// How long `/incident list` may serve its copy of the open incidents. On
-/// SQLite this process is the only writer, so its count of commits says
-/// exactly when the copy is stale; the minute is a safety net. PostgreSQL
-/// replicas do not see each other's commits: there the list reads each time.
+/// How long `/incident list` may serve its copy of the open incidents while
+/// the count of changes says nothing changed (`crate::store::changes`). On
+/// SQLite this process is the only writer, so the count is exact and the
+/// minute a safety net. On PostgreSQL it counts what other replicas' commits
+/// notified; the 5 s bound what a lost connection could hide before it is
+/// noticed.
 fn open_incidents_for(backend: crate::store::Backend) -> Duration {
     match backend {
         crate::store::Backend::Sqlite => Duration::from_secs(60),
-        crate::store::Backend::Postgres => Duration::ZERO,
+        crate::store::Backend::Postgres => Duration::from_secs(5),
     }
 }
 
@@ -331,6 +337,17 @@ async fn run_workers(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         ))),
         _ => None,
     };
+    let listen_task = ctx.store.backend().is_shared().then(|| {
+        tokio::spawn(crate::store::changes::listen(
+            ctx.settings.database_url.clone(),
+            ctx.changes.clone(),
+            crate::store::changes::ListenMetrics {
+                listening: ctx.metrics.changes_listening.clone(),
+                heard: ctx.metrics.changes_heard.clone(),
+            },
+            stop_rx.clone(),
+        ))
+    });
     let health_task = tokio::spawn(crate::health::watch(
         ctx.clone(),
         app.slack.clone(),
@@ -344,6 +361,9 @@ async fn run_workers(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let _ = stop_sender.send(true);
     let _ = sender_task.await;
     let _ = health_task.await;
+    if let Some(task) = listen_task {
+        let _ = task.await;
+    }
 }
 
 /// Accepts connections until `shutdown`, then lets requests in flight finish.

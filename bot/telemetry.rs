@@ -202,6 +202,9 @@ pub struct Metrics {
     pub alerts_stale: Family<SourceLabels, Counter>,
     pub alerts_rejected: Family<RejectLabels, Counter>,
     pub database_up: Gauge,
+    /// See `crate::store::changes`.
+    pub changes_listening: Gauge,
+    pub changes_heard: Counter,
     pub slack_auth_ok: Gauge,
     pub slack_scopes_missing: Gauge,
     pub slack_reachable: Gauge,
@@ -421,6 +424,18 @@ impl Metrics {
             "1 while the database answers (checked every 15 s and by /readyz), 0 otherwise",
             database_up.clone(),
         );
+        let changes_listening = Gauge::default();
+        registry.register(
+            "klaxon_replica_changes_listening",
+            "PostgreSQL: 1 while this replica hears the other replicas' changes to incidents (LISTEN klaxon_incidents), 0 otherwise (then /incident list reads the database each time); always 0 on SQLite, which has no other replica",
+            changes_listening.clone(),
+        );
+        let changes_heard = Counter::default();
+        registry.register(
+            "klaxon_replica_changes_heard",
+            "PostgreSQL: transactions that changed incidents, as notified to this replica (its own included)",
+            changes_heard.clone(),
+        );
         // 1 until Slack says otherwise: a Klaxon that has not asked yet (its
         // database is not up) must not look like one with a revoked token.
         let slack_auth_ok = Gauge::default();
@@ -498,6 +513,8 @@ impl Metrics {
             heartbeat_beats,
             heartbeat_missed,
             database_up,
+            changes_listening,
+            changes_heard,
             slack_auth_ok,
             slack_scopes_missing,
             slack_reachable,

@@ -26,10 +26,10 @@ async fn load(app: &App) -> Result<Arc<StatusView>, Response> {
     let now = ctx.clock.now();
     // Read after loading the count: a write committed meanwhile makes the
     // next request read again.
-    let commits = ctx.commits.load(std::sync::atomic::Ordering::Acquire);
+    let commits = ctx.changes.count();
     app.status_page
         .get(
-            commits,
+            Some(commits),
             now,
             status::view(ctx.store.pool(), &ctx.settings.status, now),
         )

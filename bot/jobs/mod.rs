@@ -92,6 +92,11 @@ impl Lane {
         }
     }
 
+    /// This lane's bit in a set of lanes (`crate::store::Enqueued::lanes`).
+    pub fn bit(self) -> u8 {
+        1 << self.index()
+    }
+
     fn index(self) -> usize {
         match self {
             Lane::Paging => 0,
@@ -153,9 +158,10 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
 
     /// Does the work. Effects that must happen exactly once are written in the
     /// transaction [`JobRun::finish`] opens and committed with
-    /// [`JobRun::commit`]; returning `Ok` without that simply drops the job.
-    /// The scheduler looks at its lane again when a job ends; a job that
-    /// enqueues work for another lane, due at once, wakes it (`Wake::all`).
+    /// [`JobRun::commit`], whose caller wakes the lanes and the outbox sender
+    /// the transaction gave work (`crate::store::Enqueued`); returning `Ok`
+    /// without that simply drops the job. The scheduler looks at its lane
+    /// again when a job ends.
     fn run(
         self,
         ctx: Self::Context,
@@ -163,18 +169,20 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), JobError>> + Send;
 }
 
-/// Enqueues `job` to run at `run_at`, in the caller's transaction (or on the
-/// pool). `false` when a job with the same dedupe key already waits.
-pub async fn enqueue<'c, J: Job, E: Executor<'c, Database = Any>>(
-    ex: E,
+/// Enqueues `job` to run at `run_at`, in the caller's transaction, which
+/// notes its lane: committing it wakes that lane (`Tx::commit`). `false` when a
+/// job with the same dedupe key already waits.
+pub async fn enqueue<J: Job>(
+    tx: &mut Tx,
     job: &J,
     run_at: Millis,
     now: Millis,
 ) -> StoreResult<bool> {
     let payload = serde_json::to_string(job)
         .map_err(|e| StoreError::Corrupt(format!("job {}: {e}", J::KIND)))?;
+    tx.enqueued_job(J::LANE.bit());
     rows::enqueue(
-        ex,
+        &mut **tx,
         &NewJob {
             kind: J::KIND,
             lane: J::LANE.as_str(),
@@ -252,11 +260,11 @@ impl JobRun {
     }
 
     /// Commits the transaction [`JobRun::finish`] opened: the job and its
-    /// effects are done together.
-    pub async fn commit(&self, tx: Tx) -> Result<(), StoreError> {
-        tx.commit().await?;
+    /// effects are done together. Returns what it enqueued, to wake.
+    pub async fn commit(&self, tx: Tx) -> Result<crate::store::Enqueued, StoreError> {
+        let enqueued = tx.commit().await?;
         self.finished.store(true, Ordering::Release);
-        Ok(())
+        Ok(enqueued)
     }
 
     /// The job's row id.
@@ -347,17 +355,20 @@ impl<C: Clone + Send + Sync + 'static> Registry<C> {
     }
 }
 
-/// Wakes the lanes' workers after a commit that may have enqueued jobs.
+/// Wakes the lanes' workers after a commit that enqueued jobs on them.
 #[derive(Debug, Clone, Default)]
 pub struct Wake {
     lanes: Arc<[Notify; 3]>,
 }
 
 impl Wake {
-    /// Wakes every lane (each re-reads its queue once).
-    pub fn all(&self) {
-        for n in self.lanes.iter() {
-            n.notify_one();
+    /// Wakes the lanes whose bits are set ([`Lane::bit`]): those a committed
+    /// transaction enqueued jobs on.
+    pub fn lanes(&self, bits: u8) {
+        for lane in Lane::ALL {
+            if bits & lane.bit() != 0 {
+                self.lane(lane).notify_one();
+            }
         }
     }
 

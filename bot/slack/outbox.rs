@@ -686,7 +686,7 @@ impl OutboxSender {
                 _ => "",
             };
             outbox::enqueue(
-                &mut *tx,
+                &mut tx,
                 &NewMessage {
                     incident: Some(r),
                     kind: if file.in_thread {
@@ -955,7 +955,7 @@ impl OutboxSender {
             )
             .await?;
             outbox::enqueue(
-                &mut *tx,
+                &mut tx,
                 &NewMessage {
                     incident: Some(r),
                     kind: MessageKind::Reply,
@@ -1032,7 +1032,7 @@ impl OutboxSender {
             crate::templates::slack_escape(code),
             crate::usecases::reach::how_to_fix(code)
         );
-        outbox::enqueue(
+        outbox::enqueue_alone(
             self.store.pool(),
             &NewMessage {
                 incident: None,
@@ -1086,7 +1086,7 @@ impl OutboxSender {
         .await?;
         if let Some(channel) = ChannelId::parse(&row.channel) {
             outbox::enqueue(
-                &mut *tx,
+                &mut tx,
                 &NewMessage {
                     incident: Some(r),
                     kind: MessageKind::Reply,

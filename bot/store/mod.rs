@@ -26,6 +26,7 @@
 
 pub mod actions;
 pub mod alerts;
+pub mod changes;
 pub mod followups;
 pub mod heartbeats;
 pub mod incidents;
@@ -37,6 +38,7 @@ pub mod pages;
 pub mod readcache;
 pub mod roles;
 pub mod status;
+mod tx;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -45,8 +47,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, ConnectOptions, Connection};
 
-/// A transaction on either back end.
-pub type Tx = sqlx::Transaction<'static, Any>;
+pub use tx::{Enqueued, Tx};
 
 /// Which database the URL named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,8 +158,13 @@ impl Store {
                 // SQLite has one writer. With one connection, a writer never waits in
                 // SQLite's busy handler, whose sleeps (1 ms … 100 ms) made the tail
                 // latency of writes under load; every statement here is short.
+                // sqlx pings an idle connection before lending it; a SQLite
+                // file has no other end that could have hung up, and the ping
+                // is one more round trip to the connection's thread on every
+                // transaction and every statement outside one.
                 pool_options
                     .max_connections(1)
+                    .test_before_acquire(false)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             sqlx::query("PRAGMA synchronous = NORMAL")
@@ -219,7 +225,7 @@ impl Store {
     }
 
     pub async fn begin(&self) -> StoreResult<Tx> {
-        Ok(self.pool.begin().await?)
+        Ok(Tx::new(self.pool.begin().await?))
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -7,9 +7,9 @@
 //! ([`heads`]), and a sender must [`claim`] it (a short lease) before calling
 //! Slack, so two senders never deliver the same row.
 
-use sqlx::{Any, Executor};
+use sqlx::{Any, AnyPool, Executor};
 
-use super::{StoreResult, col};
+use super::{StoreResult, Tx, col};
 use crate::incident::{ChannelId, IncidentRef, IncidentState, Severity, SlackUserId};
 use crate::time::Millis;
 
@@ -96,8 +96,21 @@ pub struct NewMessage<'a> {
     pub page: bool,
 }
 
-/// Enqueues a message; returns its outbox id (for a later [`MessageKind::Update`]).
-pub async fn enqueue<'c, E: Executor<'c, Database = Any>>(
+/// Enqueues a message in `tx`, which notes it: committing it wakes the
+/// sender (`Tx::commit`). Returns its outbox id (for a later
+/// [`MessageKind::Update`]).
+pub async fn enqueue(tx: &mut Tx, msg: &NewMessage<'_>, now: Millis) -> StoreResult<i64> {
+    tx.enqueued_message();
+    insert(&mut **tx, msg, now).await
+}
+
+/// Enqueues a message on its own, outside a transaction: the caller wakes
+/// the sender.
+pub async fn enqueue_alone(pool: &AnyPool, msg: &NewMessage<'_>, now: Millis) -> StoreResult<i64> {
+    insert(pool, msg, now).await
+}
+
+async fn insert<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     msg: &NewMessage<'_>,
     now: Millis,

@@ -2,10 +2,11 @@
 //! want it while nothing changed: the status page, the list of open
 //! incidents.
 //!
-//! "Nothing changed" is told by the replica's count of committed writes
-//! (`crate::usecases::Ctx::commits`): a write on this replica makes the next
-//! request read again. What other replicas write (PostgreSQL) shows once the
-//! copy is older than its `max_age`, by Klaxon's clock. One reader at a time
+//! "Nothing changed" is told by a count of changes ([`super::changes`]): a
+//! write on this replica, or one another replica made that this one heard of
+//! (PostgreSQL), makes the next request read again; with no count to trust
+//! (`None`), every request reads. A copy older than its `max_age`, by
+//! Klaxon's clock, is read again anyway. One reader at a time
 //! refreshes it; the others wait for that reading rather than all going to
 //! the database at once.
 
@@ -38,16 +39,16 @@ impl<T> ReadCache<T> {
         }
     }
 
-    /// The value for `commits` (the replica's count of committed writes,
-    /// loaded before calling) at `now`: the copy if still good, else what
-    /// `read` gives (kept for the next ones).
-    pub async fn get<F, E>(&self, commits: u64, now: Millis, read: F) -> Result<Arc<T>, E>
+    /// The value for `commits` (the count of changes, loaded before calling;
+    /// `None`: changes may go uncounted) at `now`: the copy if still good,
+    /// else what `read` gives (kept for the next ones).
+    pub async fn get<F, E>(&self, commits: Option<u64>, now: Millis, read: F) -> Result<Arc<T>, E>
     where
         F: std::future::Future<Output = Result<T, E>>,
     {
-        if self.max_age.is_zero() {
+        let Some(commits) = commits.filter(|_| !self.max_age.is_zero()) else {
             return Ok(Arc::new(read.await?));
-        }
+        };
         let mut last = self.last.lock().await;
         if let Some(c) = last.as_ref()
             && c.commits == commits
@@ -81,24 +82,39 @@ mod tests {
             Ok::<_, ()>(n)
         };
         let t0 = Millis(1_000_000);
-        let a = cache.get(7, t0, read(1)).await.expect("read");
+        let a = cache.get(Some(7), t0, read(1)).await.expect("read");
         let b = cache
-            .get(7, Millis(t0.0 + 4_999), read(2))
+            .get(Some(7), Millis(t0.0 + 4_999), read(2))
             .await
             .expect("read");
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(reads.load(Ordering::SeqCst), 1);
         // A write on this replica: read again.
-        let c = cache.get(8, Millis(t0.0 + 1), read(3)).await.expect("read");
+        let c = cache
+            .get(Some(8), Millis(t0.0 + 1), read(3))
+            .await
+            .expect("read");
         assert_eq!((*c, reads.load(Ordering::SeqCst)), (3, 2));
         // Five seconds old: read again (what other replicas wrote shows).
         let d = cache
-            .get(8, Millis(t0.0 + 5_001), read(4))
+            .get(Some(8), Millis(t0.0 + 5_001), read(4))
             .await
             .expect("read");
         assert_eq!((*d, reads.load(Ordering::SeqCst)), (4, 3));
         // A clock moved backwards never keeps a copy read "in the future".
-        let e = cache.get(8, Millis(t0.0), read(5)).await.expect("read");
+        let e = cache
+            .get(Some(8), Millis(t0.0), read(5))
+            .await
+            .expect("read");
         assert_eq!((*e, reads.load(Ordering::SeqCst)), (5, 4));
+        // Changes may go unheard: every call reads, and none is kept.
+        let f = cache.get(None, Millis(t0.0), read(6)).await.expect("read");
+        let g = cache
+            .get(Some(8), Millis(t0.0), read(7))
+            .await
+            .expect("read");
+        assert_eq!((*f, *g, reads.load(Ordering::SeqCst)), (6, 5, 5));
+        let h = cache.get(None, Millis(t0.0), read(8)).await.expect("read");
+        assert_eq!((*h, reads.load(Ordering::SeqCst)), (8, 6));
     }
 }

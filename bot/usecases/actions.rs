@@ -295,7 +295,7 @@ pub async fn request(
             .reply(&mut tx, &current, blocks::approval_message(&text, id), now)
             .await?;
         actions::set_message(&mut *tx, id, message).await?;
-        jobs::enqueue(&mut *tx, &Expire::new(id, r), expires_at, now).await?;
+        jobs::enqueue(&mut tx, &Expire::new(id, r), expires_at, now).await?;
         format!(
             "Approval requested for `{action_name}` ({}); it expires at {}.",
             plan,
@@ -432,7 +432,7 @@ async fn start(
         .reply(tx, incident, blocks::text_message(&text), now)
         .await?;
     actions::set_message(&mut **tx, request, message).await?;
-    jobs::enqueue(&mut **tx, &Run::new(request, incident.reference), now, now).await?;
+    jobs::enqueue(tx, &Run::new(request, incident.reference), now, now).await?;
     Ok(())
 }
 
@@ -761,7 +761,7 @@ impl Run {
         // started a run on it since.
         if !actions::target_free(&mut tx, store.backend(), &req.target, action.concurrency).await? {
             jobs::enqueue(
-                &mut *tx,
+                &mut tx,
                 &Run::new(id, req.incident),
                 now.plus(TARGET_BUSY_RETRY),
                 now,
@@ -786,7 +786,7 @@ impl Run {
             return Ok(());
         };
         jobs::enqueue(
-            &mut *tx,
+            &mut tx,
             &Watchdog::new(id, req.incident),
             now.plus(step.timeout() + WATCHDOG_GRACE),
             now,

@@ -215,7 +215,7 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
                 let digest = StormDigest {
                     incident: incident.reference.number(),
                 };
-                jobs::enqueue(&mut *tx, &digest, now.plus(DIGEST_DELAY), now).await?;
+                jobs::enqueue(&mut tx, &digest, now.plus(DIGEST_DELAY), now).await?;
             }
             outcome.opened = !folded;
             outcome.folded = folded;
@@ -324,7 +324,7 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
         thread.post_root(&mut tx, &incident, now).await?;
         if view.truncated > 0 && can_ask {
             // Exact numbers for the root.
-            jobs::enqueue(&mut *tx, &check(false), now, now).await?;
+            jobs::enqueue(&mut tx, &check(false), now, now).await?;
         }
     } else if !outcome.folded || !resolved.is_empty() {
         let counts = store::counts(&mut tx, r).await?;
@@ -345,7 +345,7 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
             // Every listed alert resolved, but Alertmanager left some out
             // (`max_alerts`): ask it whether they still fire before resolving,
             // or before saying how many do.
-            jobs::enqueue(&mut *tx, &check(true), now, now).await?;
+            jobs::enqueue(&mut tx, &check(true), now, now).await?;
         } else if !fired.is_empty() || !resolved.is_empty() || numbers_changed {
             let standing = standing(source, &counts, Vec::new(), can_ask);
             let reply = change_reply(ctx, &incident, &fired, &resolved, &standing, view)?;
@@ -354,7 +354,7 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
                 .await?;
             thread.refresh_root(&mut tx, &incident, now).await?;
             if view.truncated > 0 && can_ask {
-                jobs::enqueue(&mut *tx, &check(false), now, now).await?;
+                jobs::enqueue(&mut tx, &check(false), now, now).await?;
             }
         }
     }
@@ -614,9 +614,7 @@ impl Job for CheckGroup {
                 .await?;
             thread.refresh_root(&mut tx, &incident, now).await?;
         }
-        run.commit(tx).await?;
-        // Resolving may have started jobs on other lanes (expiring silences).
-        ctx.wake();
+        ctx.commit_job(&run, tx).await?;
         Ok(())
     }
 }

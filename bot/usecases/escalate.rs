@@ -72,9 +72,6 @@ impl Job for Step {
         };
         let paged = page(&ctx, &mut tx, &self, run.due, run.started).await?;
         ctx.commit_job(&run, tx).await?;
-        if paged.as_ref().is_some_and(|p| p.outside) {
-            ctx.jobs_wake.all();
-        }
         if let Some(p) = paged {
             ctx.metrics
                 .pages_sent
@@ -88,7 +85,7 @@ impl Job for Step {
 /// Starts (or restarts) the ladder at `step` now, inside the caller's transaction.
 pub async fn start(tx: &mut Tx, incident: IncidentRef, step: u32, now: Millis) -> Result<()> {
     jobs::cancel_for_incident::<Step, _>(&mut **tx, incident).await?;
-    jobs::enqueue(&mut **tx, &Step::new(incident, step), now, now).await?;
+    jobs::enqueue(tx, &Step::new(incident, step), now, now).await?;
     Ok(())
 }
 
@@ -278,9 +275,6 @@ impl Job for GroupPage {
 struct Paged {
     level: String,
     people: usize,
-    /// Work waits on the outside lane: groups' members to page, people to
-    /// invite to the incident's own channel.
-    outside: bool,
 }
 
 /// Who a level means right now, and why nobody if nobody.
@@ -526,23 +520,16 @@ async fn page_from(
                 group: group.clone(),
                 paged: who.users.iter().map(|u| u.as_str().to_string()).collect(),
             };
-            jobs::enqueue(&mut **tx, &job, now, now).await?;
+            jobs::enqueue(tx, &job, now, now).await?;
         }
         incidents::set_escalation(&mut **tx, r, None, Some(step)).await?;
         if incident.state == IncidentState::Open {
-            jobs::enqueue(
-                &mut **tx,
-                &Step::new(r, step + 1),
-                due.plus(level.wait),
-                now,
-            )
-            .await?;
+            jobs::enqueue(tx, &Step::new(r, step + 1), due.plus(level.wait), now).await?;
         }
         tracing::info!(incident = %r, step, level = %level.name, people = %names.join(" "), "paged");
         return Ok(Some(Paged {
             level: level.name.clone(),
             people: who.users.len() + who.groups.len(),
-            outside: !who.groups.is_empty() || incident.live_room().is_some(),
         }));
     }
 }

@@ -77,7 +77,7 @@ pub async fn record(
         .await?;
     if tracker {
         jobs::enqueue(
-            &mut *tx,
+            &mut tx,
             &File {
                 incident: r.number(),
                 followup: id,

@@ -56,8 +56,6 @@ impl Job for Watch {
         let opened = watch(&ctx, &mut tx, &hb, run.started).await?;
         ctx.commit_job(&run, tx).await?;
         if opened {
-            // Its own channel, if its severity gets one, waits on the outside lane.
-            ctx.wake();
             open_close::count_opened(&ctx, IncidentSource::Heartbeat);
             missed_metric(&ctx, &hb.name, true);
         }
@@ -89,7 +87,7 @@ async fn watch(ctx: &Ctx, tx: &mut Tx, hb: &Heartbeat, now: Millis) -> Result<bo
     };
     if row.deadline_at > now {
         jobs::enqueue(
-            &mut **tx,
+            tx,
             &Watch {
                 name: hb.name.clone(),
             },
@@ -223,7 +221,7 @@ async fn arm(tx: &mut Tx, name: &str, deadline: Millis, now: Millis) -> Result<(
         name: name.to_string(),
     };
     jobs::cancel(&mut **tx, &job).await?;
-    jobs::enqueue(&mut **tx, &job, deadline, now).await?;
+    jobs::enqueue(tx, &job, deadline, now).await?;
     Ok(())
 }
 

@@ -34,8 +34,8 @@ impl Job for Prune {
         let now = ctx.clock.now();
         let removed = pages::prune(&mut tx, now).await?;
         tracing::debug!(removed, "pruned duplicate guards and old outbox rows");
-        jobs::enqueue(&mut *tx, &Prune {}, now.plus(EVERY), now).await?;
-        run.commit(tx).await?;
+        jobs::enqueue(&mut tx, &Prune {}, now.plus(EVERY), now).await?;
+        ctx.commit_job(&run, tx).await?;
         Ok(())
     }
 }
@@ -43,6 +43,7 @@ impl Job for Prune {
 /// Makes sure housekeeping is scheduled (at start; a waiting one is kept).
 pub async fn schedule(ctx: &Ctx) -> Result<()> {
     let now: Millis = ctx.clock.now();
-    jobs::enqueue(ctx.store.pool(), &Prune {}, now.plus(EVERY), now).await?;
-    Ok(())
+    let mut tx = ctx.begin().await?;
+    jobs::enqueue(&mut tx, &Prune {}, now.plus(EVERY), now).await?;
+    ctx.commit(tx).await
 }

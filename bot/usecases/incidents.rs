@@ -840,7 +840,7 @@ pub async fn escalate_now(ctx: &Ctx, actor: &SlackUserId, incident: &Incident) -
     // The step before `next` counts as done, so the job pages `next` even after an ack.
     incidents::set_escalation(&mut *tx, r, Some(&ladder.name), next.checked_sub(1)).await?;
     if current.state == IncidentState::Acknowledged {
-        crate::jobs::enqueue(&mut *tx, &escalate::Step::forced(r, next), now, now).await?;
+        crate::jobs::enqueue(&mut tx, &escalate::Step::forced(r, next), now, now).await?;
     } else {
         escalate::start(&mut tx, r, next, now).await?;
     }
@@ -947,12 +947,17 @@ pub fn on_call(ctx: &Ctx) -> Answer {
     Answer::Done(lines.join("\n"))
 }
 
+/// `/incident list`: the open incidents, most severe first. The answer comes
+/// from a copy shared while nothing changed (`crate::store::changes`); on
+/// PostgreSQL, other replicas' changes are heard through a trigger on the
+/// columns shown here (migration `0020_incident_changes.sql`): a column shown
+/// or sorted by here must be in its list.
 pub async fn list(ctx: &Ctx) -> Result<Answer> {
     let now = ctx.clock.now();
-    let commits = ctx.commits.load(std::sync::atomic::Ordering::Acquire);
+    let version = ctx.changes.version();
     let open = ctx
         .open_incidents
-        .get(commits, now, incidents::list_open(ctx.store.pool(), 50))
+        .get(version, now, incidents::list_open(ctx.store.pool(), 50))
         .await?;
     if open.is_empty() {
         return Ok(Answer::Done("No open incidents. 🎉".into()));

@@ -111,17 +111,15 @@ impl Job for Occurrence {
                 }
                 // The next occurrence, once this one is over.
                 if let Some((next, _)) = w.current_or_next(ends) {
-                    jobs::enqueue(&mut *tx, &self, next, now).await?;
+                    jobs::enqueue(&mut tx, &self, next, now).await?;
                 }
             }
             Some((next, _)) => {
-                jobs::enqueue(&mut *tx, &self, next, now).await?;
+                jobs::enqueue(&mut tx, &self, next, now).await?;
             }
             None => {}
         }
         ctx.commit_job(&run, tx).await?;
-        // A window's silence waits on the outside lane.
-        ctx.wake();
         Ok(())
     }
 }
@@ -202,7 +200,7 @@ impl Job for Silence {
                     .is_some_and(|now| now.ended_at.is_some())
                 {
                     jobs::enqueue(
-                        &mut *tx,
+                        &mut tx,
                         &Unsilence {
                             window: w.id,
                             silence: id,
@@ -215,7 +213,7 @@ impl Job for Silence {
             }
             Err(why) => {
                 post(
-                    &mut *tx,
+                    &mut tx,
                     &w.channel,
                     &format!(
                             "⚠️ No Alertmanager silence for maintenance window #{}: {}. Its alerts still reach Klaxon, which holds them; Alertmanager's other receivers still get them.",
@@ -276,7 +274,7 @@ pub async fn schedule_all(ctx: &Ctx) -> Result<()> {
             let job = Occurrence {
                 schedule: w.name.clone(),
             };
-            jobs::enqueue(&mut *tx, &job, starts.max(now), now).await?;
+            jobs::enqueue(&mut tx, &job, starts.max(now), now).await?;
         }
     }
     ctx.commit(tx).await?;
@@ -367,14 +365,9 @@ fn announcement(w: &Window, held: &[store::Held], now: Millis) -> String {
 }
 
 /// Posts `text` in `channel`, outside any thread; returns its outbox id.
-pub(super) async fn post<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
-    ex: E,
-    channel: &ChannelId,
-    text: &str,
-    now: Millis,
-) -> Result<i64> {
+pub(super) async fn post(tx: &mut Tx, channel: &ChannelId, text: &str, now: Millis) -> Result<i64> {
     Ok(outbox::enqueue(
-        ex,
+        tx,
         &NewMessage {
             incident: None,
             kind: MessageKind::Root,
@@ -390,15 +383,15 @@ pub(super) async fn post<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
 }
 
 /// Replaces the text of the message posted as outbox row `message`.
-async fn edit<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
-    ex: E,
+async fn edit(
+    tx: &mut Tx,
     channel: &ChannelId,
     message: i64,
     text: &str,
     now: Millis,
 ) -> Result<()> {
     outbox::enqueue(
-        ex,
+        tx,
         &NewMessage {
             incident: None,
             kind: MessageKind::Update,
@@ -416,11 +409,11 @@ async fn edit<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
 
 /// Announces a window that starts now and arms its end.
 async fn begin(ctx: &Ctx, tx: &mut Tx, w: &Window, now: Millis) -> Result<()> {
-    let message = post(&mut **tx, &w.channel, &announcement(w, &[], now), now).await?;
+    let message = post(tx, &w.channel, &announcement(w, &[], now), now).await?;
     store::set_message(&mut **tx, w.id, message).await?;
-    jobs::enqueue(&mut **tx, &End { window: w.id }, w.ends_at, now).await?;
+    jobs::enqueue(tx, &End { window: w.id }, w.ends_at, now).await?;
     if ctx.settings.alerts.silence_maintenance {
-        jobs::enqueue(&mut **tx, &Silence { window: w.id }, now, now).await?;
+        jobs::enqueue(tx, &Silence { window: w.id }, now, now).await?;
     }
     let detail = format!(
         "maintenance window #{} started on route {} until {}{}",
@@ -468,7 +461,7 @@ async fn finish(
     let held = store::held(&mut **tx, id).await?;
     let text = announcement(&w, &held, now);
     if let Some(message) = w.message_id {
-        edit(&mut **tx, &w.channel, message, &text, now).await?;
+        edit(tx, &w.channel, message, &text, now).await?;
     }
     let still_firing: Vec<&store::Held> = held.iter().filter(|h| h.firing > 0).collect();
     let mut end = format!(
@@ -528,7 +521,7 @@ async fn finish(
             plural(u64::try_from(resumed).unwrap_or(0), "incident", "incidents")
         ));
     }
-    post(&mut **tx, &w.channel, &end, now).await?;
+    post(tx, &w.channel, &end, now).await?;
     jobs::cancel(&mut **tx, &End { window: id }).await?;
     if let Some(silence) = &w.silence_id
         && now < w.ends_at
@@ -537,7 +530,7 @@ async fn finish(
             window: id,
             silence: silence.clone(),
         };
-        jobs::enqueue(&mut **tx, &job, now, now).await?;
+        jobs::enqueue(tx, &job, now, now).await?;
     }
     audit::audit(
         &mut **tx,
@@ -789,14 +782,7 @@ pub async fn hold(
     .await?;
     if let Some(message) = w.message_id {
         let held = store::held(&mut **tx, w.id).await?;
-        edit(
-            &mut **tx,
-            &w.channel,
-            message,
-            &announcement(&w, &held, now),
-            now,
-        )
-        .await?;
+        edit(tx, &w.channel, message, &announcement(&w, &held, now), now).await?;
     }
     tracing::info!(
         window = w.id,

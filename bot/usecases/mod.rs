@@ -122,9 +122,10 @@ pub struct Ctx {
     pub settings: Arc<Settings>,
     pub templates: Arc<Templates>,
     pub metrics: Arc<Metrics>,
-    /// Wakes the outbox sender after a commit that enqueued messages.
+    /// Wakes the outbox sender after a commit that enqueued messages
+    /// ([`Ctx::commit`] does, from what the transaction noted).
     pub outbox_wake: Arc<Notify>,
-    /// Wakes the job lanes after a commit that enqueued jobs.
+    /// Wakes the job lanes after a commit that enqueued jobs on them.
     pub jobs_wake: jobs::Wake,
     /// Slack user groups (permissions).
     pub directory: Arc<dyn ports::Directory>,
@@ -136,9 +137,10 @@ pub struct Ctx {
     pub conversations: Arc<dyn ports::Conversations>,
     /// The team's issue tracker, when `[followups] webhook_url` is set.
     pub tracker: Option<Arc<dyn ports::Tracker>>,
-    /// How many writes this replica committed: a copy of what the store said
-    /// (`crate::store::readcache`) is stale once it moved.
-    pub commits: Arc<std::sync::atomic::AtomicU64>,
+    /// Counts the changes to stored data this replica made or heard of: a
+    /// copy of what the store said (`crate::store::readcache`) is stale once
+    /// it moved.
+    pub changes: Arc<crate::store::changes::Changes>,
     /// The open incidents `/incident list` shows, as last read.
     pub open_incidents: Arc<crate::store::readcache::ReadCache<Vec<crate::incident::Incident>>>,
 }
@@ -154,34 +156,34 @@ impl Ctx {
         Ok(self.store.begin().await?)
     }
 
-    /// Commits and wakes the workers that may have new work.
+    /// Commits and wakes the workers the transaction gave work: the lanes it
+    /// enqueued jobs on, the outbox sender if it enqueued messages.
     pub async fn commit(&self, tx: Tx) -> Result<()> {
-        tx.commit().await?;
+        let enqueued = tx.commit().await?;
         self.wrote();
-        self.wake();
+        self.wake_for(enqueued);
         Ok(())
     }
 
     /// Commits a job's finishing transaction (see [`crate::jobs::JobRun::commit`])
-    /// and wakes the outbox sender. The job's own lane looks again by itself;
-    /// a job that starts work on another lane at once calls [`Ctx::wake`].
+    /// and wakes the workers it gave work, as [`Ctx::commit`] does.
     pub async fn commit_job(&self, run: &jobs::JobRun, tx: Tx) -> Result<()> {
-        run.commit(tx).await?;
+        let enqueued = run.commit(tx).await?;
         self.wrote();
-        self.outbox_wake.notify_one();
+        self.wake_for(enqueued);
         Ok(())
     }
 
-    /// Counts a committed write (see [`Ctx::commits`]); [`Ctx::commit`] and
-    /// [`Ctx::commit_job`] call it, a write outside a transaction must too.
-    pub fn wrote(&self) {
-        self.commits
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    fn wake_for(&self, enqueued: crate::store::Enqueued) {
+        if enqueued.outbox() {
+            self.outbox_wake.notify_one();
+        }
+        self.jobs_wake.lanes(enqueued.lanes());
     }
 
-    /// Tells the outbox sender and the job lanes that new work may wait.
-    pub fn wake(&self) {
-        self.outbox_wake.notify_one();
-        self.jobs_wake.all();
+    /// Counts a committed write (see [`Ctx::changes`]); [`Ctx::commit`] and
+    /// [`Ctx::commit_job`] call it, a write outside a transaction must too.
+    pub fn wrote(&self) {
+        self.changes.wrote();
     }
 }

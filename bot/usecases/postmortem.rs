@@ -100,7 +100,7 @@ pub async fn remind_later(ctx: &Ctx, tx: &mut Tx, incident: &Incident, now: Mill
             incident: incident.reference.number(),
         };
         jobs::cancel(&mut **tx, &job).await?;
-        jobs::enqueue(&mut **tx, &job, now.plus(due), now).await?;
+        jobs::enqueue(tx, &job, now.plus(due), now).await?;
     }
     Ok(())
 }

@@ -61,7 +61,7 @@ pub async fn on_open(ctx: &Ctx, tx: &mut Tx, incident: &Incident, now: Millis) -
         let update = UpdateDue {
             incident: incident.reference.number(),
         };
-        jobs::enqueue(&mut **tx, &update, now.plus(every), now).await?;
+        jobs::enqueue(tx, &update, now.plus(every), now).await?;
     }
     Ok(())
 }
@@ -76,7 +76,7 @@ pub async fn arm_ack(ctx: &Ctx, tx: &mut Tx, incident: &Incident, now: Millis) -
     let job = AckStale::repage(incident.reference);
     jobs::cancel(&mut **tx, &job).await?;
     if let Some(timeout) = ctx.settings.incidents.ack_timeout(incident.severity) {
-        jobs::enqueue(&mut **tx, &job, now.plus(timeout), now).await?;
+        jobs::enqueue(tx, &job, now.plus(timeout), now).await?;
     }
     Ok(())
 }
@@ -117,12 +117,12 @@ impl Job for UpdateDue {
             let due = since.plus(every);
             if let Some(end) = window_over(&mut tx, r, now).await? {
                 // A maintenance window over its route: nobody is nagged until it ends.
-                jobs::enqueue(&mut *tx, &self, due.max(end), now).await?;
+                jobs::enqueue(&mut tx, &self, due.max(end), now).await?;
             } else if due > now {
-                jobs::enqueue(&mut *tx, &self, due, now).await?;
+                jobs::enqueue(&mut tx, &self, due, now).await?;
             } else {
                 remind(&ctx, &mut tx, &incident, last, every, now).await?;
-                jobs::enqueue(&mut *tx, &self, now.plus(every), now).await?;
+                jobs::enqueue(&mut tx, &self, now.plus(every), now).await?;
             }
         }
         ctx.commit_job(&run, tx).await?;
@@ -264,14 +264,14 @@ impl Job for AckStale {
             match (self.phase, self.repaged_at.map(Millis), window) {
                 // A maintenance window over its route pauses paging, re-pages too.
                 (_, _, Some(end)) => {
-                    jobs::enqueue(&mut *tx, &self, end, now).await?;
+                    jobs::enqueue(&mut tx, &self, end, now).await?;
                 }
                 (AckPhase::Resume, Some(repaged), None) if attended <= repaged => {
                     resume(&ctx, &mut tx, &incident, repaged, now).await?;
                 }
                 _ if attended.plus(timeout) > now => {
                     // Someone attended since: wait a whole timeout from then.
-                    jobs::enqueue(&mut *tx, &AckStale::repage(r), attended.plus(timeout), now)
+                    jobs::enqueue(&mut tx, &AckStale::repage(r), attended.plus(timeout), now)
                         .await?;
                 }
                 _ => {
@@ -281,7 +281,7 @@ impl Job for AckStale {
                         phase: AckPhase::Resume,
                         repaged_at: Some(now.0),
                     };
-                    jobs::enqueue(&mut *tx, &next, now.plus(wait), now).await?;
+                    jobs::enqueue(&mut tx, &next, now.plus(wait), now).await?;
                 }
             }
         }

@@ -60,7 +60,7 @@ pub async fn start_if_major(
         && ctx.settings.incidents.gets_room(incident.severity)
     {
         jobs::enqueue(
-            &mut **tx,
+            tx,
             &Open {
                 incident: incident.reference.number(),
             },
@@ -83,7 +83,7 @@ pub async fn invite(
         return Ok(());
     }
     jobs::enqueue(
-        &mut **tx,
+        tx,
         &Invite {
             incident: incident.reference.number(),
             users: users.iter().map(|u| u.as_str().to_string()).collect(),
@@ -104,7 +104,7 @@ pub async fn archive_later(ctx: &Ctx, tx: &mut Tx, incident: &Incident, now: Mil
         let job = Archive {
             incident: incident.reference.number(),
         };
-        jobs::enqueue(&mut **tx, &job, now.plus(after), now).await?;
+        jobs::enqueue(tx, &job, now.plus(after), now).await?;
     }
     Ok(())
 }
@@ -304,7 +304,6 @@ impl Job for Open {
         {
             tracing::warn!(incident = %r, error = ?e, "could not set the room's topic");
         }
-        ctx.wake();
         Ok(())
     }
 }

@@ -41,7 +41,7 @@ pub async fn request(
         duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
         user: user.as_str().to_string(),
     };
-    jobs::enqueue(&mut **tx, &job, now, now).await?;
+    jobs::enqueue(tx, &job, now, now).await?;
     Ok(())
 }
 
@@ -52,7 +52,7 @@ pub async fn expire_on_resolve(ctx: &Ctx, tx: &mut Tx, r: IncidentRef, now: Mill
         && !store::active_silences(&mut **tx, r, now).await?.is_empty()
     {
         jobs::enqueue(
-            &mut **tx,
+            tx,
             &ExpireAll {
                 incident: r.number(),
             },

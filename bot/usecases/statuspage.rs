@@ -306,7 +306,7 @@ pub async fn set_state(
     let mut tx = ctx.begin().await?;
     store::set_override(&mut *tx, component, status, actor.as_str(), now).await?;
     if let Some(channel) = &ctx.settings.slack.incident_channel {
-        super::maintenance::post(&mut *tx, channel, &said, now).await?;
+        super::maintenance::post(&mut tx, channel, &said, now).await?;
     }
     ctx.commit(tx).await?;
     audit(

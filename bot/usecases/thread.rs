@@ -179,7 +179,7 @@ impl<'a> Thread<'a> {
         now: Millis,
     ) -> Result<()> {
         outbox::enqueue(
-            &mut **tx,
+            tx,
             &NewMessage {
                 // A page belongs to its incident (it is dropped when the
                 // incident is acknowledged); another DM only to its person.
@@ -378,7 +378,7 @@ impl<'a> Thread<'a> {
         user: &SlackUserId,
         text: &str,
     ) -> Result<()> {
-        outbox::enqueue(
+        outbox::enqueue_alone(
             self.ctx.store.pool(),
             &NewMessage {
                 incident: None,
@@ -431,7 +431,7 @@ impl<'a> Thread<'a> {
         now: Millis,
     ) -> Result<i64> {
         Ok(outbox::enqueue(
-            &mut **tx,
+            tx,
             &NewMessage {
                 incident: Some(incident.reference),
                 kind,
