@@ -571,3 +571,51 @@ async fn a_replicas_list_shows_what_another_replica_changed_once_postgresql_noti
     assert!(a.terminate().success());
     assert!(b.terminate().success());
 }
+
+/// The outbox asks for several of a bucket's slots in one statement: it gets
+/// them all while the burst allows, else none, and the bucket's pace holds
+/// for what comes after (GCRA, as `pacing::reserve` keeps it).
+async fn several_slots_are_taken_whole_or_not_at_all(backend: Backend) {
+    use klaxon::store::pacing::{Pace, reserve, reserve_all};
+    use klaxon::time::Millis;
+    let db = TestDb::of(backend).await;
+    let store = klaxon::store::Store::connect(&db.url)
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    let pool = store.pool();
+    // One a second, bursts of 4.
+    let pace = Pace::new(1.0, 4);
+    let t0 = Millis(1_000_000);
+    assert!(
+        !reserve_all(pool, "C1", pace, t0, 5).await.expect("reserve"),
+        "more than a burst is never granted"
+    );
+    assert!(reserve_all(pool, "C1", pace, t0, 3).await.expect("reserve"));
+    assert!(
+        !reserve_all(pool, "C1", pace, t0, 2).await.expect("reserve"),
+        "one slot of the burst is left, not two"
+    );
+    assert_eq!(reserve(pool, "C1", pace, t0).await.expect("reserve"), None);
+    assert_eq!(
+        reserve(pool, "C1", pace, t0).await.expect("reserve"),
+        Some(1_000),
+        "the burst is spent: the next slot is a second away"
+    );
+    // Two seconds on, two slots came back.
+    let t2 = Millis(t0.0 + 2_000);
+    assert!(reserve_all(pool, "C1", pace, t2, 2).await.expect("reserve"));
+    assert!(!reserve_all(pool, "C1", pace, t2, 1).await.expect("reserve"));
+    // Another bucket is not touched.
+    assert!(reserve_all(pool, "D1", pace, t0, 4).await.expect("reserve"));
+}
+
+#[tokio::test]
+async fn several_slots_are_taken_whole_or_not_at_all_on_sqlite() {
+    several_slots_are_taken_whole_or_not_at_all(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn several_slots_are_taken_whole_or_not_at_all_on_postgres() {
+    several_slots_are_taken_whole_or_not_at_all(Backend::Postgres).await;
+}

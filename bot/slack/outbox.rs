@@ -270,6 +270,12 @@ impl OutboxSender {
         rows: Vec<Pending>,
         shutdown: &watch::Receiver<bool>,
     ) -> StoreResult<(usize, Option<Duration>)> {
+        // Rows still to send that need a slot, and slots taken but not used yet.
+        let mut needing = rows
+            .iter()
+            .filter(|r| r.kind != MessageKind::Ephemeral)
+            .count();
+        let mut credit = 0usize;
         let mut rows = rows.into_iter();
         let mut in_flight = FuturesUnordered::new();
         let mut tally = Tally::default();
@@ -285,13 +291,14 @@ impl OutboxSender {
                 // The slot is taken before the claim: a message another
                 // sender holds, or one that turns out not to need a
                 // call, costs a slot, never a burst over the limit.
-                if row.kind != MessageKind::Ephemeral {
+                if row.kind != MessageKind::Ephemeral && credit == 0 {
+                    let want = needing.min(IN_FLIGHT);
                     match self
-                        .take_slot_driving(key, &mut in_flight, &mut tally)
+                        .take_slot_driving(key, want, &mut in_flight, &mut tally)
                         .await
                     {
-                        Ok(None) => {}
-                        Ok(Some(wait)) => {
+                        Ok(Ok(taken)) => credit = taken,
+                        Ok(Err(wait)) => {
                             paced = Some(wait);
                             break;
                         }
@@ -303,6 +310,10 @@ impl OutboxSender {
                     if tally.failed.is_some() {
                         break;
                     }
+                }
+                if row.kind != MessageKind::Ephemeral {
+                    credit -= 1;
+                    needing -= 1;
                 }
                 in_flight.push(self.deliver(row));
             }
@@ -317,15 +328,16 @@ impl OutboxSender {
         }
     }
 
-    /// [`Self::take_slot`], while the deliveries in flight go on: one of them
+    /// [`Self::take_slots`], while the deliveries in flight go on: one of them
     /// may hold the connection the reservation waits for (SQLite has one).
     async fn take_slot_driving<F: Future<Output = StoreResult<bool>>>(
         &self,
         key: &str,
+        want: usize,
         in_flight: &mut FuturesUnordered<F>,
         tally: &mut Tally,
-    ) -> StoreResult<Option<Duration>> {
-        let slot = self.take_slot(key);
+    ) -> StoreResult<Result<usize, Duration>> {
+        let slot = self.take_slots(key, want);
         tokio::pin!(slot);
         loop {
             tokio::select! {
@@ -734,15 +746,19 @@ impl OutboxSender {
                 .get_or_create(&ViaLabels { via: via.into() })
                 .observe(sent_at.since(row.created_at).as_secs_f64());
         }
-        // The incident's row before the outbox row: the store's lock order.
-        let mut tx = self.store.begin().await?;
+        // A root's `ts` is the incident's thread: both rows change together,
+        // the incident's first (the store's lock order). Any other message is
+        // one statement, which needs no transaction around it.
         if row.kind == MessageKind::Root
             && let (Some(r), Some(ts)) = (row.incident, ts)
         {
+            let mut tx = self.store.begin().await?;
             incidents::set_thread_ts(&mut *tx, r, ts).await?;
+            outbox::mark_sent(&mut *tx, row.id, Some(ts), sent_at).await?;
+            tx.commit().await?;
+        } else {
+            outbox::mark_sent(self.store.pool(), row.id, ts, sent_at).await?;
         }
-        outbox::mark_sent(&mut *tx, row.id, ts, sent_at).await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -1133,11 +1149,21 @@ impl OutboxSender {
         Pace::new(self.settings.channel_rate, self.settings.channel_burst)
     }
 
-    /// Takes the next send slot of the pacing bucket `key`, shared with every
-    /// replica: `None` when taken, else how long until the next one.
-    async fn take_slot(&self, key: &str) -> StoreResult<Option<Duration>> {
-        let wait = pacing::reserve(self.store.pool(), key, self.pace(), self.clock.now()).await?;
-        Ok(wait.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(1))))
+    /// Takes send slots of the pacing bucket `key`, shared with every
+    /// replica: `want` at once when the bucket's burst allows them all, else
+    /// one. `Ok(n)`: `n` slots taken; `Err(wait)`: none, the next in `wait`.
+    async fn take_slots(&self, key: &str, want: usize) -> StoreResult<Result<usize, Duration>> {
+        let (pace, now) = (self.pace(), self.clock.now());
+        let want = want.min(usize::try_from(pace.burst).unwrap_or(1));
+        if want > 1 && pacing::reserve_all(self.store.pool(), key, pace, now, want as i64).await? {
+            return Ok(Ok(want));
+        }
+        Ok(
+            match pacing::reserve(self.store.pool(), key, pace, now).await? {
+                None => Ok(1),
+                Some(ms) => Err(Duration::from_millis(u64::try_from(ms).unwrap_or(1))),
+            },
+        )
     }
 }
 

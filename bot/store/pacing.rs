@@ -83,6 +83,36 @@ where
     Ok(Some((tat - pace.tolerance_ms() - now.0).max(1)))
 }
 
+/// Takes `slots` send slots of `bucket` at once, or none: `true` when all
+/// were taken (then they may be used back to back). What one statement can
+/// grant of a burst, so a sender with several messages for one bucket asks
+/// once instead of once each; when it is refused, [`reserve`] says how long
+/// until the next single slot.
+pub async fn reserve_all<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    bucket: &str,
+    pace: Pace,
+    now: Millis,
+    slots: i64,
+) -> StoreResult<bool> {
+    // GCRA for the last of the slots: max(tat, now) + (slots - 1) * interval - now <= tolerance.
+    let taken = sqlx::query(
+        "INSERT INTO slack_pacing (bucket, tat) SELECT $1, $2 + $3 * $5 WHERE ($5 - 1) * $3 <= $4 \
+         ON CONFLICT (bucket) DO UPDATE SET \
+             tat = (CASE WHEN slack_pacing.tat > $2 THEN slack_pacing.tat ELSE $2 END) + $3 * $5 \
+         WHERE (CASE WHEN slack_pacing.tat > $2 THEN slack_pacing.tat ELSE $2 END) + ($5 - 1) * $3 - $2 <= $4 \
+         RETURNING tat",
+    )
+    .bind(bucket)
+    .bind(now.0)
+    .bind(pace.interval_ms)
+    .bind(pace.tolerance_ms())
+    .bind(slots.max(1))
+    .fetch_optional(ex)
+    .await?;
+    Ok(taken.is_some())
+}
+
 /// Slack answered 429 for `bucket`: no replica sends there before `until`.
 pub async fn block_until<'c, E: Executor<'c, Database = Any>>(
     ex: E,
