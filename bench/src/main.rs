@@ -1257,9 +1257,11 @@ async fn timers_beside_slow_actions(
     db::insert_jobs(url, &due, now_ms())
         .await
         .map_err(|e| e.to_string())?;
-    // Rows written behind Klaxon's back wake nobody; a command that commits does
-    // (another replica's enqueue would, on its own replica).
-    send("status bench: timers queued").await?;
+    // Rows written behind Klaxon's back wake nobody. A commit wakes the lanes
+    // it enqueued jobs on, so the command that tells the paging lane to look
+    // again must start a job there: a P2 pages, its first step is due at once
+    // (another replica's enqueue would wake its own replica's lane alike).
+    send("open P2 bench: timers queued").await?;
     let last_due = first_due + plan.due_window.as_millis() as i64;
     tokio::time::sleep(Duration::from_millis(
         (last_due + 1_000 - now_ms()).max(0) as u64
