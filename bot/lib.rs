@@ -31,7 +31,10 @@
 //! - [`store`]: the database. One code base for SQLite (the default) and
 //!   PostgreSQL through sqlx's `Any` driver; migrations; the queries; a
 //!   shared reading for hot reads (`store::readcache`: the status page,
-//!   `/incident list`).
+//!   `/incident list`), kept fresh by a count of changes that PostgreSQL
+//!   replicas share through `LISTEN`/`NOTIFY` (`store::changes`); a
+//!   transaction that notes the work it enqueued, so its commit wakes only
+//!   the workers concerned (`store::Tx`).
 //! - [`jobs`]: durable jobs as types, run on lanes (paging, actions, outside)
 //!   by the scheduler.
 //!
