@@ -518,30 +518,6 @@ async fn a_p0_page_dm_goes_out_ahead_of_thirty_p2_pages_queued_for_the_same_pers
     app.stop().await;
 }
 
-/// Waits (up to [`WAIT`]) until the series `series` of the Klaxon at `base`
-/// satisfies `holds`; returns its value then.
-async fn until_metric(base: &str, series: &str, holds: impl Fn(f64) -> bool) -> f64 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = metric(&metrics_of(base).await, series)
-            && holds(v)
-        {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{series} at {base} never held");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn answer(client: &reqwest::Client, base: &str, user: &str, text: &str) -> String {
-    let r = send_command(client, base, user, text)
-        .await
-        .expect("command");
-    assert_eq!(r.status(), 200, "{text}");
-    let v: serde_json::Value = r.json().await.expect("json");
-    v["text"].as_str().unwrap_or_default().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replicas_list_shows_what_another_replica_changed_once_postgresql_notified_it() {
     let db = TestDb::postgres().await;
@@ -552,18 +528,24 @@ async fn a_replicas_list_shows_what_another_replica_changed_once_postgresql_noti
     let b = Served::start(dir.path(), &db.url, &slack, &config).await;
     const LISTENING: &str = "klaxon_replica_changes_listening";
     const HEARD: &str = "klaxon_replica_changes_heard_total";
-    until_metric(&b.base, LISTENING, |v| v == 1.0).await;
-    let client = reqwest::Client::new();
+    let heard = || async { metric(&metrics_of(&b.base).await, HEARD) };
+    wait_until(WAIT, "B to listen", || async {
+        metric(&metrics_of(&b.base).await, LISTENING) == Some(1.0)
+    })
+    .await;
     // B reads the list, and keeps its copy while nothing changes.
-    let empty = answer(&client, &b.base, ALICE, "list").await;
+    let empty = b.command(ALICE, "list").await;
     assert!(empty.contains("No open incidents"), "{empty}");
-    assert_eq!(answer(&client, &b.base, ALICE, "list").await, empty);
+    assert_eq!(b.command(ALICE, "list").await, empty);
     // A opens an incident. No incident existed, so the first change B hears
     // of after this point is the open's transaction: its list then shows it.
-    let heard = metric(&metrics_of(&b.base).await, HEARD).expect("heard");
-    answer(&client, &a.base, BOB, "open P2 Checkout down").await;
-    until_metric(&b.base, HEARD, |v| v > heard).await;
-    let opened = answer(&client, &b.base, ALICE, "list").await;
+    let before = heard().await.expect("heard");
+    a.command(BOB, "open P2 Checkout down").await;
+    wait_until(WAIT, "B to hear of the open", || async {
+        heard().await.is_some_and(|n| n > before)
+    })
+    .await;
+    let opened = b.command(ALICE, "list").await;
     assert!(
         opened.contains("INC-1") && opened.contains("Checkout down"),
         "{opened}"

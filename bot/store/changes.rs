@@ -3,9 +3,8 @@
 //! `/incident list` answers from a copy of what it last read
 //! ([`super::readcache`]) while nothing changed (the status page too, which
 //! may lag behind other replicas by its own `max_age`: [`Changes::count`]).
-//! On SQLite this process is
-//! the only writer, so counting its own commits says exactly when something
-//! did. PostgreSQL replicas write beside each other: there a trigger on
+//! On SQLite this process is the only writer, so counting its own commits
+//! says exactly when something did. PostgreSQL replicas write beside each other: there a trigger on
 //! `incidents` sends a notification on channel [`CHANNEL`] with every
 //! transaction that changes a row of it (PostgreSQL delivers it at commit,
 //! once per transaction; migration `0020_incident_changes.sql`), and [`listen`]

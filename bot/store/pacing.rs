@@ -55,21 +55,7 @@ pub async fn reserve<'c, E>(
 where
     E: Executor<'c, Database = Any> + Copy,
 {
-    // GCRA: allowed when max(tat, now) - now <= tolerance; then tat = max(tat, now) + interval.
-    let taken = sqlx::query(
-        "INSERT INTO slack_pacing (bucket, tat) VALUES ($1, $2 + $3) \
-         ON CONFLICT (bucket) DO UPDATE SET \
-             tat = (CASE WHEN slack_pacing.tat > $2 THEN slack_pacing.tat ELSE $2 END) + $3 \
-         WHERE slack_pacing.tat - $2 <= $4 \
-         RETURNING tat",
-    )
-    .bind(bucket)
-    .bind(now.0)
-    .bind(pace.interval_ms)
-    .bind(pace.tolerance_ms())
-    .fetch_optional(ex)
-    .await?;
-    if taken.is_some() {
+    if reserve_all(ex, bucket, pace, now, 1).await? {
         return Ok(None);
     }
     let row = sqlx::query("SELECT tat FROM slack_pacing WHERE bucket = $1")
