@@ -24,7 +24,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -49,7 +49,7 @@ pub enum Lane {
 }
 
 impl Lane {
-    pub const ALL: [Lane; 3] = [Lane::Paging, Lane::Actions, Lane::Outside];
+    pub const ALL: [Lane; crate::store::LANES] = [Lane::Paging, Lane::Actions, Lane::Outside];
 
     /// The `lane` column and metric label.
     pub fn as_str(self) -> &'static str {
@@ -92,12 +92,8 @@ impl Lane {
         }
     }
 
-    /// This lane's bit in a set of lanes (`crate::store::Enqueued::lanes`).
-    pub fn bit(self) -> u8 {
-        1 << self.index()
-    }
-
-    fn index(self) -> usize {
+    /// This lane's place in per-lane tables (`crate::store::Enqueued`).
+    pub fn index(self) -> usize {
         match self {
             Lane::Paging => 0,
             Lane::Actions => 1,
@@ -180,8 +176,7 @@ pub async fn enqueue<J: Job>(
 ) -> StoreResult<bool> {
     let payload = serde_json::to_string(job)
         .map_err(|e| StoreError::Corrupt(format!("job {}: {e}", J::KIND)))?;
-    tx.enqueued_job(J::LANE.bit());
-    rows::enqueue(
+    let added = rows::enqueue(
         &mut **tx,
         &NewJob {
             kind: J::KIND,
@@ -193,7 +188,12 @@ pub async fn enqueue<J: Job>(
         },
         now,
     )
-    .await
+    .await?;
+    // A job that was already waiting (same dedupe key) is no news to its lane.
+    if added {
+        tx.enqueued_job(J::LANE.index(), run_at);
+    }
+    Ok(added)
 }
 
 /// Drops the waiting jobs of kind `J` of an incident.
@@ -355,24 +355,119 @@ impl<C: Clone + Send + Sync + 'static> Registry<C> {
     }
 }
 
-/// Wakes the lanes' workers after a commit that enqueued jobs on them.
+/// Wakes the lanes' workers when a commit gave them a job due before they
+/// would look again by themselves.
+///
+/// Each lane publishes when it will next look at its jobs unasked
+/// ([`Wake::sleeping_until`]), or that it is looking now ([`Wake::looking`]:
+/// then any news wakes it, as it may have read before the commit). A job due
+/// later than that is found when the lane looks; waking the lane for it would
+/// cost a claim and a look at the next due job for nothing (a reminder or a
+/// storm digest enqueued with every `/incident open` or folded notification).
 #[derive(Debug, Clone, Default)]
 pub struct Wake {
-    lanes: Arc<[Notify; 3]>,
+    lanes: Arc<[LaneWake; crate::store::LANES]>,
+}
+
+#[derive(Debug)]
+struct LaneWake {
+    notify: Notify,
+    /// Epoch milliseconds (the scheduler's clock) of the lane's next look by
+    /// itself; [`LOOKING`] while it is looking (or has not slept yet).
+    looks_at: AtomicI64,
+}
+
+/// [`LaneWake::looks_at`] of a lane that any new job must wake.
+const LOOKING: i64 = i64::MAX;
+
+impl Default for LaneWake {
+    fn default() -> Self {
+        LaneWake {
+            notify: Notify::new(),
+            looks_at: AtomicI64::new(LOOKING),
+        }
+    }
 }
 
 impl Wake {
-    /// Wakes the lanes whose bits are set ([`Lane::bit`]): those a committed
-    /// transaction enqueued jobs on.
-    pub fn lanes(&self, bits: u8) {
+    /// After a commit: wakes each lane the transaction gave a job due before
+    /// the lane's next look.
+    pub fn after_commit(&self, enqueued: crate::store::Enqueued) {
         for lane in Lane::ALL {
-            if bits & lane.bit() != 0 {
-                self.lane(lane).notify_one();
+            if let Some(due) = enqueued.soonest(lane.index()) {
+                self.due(lane, due);
             }
         }
     }
 
-    fn lane(&self, lane: Lane) -> &Notify {
+    /// Wakes `lane` if a job of it is due at `due`, before its next look.
+    pub fn due(&self, lane: Lane, due: Millis) {
+        let w = self.lane(lane);
+        let looks_at = w.looks_at.load(Ordering::SeqCst);
+        if looks_at == LOOKING || due.0 < looks_at {
+            w.notify.notify_one();
+        }
+    }
+
+    /// The lane is about to read its jobs: any job enqueued from now on wakes it.
+    fn looking(&self, lane: Lane) {
+        self.lane(lane).looks_at.store(LOOKING, Ordering::SeqCst);
+    }
+
+    /// The lane has read its jobs and will look again at `at` unless woken.
+    fn sleeping_until(&self, lane: Lane, at: Millis) {
+        self.lane(lane).looks_at.store(at.0, Ordering::SeqCst);
+    }
+
+    fn notified(&self, lane: Lane) -> tokio::sync::futures::Notified<'_> {
+        self.lane(lane).notify.notified()
+    }
+
+    fn lane(&self, lane: Lane) -> &LaneWake {
         &self.lanes[lane.index()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    /// Whether `lane` has been told to look (consumes the notice).
+    fn told(wake: &Wake, lane: Lane) -> bool {
+        wake.notified(lane).now_or_never().is_some()
+    }
+
+    #[test]
+    fn a_job_due_before_the_lanes_next_look_wakes_it_and_a_later_one_does_not() {
+        let wake = Wake::default();
+        wake.sleeping_until(Lane::Paging, Millis(10_000));
+
+        wake.due(Lane::Paging, Millis(70_000));
+        assert!(!told(&wake, Lane::Paging), "a job due after the next look");
+        wake.due(Lane::Paging, Millis(10_000));
+        assert!(!told(&wake, Lane::Paging), "a job due at the next look");
+
+        wake.due(Lane::Paging, Millis(9_999));
+        assert!(told(&wake, Lane::Paging), "a job due before the next look");
+        assert!(!told(&wake, Lane::Actions), "another lane hears nothing");
+    }
+
+    #[test]
+    fn a_lane_reading_its_jobs_is_woken_by_any_job_so_none_slips_past_its_read() {
+        let wake = Wake::default();
+        wake.sleeping_until(Lane::Outside, Millis(10_000));
+        wake.looking(Lane::Outside);
+        // Committed after the lane's read began: the read may have missed it.
+        wake.due(Lane::Outside, Millis(i64::MAX));
+        assert!(told(&wake, Lane::Outside));
+    }
+
+    #[test]
+    fn a_lane_that_never_slept_yet_is_woken_by_any_job() {
+        let wake = Wake::default();
+        wake.due(Lane::Actions, Millis(1));
+        assert!(told(&wake, Lane::Actions));
     }
 }

@@ -1,8 +1,9 @@
 //! The scheduler: one worker loop per lane, running jobs when they fall due.
 //!
 //! Each lane's loop sleeps until its earliest job is due — woken early when a
-//! job is enqueued ([`Wake`]), when a running job ends, or when the clock jumps —
-//! instead of polling on a fixed cycle. It claims only as many due jobs as it has
+//! job due sooner is enqueued ([`Wake`]), when a running job frees the slot a
+//! full lane waits for, or when the clock jumps — instead of polling on a
+//! fixed cycle. It claims only as many due jobs as it has
 //! free slots (so no claimed job waits behind a slow one), runs each as its own
 //! task under the lane's timeout, and keeps their leases alive while they run
 //! (a heartbeat every [`RENEW_EVERY`]). A replica that dies stops renewing, and
@@ -145,44 +146,59 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut jumps = self.clock.jumps();
         let mut failures = 0u32;
+        // Whether to read the lane's jobs on this pass; whether the last read
+        // left due jobs behind for want of a slot; when to read again unasked.
+        let mut look = true;
+        let mut full = false;
+        let mut until = self.clock.now();
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let free = slots.available_permits();
-            let wait_until = if free == 0 {
-                None
-            } else {
-                match self.claim_and_start(lane, free, &slots, &mut tasks).await {
-                    Ok(next) => {
-                        failures = 0;
-                        self.metrics
-                            .scheduler_last_run
-                            .set(self.clock.now().0 as f64 / 1000.0);
-                        next
+            if look {
+                self.wake.looking(lane);
+                let free = slots.available_permits();
+                let wait_until = if free == 0 {
+                    None
+                } else {
+                    match self.claim_and_start(lane, free, &slots, &mut tasks).await {
+                        Ok(next) => {
+                            failures = 0;
+                            self.metrics
+                                .scheduler_last_run
+                                .set(self.clock.now().0 as f64 / 1000.0);
+                            next
+                        }
+                        Err(e) => {
+                            failures = failures.saturating_add(1);
+                            let wait = backoff(failures, MAX_IDLE);
+                            tracing::warn!(lane = %lane, error = %e, retry_in = ?wait, "scheduler: database unavailable");
+                            Some(self.clock.now().plus(wait))
+                        }
                     }
-                    Err(e) => {
-                        failures = failures.saturating_add(1);
-                        let wait = backoff(failures, MAX_IDLE);
-                        tracing::warn!(lane = %lane, error = %e, retry_in = ?wait, "scheduler: database unavailable");
-                        Some(self.clock.now().plus(wait))
-                    }
-                }
-            };
-            // Other replicas enqueue and claim jobs this one hears nothing
-            // of: on a shared database each lane looks again soon, so a
-            // replica that dies leaves its steps for at most a lease and a poll.
-            let cap = self.clock.now().plus(self.idle_cap(lane));
-            let until = wait_until.map_or(cap, |u| u.min(cap));
-            tokio::select! {
-                _ = self.wake.lane(lane).notified() => {}
-                _ = self.clock.sleep_until(until) => {}
-                _ = jumps.changed() => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                _ = shutdown.changed() => {}
+                };
+                full = wait_until.is_none();
+                // Other replicas enqueue and claim jobs this one hears nothing
+                // of: on a shared database each lane looks again soon, so a
+                // replica that dies leaves its steps for at most a lease and a poll.
+                let cap = self.clock.now().plus(self.idle_cap(lane));
+                until = wait_until.map_or(cap, |u| u.min(cap));
             }
+            self.wake.sleeping_until(lane, until);
+            // A job that ends frees a slot: news only to a lane that left due
+            // jobs waiting for one. (A job retried sooner than `until` wakes
+            // the lane itself: `settle`.)
+            look = tokio::select! {
+                _ = self.wake.notified(lane) => true,
+                _ = self.clock.sleep_until(until) => true,
+                _ = jumps.changed() => true,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => full,
+                _ = shutdown.changed() => true,
+            };
             // Collect every job that ended meanwhile, so the next claim fills all free slots at once.
-            while tasks.try_join_next().is_some() {}
+            while tasks.try_join_next().is_some() {
+                look |= full;
+            }
         }
         if !tasks.is_empty() {
             tracing::info!(lane = %lane, running = tasks.len(), "waiting for running jobs");
@@ -327,7 +343,7 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
         self.metrics.jobs_running.get_or_create(&lane_labels).dec();
         let committed = finished.load(Ordering::Acquire);
         if !(committed && outcome.is_ok())
-            && let Err(e) = self.settle(&job, outcome).await
+            && let Err(e) = self.settle(lane, &job, outcome).await
         {
             tracing::warn!(job = job.id, kind = %job.kind, error = %e, "could not record a job's outcome; its lease will expire and it runs again");
         }
@@ -336,7 +352,18 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
 
     /// Finishes a job that returned `Ok` without finishing itself, or releases a
     /// failed one for a later attempt.
-    async fn settle(&self, job: &Claimed, outcome: Result<(), JobError>) -> StoreResult<()> {
+    async fn settle(
+        &self,
+        lane: Lane,
+        job: &Claimed,
+        outcome: Result<(), JobError>,
+    ) -> StoreResult<()> {
+        let retry = |after: Duration, reason: String| async move {
+            let at = self.clock.now().plus(after);
+            rows::retry_later(self.store.pool(), job.id, &self.owner, at, &reason).await?;
+            self.wake.due(lane, at);
+            Ok(())
+        };
         match outcome {
             Ok(()) => {
                 // A job that returned without committing its finish (nothing to
@@ -346,14 +373,7 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
             }
             Err(JobError::NotYet { reason, after }) => {
                 tracing::debug!(job = job.id, kind = %job.kind, reason, "job deferred");
-                rows::retry_later(
-                    self.store.pool(),
-                    job.id,
-                    &self.owner,
-                    self.clock.now().plus(after),
-                    &reason,
-                )
-                .await
+                retry(after, reason).await
             }
             Err(e) => {
                 let attempts = u32::try_from(job.attempts).unwrap_or(u32::MAX);
@@ -375,14 +395,7 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
                     })
                     .inc();
                 tracing::warn!(job = job.id, kind = %job.kind, attempts, error = %e, retry_in = ?wait, "job failed; will retry");
-                rows::retry_later(
-                    self.store.pool(),
-                    job.id,
-                    &self.owner,
-                    self.clock.now().plus(wait),
-                    &e.to_string(),
-                )
-                .await
+                retry(wait, e.to_string()).await
             }
         }
     }

@@ -16,29 +16,24 @@ use crate::time::Millis;
 /// Remembers a notification by content; `false` if it was processed before.
 /// A repeat refreshes when it was last seen, so a group that keeps firing
 /// (Alertmanager repeats it every `repeat_interval`) is never pruned as old
-/// and then taken for new.
+/// and then taken for new. One statement either way: the row counts its
+/// repeats, and a count of 0 is a first.
 pub async fn first_notification(
     tx: &mut super::Tx,
     dedupe_key: &str,
     now: Millis,
 ) -> StoreResult<bool> {
-    let seen = sqlx::query("UPDATE alert_notifications SET received_at = $2 WHERE dedupe_key = $1")
-        .bind(dedupe_key)
-        .bind(now.0)
-        .execute(&mut **tx)
-        .await?;
-    if seen.rows_affected() > 0 {
-        return Ok(false);
-    }
-    let done = sqlx::query(
+    let row = sqlx::query(
         "INSERT INTO alert_notifications (dedupe_key, received_at) VALUES ($1, $2) \
-         ON CONFLICT (dedupe_key) DO NOTHING",
+         ON CONFLICT (dedupe_key) DO UPDATE SET received_at = excluded.received_at, \
+         repeats = alert_notifications.repeats + 1 \
+         RETURNING repeats",
     )
     .bind(dedupe_key)
     .bind(now.0)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(col::<i64>(&row, "repeats")? == 0)
 }
 
 /// The open incident an alert group feeds, if any.
@@ -84,12 +79,14 @@ pub struct GroupLink<'a> {
     pub announced: bool,
 }
 
+/// Links a group to an incident; `true` when the link is new (then the
+/// incident holds none of the group's alerts yet and no view of its size).
 pub async fn link_group<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     link: &GroupLink<'_>,
     now: Millis,
-) -> StoreResult<()> {
-    sqlx::query(
+) -> StoreResult<bool> {
+    let done = sqlx::query(
         "INSERT INTO alert_groups (group_id, incident_id, source, route, title, labels, announced, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (group_id, incident_id) DO NOTHING",
     )
@@ -103,7 +100,7 @@ pub async fn link_group<'c, E: Executor<'c, Database = Any>>(
     .bind(now.0)
     .execute(ex)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// What Klaxon holds of an alert under an incident.
@@ -311,19 +308,26 @@ fn int(n: u64) -> i64 {
 
 /// Records what a notification said of its group's size (forgetting any
 /// earlier answer of Alertmanager's API); returns what the previous one said.
+/// `linked_now`: the group was linked to the incident in this transaction
+/// ([`link_group`] said so), so there is no previous view to read.
 pub async fn set_group_view(
     tx: &mut super::Tx,
     group_id: &str,
     incident: IncidentRef,
     view: GroupView,
+    linked_now: bool,
 ) -> StoreResult<Option<GroupView>> {
-    let before = sqlx::query(
-        "SELECT listed, listed_firing, truncated, peak FROM alert_groups WHERE group_id = $1 AND incident_id = $2",
-    )
-    .bind(group_id)
-    .bind(incident.number())
-    .fetch_optional(&mut **tx)
-    .await?;
+    let before = if linked_now {
+        None
+    } else {
+        sqlx::query(
+            "SELECT listed, listed_firing, truncated, peak FROM alert_groups WHERE group_id = $1 AND incident_id = $2",
+        )
+        .bind(group_id)
+        .bind(incident.number())
+        .fetch_optional(&mut **tx)
+        .await?
+    };
     let before = match before {
         Some(row) => {
             let n = |c: &str| -> StoreResult<u64> {
@@ -536,20 +540,6 @@ pub async fn opened_by_route_since<'c, E: Executor<'c, Database = Any>>(
     .fetch_one(ex)
     .await?;
     col(&row, "n")
-}
-
-/// The open storm incident of a route, if any.
-pub async fn open_incident_for_route<'c, E: Executor<'c, Database = Any>>(
-    ex: E,
-    alert_route: &str,
-) -> StoreResult<Option<IncidentRef>> {
-    let row = sqlx::query(
-        "SELECT MAX(id) AS id FROM incidents WHERE alert_route = $1 AND state <> 'resolved'",
-    )
-    .bind(alert_route)
-    .fetch_one(ex)
-    .await?;
-    Ok(col::<Option<i64>>(&row, "id")?.and_then(IncidentRef::new))
 }
 
 pub async fn set_alert_route<'c, E: Executor<'c, Database = Any>>(

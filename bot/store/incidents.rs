@@ -125,6 +125,23 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(
     incident_from_row(&row)
 }
 
+/// The newest unresolved incident with this `alert_route` (an alert storm's
+/// incident, `storm:<route>`), read whole in one statement.
+pub async fn open_with_alert_route<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    alert_route: &str,
+) -> StoreResult<Option<Incident>> {
+    one(sqlx::query(concat!(
+        "SELECT ",
+        incident_columns!(),
+        " FROM incidents WHERE id = \
+         (SELECT MAX(id) FROM incidents WHERE alert_route = $1 AND state <> 'resolved')"
+    ))
+    .bind(alert_route)
+    .fetch_optional(ex)
+    .await?)
+}
+
 pub async fn get<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     r: IncidentRef,

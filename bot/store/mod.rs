@@ -47,7 +47,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, ConnectOptions, Connection};
 
-pub use tx::{Enqueued, Tx};
+pub use tx::{Enqueued, LANES, Tx};
 
 /// Which database the URL named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

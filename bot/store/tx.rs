@@ -7,9 +7,11 @@
 //! is a hand-off to the database's own thread, that was a third of the
 //! statements of an `/incident open` that starts no job at all.
 //!
-//! So the transaction notes, as jobs and messages are enqueued in it, which
-//! lanes and whether the outbox gained work ([`Enqueued`]), and
-//! [`Tx::commit`] hands that note to whoever commits, to wake exactly those.
+//! So the transaction notes, as jobs and messages are enqueued in it, the
+//! soonest run time it gave each lane and whether the outbox gained work
+//! ([`Enqueued`]), and [`Tx::commit`] hands that note to whoever commits, to
+//! wake exactly those (a lane only when the job is due before it would look
+//! again anyway: a reminder due in an hour wakes nobody now).
 //! The note cannot go stale: it is read only once the rows are committed, so a
 //! worker woken by it always finds them (a worker that looked before the commit
 //! is woken again by it).
@@ -18,19 +20,26 @@ use std::ops::{Deref, DerefMut};
 
 use sqlx::{Any, AnyConnection};
 
+use crate::time::Millis;
+
+/// How many job lanes there are (`crate::jobs::Lane`, which checks it).
+pub const LANES: usize = 3;
+
 /// What a committed transaction enqueued: the workers to wake.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Enqueued {
-    /// A bit per job lane that gained a job (`crate::jobs::Lane::bit`).
-    lanes: u8,
+    /// Per job lane (`crate::jobs::Lane::index`), the soonest run time of
+    /// the jobs the transaction added to it.
+    soonest: [Option<Millis>; LANES],
     /// Whether the outbox gained a message.
     outbox: bool,
 }
 
 impl Enqueued {
-    /// The bits of the job lanes that gained a job.
-    pub fn lanes(self) -> u8 {
-        self.lanes
+    /// The soonest run time of the jobs added to the lane with this index;
+    /// `None` when the lane gained none (or the index names no lane).
+    pub fn soonest(self, lane_index: usize) -> Option<Millis> {
+        self.soonest.get(lane_index).copied().flatten()
     }
 
     /// Whether the outbox gained a message.
@@ -55,9 +64,12 @@ impl Tx {
         }
     }
 
-    /// Notes a job enqueued on the lane with bit `lane_bit`.
-    pub fn enqueued_job(&mut self, lane_bit: u8) {
-        self.enqueued.lanes |= lane_bit;
+    /// Notes a job added to the lane with index `lane_index`
+    /// (`crate::jobs::Lane::index`, below [`LANES`]), due at `run_at`.
+    pub fn enqueued_job(&mut self, lane_index: usize, run_at: Millis) {
+        if let Some(soonest) = self.enqueued.soonest.get_mut(lane_index) {
+            *soonest = Some(soonest.map_or(run_at, |s| s.min(run_at)));
+        }
     }
 
     /// Notes a message enqueued in the outbox.

@@ -172,6 +172,9 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
         tracing::info!(group = %batch.group_key, stale = stale.len(), "firing alerts already seen resolved (out of order); ignored");
     }
 
+    // Whether this notification linked its group to the incident: then the
+    // incident holds none of the group's alerts and no view of its size yet.
+    let mut linked_now = false;
     let incident: Option<(Incident, bool)> = match existing {
         Some(r) => match read {
             Some(i) => Some((i, false)),
@@ -197,7 +200,7 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
                     open_for_group(ctx, &mut tx, batch, route, &group_id, severity, now).await?;
                 (incident, false, true)
             };
-            store::link_group(
+            linked_now = store::link_group(
                 &mut *tx,
                 &GroupLink {
                     group_id: &group_id,
@@ -231,7 +234,11 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
     outcome.incident = Some(r);
 
     // Store what changed, whole; sort what the thread should hear about.
-    let held = store::held(&mut tx, r, &group_id).await?;
+    let held = if linked_now {
+        HashMap::new()
+    } else {
+        store::held(&mut tx, r, &group_id).await?
+    };
     let mut fired = Vec::new();
     let mut resolved = Vec::new();
     let mut changed = Vec::new();
@@ -268,7 +275,7 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
             + late_resolutions,
         truncated: batch.truncated_alerts,
     };
-    let before = store::set_group_view(&mut tx, &group_id, r, view).await?;
+    let before = store::set_group_view(&mut tx, &group_id, r, view, linked_now).await?;
     if view.clear() {
         // The whole group, listed in full, fires no more: anything Klaxon
         // still holds as firing resolved unlisted.
@@ -706,9 +713,7 @@ async fn storm_incident(
     now: Millis,
 ) -> Result<(Incident, bool)> {
     let key = format!("storm:{}", route.name);
-    if let Some(r) = store::open_incident_for_route(&mut **tx, &key).await?
-        && let Some(i) = incidents::get(&mut **tx, r).await?
-    {
+    if let Some(i) = incidents::open_with_alert_route(&mut **tx, &key).await? {
         return Ok((i, false));
     }
     let (channel, ladder) = placement(ctx, route, severity)?;

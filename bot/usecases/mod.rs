@@ -178,7 +178,7 @@ impl Ctx {
         if enqueued.outbox() {
             self.outbox_wake.notify_one();
         }
-        self.jobs_wake.lanes(enqueued.lanes());
+        self.jobs_wake.after_commit(enqueued);
     }
 
     /// Counts a committed write (see [`Ctx::changes`]); [`Ctx::commit`] and
