@@ -77,6 +77,8 @@ pub struct GroupLink<'a> {
     pub labels: &'a serde_json::Value,
     /// Whether the thread already says so (folded storm groups are announced later).
     pub announced: bool,
+    /// What the notification that links it says of the group's size.
+    pub view: GroupView,
 }
 
 /// Links a group to an incident; `true` when the link is new (then the
@@ -87,8 +89,9 @@ pub async fn link_group<'c, E: Executor<'c, Database = Any>>(
     now: Millis,
 ) -> StoreResult<bool> {
     let done = sqlx::query(
-        "INSERT INTO alert_groups (group_id, incident_id, source, route, title, labels, announced, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (group_id, incident_id) DO NOTHING",
+        "INSERT INTO alert_groups (group_id, incident_id, source, route, title, labels, announced, created_at, \
+                                   listed, listed_firing, truncated, peak) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (group_id, incident_id) DO NOTHING",
     )
     .bind(link.group_id)
     .bind(link.incident.number())
@@ -98,6 +101,10 @@ pub async fn link_group<'c, E: Executor<'c, Database = Any>>(
     .bind(link.labels.to_string())
     .bind(i64::from(link.announced))
     .bind(now.0)
+    .bind(int(link.view.listed))
+    .bind(int(link.view.listed_firing))
+    .bind(int(link.view.truncated))
+    .bind(int(link.view.listed.saturating_add(link.view.truncated)))
     .execute(ex)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -308,26 +315,20 @@ fn int(n: u64) -> i64 {
 
 /// Records what a notification said of its group's size (forgetting any
 /// earlier answer of Alertmanager's API); returns what the previous one said.
-/// `linked_now`: the group was linked to the incident in this transaction
-/// ([`link_group`] said so), so there is no previous view to read.
+/// (A group linked by this notification has its view already: [`link_group`].)
 pub async fn set_group_view(
     tx: &mut super::Tx,
     group_id: &str,
     incident: IncidentRef,
     view: GroupView,
-    linked_now: bool,
 ) -> StoreResult<Option<GroupView>> {
-    let before = if linked_now {
-        None
-    } else {
-        sqlx::query(
-            "SELECT listed, listed_firing, truncated, peak FROM alert_groups WHERE group_id = $1 AND incident_id = $2",
-        )
-        .bind(group_id)
-        .bind(incident.number())
-        .fetch_optional(&mut **tx)
-        .await?
-    };
+    let before = sqlx::query(
+        "SELECT listed, listed_firing, truncated, peak FROM alert_groups WHERE group_id = $1 AND incident_id = $2",
+    )
+    .bind(group_id)
+    .bind(incident.number())
+    .fetch_optional(&mut **tx)
+    .await?;
     let before = match before {
         Some(row) => {
             let n = |c: &str| -> StoreResult<u64> {
@@ -524,22 +525,6 @@ pub async fn route_of<'c, E: Executor<'c, Database = Any>>(
             .fetch_optional(ex)
             .await?;
     row.map(|r| col(&r, "route")).transpose()
-}
-
-/// Incidents a route opened since `since` (the alert-storm cap counts these).
-pub async fn opened_by_route_since<'c, E: Executor<'c, Database = Any>>(
-    ex: E,
-    route: &str,
-    since: Millis,
-) -> StoreResult<i64> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS n FROM incidents WHERE alert_route = $1 AND opened_at > $2",
-    )
-    .bind(route)
-    .bind(since.0)
-    .fetch_one(ex)
-    .await?;
-    col(&row, "n")
 }
 
 pub async fn set_alert_route<'c, E: Executor<'c, Database = Any>>(

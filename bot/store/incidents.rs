@@ -125,21 +125,44 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(
     incident_from_row(&row)
 }
 
-/// The newest unresolved incident with this `alert_route` (an alert storm's
-/// incident, `storm:<route>`), read whole in one statement.
-pub async fn open_with_alert_route<'c, E: Executor<'c, Database = Any>>(
+/// What the alert-storm cap needs to know of a route ([`route_load`]).
+#[derive(Debug, Clone)]
+pub struct RouteLoad {
+    /// Incidents whose `alert_route` is the route's, opened after `since`.
+    pub opened_since: i64,
+    /// The newest unresolved incident whose `alert_route` is the storm's.
+    pub storm: Option<Incident>,
+}
+
+/// How many incidents alert route `route` opened since `since`, and the
+/// open storm incident (`alert_route` = `storm_route`), whole: one statement.
+pub async fn route_load<'c, E: Executor<'c, Database = Any>>(
     ex: E,
-    alert_route: &str,
-) -> StoreResult<Option<Incident>> {
-    one(sqlx::query(concat!(
-        "SELECT ",
+    route: &str,
+    storm_route: &str,
+    since: Millis,
+) -> StoreResult<RouteLoad> {
+    // The storm incident's columns come through a LEFT JOIN: all NULL when
+    // there is none, and the count still comes back.
+    let row = sqlx::query(concat!(
+        "SELECT (SELECT COUNT(*) FROM incidents WHERE alert_route = $1 AND opened_at > $2) AS opened_since, ",
         incident_columns!(),
-        " FROM incidents WHERE id = \
-         (SELECT MAX(id) FROM incidents WHERE alert_route = $1 AND state <> 'resolved')"
+        " FROM (SELECT 1 AS one_row) AS one_row LEFT JOIN incidents ON incidents.id = \
+         (SELECT MAX(id) FROM incidents WHERE alert_route = $3 AND state <> 'resolved')"
     ))
-    .bind(alert_route)
-    .fetch_optional(ex)
-    .await?)
+    .bind(route)
+    .bind(since.0)
+    .bind(storm_route)
+    .fetch_one(ex)
+    .await?;
+    let storm = match col::<Option<i64>>(&row, "id")? {
+        Some(_) => Some(incident_from_row(&row)?),
+        None => None,
+    };
+    Ok(RouteLoad {
+        opened_since: col(&row, "opened_since")?,
+        storm,
+    })
 }
 
 pub async fn get<'c, E: Executor<'c, Database = Any>>(

@@ -74,6 +74,24 @@ fn names_of(alerts: &[&Alert]) -> String {
     }
 }
 
+/// What a notification says of its group's size: `alerts` are the ones kept
+/// (stale firings dropped), `late_resolutions` those of them that resolve an
+/// earlier firing of an alert that fires again since (it still fires).
+fn view_of(batch: &AlertBatch, alerts: &[&Alert], late_resolutions: u64) -> GroupView {
+    GroupView {
+        listed: u64::try_from(batch.alerts.len()).unwrap_or(u64::MAX),
+        listed_firing: u64::try_from(
+            alerts
+                .iter()
+                .filter(|a| a.status == AlertStatus::Firing)
+                .count(),
+        )
+        .unwrap_or(u64::MAX)
+            + late_resolutions,
+        truncated: batch.truncated_alerts,
+    }
+}
+
 /// Processes one notification: everything it lists is stored, whatever its
 /// size; what the thread shows of it is cut.
 pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
@@ -184,16 +202,22 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
         None if !alerts.iter().any(|a| a.status == AlertStatus::Firing) => None,
         None => {
             let cap = i64::from(route.max_new_incidents_per_minute.get());
-            let recent = store::opened_by_route_since(
+            let load = incidents::route_load(
                 &mut *tx,
                 &route.name,
+                &storm_route(route),
                 now.minus(std::time::Duration::from_secs(60)),
             )
             .await?;
             let severity = severity_of(route, &labels, &alerts);
-            let (incident, folded, new) = if recent >= cap {
-                let (incident, new) =
-                    storm_incident(ctx, &mut tx, batch, route, severity, now).await?;
+            let (incident, folded, new) = if load.opened_since >= cap {
+                let (incident, new) = match load.storm {
+                    Some(storm) => (storm, false),
+                    None => (
+                        open_storm_incident(ctx, &mut tx, batch, route, severity, now).await?,
+                        true,
+                    ),
+                };
                 (incident, true, new)
             } else {
                 let incident =
@@ -210,6 +234,8 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
                     title: &batch.title(),
                     labels: &json!(batch.group_labels),
                     announced: !folded,
+                    // Nothing held yet, so no late resolution either.
+                    view: view_of(batch, &alerts, 0),
                 },
                 now,
             )
@@ -263,19 +289,13 @@ pub async fn ingest(ctx: &Ctx, batch: &AlertBatch) -> Result<Ingested> {
         }
     }
     store::upsert(&mut tx, r, &group_id, &changed, now).await?;
-    let view = GroupView {
-        listed: u64::try_from(batch.alerts.len()).unwrap_or(u64::MAX),
-        listed_firing: u64::try_from(
-            alerts
-                .iter()
-                .filter(|a| a.status == AlertStatus::Firing)
-                .count(),
-        )
-        .unwrap_or(u64::MAX)
-            + late_resolutions,
-        truncated: batch.truncated_alerts,
+    let view = view_of(batch, &alerts, late_resolutions);
+    // A group linked just now was linked with this view (`link_group`).
+    let before = if linked_now {
+        None
+    } else {
+        store::set_group_view(&mut tx, &group_id, r, view).await?
     };
-    let before = store::set_group_view(&mut tx, &group_id, r, view, linked_now).await?;
     if view.clear() {
         // The whole group, listed in full, fires no more: anything Klaxon
         // still holds as firing resolved unlisted.
@@ -704,18 +724,21 @@ async fn open_for_group(
 }
 
 /// The route's open alert-storm incident, opened if there is none (`true`: just opened).
-async fn storm_incident(
+/// The `alert_route` of a route's storm incident (its own opens count
+/// towards the cap under the route's name; the storm's do not).
+fn storm_route(route: &Route) -> String {
+    format!("storm:{}", route.name)
+}
+
+/// Opens the incident further new groups of a storming route fold into.
+async fn open_storm_incident(
     ctx: &Ctx,
     tx: &mut Tx,
     batch: &AlertBatch,
     route: &Route,
     severity: Severity,
     now: Millis,
-) -> Result<(Incident, bool)> {
-    let key = format!("storm:{}", route.name);
-    if let Some(i) = incidents::open_with_alert_route(&mut **tx, &key).await? {
-        return Ok((i, false));
-    }
+) -> Result<Incident> {
     let (channel, ladder) = placement(ctx, route, severity)?;
     let title = format!(
         "Alert storm on route {}: more than {} new alert groups a minute",
@@ -741,8 +764,8 @@ async fn storm_incident(
         now,
     )
     .await?;
-    store::set_alert_route(&mut **tx, incident.reference, &key, None).await?;
-    Ok((incident, true))
+    store::set_alert_route(&mut **tx, incident.reference, &storm_route(route), None).await?;
+    Ok(incident)
 }
 
 /// Lists the groups folded into a storm since the last digest, a few seconds
