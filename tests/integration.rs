@@ -23,6 +23,7 @@ mod maintenance;
 mod reliability;
 mod reminders;
 mod restart;
+mod scheduler;
 mod slack_faults;
 mod socket_mode;
 mod status_page;

@@ -156,8 +156,8 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// transaction [`JobRun::finish`] opens and committed with
     /// [`JobRun::commit`], whose caller wakes the lanes and the outbox sender
     /// the transaction gave work (`crate::store::Enqueued`); returning `Ok`
-    /// without that simply drops the job. The scheduler looks at its lane
-    /// again when a job ends.
+    /// without that simply drops the job. The slot it held goes to the next
+    /// due job of its lane.
     fn run(
         self,
         ctx: Self::Context,

@@ -82,6 +82,13 @@ impl Job for Step {
     }
 }
 
+/// Starts the ladder of an incident opened in the caller's transaction (it
+/// has no step to cancel).
+pub async fn start_new(tx: &mut Tx, incident: IncidentRef, now: Millis) -> Result<()> {
+    jobs::enqueue(tx, &Step::new(incident, 0), now, now).await?;
+    Ok(())
+}
+
 /// Starts (or restarts) the ladder at `step` now, inside the caller's transaction.
 pub async fn start(tx: &mut Tx, incident: IncidentRef, step: u32, now: Millis) -> Result<()> {
     jobs::cancel_for_incident::<Step, _>(&mut **tx, incident).await?;

@@ -381,7 +381,7 @@ pub async fn open_in(
     let thread = ctx.thread();
     thread.record(tx, &incident, entry, now).await?;
     if new.ladder.is_some() {
-        escalate::start(tx, incident.reference, 0, now).await?;
+        escalate::start_new(tx, incident.reference, now).await?;
     }
     reminders::on_open(ctx, tx, &incident, now).await?;
     rooms::start_if_major(ctx, tx, &incident, now).await?;

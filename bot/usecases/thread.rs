@@ -221,7 +221,7 @@ impl<'a> Thread<'a> {
         incident: &Incident,
         now: Millis,
     ) -> Result<i64> {
-        let root = self.root_payload(tx, incident).await?;
+        let root = self.root_payload(tx, incident, Roles::Read).await?;
         self.enqueue(tx, incident, MessageKind::Post, root, None, false, now)
             .await
     }
@@ -323,9 +323,11 @@ impl<'a> Thread<'a> {
         Ok(())
     }
 
-    /// Posts the thread's root message (the first message of a new incident).
+    /// Posts the thread's root message: the first message of an incident
+    /// opened in the caller's transaction (roles are assigned by later
+    /// commands, so none is held yet and none is read).
     pub async fn post_root(&self, tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
-        let root = self.root_payload(tx, incident).await?;
+        let root = self.root_payload(tx, incident, Roles::NoneYet).await?;
         self.enqueue(tx, incident, MessageKind::Root, root, None, false, now)
             .await?;
         Ok(())
@@ -333,7 +335,7 @@ impl<'a> Thread<'a> {
 
     /// Re-renders the root message from the incident as it is now.
     pub async fn refresh_root(&self, tx: &mut Tx, incident: &Incident, now: Millis) -> Result<()> {
-        let root = self.root_payload(tx, incident).await?;
+        let root = self.root_payload(tx, incident, Roles::Read).await?;
         if let Some(copy) = incident.live_room().and_then(|r| r.root_message) {
             self.enqueue(
                 tx,
@@ -450,7 +452,7 @@ impl<'a> Thread<'a> {
     /// alert incident, its alerts: how many fire and the first few), its
     /// buttons, and a Run check menu of the read-only actions that need no
     /// parameters.
-    async fn root_payload(&self, tx: &mut Tx, incident: &Incident) -> Result<Value> {
+    async fn root_payload(&self, tx: &mut Tx, incident: &Incident, roles: Roles) -> Result<Value> {
         let alerts = if !incident.source.is_alerts() {
             None
         } else {
@@ -482,8 +484,11 @@ impl<'a> Thread<'a> {
                 .position(|r| &r.name == role)
                 .unwrap_or(usize::MAX)
         };
-        let mut held: Vec<templates::RoleHeld> = roles::of_incident(&mut **tx, incident.reference)
-            .await?
+        let held = match roles {
+            Roles::NoneYet => Vec::new(),
+            Roles::Read => roles::of_incident(&mut **tx, incident.reference).await?,
+        };
+        let mut held: Vec<templates::RoleHeld> = held
             .into_iter()
             .map(|(role, user)| templates::RoleHeld { role, user })
             .collect();
@@ -524,4 +529,12 @@ pub fn standing(
         can_ask,
         shown,
     }
+}
+
+/// Whether the root message must read the roles held ([`Thread::post_root`]
+/// knows none is held yet).
+#[derive(Debug, Clone, Copy)]
+enum Roles {
+    NoneYet,
+    Read,
 }
