@@ -1,8 +1,8 @@
 //! The job scheduler on a real SQLite database, where a lane with nothing due
 //! sleeps up to 30 s: a full lane starts the next due job as soon as a slot
-//! frees (a lane that missed it would sit out its sleep; the test waits 10 s),
-//! and jobs due now run beside one due in an hour, which does not run. (When a
-//! commit wakes a lane is `klaxon::jobs::Wake`'s rule, tested beside it.)
+//! frees, and a job due now wakes a lane that will not look again for
+//! seconds, while a job due in an hour waits. A lane that missed either would
+//! sit out its sleep, longer than these tests wait.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +19,9 @@ use tokio::sync::{Semaphore, watch};
 use crate::support::{TestDb, wait_until};
 
 const WAIT: Duration = Duration::from_secs(10);
+/// Well within the outside lane's 6 s lease, its next look by itself after
+/// running a job; a woken lane runs a due job in milliseconds.
+const WOKEN: Duration = Duration::from_secs(3);
 
 /// What the test jobs report to and wait on.
 #[derive(Clone)]
@@ -42,6 +45,15 @@ impl Gate {
     }
     fn done(&self) -> usize {
         self.done.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `within` until `holds` says yes of the gate.
+    async fn wait(&self, within: Duration, what: &str, holds: fn(&Gate) -> bool) {
+        wait_until(within, what, || {
+            let gate = self.clone();
+            async move { holds(&gate) }
+        })
+        .await;
     }
 }
 
@@ -127,49 +139,38 @@ impl Running {
 async fn due_jobs_beyond_a_lanes_slots_start_as_soon_as_running_ones_end() {
     let (k, _db) = Running::start().await;
     k.enqueue(0..6, Duration::ZERO).await;
-    let gate = k.gate.clone();
-    wait_until(WAIT, "four jobs running", || {
-        let g = gate.clone();
-        async move { g.started() == 4 }
-    })
-    .await;
+    let gate = &k.gate;
+    gate.wait(WAIT, "four jobs running", |g| g.started() == 4)
+        .await;
     assert_eq!(gate.done(), 0);
 
     gate.open.add_permits(1);
-    wait_until(WAIT, "a fifth job in the slot the first freed", || {
-        let g = gate.clone();
-        async move { g.done() == 1 && g.started() == 5 }
+    gate.wait(WAIT, "a fifth job in the slot the first freed", |g| {
+        g.done() == 1 && g.started() == 5
     })
     .await;
     gate.open.add_permits(5);
-    wait_until(WAIT, "all six jobs done", || {
-        let g = gate.clone();
-        async move { g.done() == 6 }
-    })
-    .await;
+    gate.wait(WAIT, "all six jobs done", |g| g.done() == 6)
+        .await;
     let _ = k.stop.send(true);
 }
 
 #[tokio::test]
-async fn jobs_due_now_run_beside_a_job_due_in_an_hour_which_waits() {
+async fn a_job_due_now_wakes_a_lane_whose_next_look_is_seconds_away() {
     let (k, _db) = Running::start().await;
     k.enqueue(100..101, Duration::from_secs(3_600)).await;
     k.gate.open.add_permits(2);
     k.enqueue(0..1, Duration::ZERO).await;
-    let gate = k.gate.clone();
-    wait_until(WAIT, "the first job done", || {
-        let g = gate.clone();
-        async move { g.done() == 1 }
-    })
-    .await;
-    // The lane was not full, so that job's end was no reason to look again:
-    // the next job due now is the lane's news.
+    let gate = &k.gate;
+    gate.wait(WAIT, "the first job done", |g| g.done() == 1)
+        .await;
+    // The lane read its jobs while the first one held a lease (6 s on this
+    // lane), so it next looks by itself when that lease would run out; the
+    // job's end is no reason to look (the lane was not full). Only the wake
+    // of the next job due now runs it within `WOKEN`.
     k.enqueue(1..2, Duration::ZERO).await;
-    wait_until(WAIT, "the second job done", || {
-        let g = gate.clone();
-        async move { g.done() == 2 }
-    })
-    .await;
+    gate.wait(WOKEN, "the second job done", |g| g.done() == 2)
+        .await;
     assert_eq!(gate.started(), 2, "the job an hour away did not run");
     let _ = k.stop.send(true);
 }

@@ -401,7 +401,7 @@ impl Wake {
     }
 
     /// Wakes `lane` if a job of it is due at `due`, before its next look.
-    pub fn due(&self, lane: Lane, due: Millis) {
+    pub(crate) fn due(&self, lane: Lane, due: Millis) {
         let w = self.lane(lane);
         let looks_at = w.looks_at.load(Ordering::SeqCst);
         if looks_at == LOOKING || due.0 < looks_at {

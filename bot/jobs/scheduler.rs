@@ -157,26 +157,7 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
             }
             if look {
                 self.wake.looking(lane);
-                let free = slots.available_permits();
-                let wait_until = if free == 0 {
-                    None
-                } else {
-                    match self.claim_and_start(lane, free, &slots, &mut tasks).await {
-                        Ok(next) => {
-                            failures = 0;
-                            self.metrics
-                                .scheduler_last_run
-                                .set(self.clock.now().0 as f64 / 1000.0);
-                            next
-                        }
-                        Err(e) => {
-                            failures = failures.saturating_add(1);
-                            let wait = backoff(failures, MAX_IDLE);
-                            tracing::warn!(lane = %lane, error = %e, retry_in = ?wait, "scheduler: database unavailable");
-                            Some(self.clock.now().plus(wait))
-                        }
-                    }
-                };
+                let wait_until = self.look(lane, &slots, &mut tasks, &mut failures).await;
                 full = wait_until.is_none();
                 // Other replicas enqueue and claim jobs this one hears nothing
                 // of: on a shared database each lane looks again soon, so a
@@ -207,6 +188,37 @@ impl<C: Clone + Send + Sync + 'static> Scheduler<C> {
                 tracing::warn!(lane = %lane, "jobs still running at shutdown; their leases will expire and another start retries them");
                 tasks.abort_all();
                 while tasks.join_next().await.is_some() {}
+            }
+        }
+    }
+
+    /// One look at the lane's jobs: starts the due ones its free slots take.
+    /// Returns when to look again (`None`: the lane is full; when a slot
+    /// frees up); a database that does not answer is tried again with backoff.
+    async fn look(
+        self: &Arc<Self>,
+        lane: Lane,
+        slots: &Arc<Semaphore>,
+        tasks: &mut JoinSet<()>,
+        failures: &mut u32,
+    ) -> Option<Millis> {
+        let free = slots.available_permits();
+        if free == 0 {
+            return None;
+        }
+        match self.claim_and_start(lane, free, slots, tasks).await {
+            Ok(next) => {
+                *failures = 0;
+                self.metrics
+                    .scheduler_last_run
+                    .set(self.clock.now().0 as f64 / 1000.0);
+                next
+            }
+            Err(e) => {
+                *failures = failures.saturating_add(1);
+                let wait = backoff(*failures, MAX_IDLE);
+                tracing::warn!(lane = %lane, error = %e, retry_in = ?wait, "scheduler: database unavailable");
+                Some(self.clock.now().plus(wait))
             }
         }
     }
