@@ -228,7 +228,7 @@ pub async fn check_slack(ctx: &Ctx, slack: &SlackApi) {
                     let waiting = outbox::retry_channel_now(ctx.store.pool(), &channel, now)
                         .await
                         .unwrap_or(0);
-                    ctx.outbox_wake.notify_one();
+                    ctx.outbox_wake.message();
                     tracing::info!(channel, waiting, "Klaxon can post in this channel again");
                 }
                 ctx.metrics.slack_channel_ok.get_or_create(&labels).set(1);

@@ -19,7 +19,7 @@ use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::alertmanager::AlertmanagerApi;
 use crate::app::App;
@@ -31,6 +31,7 @@ use crate::slack::groups::GroupDirectory;
 use crate::slack::outbox::OutboxSender;
 use crate::store::Store;
 use crate::store::changes::Changes;
+use crate::store::outbox::OutboxWake;
 use crate::store::readcache::ReadCache;
 use crate::telemetry::Metrics;
 use crate::templates::Templates;
@@ -139,7 +140,7 @@ pub async fn build_with_clock(
         clock,
         templates: Arc::new(templates),
         metrics: Arc::new(metrics),
-        outbox_wake: Arc::new(Notify::new()),
+        outbox_wake: Arc::new(OutboxWake::default()),
         jobs_wake: Default::default(),
         directory: Arc::new(GroupDirectory::new(slack.clone())),
         reach: Default::default(),

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde_json::json;
 use sqlx::Row;
 use tokio::net::TcpListener;
@@ -601,8 +602,8 @@ async fn a_backlog_of_paged_incidents_drains_roots_first_and_no_page_starves_the
     let db = TestDb::sqlite();
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
     let app = TestApp::start_with(&db, &slack, with_three_level_ladder("1h")).await;
-    // More paged incidents than the sender looks at in one pass, all queued
-    // while Slack is down: each has a root, a page in its thread and a DM.
+    // Hundreds of paged incidents, all queued while Slack is down: each has
+    // a root, a page in its thread and a DM.
     const N: usize = 300;
     slack.fail_always(Fault::Status(503));
     for n in 0..N {
@@ -637,5 +638,89 @@ async fn pages_queued_everywhere(app: &TestApp, n: usize) {
                 >= i64::try_from(n).expect("n")
         },
     )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_committed_during_a_pass_through_a_thousand_roots_goes_out_before_the_rest_of_that_pass()
+ {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(
+        &db,
+        &slack,
+        Options {
+            extra_toml: three_level_ladder("1h"),
+            // Unpaced: a pass delivers every head it read, none waits for a slot.
+            outbox_toml: "channel_rate = 100000.0\nchannel_burst = 100000\nrequest_timeout = \"2s\"\nmax_backoff = \"2s\"\n"
+                .to_string(),
+            ..Options::default()
+        },
+    )
+    .await;
+    // More quiet incidents (no page) than one pass reads (1,024 heads),
+    // their roots queued while Slack rate-limits the channel (a definite
+    // refusal: no lookup for a lost outcome before each post).
+    const N: usize = 1_100;
+    slack.fail_always(Fault::RateLimited(1));
+    let opener = &app;
+    futures_util::stream::iter(0..N)
+        .for_each_concurrent(8, |n| async move {
+            opener
+                .command(
+                    BOB,
+                    &format!("open P3 Certificate for host-{n} expires soon"),
+                )
+                .await;
+        })
+        .await;
+    slack.heal();
+    // The backlog is due once Slack answers: open a P0 while a pass is
+    // delivering it (the first pass after the first success reads 1,024).
+    roots_sent_at_least(&app, 50).await;
+    app.command(BOB, "open P0 Checkout is down").await;
+    let when_opened = roots(&slack.delivered()).len();
+    let calls = slack
+        .wait_for(WAIT, "the P0's page DM", |c| {
+            c.iter()
+                .any(|c| c.ok && c.str("channel") == Some("DU0ALICE"))
+        })
+        .await;
+    let dm = calls
+        .iter()
+        .find(|c| c.ok && c.str("channel") == Some("DU0ALICE"))
+        .expect("the DM");
+    assert!(
+        dm.text().contains(&format!("INC-{}", N + 1)),
+        "{}",
+        dm.text()
+    );
+    let before_dm = roots(&calls)
+        .iter()
+        .filter(|c| c.ok && c.at < dm.at && c.text().contains("host-"))
+        .count();
+    let behind = before_dm.saturating_sub(when_opened);
+    println!("{behind} of the backlog's roots went out between the P0's open and its page");
+    assert!(
+        before_dm < N && behind < 200,
+        "the page waited for the pass to end: {behind} roots after the open, {before_dm} in all"
+    );
+    // The pass it cut short is delivered after it, whole.
+    roots_sent_at_least(&app, N + 1).await;
+    assert_eq!(roots(&slack.delivered()).len(), N + 1);
+    app.stop().await;
+}
+
+/// Waits until the outbox recorded `n` incident roots as sent (asking the
+/// database is cheaper than reading thousands of calls again and again).
+async fn roots_sent_at_least(app: &TestApp, n: usize) {
+    wait_until(Duration::from_secs(60), "the roots to be sent", || async {
+        sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE kind = 'root' AND state = 'sent'")
+            .fetch_one(app.store().pool())
+            .await
+            .expect("count")
+            .get::<i64, _>("n")
+            >= i64::try_from(n).expect("n")
+    })
     .await;
 }

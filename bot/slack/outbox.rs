@@ -10,7 +10,10 @@
 //!   messages) pages are sent before anything else due, a page in a thread
 //!   does not queue behind the thread's backlog, and a direct message is paced
 //!   by the person's channel, not the incident's. A pass never sleeps for
-//!   pacing, so a page enqueued meanwhile is next.
+//!   pacing, so a page enqueued meanwhile is next, and a page committed
+//!   during a long pass through a backlog cuts the pass short
+//!   ([`OutboxWake::urgent`]), so it waits for the calls in flight, not for
+//!   up to a thousand others.
 //! - 429: wait `Retry-After`, for that message and its bucket.
 //! - 5xx, timeouts, bad tokens, errors Klaxon does not know: retry with
 //!   exponential backoff, forever (pages at most [`PAGE_MAX_BACKOFF`] apart);
@@ -50,21 +53,31 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::api::{CallError, SlackApi};
 use crate::config::OutboxSettings;
 use crate::incident::{ChannelId, EventKind, SlackUserId, TimelineEvent};
-use crate::store::outbox::{self, MessageKind, NewMessage, Pending, Posted};
+use crate::store::outbox::{self, MessageKind, NewMessage, OutboxWake, Pending, Posted};
 use crate::store::pacing::{self, Pace};
 use crate::store::{Store, StoreResult, incidents};
 use crate::telemetry::{ChannelLabels, MethodLabels, Metrics, SlackErrorLabels, ViaLabels};
 use crate::time::{Clock, Millis, backoff};
 use crate::usecases::reach::SlackReach;
 
-/// How many heads one pass looks at.
-const BATCH: i64 = 256;
+/// How many heads one pass looks at. The heads query costs about as much
+/// for 1,024 as for 256 (it reads every pending key either way), so a long
+/// pass spreads it over more calls; a page committed meanwhile cuts the pass
+/// short ([`PAGE_CUTS_PASS_AFTER`]).
+const BATCH: i64 = 1024;
+/// A pass through a backlog stops taking new messages once a page was
+/// committed after its heads query, as soon as it has run this long and four
+/// times as long as that query took: the page then goes out after the calls
+/// in flight, not after up to [`BATCH`] others. Not sooner: during a page
+/// storm (every open pages) a page is committed every few milliseconds, and
+/// cutting each pass at once would spend the sender on heads queries.
+const PAGE_CUTS_PASS_AFTER: Duration = Duration::from_millis(250);
 /// How many messages of one pacing bucket (a channel, one person's direct
 /// messages) are in flight at once, when the bucket's pace allows that many
 /// (Slack's own pace, about one a second per channel, allows one or a burst;
@@ -72,7 +85,7 @@ const BATCH: i64 = 256;
 /// Each is the head of a different ordering key.
 const IN_FLIGHT: usize = 8;
 /// The longest the sender sleeps with nothing due when it is the only one
-/// (SQLite; within one process the [`Notify`] wakes it at once).
+/// (SQLite; within one process the [`OutboxWake`] wakes it at once).
 const MAX_IDLE: Duration = Duration::from_secs(30);
 /// The same on a shared database, where other replicas enqueue rows and may
 /// die holding claims on them.
@@ -95,6 +108,26 @@ const FILE_ATTEMPTS: i64 = 8;
 /// How soon a thread's page looks again for its root.
 const ROOT_WAIT_PAGE: Duration = Duration::from_millis(250);
 
+/// One pass of [`OutboxSender::drain`]: the heads it read, delivered bucket
+/// by bucket.
+struct Pass {
+    /// When its heads query started.
+    started: std::time::Instant,
+    /// How long it runs before a page committed after its heads query stops
+    /// it taking new messages: [`PAGE_CUTS_PASS_AFTER`], or four heads
+    /// queries when those are slower (a large backlog on a busy database),
+    /// so the sender still spends most of its time delivering.
+    page_cuts_after: Duration,
+}
+
+impl Pass {
+    /// Whether the pass should stop taking new messages: a page waits that
+    /// its heads do not hold, and the pass has run long enough.
+    fn cut_short(&self, wake: &OutboxWake) -> bool {
+        wake.urgent_waiting() && self.started.elapsed() >= self.page_cuts_after
+    }
+}
+
 #[derive(Debug)]
 pub struct OutboxSender {
     store: Store,
@@ -103,7 +136,7 @@ pub struct OutboxSender {
     api: Arc<SlackApi>,
     settings: OutboxSettings,
     metrics: Arc<Metrics>,
-    wake: Arc<Notify>,
+    wake: Arc<OutboxWake>,
     owner: String,
     /// Set when a call failed for a reason on Slack's side (or the way to it);
     /// the next success makes every backed-off message due at once.
@@ -128,7 +161,7 @@ impl OutboxSender {
         api: Arc<SlackApi>,
         settings: OutboxSettings,
         metrics: Arc<Metrics>,
-        wake: Arc<Notify>,
+        wake: Arc<OutboxWake>,
     ) -> OutboxSender {
         let owner = format!("{}-{}", std::process::id(), rand::random::<u32>());
         OutboxSender {
@@ -195,7 +228,15 @@ impl OutboxSender {
     pub async fn drain(&self, shutdown: &watch::Receiver<bool>) -> StoreResult<Option<Millis>> {
         loop {
             let now = self.clock.now();
+            // Pages committed from here on are not in these heads: they cut the pass short.
+            self.wake.take_urgent();
+            let looked = std::time::Instant::now();
             let heads = outbox::heads(self.store.pool(), BATCH, now).await?;
+            let pass = Pass {
+                started: looked,
+                page_cuts_after: PAGE_CUTS_PASS_AFTER.max(looked.elapsed() * 4),
+            };
+            let pass = &pass;
             // A message another sender holds a live claim on is not ours to
             // try: look again when that claim runs out (its sender may die).
             let held_elsewhere = |p: &Pending| match &p.lease {
@@ -232,7 +273,7 @@ impl OutboxSender {
                             b.id,
                         ))
                     });
-                    self.deliver_bucket(&key, rows, shutdown).await
+                    self.deliver_bucket(&key, rows, pass, shutdown).await
                 },
             ))
             .await;
@@ -263,11 +304,14 @@ impl OutboxSender {
     /// stopped it, how long until the bucket's next slot.
     ///
     /// A database error stops new deliveries; the ones in flight finish
-    /// (their claims are recorded) before the error is returned.
+    /// (their claims are recorded) before the error is returned. So does a
+    /// page committed during the pass ([`Pass::cut_short`]): the rows left are
+    /// in the next pass, behind the page.
     async fn deliver_bucket(
         &self,
         key: &str,
         rows: Vec<Pending>,
+        pass: &Pass,
         shutdown: &watch::Receiver<bool>,
     ) -> StoreResult<(usize, Option<Duration>)> {
         // Rows still to send that need a slot, and slots taken but not used yet.
@@ -286,6 +330,7 @@ impl OutboxSender {
                 && paced.is_none()
                 && tally.failed.is_none()
                 && !*shutdown.borrow()
+                && !pass.cut_short(&self.wake)
             {
                 let Some(row) = rows.next() else { break };
                 // The slot is taken before the claim: a message another
@@ -720,8 +765,8 @@ impl OutboxSender {
             )
             .await?;
         }
-        tx.commit().await?;
-        self.wake.notify_one();
+        let enqueued = tx.commit().await?;
+        self.wake.after_commit(enqueued);
         Ok(())
     }
 
@@ -1022,9 +1067,9 @@ impl OutboxSender {
                 outbox::mark_dropped(&mut *tx, row.id, "its channel was archived").await?;
             }
         }
-        tx.commit().await?;
+        let enqueued = tx.commit().await?;
         tracing::info!(incident = %r, channel = %room.channel, error = code, "the incident's own channel is archived; its messages go to the thread");
-        self.wake.notify_one();
+        self.wake.after_commit(enqueued);
         Ok(true)
     }
 
@@ -1062,7 +1107,7 @@ impl OutboxSender {
             self.clock.now(),
         )
         .await?;
-        self.wake.notify_one();
+        self.wake.message();
         Ok(())
     }
 
@@ -1122,8 +1167,8 @@ impl OutboxSender {
             )
             .await?;
         }
-        tx.commit().await?;
-        self.wake.notify_one();
+        let enqueued = tx.commit().await?;
+        self.wake.after_commit(enqueued);
         Ok(())
     }
 

@@ -7,9 +7,12 @@
 //! ([`heads`]), and a sender must [`claim`] it (a short lease) before calling
 //! Slack, so two senders never deliver the same row.
 
-use sqlx::{Any, AnyPool, Executor};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{StoreResult, Tx, col};
+use sqlx::{Any, AnyPool, Executor};
+use tokio::sync::Notify;
+
+use super::{Enqueued, StoreResult, Tx, col};
 use crate::incident::{ChannelId, IncidentRef, IncidentState, Severity, SlackUserId};
 use crate::time::Millis;
 
@@ -96,11 +99,61 @@ pub struct NewMessage<'a> {
     pub page: bool,
 }
 
+/// How the outbox sender is told that messages wait: it sleeps on this
+/// between passes, and a page enqueued during a long pass through a backlog
+/// makes the pass end early (`crate::slack::outbox`), so the page is in the
+/// next heads query instead of waiting for the pass to finish.
+#[derive(Debug, Default)]
+pub struct OutboxWake {
+    notify: Notify,
+    urgent: AtomicBool,
+}
+
+impl OutboxWake {
+    /// Messages were enqueued (and committed): the sender looks.
+    pub fn message(&self) {
+        self.notify.notify_one();
+    }
+
+    /// A page was enqueued (and committed): the sender looks, cutting its
+    /// pass short.
+    pub fn urgent(&self) {
+        self.urgent.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// Wakes the sender for what a committed transaction enqueued.
+    pub fn after_commit(&self, enqueued: Enqueued) {
+        if enqueued.urgent() {
+            self.urgent();
+        } else if enqueued.outbox() {
+            self.message();
+        }
+    }
+
+    /// Waits for the next [`Self::message`] or [`Self::urgent`] (one given
+    /// while nobody waited counts).
+    pub async fn notified(&self) {
+        self.notify.notified().await;
+    }
+
+    /// Clears the urgent note; the sender calls it just before it reads the
+    /// heads, which then hold every page committed before.
+    pub fn take_urgent(&self) -> bool {
+        self.urgent.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether a page was committed since the last [`Self::take_urgent`].
+    pub fn urgent_waiting(&self) -> bool {
+        self.urgent.load(Ordering::Acquire)
+    }
+}
+
 /// Enqueues a message in `tx`, which notes it: committing it wakes the
 /// sender (`Tx::commit`). Returns its outbox id (for a later
 /// [`MessageKind::Update`]).
 pub async fn enqueue(tx: &mut Tx, msg: &NewMessage<'_>, now: Millis) -> StoreResult<i64> {
-    tx.enqueued_message();
+    tx.enqueued_message(msg.page);
     insert(&mut **tx, msg, now).await
 }
 

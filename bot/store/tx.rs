@@ -33,6 +33,8 @@ pub struct Enqueued {
     soonest: [Option<Millis>; LANES],
     /// Whether the outbox gained a message.
     outbox: bool,
+    /// Whether one of those messages is urgent (a page).
+    urgent: bool,
 }
 
 impl Enqueued {
@@ -45,6 +47,12 @@ impl Enqueued {
     /// Whether the outbox gained a message.
     pub fn outbox(self) -> bool {
         self.outbox
+    }
+
+    /// Whether one of the outbox's new messages is a page, which must not
+    /// wait for the sender's pass through a backlog to end.
+    pub fn urgent(self) -> bool {
+        self.urgent
     }
 }
 
@@ -72,9 +80,10 @@ impl Tx {
         }
     }
 
-    /// Notes a message enqueued in the outbox.
-    pub fn enqueued_message(&mut self) {
+    /// Notes a message enqueued in the outbox; `urgent` for a page.
+    pub fn enqueued_message(&mut self, urgent: bool) {
         self.enqueued.outbox = true;
+        self.enqueued.urgent |= urgent;
     }
 
     /// Commits; returns what it enqueued, for the caller to wake.

@@ -47,11 +47,10 @@ pub mod thread;
 
 use std::sync::Arc;
 
-use tokio::sync::Notify;
-
 use crate::config::Settings;
 use crate::incident::{ChannelId, SlackUserId};
 use crate::jobs::{self, JobError};
+use crate::store::outbox::OutboxWake;
 use crate::store::{Store, StoreError, Tx};
 use crate::telemetry::Metrics;
 use crate::templates::{TemplateError, TemplateName, Templates};
@@ -124,7 +123,7 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// Wakes the outbox sender after a commit that enqueued messages
     /// ([`Ctx::commit`] does, from what the transaction noted).
-    pub outbox_wake: Arc<Notify>,
+    pub outbox_wake: Arc<OutboxWake>,
     /// Wakes the job lanes after a commit that enqueued jobs on them.
     pub jobs_wake: jobs::Wake,
     /// Slack user groups (permissions).
@@ -175,9 +174,7 @@ impl Ctx {
     }
 
     fn wake_for(&self, enqueued: crate::store::Enqueued) {
-        if enqueued.outbox() {
-            self.outbox_wake.notify_one();
-        }
+        self.outbox_wake.after_commit(enqueued);
         self.jobs_wake.after_commit(enqueued);
     }
 

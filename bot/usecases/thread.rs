@@ -394,7 +394,7 @@ impl<'a> Thread<'a> {
             self.ctx.clock.now(),
         )
         .await?;
-        self.ctx.outbox_wake.notify_one();
+        self.ctx.outbox_wake.message();
         Ok(())
     }
 
