@@ -293,16 +293,7 @@ async fn a_p0_page_goes_out_within_two_seconds_after_sixty_quiet_p3_incidents() 
     }
     let opened = Instant::now();
     app.command(BOB, "open P0 Checkout is down").await;
-    let calls = slack
-        .wait_for(WAIT, "the P0's page DM", |c| {
-            c.iter()
-                .any(|c| c.ok && c.str("channel") == Some("DU0ALICE"))
-        })
-        .await;
-    let dm = calls
-        .iter()
-        .find(|c| c.ok && c.str("channel") == Some("DU0ALICE"))
-        .expect("the DM");
+    let (dm, calls) = slack.wait_for_post_in(WAIT, "DU0ALICE").await;
     let took = dm.at.duration_since(opened);
     println!("the P0's page DM went out {took:?} after it was opened, behind 60 P3 roots");
     assert!(

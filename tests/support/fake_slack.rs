@@ -558,6 +558,23 @@ impl FakeSlack {
             .unwrap_or_else(|| panic!("no {method} call"))
     }
 
+    /// Waits (up to `timeout`) for the first delivered post to `channel`
+    /// (a person's direct-message channel, e.g. `DU0ALICE`, for a page);
+    /// returns it and every call delivered by then.
+    pub async fn wait_for_post_in(&self, timeout: Duration, channel: &str) -> (Call, Vec<Call>) {
+        let calls = self
+            .wait_for(timeout, &format!("a post to {channel}"), |c| {
+                c.iter().any(|c| c.str("channel") == Some(channel))
+            })
+            .await;
+        let post = calls
+            .iter()
+            .find(|c| c.str("channel") == Some(channel))
+            .cloned()
+            .unwrap_or_else(|| panic!("no post to {channel}"));
+        (post, calls)
+    }
+
     /// Waits until `n` calls were delivered.
     pub async fn wait_for_count(&self, n: usize) -> Vec<Call> {
         self.wait_for(
