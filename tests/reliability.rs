@@ -9,6 +9,86 @@ use crate::support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_a_channels_backlog_is_looked_up_in_one_read_and_each_message_is_posted_once()
+ {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start(&db, &slack).await;
+    // Three roots reach the channel but their answers are lost; then Slack
+    // fails every call while 40 more are queued. Every one of the 43 is now
+    // "maybe posted": it must be looked for before it is posted again.
+    slack.fail_next([Fault::LoseAnswer, Fault::LoseAnswer, Fault::LoseAnswer]);
+    for n in 0..3 {
+        app.command(BOB, &format!("open P3 Disk filling on db-{n}"))
+            .await;
+    }
+    wait_until(WAIT, "the three lost answers", || async {
+        slack.calls().iter().filter(|c| c.status == 504).count() == 3
+    })
+    .await;
+    slack.fail_always(Fault::Status(503));
+    const N: usize = 40;
+    for n in 0..N {
+        app.command(
+            BOB,
+            &format!("open P3 Certificate for host-{n} expires soon"),
+        )
+        .await;
+    }
+    wait_until(WAIT, "every root to be maybe posted", || async {
+        sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE kind = 'root' AND maybe_posted = 1")
+            .fetch_one(app.store().pool())
+            .await
+            .expect("count")
+            .get::<i64, _>("n")
+            == i64::try_from(N + 3).expect("n")
+    })
+    .await;
+    let reads_before = history_reads(&slack);
+    slack.heal();
+    app.outbox_drained().await;
+
+    let reads = history_reads(&slack) - reads_before;
+    println!(
+        "{reads} conversations.history reads answered the lookups of {} roots",
+        N + 3
+    );
+    assert!(
+        reads <= 5,
+        "the backlog's lookups share reads of the channel: {reads} reads for {} roots",
+        N + 3
+    );
+    assert_eq!(
+        slack
+            .messages_in(INCIDENT_CHANNEL)
+            .iter()
+            .filter(|m| m.get("thread_ts").is_none())
+            .count(),
+        N + 3,
+        "every root is in the channel"
+    );
+    assert!(
+        slack.doubled_posts().is_empty(),
+        "no message in Slack twice"
+    );
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        metrics.contains("klaxon_slack_doubles_avoided_total 3"),
+        "the three lost answers were found, not posted again"
+    );
+    app.stop().await;
+}
+
+/// How many `conversations.history` reads Slack answered.
+fn history_reads(slack: &FakeSlack) -> usize {
+    slack
+        .checks()
+        .iter()
+        .filter(|c| c.method == "conversations.history" && c.ok)
+        .count()
+}
+
 async fn lost_answer_is_found_again(backend: Backend) {
     let db = TestDb::of(backend).await;
     let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;

@@ -9,6 +9,7 @@
 //! backoff and counted, so a mistake in the install delays messages and
 //! alerts, it never loses them.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -375,21 +376,28 @@ impl SlackApi {
         })
     }
 
-    /// Finds the message Klaxon posted for outbox row `outbox_id` (created at
-    /// `created_at`) in `channel`, or in the thread `thread_ts` of it: its
-    /// `ts`, or `None` when Slack has no such message. Reads
+    /// Finds the messages Klaxon posted for the outbox rows `wanted` (each
+    /// an outbox id and its row's creation time) in `channel`, or in the
+    /// thread `thread_ts` of it: the `ts` of each one Slack has, by outbox id
+    /// (a row missing from the map is not in Slack). Reads
     /// `conversations.history` (or `conversations.replies`) with
-    /// `include_all_metadata`, newest first, from a minute before the row was
-    /// created, at most 2,000 messages; needs the `channels:history`,
-    /// `groups:history` or `im:history` scope of that conversation.
+    /// `include_all_metadata`, newest first, from a minute before the oldest
+    /// row was created, until every row is found or at most 2,000 messages;
+    /// needs the `channels:history`, `groups:history` or `im:history` scope of
+    /// that conversation. One read serves every row of a channel whose
+    /// outcome was lost (after an outage, a whole backlog): Slack allows
+    /// about 50 of these calls a minute ("Rate limits", Tier 3).
     pub async fn find_posted(
         &self,
         channel: &str,
         thread_ts: Option<&str>,
-        outbox_id: i64,
-        created_at: crate::time::Millis,
-    ) -> Result<Option<String>, CallError> {
-        let oldest = (created_at.0 - LOOKUP_SKEW_MS).max(0);
+        wanted: &[(i64, crate::time::Millis)],
+    ) -> Result<HashMap<i64, String>, CallError> {
+        let mut found = HashMap::new();
+        let Some(oldest) = wanted.iter().map(|(_, created)| created.0).min() else {
+            return Ok(found);
+        };
+        let oldest = (oldest - LOOKUP_SKEW_MS).max(0);
         let mut args = json!({
             "channel": channel,
             "oldest": format!("{}.{:06}", oldest / 1000, (oldest % 1000) * 1000),
@@ -403,29 +411,43 @@ impl SlackApi {
             }
             None => "conversations.history",
         };
-        let wanted = message_metadata(outbox_id, created_at);
+        let wanted: HashMap<i64, Value> = wanted
+            .iter()
+            .map(|(id, created)| (*id, message_metadata(*id, *created)))
+            .collect();
         for _ in 0..LOOKUP_PAGES {
             let answer = self.call(method, &args).await?;
-            let found = answer
+            for message in answer
                 .get("messages")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .find(|m| m.get("metadata") == Some(&wanted))
-                .and_then(|m| m.get("ts"))
-                .and_then(Value::as_str);
-            if let Some(ts) = found {
-                return Ok(Some(ts.to_string()));
+            {
+                let Some(metadata) = message.get("metadata") else {
+                    continue;
+                };
+                let id = metadata
+                    .pointer("/event_payload/outbox_id")
+                    .and_then(Value::as_i64);
+                let ts = message.get("ts").and_then(Value::as_str);
+                if let (Some(id), Some(ts)) = (id, ts)
+                    && wanted.get(&id) == Some(metadata)
+                {
+                    found.insert(id, ts.to_string());
+                }
+            }
+            if found.len() == wanted.len() {
+                return Ok(found);
             }
             match answer
                 .pointer("/response_metadata/next_cursor")
                 .and_then(Value::as_str)
             {
                 Some(cursor) if !cursor.is_empty() => args["cursor"] = json!(cursor),
-                _ => return Ok(None),
+                _ => return Ok(found),
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     /// `apps.connections.open` with the app-level token (`xapp-…`, scope

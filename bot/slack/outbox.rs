@@ -40,7 +40,11 @@
 //! a proxy's 5xx, a crash or a database failure before "sent" is recorded),
 //! the next attempt first looks for the row's message in Slack
 //! (`conversations.history` / `conversations.replies` with
-//! `include_all_metadata`) and records it as sent when found. The limits: a
+//! `include_all_metadata`) and records it as sent when found. The heads of
+//! one pass that are looked for in the same channel (or thread) share one
+//! read ([`Lookups`]): after an outage, when the whole backlog is "maybe
+//! posted", that is one read per channel, not one per message (Slack allows
+//! about 50 reads a minute). The limits: a
 //! call still in flight at Slack when the lookup runs (after the lease ran
 //! out) is not found yet, and without the `*:history` scope the lookup is
 //! skipped (logged).
@@ -113,6 +117,8 @@ const ROOT_WAIT_PAGE: Duration = Duration::from_millis(250);
 struct Pass {
     /// When its heads query started.
     started: std::time::Instant,
+    /// The pass's lookups of messages whose outcome was lost.
+    lookups: Lookups,
     /// How long it runs before a page committed after its heads query stops
     /// it taking new messages: [`PAGE_CUTS_PASS_AFTER`], or four heads
     /// queries when those are slower (a large backlog on a busy database),
@@ -125,6 +131,89 @@ impl Pass {
     /// its heads do not hold, and the pass has run long enough.
     fn cut_short(&self, wake: &OutboxWake) -> bool {
         wake.urgent_waiting() && self.started.elapsed() >= self.page_cuts_after
+    }
+}
+
+/// Where a message whose outcome was lost is looked for: a channel, or a
+/// thread in it.
+type Place = (String, Option<String>);
+
+/// The lookups of one pass: every head whose outcome was lost (a timeout, a
+/// 5xx, a crash after its claim) is looked for in Slack before it is posted
+/// again, and the heads of one channel (or thread) share one read of it. After
+/// an outage that is the whole backlog: one `conversations.history` read per
+/// channel, not one per message, each reading everything posted since.
+struct Lookups {
+    by_place: HashMap<Place, Lookup>,
+}
+
+/// One shared read: the rows it looks for (outbox id, creation time) and,
+/// once the first of them asked, what Slack answered.
+struct Lookup {
+    wanted: Vec<(i64, Millis)>,
+    read: tokio::sync::OnceCell<Result<HashMap<i64, String>, CallError>>,
+}
+
+impl Lookups {
+    fn new(heads: &[Pending]) -> Lookups {
+        let mut by_place: HashMap<Place, Lookup> = HashMap::new();
+        for row in heads.iter().filter(|r| r.maybe_posted) {
+            if let Some(place) = Self::place(row, &row.channel) {
+                by_place
+                    .entry(place)
+                    .or_insert_with(|| Lookup {
+                        wanted: Vec::new(),
+                        read: tokio::sync::OnceCell::new(),
+                    })
+                    .wanted
+                    .push((row.id, row.created_at));
+            }
+        }
+        Lookups { by_place }
+    }
+
+    /// Where `row` is posted when its body names `channel`; `None` for a
+    /// message no shared read covers (a direct message: its channel is only
+    /// known once opened).
+    fn place(row: &Pending, channel: &str) -> Option<Place> {
+        match row.kind {
+            MessageKind::Root | MessageKind::Post => Some((channel.to_string(), None)),
+            MessageKind::Reply => row
+                .thread_ts
+                .clone()
+                .map(|ts| (channel.to_string(), Some(ts))),
+            _ => None,
+        }
+    }
+
+    /// The `ts` of `row`'s message when Slack has it in `channel` (or its
+    /// thread): from the pass's shared read of that place, else from a read
+    /// of its own.
+    async fn find(
+        &self,
+        api: &SlackApi,
+        channel: &str,
+        row: &Pending,
+    ) -> Result<Option<String>, CallError> {
+        let thread = match row.kind {
+            MessageKind::Reply => row.thread_ts.as_deref(),
+            _ => None,
+        };
+        let shared = Self::place(row, channel)
+            .and_then(|place| self.by_place.get(&place))
+            .filter(|l| l.wanted.iter().any(|(id, _)| *id == row.id));
+        match shared {
+            Some(lookup) => lookup
+                .read
+                .get_or_init(|| api.find_posted(channel, thread, &lookup.wanted))
+                .await
+                .clone()
+                .map(|found| found.get(&row.id).cloned()),
+            None => api
+                .find_posted(channel, thread, &[(row.id, row.created_at)])
+                .await
+                .map(|mut found| found.remove(&row.id)),
+        }
     }
 }
 
@@ -232,11 +321,7 @@ impl OutboxSender {
             self.wake.take_urgent();
             let looked = std::time::Instant::now();
             let heads = outbox::heads(self.store.pool(), BATCH, now).await?;
-            let pass = Pass {
-                started: looked,
-                page_cuts_after: PAGE_CUTS_PASS_AFTER.max(looked.elapsed() * 4),
-            };
-            let pass = &pass;
+            let query_took = looked.elapsed();
             // A message another sender holds a live claim on is not ours to
             // try: look again when that claim runs out (its sender may die).
             let held_elsewhere = |p: &Pending| match &p.lease {
@@ -257,6 +342,12 @@ impl OutboxSender {
             if due.is_empty() || *shutdown.borrow() {
                 return Ok(next_due);
             }
+            let pass = Pass {
+                started: looked,
+                page_cuts_after: PAGE_CUTS_PASS_AFTER.max(query_took * 4),
+                lookups: Lookups::new(&due),
+            };
+            let pass = &pass;
             let mut by_pace: HashMap<String, Vec<Pending>> = HashMap::new();
             for p in due {
                 by_pace.entry(pace_key(&p)).or_default().push(p);
@@ -360,7 +451,7 @@ impl OutboxSender {
                     credit -= 1;
                     needing -= 1;
                 }
-                in_flight.push(self.deliver(row));
+                in_flight.push(self.deliver(row, pass));
             }
             match in_flight.next().await {
                 None => break,
@@ -394,7 +485,7 @@ impl OutboxSender {
 
     /// Delivers one message (or learns it need not go); `false` when another
     /// sender claimed it first.
-    async fn deliver(&self, row: Pending) -> StoreResult<bool> {
+    async fn deliver(&self, row: Pending, pass: &Pass) -> StoreResult<bool> {
         let now = self.clock.now();
         // Whether this pass will post it: then the claim marks it "maybe
         // posted" before the call (see `outbox::claim`).
@@ -415,12 +506,12 @@ impl OutboxSender {
         {
             return Ok(false);
         }
-        self.deliver_claimed(row, will_post).await?;
+        self.deliver_claimed(row, will_post, pass).await?;
         Ok(true)
     }
 
     /// Delivers a message this sender holds the claim on.
-    async fn deliver_claimed(&self, row: Pending, will_post: bool) -> StoreResult<()> {
+    async fn deliver_claimed(&self, row: Pending, will_post: bool, pass: &Pass) -> StoreResult<()> {
         let now = self.clock.now();
         if let Some(why) = row.stale_page() {
             return self.drop_stale_page(&row, why, now).await;
@@ -556,16 +647,8 @@ impl OutboxSender {
                     .and_then(Value::as_str)
                     .unwrap_or(&row.channel)
                     .to_string();
-                let thread = match row.kind {
-                    MessageKind::Reply => row.thread_ts.as_deref(),
-                    _ => None,
-                };
                 match self
-                    .holding(
-                        row.id,
-                        self.api
-                            .find_posted(&channel, thread, row.id, row.created_at),
-                    )
+                    .holding(row.id, pass.lookups.find(&self.api, &channel, &row))
                     .await
                 {
                     Ok(Some(ts)) => {
