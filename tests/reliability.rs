@@ -36,15 +36,7 @@ async fn after_an_outage_a_channels_backlog_is_looked_up_in_one_read_and_each_me
         )
         .await;
     }
-    wait_until(WAIT, "every root to be maybe posted", || async {
-        sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE kind = 'root' AND maybe_posted = 1")
-            .fetch_one(app.store().pool())
-            .await
-            .expect("count")
-            .get::<i64, _>("n")
-            == i64::try_from(N + 3).expect("n")
-    })
-    .await;
+    wait_for_maybe_posted(&app, "root", N + 3).await;
     let reads_before = history_reads(&slack);
     slack.heal();
     app.outbox_drained().await;
@@ -78,6 +70,63 @@ async fn after_an_outage_a_channels_backlog_is_looked_up_in_one_read_and_each_me
         "the three lost answers were found, not posted again"
     );
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_a_persons_queued_pages_are_looked_up_in_one_read_of_their_direct_messages()
+{
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    let app = TestApp::start_with(&db, &slack, with_three_level_ladder("1h")).await;
+    // Ten paging incidents while Slack fails: each pages Alice by DM.
+    slack.fail_always(Fault::Status(503));
+    const N: usize = 10;
+    for n in 0..N {
+        app.command(BOB, &format!("open P1 Payments failing in region {n}"))
+            .await;
+    }
+    wait_for_maybe_posted(&app, "direct", N).await;
+    let dm_reads = |slack: &FakeSlack| {
+        slack
+            .checks()
+            .iter()
+            .filter(|c| {
+                c.method == "conversations.history" && c.ok && c.str("channel") == Some("DU0ALICE")
+            })
+            .count()
+    };
+    let before = dm_reads(&slack);
+    slack.heal();
+    app.outbox_drained().await;
+
+    let reads = dm_reads(&slack) - before;
+    println!("{reads} reads of Alice's direct messages answered the lookups of {N} pages");
+    assert!(reads <= 2, "{reads} reads for {N} page DMs");
+    assert_eq!(slack.messages_in("DU0ALICE").len(), N, "each page DM once");
+    assert!(
+        slack.doubled_posts().is_empty(),
+        "no message in Slack twice"
+    );
+    app.stop().await;
+}
+
+/// Waits until `n` outbox messages of `kind` (`root`, `direct` …) are
+/// "maybe posted": tried while Slack failed, so looked for before the next post.
+async fn wait_for_maybe_posted(app: &TestApp, kind: &str, n: usize) {
+    wait_until(
+        WAIT,
+        &format!("{n} {kind} messages to be maybe posted"),
+        || async {
+            sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE kind = $1 AND maybe_posted = 1")
+                .bind(kind)
+                .fetch_one(app.store().pool())
+                .await
+                .expect("count")
+                .get::<i64, _>("n")
+                == i64::try_from(n).expect("n")
+        },
+    )
+    .await;
 }
 
 /// How many `conversations.history` reads Slack answered.

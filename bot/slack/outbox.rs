@@ -134,7 +134,8 @@ impl Pass {
     }
 }
 
-/// Where a message whose outcome was lost is looked for: a channel, or a
+/// Where a message whose outcome was lost is looked for: a channel (for a
+/// direct message, its person: the channel is the one opened for them), or a
 /// thread in it.
 type Place = (String, Option<String>);
 
@@ -142,7 +143,8 @@ type Place = (String, Option<String>);
 /// 5xx, a crash after its claim) is looked for in Slack before it is posted
 /// again, and the heads of one channel (or thread) share one read of it. After
 /// an outage that is the whole backlog: one `conversations.history` read per
-/// channel, not one per message, each reading everything posted since.
+/// channel (and per person paged), not one per message, each reading
+/// everything posted since.
 struct Lookups {
     by_place: HashMap<Place, Lookup>,
 }
@@ -158,7 +160,7 @@ impl Lookups {
     fn new(heads: &[Pending]) -> Lookups {
         let mut by_place: HashMap<Place, Lookup> = HashMap::new();
         for row in heads.iter().filter(|r| r.maybe_posted) {
-            if let Some(place) = Self::place(row, &row.channel) {
+            if let Some(place) = Self::place(row) {
                 by_place
                     .entry(place)
                     .or_insert_with(|| Lookup {
@@ -172,23 +174,22 @@ impl Lookups {
         Lookups { by_place }
     }
 
-    /// Where `row` is posted when its body names `channel`; `None` for a
-    /// message no shared read covers (a direct message: its channel is only
-    /// known once opened).
-    fn place(row: &Pending, channel: &str) -> Option<Place> {
+    /// Where `row` is posted; `None` for a message that is never looked for.
+    fn place(row: &Pending) -> Option<Place> {
         match row.kind {
-            MessageKind::Root | MessageKind::Post => Some((channel.to_string(), None)),
+            MessageKind::Root | MessageKind::Post => Some((row.channel.clone(), None)),
             MessageKind::Reply => row
                 .thread_ts
                 .clone()
-                .map(|ts| (channel.to_string(), Some(ts))),
+                .map(|ts| (row.channel.clone(), Some(ts))),
+            MessageKind::Direct => row.user.as_ref().map(|u| (format!("dm:{u}"), None)),
             _ => None,
         }
     }
 
-    /// The `ts` of `row`'s message when Slack has it in `channel` (or its
-    /// thread): from the pass's shared read of that place, else from a read
-    /// of its own.
+    /// The `ts` of `row`'s message when Slack has it in `channel` (the
+    /// channel its post names; or its thread): from the pass's shared read of
+    /// that place, else from a read of its own.
     async fn find(
         &self,
         api: &SlackApi,
@@ -199,7 +200,11 @@ impl Lookups {
             MessageKind::Reply => row.thread_ts.as_deref(),
             _ => None,
         };
-        let shared = Self::place(row, channel)
+        // A post naming another channel than its row's is looked for alone;
+        // a person's direct messages all go to the one channel opened for them.
+        let same_channel = row.kind == MessageKind::Direct || channel == row.channel;
+        let shared = Self::place(row)
+            .filter(|_| same_channel)
             .and_then(|place| self.by_place.get(&place))
             .filter(|l| l.wanted.iter().any(|(id, _)| *id == row.id));
         match shared {
