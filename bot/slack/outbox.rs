@@ -509,6 +509,11 @@ impl OutboxSender {
         )
         .await?
         {
+            if row.page {
+                // It may have gone stale since the heads were read: the next
+                // pass reads it as such and drops it (and records why).
+                self.wake.message();
+            }
             return Ok(false);
         }
         self.deliver_claimed(row, will_post, pass).await?;

@@ -379,7 +379,11 @@ pub async fn root_failed<'c, E: Executor<'c, Database = Any>>(
     Ok(col::<i64>(&row, "n")? > 0)
 }
 
-/// Takes a lease on a pending message; `false` if another sender holds it.
+/// Takes a lease on a pending message; `false` if another sender holds it,
+/// or if it is a page to post (`will_post`) that went stale since the heads
+/// were read (its incident was resolved, acknowledged, reopened or moved to
+/// another ladder: see [`Pending::stale_page`]); the next pass reads it as
+/// stale, claims it without `will_post`, and drops it.
 ///
 /// `will_post`: the sender means to post it (`chat.postMessage`) under this
 /// lease. The row is then marked [`Pending::maybe_posted`] in the same
@@ -397,7 +401,7 @@ pub async fn claim<'c, E: Executor<'c, Database = Any>>(
     let done = sqlx::query(
         "UPDATE outbox SET lease_owner = $2, lease_expires_at = $4, \
                 maybe_posted = CASE WHEN $5 = 1 THEN 1 ELSE maybe_posted END \
-         WHERE id = $1 AND state = 'pending' AND (lease_expires_at IS NULL OR lease_expires_at < $3 OR lease_owner = $2)",
+         WHERE id = $1 AND state = 'pending' AND (lease_expires_at IS NULL OR lease_expires_at < $3 OR lease_owner = $2)            AND ($5 = 0 OR page = 0 OR NOT EXISTS (SELECT 1 FROM incidents i WHERE i.id = outbox.incident_id                 AND (i.state = 'resolved' OR (outbox.paging_epoch IS NOT NULL AND outbox.paging_epoch <> i.paging_epoch))))",
     )
     .bind(id)
     .bind(owner)
