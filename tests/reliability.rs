@@ -110,6 +110,45 @@ async fn after_an_outage_a_persons_queued_pages_are_looked_up_in_one_read_of_the
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_refused_by_a_rate_limit_looks_again_and_never_posts_the_message_twice() {
+    let db = TestDb::sqlite();
+    let slack = FakeSlack::start(&[INCIDENT_CHANNEL]).await;
+    // The root reaches the channel, its answer is lost, and the first
+    // lookup of it is refused with a 429.
+    let app = TestApp::start(&db, &slack).await;
+    slack.fail_next([Fault::LoseAnswer]);
+    slack.fail_checks(Fault::RateLimited(1));
+    app.command(ALICE, "open P3 Disk filling on db-1").await;
+    wait_until(WAIT, "a lookup refused with 429", || async {
+        slack
+            .checks()
+            .iter()
+            .any(|c| c.method == "conversations.history" && c.status == 429)
+    })
+    .await;
+    slack.heal();
+    app.outbox_drained().await;
+    let lookups = slack
+        .checks()
+        .iter()
+        .filter(|c| c.method == "conversations.history")
+        .map(|c| c.status)
+        .collect::<Vec<_>>();
+    assert_eq!(lookups.first(), Some(&429), "{lookups:?}");
+    assert_eq!(lookups.last(), Some(&200), "looked up again: {lookups:?}");
+    assert_eq!(
+        slack.messages_in(INCIDENT_CHANNEL).len(),
+        1,
+        "the root is in Slack once"
+    );
+    assert!(
+        slack.doubled_posts().is_empty(),
+        "no message in Slack twice"
+    );
+    app.stop().await;
+}
+
 /// Waits until `n` outbox messages of `kind` (`root`, `direct` …) are
 /// "maybe posted": tried while Slack failed, so looked for before the next post.
 async fn wait_for_maybe_posted(app: &TestApp, kind: &str, n: usize) {

@@ -381,8 +381,9 @@ impl SlackApi {
     /// thread `thread_ts` of it: the `ts` of each one Slack has, by outbox id
     /// (a row missing from the map is not in Slack). Reads
     /// `conversations.history` (or `conversations.replies`) with
-    /// `include_all_metadata`, newest first, from a minute before the oldest
-    /// row was created, until every row is found or at most 2,000 messages;
+    /// `include_all_metadata` (history newest first, a thread's replies
+    /// oldest first), from a minute before the oldest row was created, until
+    /// every row is found or at most 2,000 messages;
     /// needs the `channels:history`, `groups:history` or `im:history` scope of
     /// that conversation. One read serves every row of a channel whose
     /// outcome was lost (after an outage, a whole backlog): Slack allows

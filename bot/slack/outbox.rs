@@ -43,8 +43,9 @@
 //! `include_all_metadata`) and records it as sent when found. The heads of
 //! one pass that are looked for in the same channel (or thread) share one
 //! read ([`Lookups`]): after an outage, when the whole backlog is "maybe
-//! posted", that is one read per channel, not one per message (Slack allows
-//! about 50 reads a minute). The limits: a
+//! posted", that is one read per channel per pass, not one per message
+//! (Slack allows about 50 reads a minute; at Slack's own pace of a few
+//! posts per pass a channel still reads about once per pass). The limits: a
 //! call still in flight at Slack when the lookup runs (after the lease ran
 //! out) is not found yet, and without the `*:history` scope the lookup is
 //! skipped (logged).
@@ -119,6 +120,10 @@ struct Pass {
     started: std::time::Instant,
     /// The pass's lookups of messages whose outcome was lost.
     lookups: Lookups,
+    /// When the soonest page (or root a page waits for) among the heads not
+    /// due yet comes due: a page retried after a failure, or one waiting for
+    /// its root, cuts the pass short as a new page does.
+    page_due: Option<Millis>,
     /// How long it runs before a page committed after its heads query stops
     /// it taking new messages: [`PAGE_CUTS_PASS_AFTER`], or four heads
     /// queries when those are slower (a large backlog on a busy database),
@@ -128,9 +133,11 @@ struct Pass {
 
 impl Pass {
     /// Whether the pass should stop taking new messages: a page waits that
-    /// its heads do not hold, and the pass has run long enough.
-    fn cut_short(&self, wake: &OutboxWake) -> bool {
-        wake.urgent_waiting() && self.started.elapsed() >= self.page_cuts_after
+    /// its heads do not hold (or one they hold came due at `now`), and the
+    /// pass has run long enough.
+    fn cut_short(&self, wake: &OutboxWake, now: Millis) -> bool {
+        let page_waits = wake.urgent_waiting() || self.page_due.is_some_and(|due| due <= now);
+        page_waits && self.started.elapsed() >= self.page_cuts_after
     }
 }
 
@@ -143,8 +150,10 @@ type Place = (String, Option<String>);
 /// 5xx, a crash after its claim) is looked for in Slack before it is posted
 /// again, and the heads of one channel (or thread) share one read of it. After
 /// an outage that is the whole backlog: one `conversations.history` read per
-/// channel (and per person paged), not one per message, each reading
-/// everything posted since.
+/// channel (and per person paged) per pass, not one per message, each
+/// reading everything posted since. A row is only claimed as it was read
+/// (`outbox::claim` checks its attempts), so a read made before another
+/// replica tried the row is never used for it.
 struct Lookups {
     by_place: HashMap<Place, Lookup>,
 }
@@ -351,6 +360,11 @@ impl OutboxSender {
                 started: looked,
                 page_cuts_after: PAGE_CUTS_PASS_AFTER.max(query_took * 4),
                 lookups: Lookups::new(&due),
+                page_due: later
+                    .iter()
+                    .filter(|p| (p.page || p.urgent) && held_elsewhere(p).is_none())
+                    .map(|p| p.next_attempt_at)
+                    .min(),
             };
             let pass = &pass;
             let mut by_pace: HashMap<String, Vec<Pending>> = HashMap::new();
@@ -426,7 +440,8 @@ impl OutboxSender {
                 && paced.is_none()
                 && tally.failed.is_none()
                 && !*shutdown.borrow()
-                && !pass.cut_short(&self.wake)
+                // Slots already taken are used first: a cut must not waste them.
+                && !(credit == 0 && pass.cut_short(&self.wake, self.clock.now()))
             {
                 let Some(row) = rows.next() else { break };
                 // The slot is taken before the claim: a message another
@@ -501,7 +516,7 @@ impl OutboxSender {
             && (row.kind != MessageKind::Reply || row.thread_ts.is_some());
         if !outbox::claim(
             self.store.pool(),
-            row.id,
+            &row,
             &self.owner,
             now,
             now.plus(LEASE),
@@ -679,7 +694,15 @@ impl OutboxSender {
                             "cannot look for a message whose outcome was lost (the Slack app lacks this scope): posting it again, which may show it twice"
                         );
                     }
-                    Err(e) => return self.handle_error(&row, method, e).await,
+                    // The lookup failed, not the post: the row stays "maybe
+                    // posted" (a 429 on the read must not make it post blindly).
+                    Err(e) => {
+                        let lookup = match row.kind {
+                            MessageKind::Reply => "conversations.replies",
+                            _ => "conversations.history",
+                        };
+                        return self.handle_error(&row, lookup, e).await;
+                    }
                 }
             }
         }
@@ -894,6 +917,11 @@ impl OutboxSender {
             incidents::set_thread_ts(&mut *tx, r, ts).await?;
             outbox::mark_sent(&mut *tx, row.id, Some(ts), sent_at).await?;
             tx.commit().await?;
+            if row.urgent {
+                // A page in its thread waited for it (`outbox::hurry_root`):
+                // it is due now, and no heads of this pass hold it.
+                self.wake.urgent();
+            }
         } else {
             outbox::mark_sent(self.store.pool(), row.id, ts, sent_at).await?;
         }
@@ -958,13 +986,18 @@ impl OutboxSender {
                     now.plus(*wait),
                 )
                 .await?;
+                // A refused post was not posted; a refused lookup says nothing.
+                let posted = match method {
+                    "chat.postMessage" => Posted::No,
+                    _ => Posted::Unchanged,
+                };
                 outbox::retry_later(
                     self.store.pool(),
                     row.id,
                     now.plus(*wait),
                     "ratelimited",
                     false,
-                    Posted::No,
+                    posted,
                 )
                 .await
             }

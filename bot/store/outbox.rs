@@ -379,7 +379,9 @@ pub async fn root_failed<'c, E: Executor<'c, Database = Any>>(
     Ok(col::<i64>(&row, "n")? > 0)
 }
 
-/// Takes a lease on a pending message; `false` if another sender holds it,
+/// Takes a lease on a pending message as `row` read it; `false` if another
+/// sender holds it, or tried it since (its attempts moved on: what this
+/// sender knows of it, such as a lookup of it in Slack, is stale),
 /// or if it is a page to post (`will_post`) that went stale since the heads
 /// were read (its incident was resolved, acknowledged, reopened or moved to
 /// another ladder: see [`Pending::stale_page`]); the next pass reads it as
@@ -392,7 +394,7 @@ pub async fn root_failed<'c, E: Executor<'c, Database = Any>>(
 /// look unsent.
 pub async fn claim<'c, E: Executor<'c, Database = Any>>(
     ex: E,
-    id: i64,
+    row: &Pending,
     owner: &str,
     now: Millis,
     lease_until: Millis,
@@ -401,13 +403,14 @@ pub async fn claim<'c, E: Executor<'c, Database = Any>>(
     let done = sqlx::query(
         "UPDATE outbox SET lease_owner = $2, lease_expires_at = $4, \
                 maybe_posted = CASE WHEN $5 = 1 THEN 1 ELSE maybe_posted END \
-         WHERE id = $1 AND state = 'pending' AND (lease_expires_at IS NULL OR lease_expires_at < $3 OR lease_owner = $2)            AND ($5 = 0 OR page = 0 OR NOT EXISTS (SELECT 1 FROM incidents i WHERE i.id = outbox.incident_id                 AND (i.state = 'resolved' OR (outbox.paging_epoch IS NOT NULL AND outbox.paging_epoch <> i.paging_epoch))))",
+         WHERE id = $1 AND state = 'pending' AND attempts = $6 AND (lease_expires_at IS NULL OR lease_expires_at < $3 OR lease_owner = $2)            AND ($5 = 0 OR page = 0 OR NOT EXISTS (SELECT 1 FROM incidents i WHERE i.id = outbox.incident_id                 AND (i.state = 'resolved' OR (outbox.paging_epoch IS NOT NULL AND outbox.paging_epoch <> i.paging_epoch))))",
     )
-    .bind(id)
+    .bind(row.id)
     .bind(owner)
     .bind(now.0)
     .bind(lease_until.0)
     .bind(i64::from(will_post))
+    .bind(row.attempts)
     .execute(ex)
     .await?;
     Ok(done.rows_affected() == 1)
