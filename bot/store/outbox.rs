@@ -133,18 +133,18 @@ impl OutboxWake {
 
     /// Waits for the next [`Self::message`] or [`Self::urgent`] (one given
     /// while nobody waited counts).
-    pub async fn notified(&self) {
+    pub(crate) async fn notified(&self) {
         self.notify.notified().await;
     }
 
     /// Clears the urgent note; the sender calls it just before it reads the
     /// heads, which then hold every page committed before.
-    pub fn take_urgent(&self) -> bool {
-        self.urgent.swap(false, Ordering::AcqRel)
+    pub(crate) fn take_urgent(&self) {
+        self.urgent.store(false, Ordering::Release);
     }
 
     /// Whether a page was committed since the last [`Self::take_urgent`].
-    pub fn urgent_waiting(&self) -> bool {
+    pub(crate) fn urgent_waiting(&self) -> bool {
         self.urgent.load(Ordering::Acquire)
     }
 }
