@@ -8,9 +8,14 @@
 #   bench/run.sh --socket-only --no-postgres  # run 6 alone: about 1 minute once built
 #   bench/run.sh --pages-only     # run 7 alone (web pages at 10,000 incidents)
 #   bench/run.sh --main-only      # runs 1–3, memory and 8 alone (no timers, 6, 7)
+#   bench/run.sh --timers-only    # runs 4 and 4b alone (timers, idle CPU)
+#   bench/run.sh --klaxon-cpus 1  # every klaxon serve pinned to CPU 1 (taskset -c)
+#   bench/run.sh --help           # this text
+#
+# The --*-only modes exclude each other.
 #
 # Steps:
-#   1. cargo build --release -p klaxon -p klaxon-bench (a clean build takes
+#   1. cargo build --release -p klaxon, then -p klaxon-bench (a clean build takes
 #      about 6 minutes on 2 cores; after that only what changed is rebuilt).
 #   2. PostgreSQL on 127.0.0.1:54329 via tests/services.sh (ensure_postgres,
 #      which installs it with apt when missing, or reuses one that answers).
@@ -23,7 +28,7 @@
 #        2. signed `/incident open P2 …` (one write transaction each): req/s, p99;
 #        3. Alertmanager notifications (10 alerts each, new groups and repeats):
 #           notifications accepted per second; then (3b) one notification of
-#           5,000 alerts (about 8 MB): time to 2xx, and peak RSS before and after;
+#           5,000 alerts (about 5 MB): time to 2xx, and peak RSS before and after;
 #        4. timers: with Klaxon stopped, 100,000 far-future jobs and 10,000 due
 #           evenly over 10 s go straight into the jobs table; Klaxon starts and
 #           the lateness comes from its klaxon_job_lateness_seconds histogram;
@@ -68,11 +73,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 use_postgres=1
+out=""
+prev=""
 for arg in "$@"; do
-  [ "$arg" = "--no-postgres" ] && use_postgres=0
+  case "$arg" in
+    -h | --help)
+      # This file's header is the manual.
+      sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    --no-postgres) use_postgres=0 ;;
+  esac
+  [ "$prev" = "--out" ] && out="$arg"
+  prev="$arg"
 done
-
-out="${TMPDIR:-/tmp}/klaxon-bench-$(date +%Y%m%d-%H%M%S)"
+# With no --out, a directory of its own; with one, klaxon-bench gets it as given.
+out_arg=()
+if [ -z "$out" ]; then
+  out="${TMPDIR:-/tmp}/klaxon-bench-$(date +%Y%m%d-%H%M%S)"
+  out_arg=(--out "$out")
+fi
 mkdir -p "$out"
 
 cleanup() {
@@ -90,7 +110,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "[bench] building Klaxon and klaxon-bench (release)…" >&2
-cargo build --release --locked -p klaxon -p klaxon-bench >&2
+# One package at a time: built together, Cargo would unify their dependencies'
+# features and make a klaxon binary other than the one `cargo run --release`
+# makes, and each would then rebuild it.
+cargo build --release --locked -p klaxon >&2
+cargo build --release --locked -p klaxon-bench >&2
 
 if [ "$use_postgres" = 1 ]; then
   # shellcheck source=tests/services.sh
@@ -99,4 +123,10 @@ if [ "$use_postgres" = 1 ]; then
 fi
 
 echo "[bench] Klaxon $(git describe --always --dirty 2>/dev/null || echo '(no git)'), output in $out" >&2
-target/release/klaxon-bench --klaxon target/release/klaxon --out "$out" "$@"
+# In the background, so that a SIGINT or SIGTERM to this script runs its trap
+# at once (bash defers traps while a foreground child runs); klaxon-bench is
+# told too, and stops its children before it exits.
+target/release/klaxon-bench --klaxon target/release/klaxon "${out_arg[@]}" "$@" &
+bench_pid=$!
+trap 'kill -INT "$bench_pid" 2>/dev/null || true; wait "$bench_pid" || true; exit 130' INT TERM
+wait "$bench_pid"

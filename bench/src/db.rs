@@ -93,6 +93,22 @@ pub async fn drop_postgres(pg: &str, names: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Drops the databases earlier runs left behind (an interrupted run cannot
+/// drop its own): every `klaxon_bench_*` database on the server. Two
+/// benchmarks must not run at once anyway (they share the machine's cores).
+pub async fn drop_leftovers(pg: &str) -> anyhow::Result<Vec<String>> {
+    let server = server_url(pg);
+    let mut admin = AnyConnection::connect(&format!("{server}/postgres")).await?;
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'klaxon\\_bench\\_%'",
+    )
+    .fetch_all(&mut admin)
+    .await?;
+    admin.close().await?;
+    drop_postgres(pg, &names).await?;
+    Ok(names)
+}
+
 /// The id of an incident that does not exist: its escalation job finds no
 /// incident and finishes without paging anybody.
 pub const NO_INCIDENT: i64 = 999_999_999;

@@ -92,6 +92,10 @@ struct Opts {
     pages_only: bool,
     /// Only runs 1–3 and the memory figures (no timers, Socket Mode, pages).
     main_only: bool,
+    /// Only runs 4 and 4b (timers, idle CPU, timers beside slow actions).
+    timers_only: bool,
+    /// CPUs every `klaxon serve` is pinned to (`taskset -c` syntax).
+    klaxon_cpus: Option<String>,
 }
 
 fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
@@ -99,6 +103,8 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
     let mut socket_only = false;
     let mut pages_only = false;
     let mut main_only = false;
+    let mut timers_only = false;
+    let mut klaxon_cpus = None;
     let mut klaxon = None;
     let mut postgres = std::env::var("KLAXON_TEST_POSTGRES_URL")
         .ok()
@@ -117,20 +123,54 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
             "--socket-only" => socket_only = true,
             "--pages-only" => pages_only = true,
             "--main-only" => main_only = true,
+            "--timers-only" => timers_only = true,
+            "--klaxon-cpus" => {
+                let cpus = value()?;
+                if cpus.is_empty()
+                    || !cpus
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == ',' || c == '-')
+                {
+                    bail!(
+                        "--klaxon-cpus takes a CPU list such as 1 or 0-1 (taskset -c), not {cpus:?}"
+                    );
+                }
+                klaxon_cpus = Some(cpus);
+            }
             "--klaxon" => klaxon = Some(PathBuf::from(value()?)),
             "--postgres" => postgres = Some(value()?),
             "--no-postgres" => postgres = None,
             "--out" => out = Some(PathBuf::from(value()?)),
-            "--connections" => conns = value()?.parse()?,
+            "--connections" => {
+                let v = value()?;
+                conns = v.parse().with_context(|| {
+                    format!("--connections takes a whole number of connections, not {v:?}")
+                })?;
+            }
             "-h" | "--help" => {
                 println!(
-                    "klaxon-bench [--quick] [--socket-only | --pages-only | --main-only] [--klaxon PATH] [--postgres URL | --no-postgres] [--out DIR] [--connections N]\n\
+                    "klaxon-bench [--quick] [--socket-only | --pages-only | --main-only | --timers-only] [--klaxon PATH] [--klaxon-cpus LIST] [--postgres URL | --no-postgres] [--out DIR] [--connections N]\n\
                      Measures Klaxon on SQLite and PostgreSQL and prints one Markdown table. See bench/run.sh."
                 );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other} (try --help)"),
         }
+    }
+    let only: Vec<&str> = [
+        (socket_only, "--socket-only"),
+        (pages_only, "--pages-only"),
+        (main_only, "--main-only"),
+        (timers_only, "--timers-only"),
+    ]
+    .into_iter()
+    .filter_map(|(on, flag)| on.then_some(flag))
+    .collect();
+    if only.len() > 1 {
+        bail!(
+            "{} each run a part alone; give one of them",
+            only.join(" and ")
+        );
     }
     let klaxon = match klaxon {
         Some(k) => k,
@@ -158,6 +198,8 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
         socket_only,
         pages_only,
         main_only,
+        timers_only,
+        klaxon_cpus,
     })
 }
 
@@ -340,9 +382,27 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     // Only plain HTTP to 127.0.0.1, but reqwest insists when rustls is compiled in.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let plan = opts.plan.clone();
-    std::fs::create_dir_all(&opts.out)?;
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create the output directory {}", opts.out.display()))?;
     let out = opts.out.canonicalize()?;
     let pid_file = out.join("children.pids");
+    // A directory used before keeps its files, but not the pids of its last run.
+    std::fs::write(&pid_file, "").with_context(|| format!("cannot write in {}", out.display()))?;
+    if let Some(pg) = &opts.postgres {
+        match db::drop_leftovers(pg).await {
+            Ok(names) if !names.is_empty() => progress(format!(
+                "dropped {} database(s) an earlier run left behind",
+                names.len()
+            )),
+            Ok(_) => {}
+            Err(e) => progress(format!(
+                "could not look for databases earlier runs left: {e:#}"
+            )),
+        }
+    }
+    if let Some(cpus) = &opts.klaxon_cpus {
+        progress(format!("Klaxon pinned to CPUs {cpus} (taskset -c)"));
+    }
     progress(format!(
         "output directory {} ({} mode, {} connections)",
         out.display(),
@@ -384,6 +444,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
             config,
             env,
             pid_file,
+            cpus: opts.klaxon_cpus.clone(),
         },
         out: out.clone(),
         postgres: opts.postgres.clone(),
@@ -400,12 +461,14 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
 
     if opts.pages_only {
         let text = pages_run(&ctx).await;
+        drop_databases(&ctx).await;
         println!("{text}");
         std::fs::write(out.join("results.md"), &text)?;
         return Ok(());
     }
     if opts.socket_only {
         let text = socket_run(&ctx).await;
+        drop_databases(&ctx).await;
         println!("{text}");
         std::fs::write(out.join("results.md"), &text)?;
         return Ok(());
@@ -452,9 +515,13 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
             continue;
         }
         progress(format!("=== {} ===", backend.name()));
-        let main = main_phase(&ctx, backend)
-            .await
-            .map_err(|e| format!("{e:#}"));
+        let main = if opts.timers_only {
+            Err("not run: --timers-only".to_string())
+        } else {
+            main_phase(&ctx, backend)
+                .await
+                .map_err(|e| format!("{e:#}"))
+        };
         if let Err(e) = &main {
             progress(format!("{}: load runs failed: {e}", backend.name()));
         }
@@ -475,8 +542,12 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         });
     }
 
-    let replicas_text = replicas::run(&ctx).await;
-    let (socket_text, pages_text) = if opts.main_only {
+    let replicas_text = if opts.timers_only {
+        String::new()
+    } else {
+        replicas::run(&ctx).await
+    };
+    let (socket_text, pages_text) = if opts.main_only || opts.timers_only {
         (String::new(), String::new())
     } else {
         (socket_run(&ctx).await, pages_run(&ctx).await)
@@ -484,18 +555,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     let slack_calls = fake_slack_calls(slack.addr).await.unwrap_or_default();
     drop(slack);
 
-    if let Some(pg) = &ctx.postgres {
-        let names = ctx
-            .pg_databases
-            .lock()
-            .map(|d| d.clone())
-            .unwrap_or_default();
-        if let Err(e) = db::drop_postgres(pg, &names).await {
-            progress(format!(
-                "could not drop the bench's PostgreSQL databases: {e:#}"
-            ));
-        }
-    }
+    drop_databases(&ctx).await;
 
     let mut text = report::render(&report::Inputs {
         plan: &plan,
@@ -503,6 +563,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         runs: &runs,
         slack_calls: &slack_calls,
         out: &out,
+        klaxon_cpus: opts.klaxon_cpus.as_deref(),
     });
     text.push_str(&replicas_text);
     text.push_str(&socket_text);
@@ -518,6 +579,22 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
 
 /// Run 7: the status page and the history at 10,000 incidents, on each
 /// back end (see `pages`). The table's Markdown.
+/// Drops the PostgreSQL databases this run made.
+async fn drop_databases(ctx: &Ctx) {
+    if let Some(pg) = &ctx.postgres {
+        let names = ctx
+            .pg_databases
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
+        if let Err(e) = db::drop_postgres(pg, &names).await {
+            progress(format!(
+                "could not drop the bench's PostgreSQL databases: {e:#}"
+            ));
+        }
+    }
+}
+
 async fn pages_run(ctx: &Ctx) -> String {
     let mut text = String::from(
         "\n### Run 7: web pages at 10,000 incidents (one request at a time)\n\n\

@@ -75,11 +75,22 @@ pub struct KlaxonSetup {
     pub config: PathBuf,
     pub env: Vec<(String, String)>,
     pub pid_file: PathBuf,
+    /// CPUs to pin Klaxon to (`taskset -c` syntax, such as `1` or `0-1`);
+    /// `None` leaves it to the kernel. `taskset` execs Klaxon, so the pid
+    /// the bench measures is Klaxon's own.
+    pub cpus: Option<String>,
 }
 
 impl KlaxonSetup {
     fn command(&self, database_url: &str, listen: &str, log: &Path) -> anyhow::Result<Command> {
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = match &self.cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpus).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

@@ -31,6 +31,8 @@ pub struct Inputs<'a> {
     pub runs: &'a [BackendRun],
     pub slack_calls: &'a [(String, u64)],
     pub out: &'a Path,
+    /// The CPUs Klaxon was pinned to, if it was (`--klaxon-cpus`).
+    pub klaxon_cpus: Option<&'a str>,
 }
 
 /// `12,345`.
@@ -419,6 +421,12 @@ pub fn render(i: &Inputs<'_>) -> String {
         if plan.quick { "quick" } else { "full" }
     );
     let _ = writeln!(s, "Machine: {}\n", machine());
+    if let Some(cpus) = i.klaxon_cpus {
+        let _ = writeln!(
+            s,
+            "Klaxon pinned to CPUs {cpus} (`taskset -c {cpus}`); the load generator, fake Slack and PostgreSQL are not.\n"
+        );
+    }
     let _ = writeln!(
         s,
         "Order per back end: fresh database, start Klaxon, {} seeded incidents, run 1 (list), run 3 (alerts), run 2 (open: it leaves the largest outbox backlog), stop; then run 4 (timers) on another fresh database. Load: {} keep-alive HTTP/1.1 connections; saturation runs {} s after a warm-up, the fixed-rate run {} s.\n",
