@@ -135,6 +135,17 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
                         "--klaxon-cpus takes a CPU list such as 1 or 0-1 (taskset -c), not {cpus:?}"
                     );
                 }
+                // taskset itself says whether this machine has those CPUs.
+                let ok = std::process::Command::new("taskset")
+                    .args(["-c", &cpus, "true"])
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !ok {
+                    bail!(
+                        "--klaxon-cpus {cpus}: taskset cannot pin to those CPUs here (is taskset installed, do they exist?)"
+                    );
+                }
                 klaxon_cpus = Some(cpus);
             }
             "--klaxon" => klaxon = Some(PathBuf::from(value()?)),
