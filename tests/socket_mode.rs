@@ -119,6 +119,10 @@ async fn flow(transport: Transport<'_>, slack: &FakeSlack, app: &TestApp) -> Vec
         None
     );
     slack.wait_for_text("<@U0BOB> acknowledged INC-1").await;
+    // The root's update to "Acknowledged" goes out through the outbox; the
+    // form's views.open below is answered at once. Both orders are right, so
+    // the comparison waits for the outbox before pressing Resolve.
+    app.outbox_drained().await;
 
     assert_eq!(
         transport
