@@ -86,24 +86,44 @@ struct Opts {
     klaxon: PathBuf,
     postgres: Option<String>,
     out: PathBuf,
-    /// Only run 6 (Socket Mode) and its baseline.
-    socket_only: bool,
-    /// Only run 7 (the web pages at 10,000 incidents).
-    pages_only: bool,
-    /// Only runs 1–3 and the memory figures (no timers, Socket Mode, pages).
-    main_only: bool,
-    /// Only runs 4 and 4b (timers, idle CPU, timers beside slow actions).
-    timers_only: bool,
+    /// The one part to run alone (`--*-only`), or `None` for every run.
+    only: Option<Part>,
     /// CPUs every `klaxon serve` is pinned to (`taskset -c` syntax).
     klaxon_cpus: Option<String>,
 }
 
+/// A part of the bench that a `--*-only` flag runs alone.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Part {
+    /// Run 6 (Socket Mode) and its baseline.
+    Socket,
+    /// Run 7 (the web pages at 10,000 incidents).
+    Pages,
+    /// Runs 1–3, the memory figures and run 8 (no timers, Socket Mode, pages).
+    Main,
+    /// Runs 4 and 4b (timers, idle CPU, timers beside slow actions).
+    Timers,
+}
+
+impl Part {
+    fn flag(self) -> &'static str {
+        match self {
+            Part::Socket => "--socket-only",
+            Part::Pages => "--pages-only",
+            Part::Main => "--main-only",
+            Part::Timers => "--timers-only",
+        }
+    }
+
+    /// Whether this part runs when `only` is the part asked for alone.
+    fn runs(self, only: Option<Part>) -> bool {
+        only.is_none_or(|o| o == self)
+    }
+}
+
 fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
     let mut quick = false;
-    let mut socket_only = false;
-    let mut pages_only = false;
-    let mut main_only = false;
-    let mut timers_only = false;
+    let mut only: Option<Part> = None;
     let mut klaxon_cpus = None;
     let mut klaxon = None;
     let mut postgres = std::env::var("KLAXON_TEST_POSTGRES_URL")
@@ -120,10 +140,22 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
         };
         match a.as_str() {
             "--quick" => quick = true,
-            "--socket-only" => socket_only = true,
-            "--pages-only" => pages_only = true,
-            "--main-only" => main_only = true,
-            "--timers-only" => timers_only = true,
+            "--socket-only" | "--pages-only" | "--main-only" | "--timers-only" => {
+                let part = match a.as_str() {
+                    "--socket-only" => Part::Socket,
+                    "--pages-only" => Part::Pages,
+                    "--main-only" => Part::Main,
+                    _ => Part::Timers,
+                };
+                if let Some(other) = only.filter(|o| *o != part) {
+                    bail!(
+                        "{} and {} each run a part alone; give one of them",
+                        other.flag(),
+                        part.flag()
+                    );
+                }
+                only = Some(part);
+            }
             "--klaxon-cpus" => {
                 let cpus = value()?;
                 if cpus.is_empty()
@@ -168,21 +200,6 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
             other => bail!("unknown argument {other} (try --help)"),
         }
     }
-    let only: Vec<&str> = [
-        (socket_only, "--socket-only"),
-        (pages_only, "--pages-only"),
-        (main_only, "--main-only"),
-        (timers_only, "--timers-only"),
-    ]
-    .into_iter()
-    .filter_map(|(on, flag)| on.then_some(flag))
-    .collect();
-    if only.len() > 1 {
-        bail!(
-            "{} each run a part alone; give one of them",
-            only.join(" and ")
-        );
-    }
     let klaxon = match klaxon {
         Some(k) => k,
         None => {
@@ -206,10 +223,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Opts> {
         klaxon,
         postgres,
         out,
-        socket_only,
-        pages_only,
-        main_only,
-        timers_only,
+        only,
         klaxon_cpus,
     })
 }
@@ -470,14 +484,14 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         pg_databases: std::sync::Mutex::new(Vec::new()),
     };
 
-    if opts.pages_only {
+    if opts.only == Some(Part::Pages) {
         let text = pages_run(&ctx).await;
         drop_databases(&ctx).await;
         println!("{text}");
         std::fs::write(out.join("results.md"), &text)?;
         return Ok(());
     }
-    if opts.socket_only {
+    if opts.only == Some(Part::Socket) {
         let text = socket_run(&ctx).await;
         drop_databases(&ctx).await;
         println!("{text}");
@@ -526,26 +540,14 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
             continue;
         }
         progress(format!("=== {} ===", backend.name()));
-        let main = if opts.timers_only {
-            Err("not run: --timers-only".to_string())
-        } else {
+        let main = phase(opts.only, Part::Main, backend, "load runs", || {
             main_phase(&ctx, backend)
-                .await
-                .map_err(|e| format!("{e:#}"))
-        };
-        if let Err(e) = &main {
-            progress(format!("{}: load runs failed: {e}", backend.name()));
-        }
-        let timers = if opts.main_only {
-            Err("not run: --main-only".to_string())
-        } else {
+        })
+        .await;
+        let timers = phase(opts.only, Part::Timers, backend, "timer run", || {
             timer_phase(&ctx, backend)
-                .await
-                .map_err(|e| format!("{e:#}"))
-        };
-        if let Err(e) = &timers {
-            progress(format!("{}: timer run failed: {e}", backend.name()));
-        }
+        })
+        .await;
         runs.push(report::BackendRun {
             backend,
             main,
@@ -553,15 +555,15 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         });
     }
 
-    let replicas_text = if opts.timers_only {
-        String::new()
-    } else {
+    let replicas_text = if Part::Main.runs(opts.only) {
         replicas::run(&ctx).await
-    };
-    let (socket_text, pages_text) = if opts.main_only || opts.timers_only {
-        (String::new(), String::new())
     } else {
+        String::new()
+    };
+    let (socket_text, pages_text) = if opts.only.is_none() {
         (socket_run(&ctx).await, pages_run(&ctx).await)
+    } else {
+        (String::new(), String::new())
     };
     let slack_calls = fake_slack_calls(slack.addr).await.unwrap_or_default();
     drop(slack);
@@ -590,6 +592,28 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
 
 /// Run 7: the status page and the history at 10,000 incidents, on each
 /// back end (see `pages`). The table's Markdown.
+/// Runs one phase of a back end unless another part was asked for alone;
+/// its error (or why it did not run) is the report's cell text.
+async fn phase<T, F>(
+    only: Option<Part>,
+    part: Part,
+    backend: Backend,
+    what: &str,
+    run: impl FnOnce() -> F,
+) -> Result<T, String>
+where
+    F: std::future::Future<Output = anyhow::Result<T>>,
+{
+    if let Some(o) = only.filter(|_| !part.runs(only)) {
+        return Err(format!("not run: {}", o.flag()));
+    }
+    let result = run().await.map_err(|e| format!("{e:#}"));
+    if let Err(e) = &result {
+        progress(format!("{}: {what} failed: {e}", backend.name()));
+    }
+    result
+}
+
 /// Drops the PostgreSQL databases this run made.
 async fn drop_databases(ctx: &Ctx) {
     if let Some(pg) = &ctx.postgres {
