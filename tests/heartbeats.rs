@@ -172,6 +172,13 @@ async fn a_restart_while_a_beat_is_overdue_opens_exactly_one_incident(kind: Back
     for _ in 0..2 {
         let app = TestApp::start_with(&db, &slack, watchdog("1h", "5m")).await;
         app.advance(Duration::from_secs(26 * 3600)).await;
+        // Each missed heartbeat opens its incident from a check of its own;
+        // wait for both (the event), then count them once everything settled.
+        wait_until(WAIT, "an incident per missed heartbeat", || async {
+            incidents(&app).await.len() >= 2
+        })
+        .await;
+        app.settle().await;
         app.outbox_drained().await;
         let all = incidents(&app).await;
         let titles: Vec<&str> = all.iter().map(|i| i.title.as_str()).collect();
